@@ -1,0 +1,24 @@
+//! The deterministic core of Cairn.
+//!
+//! Bytes and events in, state and verdicts out. This crate never touches a
+//! file, a socket, a clock or an unseeded random source: callers pass the time
+//! (`now_ms`) and key seeds in, so every function here is reproducible from
+//! its arguments and can be tested, fuzzed and simulated without a runtime.
+//! A tidy test in this crate checks that its dependency list stays that way.
+#![deny(missing_docs)]
+
+pub mod canonical;
+pub mod chain;
+pub mod hash;
+pub mod hlc;
+pub mod identity;
+pub mod limits;
+pub mod merge;
+pub mod names;
+pub mod op;
+pub mod pack;
+
+pub use hash::Hash;
+pub use hlc::{Hlc, HybridClock};
+pub use identity::{Checkpoint, NodeIdentity};
+pub use op::{Action, Op, OpDraft, VersionVector};

@@ -1,0 +1,80 @@
+//! The store's errors: faults of the machine, and refusals of a write.
+
+use cairn_core::pack::Violation;
+use std::path::Path;
+
+/// A fault reading or opening the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's settings or packs are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A collection no active pack defines.
+    #[error("unknown collection {0:?}")]
+    UnknownCollection(String),
+    /// Stored data does not decode; `cairn verify` says where.
+    #[error("stored data is damaged: {0}")]
+    Damaged(String),
+    /// A bug: an invariant did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Why a write was not stored. Nothing of a refused write is stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The input broke rules; every violation is listed. `index` is the
+    /// position in a batch.
+    #[error("{}", describe(*.index, .violations))]
+    Invalid {
+        /// Position of the offending record in the batch.
+        index: usize,
+        /// Every rule it broke.
+        violations: Vec<Violation>,
+    },
+    /// The storage quota or the disk is full; the store is intact.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+    /// The writer stopped (the store is closing).
+    #[error("the store is closed")]
+    Closed,
+    /// A storage fault; the write was not acknowledged.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+fn describe(index: usize, violations: &[Violation]) -> String {
+    let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    format!("record {index} refused: {}", list.join("; "))
+}
+
+impl WriteError {
+    pub(crate) fn invalid(index: usize, violation: Violation) -> WriteError {
+        WriteError::Invalid {
+            index,
+            violations: vec![violation],
+        }
+    }
+}

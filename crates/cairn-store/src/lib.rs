@@ -1,0 +1,282 @@
+//! The edge store: Cairn's ops and materialized state in one SQLite file.
+//!
+//! Every write is one op appended to a hash-chained stream of this node and
+//! the materialized state it changes, both in the same SQLite transaction.
+//! Writes from any number of callers funnel into one writer thread that
+//! commits them in groups: one transaction, one fsync and one checkpoint
+//! signature per stream per group. A caller's write is acknowledged only after
+//! the group's commit returned, i.e. after the WAL was fsynced
+//! (`synchronous=FULL`). FORMAT.md holds the crash argument.
+//!
+//! Reads use their own connections (WAL lets them run beside the writer).
+#![deny(missing_docs)]
+
+mod error;
+mod files;
+mod read;
+mod schema;
+mod verify;
+mod writer;
+
+pub use error::{StoreError, WriteError};
+pub use read::{LedgerRecord, ListQuery, Record, Status, StreamStatus};
+pub use verify::{VerifyFault, VerifyReport};
+pub use writer::{WriteReceipt, WriteRequest};
+
+use cairn_core::identity::NodeIdentity;
+use cairn_core::pack::{Collection, RulePack};
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Bounds of the store, named in one place.
+pub mod limits {
+    /// Most ops committed in one group (one transaction, one fsync).
+    pub const GROUP_OPS_MAX: usize = 4_096;
+    /// Most write jobs waiting for the writer thread.
+    pub const WRITE_QUEUE_MAX: usize = 16_384;
+    /// Most records in one batch write.
+    pub const BATCH_RECORDS_MAX: usize = 1_000;
+    /// Most records one list query returns.
+    pub const LIST_LIMIT_MAX: usize = 1_000;
+    /// Read connections kept open.
+    pub const READERS: usize = 4;
+    /// How long a reader waits for a lock, in milliseconds.
+    pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+    // A whole batch always fits in one group, so batches stay atomic.
+    const _: () = assert!(BATCH_RECORDS_MAX <= GROUP_OPS_MAX);
+    const _: () = assert!(GROUP_OPS_MAX <= WRITE_QUEUE_MAX);
+    const _: () = assert!(READERS >= 1);
+}
+
+/// What `cairn edge init` decides.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The node's name.
+    pub node: String,
+    /// Rule packs to activate, by built-in name.
+    pub packs: Vec<String>,
+    /// Scope labels added to writes that do not name them.
+    pub default_scope: BTreeMap<String, String>,
+    /// Refuse writes once the database files exceed this many bytes (0: no quota).
+    pub quota_bytes: u64,
+}
+
+/// The collections of every active pack, by name.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Active packs.
+    pub packs: Vec<RulePack>,
+    /// Their collections, by collection name.
+    pub collections: BTreeMap<String, Collection>,
+}
+
+impl Catalog {
+    fn new(packs: Vec<RulePack>) -> Result<Catalog, StoreError> {
+        let mut collections = BTreeMap::new();
+        for pack in &packs {
+            for (name, collection) in &pack.collections {
+                if let Some(previous) = collections.insert(name.clone(), collection.clone()) {
+                    return Err(StoreError::Config(format!(
+                        "collection {name} is defined by both pack {} and pack {}",
+                        previous.pack, pack.name
+                    )));
+                }
+            }
+        }
+        Ok(Catalog { packs, collections })
+    }
+}
+
+/// Settings read from the store at open.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// The node's name.
+    pub node: String,
+    /// Its Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Scope labels added to writes that do not name them.
+    pub default_scope: BTreeMap<String, String>,
+    /// Database size at which writes are refused (0: none).
+    pub quota_bytes: u64,
+}
+
+/// An open edge store.
+pub struct EdgeStore {
+    dir: PathBuf,
+    settings: NodeSettings,
+    catalog: Arc<Catalog>,
+    writer: writer::WriterHandle,
+    readers: Vec<Mutex<Connection>>,
+}
+
+impl EdgeStore {
+    /// Creates the identity, the database and the active rule packs in `dir`.
+    pub fn init(dir: &Path, options: &InitOptions) -> Result<(), StoreError> {
+        cairn_core::names::check_name(&options.node).map_err(|message| {
+            StoreError::Config(format!("node name {:?}: {message}", options.node))
+        })?;
+        let mut packs = Vec::new();
+        for name in &options.packs {
+            let pack = RulePack::builtin(name).ok_or_else(|| {
+                let known: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect();
+                StoreError::Config(format!(
+                    "unknown rule pack {name:?} (built in: {})",
+                    known.join(", ")
+                ))
+            })?;
+            packs.push(pack);
+        }
+        Catalog::new(packs)?;
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
+        let key_path = files::key_path(dir);
+        if key_path.exists() || files::db_path(dir).exists() {
+            return Err(StoreError::Config(format!(
+                "{} already holds a Cairn node",
+                dir.display()
+            )));
+        }
+        let identity = NodeIdentity::from_seed(&options.node, files::random_seed()?);
+        files::write_private(&key_path, identity.to_key_file().as_bytes())?;
+        let mut conn = schema::open(&files::db_path(dir))?;
+        schema::create(&mut conn, &identity, options)?;
+        Ok(())
+    }
+
+    /// Opens an initialized store and starts its writer thread.
+    pub fn open(dir: &Path) -> Result<EdgeStore, StoreError> {
+        let key_text = std::fs::read_to_string(files::key_path(dir))
+            .map_err(|error| StoreError::io(&files::key_path(dir), error))?;
+        let identity = NodeIdentity::from_key_file(&key_text)
+            .map_err(|error| StoreError::Config(error.to_string()))?;
+        let db_path = files::db_path(dir);
+        if !db_path.exists() {
+            return Err(StoreError::Config(format!(
+                "{} holds no database; run `cairn edge init` first",
+                dir.display()
+            )));
+        }
+        let conn = schema::open(&db_path)?;
+        let settings = schema::load_settings(&conn, &identity)?;
+        let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
+        let mut readers = Vec::new();
+        for _ in 0..limits::READERS {
+            readers.push(Mutex::new(schema::open(&db_path)?));
+        }
+        let writer = writer::spawn(
+            conn,
+            identity,
+            settings.clone(),
+            catalog.clone(),
+            dir.to_path_buf(),
+        )?;
+        Ok(EdgeStore {
+            dir: dir.to_path_buf(),
+            settings,
+            catalog,
+            writer,
+            readers,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The node's settings.
+    pub fn settings(&self) -> &NodeSettings {
+        &self.settings
+    }
+
+    /// Active packs and their collections.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Runs `f` with a read connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        for reader in &self.readers {
+            if let Ok(conn) = reader.try_lock() {
+                return f(&conn);
+            }
+        }
+        let conn = self.readers[0]
+            .lock()
+            .map_err(|_| StoreError::Internal("reader lock poisoned".into()))?;
+        f(&conn)
+    }
+
+    /// Writes one record and waits until it is durable.
+    pub fn write(&self, request: WriteRequest) -> Result<WriteReceipt, WriteError> {
+        let mut receipts = self.write_batch(vec![request])?;
+        Ok(receipts.remove(0))
+    }
+
+    /// Writes records atomically (all or none) and waits until they are durable.
+    pub fn write_batch(
+        &self,
+        requests: Vec<WriteRequest>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        let job = self
+            .writer
+            .prepare(&self.catalog, &self.settings, requests)?;
+        self.writer.submit_blocking(job)
+    }
+
+    /// Async form of [`EdgeStore::write`], for servers.
+    pub async fn write_async(&self, request: WriteRequest) -> Result<WriteReceipt, WriteError> {
+        let mut receipts = self.write_batch_async(vec![request]).await?;
+        Ok(receipts.remove(0))
+    }
+
+    /// Async form of [`EdgeStore::write_batch`].
+    pub async fn write_batch_async(
+        &self,
+        requests: Vec<WriteRequest>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        let job = self
+            .writer
+            .prepare(&self.catalog, &self.settings, requests)?;
+        self.writer.submit(job).await
+    }
+
+    /// One record by id (ledger: `node:stream:seq`; entity and config: key).
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        let collection = self.collection(collection)?;
+        self.read(|conn| read::get(conn, collection, id))
+    }
+
+    /// Records of a collection, filtered by scope, in write order.
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<Record>, StoreError> {
+        let collection = self.collection(&query.collection)?;
+        self.read(|conn| read::list(conn, collection, query))
+    }
+
+    /// Queue depth, ages and storage use.
+    pub fn status(&self, now_ms: u64) -> Result<Status, StoreError> {
+        let storage_bytes = files::storage_bytes(&self.dir);
+        self.read(|conn| read::status(conn, &self.settings, now_ms, storage_bytes))
+    }
+
+    /// Re-verifies every stream end to end and every materialized state.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let identity_key = self.settings.public_key;
+        self.read(|conn| verify::verify(conn, &self.settings.node, identity_key, &self.catalog))
+    }
+
+    fn collection(&self, name: &str) -> Result<&Collection, StoreError> {
+        self.catalog
+            .collections
+            .get(name)
+            .ok_or_else(|| StoreError::UnknownCollection(name.to_string()))
+    }
+}

@@ -1,0 +1,381 @@
+//! Reading records, lists and status.
+
+use crate::schema::{SEQ_BITS, scope_text};
+use crate::{NodeSettings, StoreError};
+use cairn_core::merge::EntityState;
+use cairn_core::op::{Action, Op};
+use cairn_core::pack::{Collection, CollectionKind};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A ledger record: one append or correction op.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LedgerRecord {
+    /// Always `ledger`.
+    pub kind: &'static str,
+    /// `node:stream:seq`.
+    pub id: String,
+    /// Collection.
+    pub collection: String,
+    /// `append` or `correct`.
+    pub action: &'static str,
+    /// Scope labels.
+    pub scope: BTreeMap<String, String>,
+    /// The record as written (after normalization).
+    pub data: Value,
+    /// HLC wall time of the write, ms since the epoch.
+    pub hlc_ms: u64,
+    /// HLC logical counter.
+    pub hlc_counter: u32,
+    /// Op hash, hex.
+    pub op_hash: String,
+    /// For a correction: the record it corrects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<String>,
+    /// For a correction: why it was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Corrections of this record, oldest first.
+    pub corrected_by: Vec<String>,
+}
+
+/// An entity or config record: its materialized state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EntityRecord {
+    /// `entity` or `config`.
+    pub kind: &'static str,
+    /// Collection.
+    pub collection: String,
+    /// Key.
+    pub key: String,
+    /// Scope labels of the latest op.
+    pub scope: BTreeMap<String, String>,
+    /// True once deleted.
+    pub deleted: bool,
+    /// Current field values.
+    pub fields: BTreeMap<String, Value>,
+    /// Open conflicts: field to candidates.
+    pub conflicts: Value,
+    /// Version vector of the ops applied.
+    pub version: BTreeMap<String, u64>,
+}
+
+/// A record of any kind.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// A ledger record.
+    Ledger(LedgerRecord),
+    /// An entity or config record.
+    Entity(EntityRecord),
+}
+
+/// A list query.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Collection to list.
+    pub collection: String,
+    /// Labels every record must carry.
+    pub scope: BTreeMap<String, String>,
+    /// Resume after this id (ledger) or key (entity, config).
+    pub after: Option<String>,
+    /// Most records to return (bounded by `LIST_LIMIT_MAX`).
+    pub limit: usize,
+    /// Include deleted entities.
+    pub include_deleted: bool,
+}
+
+/// Splits `node:stream:seq`.
+pub(crate) fn parse_record_id(id: &str) -> Option<(&str, &str, u64)> {
+    let mut parts = id.split(':');
+    let (node, stream, seq) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let seq: u64 = seq.parse().ok()?;
+    (1..1 << SEQ_BITS)
+        .contains(&seq)
+        .then_some((node, stream, seq))
+}
+
+fn scope_from_text(text: &str) -> BTreeMap<String, String> {
+    text.split(',')
+        .filter_map(|label| label.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+fn ledger_record(
+    conn: &Connection,
+    bytes: &[u8],
+    ref_id: Option<String>,
+) -> Result<LedgerRecord, StoreError> {
+    let op = Op::decode(bytes).map_err(|fault| StoreError::Damaged(fault.to_string()))?;
+    let id = op.record_id();
+    let data: Value = serde_json::from_slice(&op.draft.payload)
+        .map_err(|e| StoreError::Damaged(format!("{id}: {e}")))?;
+    let corrected_by = conn
+        .prepare_cached("SELECT o.op FROM ops o WHERE o.ref_id = ?1 ORDER BY o.id")?
+        .query_map([&id], |row| row.get::<_, Vec<u8>>(0))?
+        .map(|bytes| {
+            let bytes = bytes?;
+            Op::decode(&bytes)
+                .map(|op| op.record_id())
+                .map_err(|fault| StoreError::Damaged(fault.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LedgerRecord {
+        kind: "ledger",
+        id,
+        collection: op.draft.collection.clone(),
+        action: op.draft.action.name(),
+        scope: op.draft.scope.clone(),
+        data,
+        hlc_ms: op.draft.hlc.wall_ms,
+        hlc_counter: op.draft.hlc.counter,
+        op_hash: op.op_hash.to_hex(),
+        corrects: ref_id,
+        reason: (op.draft.action == Action::Correct).then(|| op.draft.reason.clone()),
+        corrected_by,
+    })
+}
+
+fn entity_record(
+    collection: &Collection,
+    key: String,
+    scope: &str,
+    state: &[u8],
+) -> Result<EntityRecord, StoreError> {
+    let value: Value = serde_json::from_slice(state)
+        .map_err(|e| StoreError::Damaged(format!("state of {key}: {e}")))?;
+    let state = EntityState::from_json(&value)
+        .ok_or_else(|| StoreError::Damaged(format!("state of {key} has the wrong shape")))?;
+    Ok(EntityRecord {
+        kind: collection.kind.name(),
+        collection: collection.name.clone(),
+        key,
+        scope: scope_from_text(scope),
+        deleted: state.deleted,
+        fields: state.fields,
+        conflicts: value["conflicts"].clone(),
+        version: state.vv.0,
+    })
+}
+
+/// One record by id.
+pub(crate) fn get(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+) -> Result<Option<Record>, StoreError> {
+    match collection.kind {
+        CollectionKind::Ledger => {
+            let Some((node, stream, seq)) = parse_record_id(id) else {
+                return Ok(None);
+            };
+            let row: Option<(Vec<u8>, String, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT o.op, o.collection, o.ref_id FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3
+                     WHERE s.node = ?1 AND s.stream = ?2",
+                )?
+                .query_row(params![node, stream, seq as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?;
+            match row {
+                Some((bytes, name, ref_id)) if name == collection.name => {
+                    Ok(Some(Record::Ledger(ledger_record(conn, &bytes, ref_id)?)))
+                }
+                _ => Ok(None),
+            }
+        }
+        CollectionKind::Entity | CollectionKind::Config => {
+            let row: Option<(String, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT scope, state FROM entities WHERE collection = ?1 AND key = ?2",
+                )?
+                .query_row(params![collection.name, id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            row.map(|(scope, state)| {
+                entity_record(collection, id.to_string(), &scope, &state).map(Record::Entity)
+            })
+            .transpose()
+        }
+    }
+}
+
+/// Records of a collection matching a scope filter.
+pub(crate) fn list(
+    conn: &Connection,
+    collection: &Collection,
+    query: &ListQuery,
+) -> Result<Vec<Record>, StoreError> {
+    let limit = query.limit.clamp(1, crate::limits::LIST_LIMIT_MAX) as i64;
+    let labels: Vec<String> = query
+        .scope
+        .iter()
+        .map(|(name, value)| scope_text(&[(name.clone(), value.clone())].into()))
+        .collect();
+    let matches = |scope: &str| labels.iter().all(|label| scope.contains(label.as_str()));
+    let mut records = Vec::new();
+    match collection.kind {
+        CollectionKind::Ledger => {
+            let after_rowid = match &query.after {
+                None => 0,
+                Some(id) => {
+                    let (node, stream, seq) = parse_record_id(id).ok_or_else(|| {
+                        StoreError::Config(format!("after: {id:?} is not a record id"))
+                    })?;
+                    let stream_id: Option<i64> = conn
+                        .query_row(
+                            "SELECT id FROM streams WHERE node = ?1 AND stream = ?2",
+                            params![node, stream],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    stream_id.map_or(0, |stream_id| (stream_id << SEQ_BITS) | seq as i64)
+                }
+            };
+            let mut statement = conn.prepare_cached(
+                "SELECT op, ref_id, scope FROM ops WHERE collection = ?1 AND record_key = '' AND id > ?2 ORDER BY id",
+            )?;
+            let mut rows = statement.query(params![collection.name, after_rowid])?;
+            while let Some(row) = rows.next()? {
+                let scope: String = row.get(2)?;
+                if !matches(&scope) {
+                    continue;
+                }
+                let bytes: Vec<u8> = row.get(0)?;
+                records.push(Record::Ledger(ledger_record(conn, &bytes, row.get(1)?)?));
+                if records.len() as i64 >= limit {
+                    break;
+                }
+            }
+        }
+        CollectionKind::Entity | CollectionKind::Config => {
+            let mut statement = conn.prepare_cached(
+                "SELECT key, scope, state FROM entities WHERE collection = ?1 AND key > ?2 AND (deleted = 0 OR ?3) ORDER BY key",
+            )?;
+            let mut rows = statement.query(params![
+                collection.name,
+                query.after.clone().unwrap_or_default(),
+                query.include_deleted
+            ])?;
+            while let Some(row) = rows.next()? {
+                let scope: String = row.get(1)?;
+                if !matches(&scope) {
+                    continue;
+                }
+                let state: Vec<u8> = row.get(2)?;
+                records.push(Record::Entity(entity_record(
+                    collection,
+                    row.get(0)?,
+                    &scope,
+                    &state,
+                )?));
+                if records.len() as i64 >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Queue and storage figures of one stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamStatus {
+    /// Stream name.
+    pub stream: String,
+    /// Seq of the newest op.
+    pub head_seq: u64,
+    /// Newest seq the hub acknowledged.
+    pub acked_seq: u64,
+    /// Ops not yet acknowledged.
+    pub pending: u64,
+    /// Age of the oldest unacknowledged op, ms.
+    pub oldest_pending_age_ms: Option<u64>,
+}
+
+/// The node's status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// Node name.
+    pub node: String,
+    /// Per stream.
+    pub streams: Vec<StreamStatus>,
+    /// Ops not yet acknowledged, all streams.
+    pub pending_total: u64,
+    /// Age of the oldest unacknowledged op, ms.
+    pub oldest_pending_age_ms: Option<u64>,
+    /// Bytes used by the database files.
+    pub storage_bytes: u64,
+    /// Quota in bytes (0: none).
+    pub quota_bytes: u64,
+    /// Entities and config keys with an open conflict.
+    pub conflicts: u64,
+}
+
+/// Queue depth per stream, oldest pending age and storage use.
+pub(crate) fn status(
+    conn: &Connection,
+    settings: &NodeSettings,
+    now_ms: u64,
+    storage_bytes: u64,
+) -> Result<Status, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, stream, head_seq, acked_seq FROM streams WHERE node = ?1 ORDER BY stream",
+    )?;
+    let rows = statement
+        .query_map([&settings.node], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut streams = Vec::new();
+    for (id, stream, head, acked) in rows {
+        let (head, acked) = (head as u64, acked as u64);
+        let oldest_pending_age_ms = if head > acked {
+            let written: Option<i64> = conn
+                .query_row(
+                    "SELECT written_ms FROM ops WHERE id = ?1",
+                    [(id << SEQ_BITS) | (acked + 1) as i64],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            written.map(|written| now_ms.saturating_sub(written as u64))
+        } else {
+            None
+        };
+        streams.push(StreamStatus {
+            stream,
+            head_seq: head,
+            acked_seq: acked,
+            pending: head - acked,
+            oldest_pending_age_ms,
+        });
+    }
+    let conflicts: i64 = conn.query_row(
+        "SELECT count(*) FROM entities WHERE conflicted = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(Status {
+        node: settings.node.clone(),
+        pending_total: streams.iter().map(|stream| stream.pending).sum(),
+        oldest_pending_age_ms: streams
+            .iter()
+            .filter_map(|stream| stream.oldest_pending_age_ms)
+            .max(),
+        streams,
+        storage_bytes,
+        quota_bytes: settings.quota_bytes,
+        conflicts: conflicts as u64,
+    })
+}

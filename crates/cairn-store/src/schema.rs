@@ -1,0 +1,202 @@
+//! The SQLite schema of the edge store, and opening a connection.
+//!
+//! No SQL lives outside this crate. The op table is keyed by
+//! `rowid = stream_id << 40 | seq`, so one b-tree both orders a stream for
+//! verification and finds an op by `(stream, seq)`.
+
+use crate::{InitOptions, NodeSettings, StoreError, limits::BUSY_TIMEOUT_MS};
+use cairn_core::identity::NodeIdentity;
+use cairn_core::pack::RulePack;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Version of this schema, kept in `meta`.
+pub(crate) const SCHEMA_VERSION: &str = "1";
+/// Bits of the op rowid that hold the seq.
+pub(crate) const SEQ_BITS: u32 = 40;
+
+/// Rowid of op `seq` of stream `stream_id`.
+pub(crate) fn op_rowid(stream_id: i64, seq: u64) -> i64 {
+    debug_assert!(seq < 1 << SEQ_BITS);
+    (stream_id << SEQ_BITS) | seq as i64
+}
+
+/// Opens a connection with the pragmas every connection needs.
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit returns only after the WAL is fsynced. Acks depend on it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(conn)
+}
+
+const DDL: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE packs (
+    name         TEXT PRIMARY KEY,
+    version      TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    source_hash  TEXT NOT NULL,
+    activated_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE nodes (
+    node       TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL
+) STRICT;
+CREATE TABLE streams (
+    id        INTEGER PRIMARY KEY,
+    node      TEXT NOT NULL,
+    stream    TEXT NOT NULL,
+    head_seq  INTEGER NOT NULL,
+    head_hash BLOB NOT NULL,
+    acked_seq INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (node, stream)
+) STRICT;
+CREATE TABLE ops (
+    id          INTEGER PRIMARY KEY,
+    op_hash     BLOB NOT NULL,
+    op          BLOB NOT NULL,
+    collection  TEXT NOT NULL,
+    action      INTEGER NOT NULL,
+    record_key  TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    ref_id      TEXT,
+    written_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX ops_by_record ON ops (collection, record_key);
+CREATE INDEX ops_by_ref ON ops (ref_id) WHERE ref_id IS NOT NULL;
+CREATE TABLE checkpoints (
+    stream_id INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    head      BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (stream_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE entities (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    deleted    INTEGER NOT NULL,
+    conflicted INTEGER NOT NULL,
+    state      BLOB NOT NULL,
+    PRIMARY KEY (collection, key)
+) STRICT;
+";
+
+/// Creates the schema and records the node's settings and packs.
+pub(crate) fn create(
+    conn: &mut Connection,
+    identity: &NodeIdentity,
+    options: &InitOptions,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(DDL)?;
+    let scope_json = serde_json::to_string(&options.default_scope)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    for (key, value) in [
+        ("schema_version", SCHEMA_VERSION.to_string()),
+        ("node", identity.node.clone()),
+        ("default_scope", scope_json),
+        ("quota_bytes", options.quota_bytes.to_string()),
+    ] {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO nodes (node, public_key) VALUES (?1, ?2)",
+        params![identity.node, identity.public_key().as_slice()],
+    )?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    for name in &options.packs {
+        let (_, source) = cairn_core::pack::BUILTIN_PACKS
+            .iter()
+            .find(|(pack, _)| pack == name)
+            .ok_or_else(|| StoreError::Config(format!("unknown rule pack {name:?}")))?;
+        let pack =
+            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))?;
+        tx.execute(
+            "INSERT INTO packs (name, version, source, source_hash, activated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![pack.name, pack.version, source, pack.source_hash.to_hex(), now_ms],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<String, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+        row.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::Config(format!("meta.{key} is missing")))
+}
+
+/// Reads the node's settings and checks they belong to `identity`.
+pub(crate) fn load_settings(
+    conn: &Connection,
+    identity: &NodeIdentity,
+) -> Result<NodeSettings, StoreError> {
+    let version = meta(conn, "schema_version")?;
+    if version != SCHEMA_VERSION {
+        return Err(StoreError::Config(format!(
+            "schema version {version}, this build reads {SCHEMA_VERSION}"
+        )));
+    }
+    let node = meta(conn, "node")?;
+    if node != identity.node {
+        return Err(StoreError::Config(format!(
+            "the database belongs to node {node:?} but node.key to {:?}",
+            identity.node
+        )));
+    }
+    let default_scope: BTreeMap<String, String> =
+        serde_json::from_str(&meta(conn, "default_scope")?)
+            .map_err(|error| StoreError::Config(format!("meta.default_scope: {error}")))?;
+    let quota_bytes = meta(conn, "quota_bytes")?
+        .parse()
+        .map_err(|_| StoreError::Config("meta.quota_bytes is not a number".into()))?;
+    Ok(NodeSettings {
+        node,
+        public_key: identity.public_key(),
+        default_scope,
+        quota_bytes,
+    })
+}
+
+/// Parses the active packs.
+pub(crate) fn load_packs(conn: &Connection) -> Result<Vec<RulePack>, StoreError> {
+    let mut statement = conn.prepare("SELECT source FROM packs ORDER BY name")?;
+    let sources = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    sources
+        .iter()
+        .map(|source| {
+            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))
+        })
+        .collect()
+}
+
+/// Scope labels as stored: `,name=value,` per label, so that a label filter is
+/// a substring test.
+pub(crate) fn scope_text(scope: &BTreeMap<String, String>) -> String {
+    let mut text = String::from(",");
+    for (name, value) in scope {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+        text.push(',');
+    }
+    text
+}

@@ -1,0 +1,838 @@
+//! The writer thread and group commit.
+//!
+//! Callers validate their records on their own threads ([`WriterHandle::prepare`]),
+//! then hand a job to the single writer thread. The writer takes every job
+//! waiting (up to [`GROUP_OPS_MAX`] ops), applies each inside a savepoint so a
+//! refused job leaves no trace, signs one checkpoint per stream it touched,
+//! and commits once. Only then are the callers answered: an `Ok` means the
+//! op, its checkpoint and the state it changed are on disk together.
+
+use crate::limits::{BATCH_RECORDS_MAX, GROUP_OPS_MAX, WRITE_QUEUE_MAX};
+use crate::schema::{op_rowid, scope_text};
+use crate::{Catalog, NodeSettings, StoreError, WriteError, files};
+use cairn_core::canonical;
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::hlc::{Hlc, HybridClock};
+use cairn_core::identity::NodeIdentity;
+use cairn_core::limits::{CLOCK_DRIFT_MS_MAX_DEFAULT, PAYLOAD_BYTES_MAX};
+use cairn_core::merge::{self, EntityState, MergeOp};
+use cairn_core::names::{check_key, check_name, check_scope_value};
+use cairn_core::op::{Action, Op, OpDraft, VersionVector};
+use cairn_core::pack::{Collection, CollectionKind, Violation};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// One record to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteRequest {
+    /// Target collection.
+    pub collection: String,
+    /// `append` or `correct` for ledgers, `put` or `delete` for entities and config.
+    pub action: Action,
+    /// Entity or config key (none for ledgers).
+    pub key: Option<String>,
+    /// Scope labels; labels the collection needs default to the node's.
+    pub scope: BTreeMap<String, String>,
+    /// The record (ledger, config) or the field changes (entity).
+    pub data: Value,
+    /// For corrections: id of the record corrected.
+    pub corrects: Option<String>,
+    /// For corrections: why.
+    pub reason: Option<String>,
+}
+
+/// What a durable write returns.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WriteReceipt {
+    /// Record id: `node:stream:seq` for ledgers, the key otherwise.
+    pub id: String,
+    /// Collection written.
+    pub collection: String,
+    /// Stream the op went into.
+    pub stream: String,
+    /// Its seq there.
+    pub seq: u64,
+    /// Its op hash, hex.
+    pub op_hash: String,
+}
+
+/// A request that passed the checks that need no stored state.
+struct Prepared {
+    index: usize,
+    collection: String,
+    action: Action,
+    key: String,
+    scope: BTreeMap<String, String>,
+    payload: Map<String, Value>,
+    corrects: Option<String>,
+    reason: String,
+}
+
+/// A unit of work for the writer: applied all or nothing.
+pub(crate) struct Job {
+    items: Vec<Prepared>,
+    reply: oneshot::Sender<Result<Vec<WriteReceipt>, WriteError>>,
+}
+
+/// The callers' side of the writer thread.
+pub(crate) struct WriterHandle {
+    sender: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once queued jobs are done.
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type Reply = oneshot::Receiver<Result<Vec<WriteReceipt>, WriteError>>;
+
+impl WriterHandle {
+    /// Checks requests against the packs and shapes them into a job.
+    pub(crate) fn prepare(
+        &self,
+        catalog: &Catalog,
+        settings: &NodeSettings,
+        requests: Vec<WriteRequest>,
+    ) -> Result<(Job, Reply), WriteError> {
+        if requests.is_empty() {
+            return Err(WriteError::invalid(
+                0,
+                Violation::new(
+                    "records",
+                    "min_records",
+                    "a batch holds at least one record",
+                ),
+            ));
+        }
+        if requests.len() > BATCH_RECORDS_MAX {
+            return Err(WriteError::invalid(
+                0,
+                Violation::new(
+                    "records",
+                    "max_records",
+                    format!(
+                        "a batch holds at most {BATCH_RECORDS_MAX} records, got {}",
+                        requests.len()
+                    ),
+                ),
+            ));
+        }
+        let mut items = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            items.push(prepare_one(catalog, settings, index, request)?);
+        }
+        let (reply, receiver) = oneshot::channel();
+        Ok((Job { items, reply }, receiver))
+    }
+
+    /// Queues a job and waits for its durable result.
+    pub(crate) async fn submit(
+        &self,
+        (job, reply): (Job, Reply),
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        let sender = self.sender.as_ref().ok_or(WriteError::Closed)?;
+        sender.send(job).await.map_err(|_| WriteError::Closed)?;
+        reply.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Queues a job and blocks the thread until its durable result.
+    pub(crate) fn submit_blocking(
+        &self,
+        (job, reply): (Job, Reply),
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        let sender = self.sender.as_ref().ok_or(WriteError::Closed)?;
+        sender.blocking_send(job).map_err(|_| WriteError::Closed)?;
+        reply.blocking_recv().map_err(|_| WriteError::Closed)?
+    }
+}
+
+fn prepare_one(
+    catalog: &Catalog,
+    settings: &NodeSettings,
+    index: usize,
+    request: WriteRequest,
+) -> Result<Prepared, WriteError> {
+    let Some(collection) = catalog.collections.get(&request.collection) else {
+        let known: Vec<&str> = catalog.collections.keys().map(String::as_str).collect();
+        return Err(WriteError::invalid(
+            index,
+            Violation::new(
+                "collection",
+                "unknown",
+                format!(
+                    "{:?} is not defined by an active pack (known: {})",
+                    request.collection,
+                    known.join(", ")
+                ),
+            ),
+        ));
+    };
+    let creating = collection.kind != CollectionKind::Entity;
+    let validated = collection.validate(request.action, &request.data, creating);
+    let mut violations = validated.violations;
+    let keyed = collection.kind != CollectionKind::Ledger;
+    let key = match (keyed, request.key) {
+        (true, Some(key)) => {
+            if let Err(message) = check_key(&key) {
+                violations.push(Violation::new("key", "format", message));
+            }
+            key
+        }
+        (true, None) => {
+            violations.push(Violation::new(
+                "key",
+                "required",
+                format!("{} records are addressed by a key", collection.kind.name()),
+            ));
+            String::new()
+        }
+        (false, Some(_)) => {
+            violations.push(Violation::new(
+                "key",
+                "not_allowed",
+                "ledger records get their id from their op; they take no key",
+            ));
+            String::new()
+        }
+        (false, None) => String::new(),
+    };
+    let mut scope = request.scope;
+    for label in &collection.scope {
+        if !scope.contains_key(label)
+            && let Some(value) = settings.default_scope.get(label)
+        {
+            scope.insert(label.clone(), value.clone());
+        }
+        if !scope.contains_key(label) {
+            violations.push(Violation::new(
+                "scope",
+                "required",
+                format!(
+                    "{} records carry the scope label {label:?}",
+                    collection.name
+                ),
+            ));
+        }
+    }
+    for (name, value) in &scope {
+        if let Err(message) = check_name(name).and_then(|()| check_scope_value(value)) {
+            violations.push(Violation::new(
+                "scope",
+                "format",
+                format!("label {name:?}: {message}"),
+            ));
+        }
+    }
+    if scope.len() > cairn_core::limits::SCOPE_LABELS_MAX {
+        violations.push(Violation::new(
+            "scope",
+            "max_labels",
+            format!("at most {} labels", cairn_core::limits::SCOPE_LABELS_MAX),
+        ));
+    }
+    let is_correction = request.action == Action::Correct;
+    match (is_correction, &request.corrects) {
+        (true, None) => violations.push(Violation::new(
+            "corrects",
+            "required",
+            "a correction names the record it corrects",
+        )),
+        (false, Some(_)) => violations.push(Violation::new(
+            "corrects",
+            "not_allowed",
+            "only corrections name another record",
+        )),
+        _ => {}
+    }
+    let reason = request.reason.unwrap_or_default();
+    match (is_correction, reason.trim().is_empty()) {
+        (true, true) => violations.push(Violation::new(
+            "reason",
+            "required",
+            "a correction says why it was made",
+        )),
+        (false, false) => violations.push(Violation::new(
+            "reason",
+            "not_allowed",
+            "only corrections carry a reason",
+        )),
+        _ => {}
+    }
+    if reason.len() > cairn_core::limits::REASON_BYTES_MAX {
+        violations.push(Violation::new(
+            "reason",
+            "max_bytes",
+            format!("at most {} bytes", cairn_core::limits::REASON_BYTES_MAX),
+        ));
+    }
+    if violations.is_empty() {
+        let size = canonical::encode_unchecked(&Value::Object(validated.payload.clone())).len();
+        if size > PAYLOAD_BYTES_MAX {
+            violations.push(Violation::new(
+                "data",
+                "max_bytes",
+                format!("record is {size} bytes encoded, at most {PAYLOAD_BYTES_MAX}"),
+            ));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(WriteError::Invalid { index, violations });
+    }
+    Ok(Prepared {
+        index,
+        collection: collection.name.clone(),
+        action: request.action,
+        key,
+        scope,
+        payload: validated.payload,
+        corrects: request.corrects,
+        reason,
+    })
+}
+
+/// One stream of this node, as the writer tracks it.
+#[derive(Clone, Copy)]
+struct StreamSlot {
+    id: i64,
+    head: StreamHead,
+    dirty: bool,
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    identity: NodeIdentity,
+    settings: NodeSettings,
+    catalog: Arc<Catalog>,
+    dir: PathBuf,
+    clock: HybridClock,
+    streams: HashMap<String, StreamSlot>,
+}
+
+/// Starts the writer thread.
+pub(crate) fn spawn(
+    conn: Connection,
+    identity: NodeIdentity,
+    settings: NodeSettings,
+    catalog: Arc<Catalog>,
+    dir: PathBuf,
+) -> Result<WriterHandle, StoreError> {
+    let mut writer = Writer {
+        conn,
+        identity,
+        settings,
+        catalog,
+        dir,
+        clock: HybridClock::new(Hlc::default(), CLOCK_DRIFT_MS_MAX_DEFAULT),
+        streams: HashMap::new(),
+    };
+    writer.reload()?;
+    let (sender, receiver) = mpsc::channel(WRITE_QUEUE_MAX);
+    let thread = std::thread::Builder::new()
+        .name("cairn-writer".into())
+        .spawn(move || writer.run(receiver))
+        .map_err(|error| {
+            StoreError::Internal(format!("cannot start the writer thread: {error}"))
+        })?;
+    Ok(WriterHandle {
+        sender: Some(sender),
+        thread: Some(thread),
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn is_disk_full(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull)
+}
+
+impl Writer {
+    /// Reads stream heads and the newest HLC back from the database.
+    fn reload(&mut self) -> Result<(), StoreError> {
+        self.streams.clear();
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, stream, head_seq, head_hash FROM streams WHERE node = ?1")?;
+        let rows = statement
+            .query_map([&self.settings.node], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(statement);
+        let mut newest = Hlc::default();
+        for (id, stream, seq, hash) in rows {
+            let hash = Hash::from_slice(&hash)
+                .ok_or_else(|| StoreError::Damaged(format!("head hash of stream {stream}")))?;
+            let head = StreamHead {
+                seq: seq as u64,
+                hash,
+            };
+            if head.seq > 0 {
+                let bytes: Vec<u8> = self.conn.query_row(
+                    "SELECT op FROM ops WHERE id = ?1",
+                    [op_rowid(id, head.seq)],
+                    |row| row.get(0),
+                )?;
+                let op = Op::decode(&bytes).map_err(|fault| {
+                    StoreError::Damaged(format!("head op of stream {stream}: {fault}"))
+                })?;
+                newest = newest.max(op.draft.hlc);
+            }
+            self.streams.insert(
+                stream,
+                StreamSlot {
+                    id,
+                    head,
+                    dirty: false,
+                },
+            );
+        }
+        self.clock = HybridClock::new(newest, CLOCK_DRIFT_MS_MAX_DEFAULT);
+        Ok(())
+    }
+
+    fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut jobs = vec![first];
+            let mut ops = jobs[0].items.len();
+            while ops < GROUP_OPS_MAX {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        ops += job.items.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(jobs);
+        }
+    }
+
+    /// Applies a group of jobs in one transaction and answers each.
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        if self.settings.quota_bytes > 0 {
+            let used = files::storage_bytes(&self.dir);
+            if used >= self.settings.quota_bytes {
+                for job in jobs {
+                    let _ = job.reply.send(Err(WriteError::StorageFull(format!(
+                        "the store uses {used} bytes, its quota is {} bytes",
+                        self.settings.quota_bytes
+                    ))));
+                }
+                return;
+            }
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let result = self.apply_group(&jobs, &mut outcomes);
+        match result {
+            Ok(()) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                // Nothing of the group was committed: reset in-memory heads.
+                let message = error.to_string();
+                let full = matches!(&error, StoreError::Sqlite(e) if is_disk_full(e));
+                if let Err(reload) = self.reload() {
+                    eprintln!(
+                        "cairn-writer: cannot reload stream heads after a failed commit: {reload}"
+                    );
+                }
+                for job in jobs {
+                    let failure = if full {
+                        WriteError::StorageFull(format!("the disk is full: {message}"))
+                    } else {
+                        WriteError::Store(StoreError::Internal(format!(
+                            "commit failed, nothing was written: {message}"
+                        )))
+                    };
+                    let _ = job.reply.send(Err(failure));
+                }
+            }
+        }
+    }
+
+    fn apply_group(
+        &mut self,
+        jobs: &[Job],
+        outcomes: &mut Vec<Result<Vec<WriteReceipt>, WriteError>>,
+    ) -> Result<(), StoreError> {
+        let now_ms = now_ms();
+        let Writer {
+            conn,
+            identity,
+            catalog,
+            clock,
+            streams,
+            ..
+        } = self;
+        let mut tx = conn.transaction()?;
+        for job in jobs {
+            let saved = streams.clone();
+            let mut savepoint = tx.savepoint()?;
+            let mut receipts = Vec::with_capacity(job.items.len());
+            let mut failure = None;
+            for item in &job.items {
+                let collection = &catalog.collections[&item.collection];
+                match apply_item(
+                    &savepoint, identity, clock, streams, collection, item, now_ms,
+                ) {
+                    Ok(receipt) => receipts.push(receipt),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            match failure {
+                None => {
+                    savepoint.commit()?;
+                    outcomes.push(Ok(receipts));
+                }
+                Some(error) => {
+                    savepoint.rollback()?;
+                    drop(savepoint);
+                    *streams = saved;
+                    match error {
+                        // A storage fault fails the whole group; the caller reloads.
+                        WriteError::Store(fault) => return Err(fault),
+                        refusal => outcomes.push(Err(refusal)),
+                    }
+                }
+            }
+        }
+        for (name, slot) in streams.iter_mut().filter(|(_, slot)| slot.dirty) {
+            let checkpoint = identity.sign_checkpoint(name, slot.head.seq, slot.head.hash);
+            tx.prepare_cached(
+                "INSERT INTO checkpoints (stream_id, seq, head, signature) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                slot.id,
+                slot.head.seq as i64,
+                slot.head.hash.0.as_slice(),
+                checkpoint.signature.as_slice()
+            ])?;
+            tx.prepare_cached("UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3")?
+                .execute(params![
+                    slot.head.seq as i64,
+                    slot.head.hash.0.as_slice(),
+                    slot.id
+                ])?;
+            slot.dirty = false;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The stream slot for `name`, created (inside the transaction) if new.
+fn stream_slot<'a>(
+    conn: &Connection,
+    node: &str,
+    streams: &'a mut HashMap<String, StreamSlot>,
+    name: &str,
+) -> Result<&'a mut StreamSlot, StoreError> {
+    if !streams.contains_key(name) {
+        conn.execute(
+            "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
+            params![node, name, Hash::ZERO.0.as_slice()],
+        )?;
+        let id = conn.last_insert_rowid();
+        streams.insert(
+            name.to_string(),
+            StreamSlot {
+                id,
+                head: StreamHead::EMPTY,
+                dirty: false,
+            },
+        );
+    }
+    Ok(streams.get_mut(name).expect("inserted above"))
+}
+
+/// Looks up the entity's stored state.
+fn load_state(
+    conn: &Connection,
+    collection: &str,
+    key: &str,
+) -> Result<Option<EntityState>, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT state FROM entities WHERE collection = ?1 AND key = ?2")?
+        .query_row(params![collection, key], |row| row.get(0))
+        .optional()?;
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => {
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Damaged(format!("state of {collection}/{key}: {e}")))?;
+            EntityState::from_json(&value).map(Some).ok_or_else(|| {
+                StoreError::Damaged(format!("state of {collection}/{key} has the wrong shape"))
+            })
+        }
+    }
+}
+
+/// Every op of one entity, for a full merge.
+pub(crate) fn entity_ops(
+    conn: &Connection,
+    collection: &str,
+    key: &str,
+) -> Result<Vec<MergeOp>, StoreError> {
+    let mut statement =
+        conn.prepare_cached("SELECT op FROM ops WHERE collection = ?1 AND record_key = ?2")?;
+    let blobs = statement
+        .query_map(params![collection, key], |row| row.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    blobs
+        .iter()
+        .map(|bytes| {
+            let op = Op::decode(bytes).map_err(|fault| StoreError::Damaged(fault.to_string()))?;
+            MergeOp::from_op(&op).ok_or_else(|| {
+                StoreError::Damaged(format!("op {} is not an entity op", op.record_id()))
+            })
+        })
+        .collect()
+}
+
+/// Turns a desired set (an array) into the add/remove change the merge takes.
+fn set_change(current: Option<&Value>, desired: &Value) -> Value {
+    let key = canonical::encode_unchecked;
+    let current: BTreeMap<Vec<u8>, &Value> = current
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|element| (key(element), element))
+        .collect();
+    let desired: BTreeMap<Vec<u8>, &Value> = desired
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|element| (key(element), element))
+        .collect();
+    let add: Vec<&Value> = desired
+        .iter()
+        .filter(|(k, _)| !current.contains_key(*k))
+        .map(|(_, v)| *v)
+        .collect();
+    let remove: Vec<&Value> = current
+        .iter()
+        .filter(|(k, _)| !desired.contains_key(*k))
+        .map(|(_, v)| *v)
+        .collect();
+    serde_json::json!({"add": add, "remove": remove})
+}
+
+fn apply_item(
+    conn: &Connection,
+    identity: &NodeIdentity,
+    clock: &mut HybridClock,
+    streams: &mut HashMap<String, StreamSlot>,
+    collection: &Collection,
+    item: &Prepared,
+    now_ms: u64,
+) -> Result<WriteReceipt, WriteError> {
+    let index = item.index;
+    let stream = collection.route(&item.payload).to_string();
+    let mut ref_hash = None;
+    let mut base = VersionVector::default();
+    let mut state = None;
+    let payload: Map<String, Value> = match collection.kind {
+        CollectionKind::Ledger => {
+            if let Some(target) = &item.corrects {
+                ref_hash = Some(correction_target(conn, collection, target).map_err(
+                    |message| {
+                        WriteError::invalid(index, Violation::new("corrects", "exists", message))
+                    },
+                )??);
+            }
+            item.payload.clone()
+        }
+        CollectionKind::Entity | CollectionKind::Config => {
+            state = load_state(conn, &collection.name, &item.key)?;
+            let exists = state.as_ref().is_some_and(|state| !state.deleted);
+            if item.action == Action::Delete && !exists {
+                return Err(WriteError::invalid(
+                    index,
+                    Violation::new(
+                        "key",
+                        "exists",
+                        format!(
+                            "{} has no live record {:?} to delete",
+                            collection.name, item.key
+                        ),
+                    ),
+                ));
+            }
+            if item.action == Action::Put && !exists && collection.kind == CollectionKind::Entity {
+                let missing = collection.missing_required(&item.payload);
+                if !missing.is_empty() {
+                    return Err(WriteError::Invalid {
+                        index,
+                        violations: missing,
+                    });
+                }
+            }
+            base = state
+                .as_ref()
+                .map(|state| state.vv.clone())
+                .unwrap_or_default();
+            let mut payload = item.payload.clone();
+            if collection.kind == CollectionKind::Entity {
+                let set_fields: BTreeSet<&String> = collection
+                    .fields
+                    .iter()
+                    .filter(|(_, field)| field.merge == cairn_core::merge::FieldRule::Set)
+                    .map(|(name, _)| name)
+                    .collect();
+                for (name, value) in payload.iter_mut() {
+                    if set_fields.contains(name) {
+                        let current = state
+                            .as_ref()
+                            .filter(|state| !state.deleted)
+                            .and_then(|state| state.fields.get(name));
+                        *value = set_change(current, value);
+                    }
+                }
+            }
+            payload
+        }
+    };
+    let payload_bytes = canonical::encode_unchecked(&Value::Object(payload));
+    if payload_bytes.len() > PAYLOAD_BYTES_MAX {
+        return Err(WriteError::invalid(
+            index,
+            Violation::new(
+                "data",
+                "max_bytes",
+                format!(
+                    "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
+                    payload_bytes.len()
+                ),
+            ),
+        ));
+    }
+    let draft = OpDraft {
+        node: identity.node.clone(),
+        stream: stream.clone(),
+        hlc: clock.send(now_ms),
+        collection: collection.name.clone(),
+        action: item.action,
+        key: item.key.clone(),
+        scope: item.scope.clone(),
+        base,
+        ref_hash,
+        reason: item.reason.clone(),
+        payload: payload_bytes,
+    };
+    if let Err(error) = draft.check() {
+        return Err(WriteError::invalid(
+            index,
+            Violation::new(error.field, "format", error.message),
+        ));
+    }
+    let slot = stream_slot(conn, &identity.node, streams, &stream)?;
+    let (op, bytes) = slot.head.append(draft);
+    slot.dirty = true;
+    let scope = scope_text(&op.draft.scope);
+    conn.prepare_cached(
+        "INSERT INTO ops (id, op_hash, op, collection, action, record_key, scope, ref_id, written_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .map_err(StoreError::from)?
+    .execute(params![
+        op_rowid(slot.id, op.seq),
+        op.op_hash.0.as_slice(),
+        bytes,
+        op.draft.collection,
+        op.draft.action.code(),
+        op.draft.key,
+        scope,
+        item.corrects,
+        now_ms as i64,
+    ])
+    .map_err(StoreError::from)?;
+    if let Some(schema) = collection.merge_schema() {
+        let merge_op = MergeOp::from_op(&op).expect("entity ops carry an object payload");
+        let next = match merge::apply(&schema, state.as_ref(), &merge_op) {
+            Some(next) => next,
+            // A local write saw the whole local state, so this is a bug; recover by recomputing.
+            None => merge::materialize(&schema, &entity_ops(conn, &collection.name, &item.key)?)
+                .ok_or_else(|| StoreError::Internal("an entity with ops has no state".into()))?,
+        };
+        conn.prepare_cached(
+            "INSERT INTO entities (collection, key, scope, deleted, conflicted, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (collection, key) DO UPDATE SET scope = ?3, deleted = ?4, conflicted = ?5, state = ?6",
+        )
+        .map_err(StoreError::from)?
+        .execute(params![
+            collection.name,
+            item.key,
+            scope,
+            next.deleted,
+            !next.conflicts.is_empty(),
+            next.to_canonical_bytes()
+        ])
+        .map_err(StoreError::from)?;
+    }
+    let id = match collection.kind {
+        CollectionKind::Ledger => op.record_id(),
+        CollectionKind::Entity | CollectionKind::Config => item.key.clone(),
+    };
+    Ok(WriteReceipt {
+        id,
+        collection: collection.name.clone(),
+        stream,
+        seq: op.seq,
+        op_hash: op.op_hash.to_hex(),
+    })
+}
+
+/// The op hash of the ledger record `id` in `collection`, or why it cannot be corrected.
+fn correction_target(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+) -> Result<Result<Hash, WriteError>, String> {
+    let Some((node, stream, seq)) = crate::read::parse_record_id(id) else {
+        return Err(format!("{id:?} is not a record id (node:stream:seq)"));
+    };
+    let row: Option<(Vec<u8>, String, i64)> = conn
+        .query_row(
+            "SELECT o.op_hash, o.collection, o.action FROM ops o JOIN streams s ON o.id = (s.id << 40) | ?3
+             WHERE s.node = ?1 AND s.stream = ?2",
+            params![node, stream, seq as i64],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(|error| error.to_string())?;
+    match row {
+        None => Err(format!("no record {id} in {}", collection.name)),
+        Some((_, other, _)) if other != collection.name => Err(format!(
+            "record {id} belongs to {other}, not {}",
+            collection.name
+        )),
+        Some((hash, _, _)) => Ok(Hash::from_slice(&hash)
+            .ok_or_else(|| WriteError::Store(StoreError::Damaged(format!("op hash of {id}"))))),
+    }
+}

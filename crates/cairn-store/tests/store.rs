@@ -1,0 +1,268 @@
+//! The edge store through its public API: writes, reads, group commit and verification.
+
+use cairn_core::op::Action;
+use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError, WriteRequest};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+fn init(dir: &std::path::Path) -> EdgeStore {
+    EdgeStore::init(
+        dir,
+        &InitOptions {
+            node: "hangar-7".into(),
+            packs: vec!["mro".into(), "pharmacy".into(), "field_service".into()],
+            default_scope: [("site".to_string(), "hangar-7".to_string())].into(),
+            quota_bytes: 0,
+        },
+    )
+    .unwrap();
+    EdgeStore::open(dir).unwrap()
+}
+
+fn action(work_order: &str) -> WriteRequest {
+    WriteRequest {
+        collection: "maintenance_actions".into(),
+        action: Action::Append,
+        key: None,
+        scope: BTreeMap::new(),
+        data: json!({
+            "work_order": work_order,
+            "aircraft_registration": "N123AB",
+            "part_serial": "SN-1",
+            "technician": "TECH-IA-4412",
+            "performed_on": "2026-11-20",
+            "certificate_expiry": "2027-11-20",
+            "action": "inspection",
+        }),
+        corrects: None,
+        reason: None,
+    }
+}
+
+fn put(collection: &str, key: &str, scope: (&str, &str), data: Value) -> WriteRequest {
+    WriteRequest {
+        collection: collection.into(),
+        action: Action::Put,
+        key: Some(key.into()),
+        scope: [(scope.0.to_string(), scope.1.to_string())].into(),
+        data,
+        corrects: None,
+        reason: None,
+    }
+}
+
+#[test]
+fn ledger_write_get_correct_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let receipt = store.write(action("WO-1")).unwrap();
+    assert_eq!(receipt.id, "hangar-7:standard:1");
+    let mut correction = action("WO-1");
+    correction.action = Action::Correct;
+    correction.corrects = Some(receipt.id.clone());
+    correction.reason = Some("wrong part serial".into());
+    correction.data["part_serial"] = json!("SN-2");
+    let fixed = store.write(correction).unwrap();
+    let Some(Record::Ledger(original)) = store.get("maintenance_actions", &receipt.id).unwrap()
+    else {
+        panic!("no record");
+    };
+    assert_eq!(
+        original.data["part_serial"],
+        json!("SN-1"),
+        "the original never changes"
+    );
+    assert_eq!(original.corrected_by, vec![fixed.id.clone()]);
+    let Some(Record::Ledger(correction)) = store.get("maintenance_actions", &fixed.id).unwrap()
+    else {
+        panic!("no correction");
+    };
+    assert_eq!(correction.corrects.as_deref(), Some(receipt.id.as_str()));
+    assert_eq!(correction.reason.as_deref(), Some("wrong part serial"));
+    let report = store.verify().unwrap();
+    assert_eq!(report.fault, None);
+    assert_eq!(report.streams[0].ops, 2);
+}
+
+#[test]
+fn entities_merge_counters_sets_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let scope = ("pharmacy", "main-st");
+    store
+        .write(put(
+            "inventory",
+            "00002-1433-80",
+            scope,
+            json!({"ndc": "00002-1433-80", "quantity": 100}),
+        ))
+        .unwrap();
+    store
+        .write(put(
+            "inventory",
+            "00002-1433-80",
+            scope,
+            json!({"quantity": -3}),
+        ))
+        .unwrap();
+    let Some(Record::Entity(item)) = store.get("inventory", "00002-1433-80").unwrap() else {
+        panic!("no entity");
+    };
+    assert_eq!(item.fields["quantity"], json!(97));
+    let building = ("building", "B12");
+    store
+        .write(put(
+            "equipment",
+            "pump-1",
+            building,
+            json!({"building_id": "B12", "name": "Pump", "tags": ["hvac", "roof"]}),
+        ))
+        .unwrap();
+    store
+        .write(put(
+            "equipment",
+            "pump-1",
+            building,
+            json!({"tags": ["roof", "critical"]}),
+        ))
+        .unwrap();
+    let Some(Record::Entity(pump)) = store.get("equipment", "pump-1").unwrap() else {
+        panic!("no pump");
+    };
+    assert_eq!(pump.fields["tags"], json!(["critical", "roof"]));
+    let mut delete = put("equipment", "pump-1", building, json!({}));
+    delete.action = Action::Delete;
+    store.write(delete.clone()).unwrap();
+    let listed = store
+        .list(&ListQuery {
+            collection: "equipment".into(),
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
+    assert!(listed.is_empty());
+    // Deleting again: there is nothing to delete.
+    assert!(matches!(
+        store.write(delete),
+        Err(WriteError::Invalid { .. })
+    ));
+    assert_eq!(store.verify().unwrap().fault, None);
+}
+
+#[test]
+fn a_bad_record_in_a_batch_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let mut bad = action("WO-2");
+    bad.data["technician"] = json!(42);
+    let error = store.write_batch(vec![action("WO-1"), bad]).unwrap_err();
+    let WriteError::Invalid { index, violations } = error else {
+        panic!("expected a refusal");
+    };
+    assert_eq!(index, 1);
+    assert_eq!(violations[0].field, "technician");
+    assert_eq!(violations[0].rule, "type");
+    assert_eq!(store.status(0).unwrap().pending_total, 0);
+    // A refusal found only by the writer (creating an entity without its
+    // required fields) also leaves nothing behind, not even a stream.
+    let error = store
+        .write_batch(vec![
+            action("WO-3"),
+            put("parts", "p1", ("site", "x"), json!({"status": "installed"})),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(error, WriteError::Invalid { index: 1, .. }),
+        "{error}"
+    );
+    assert_eq!(store.status(0).unwrap().pending_total, 0);
+    store.write(action("WO-4")).unwrap();
+    assert_eq!(store.verify().unwrap().fault, None);
+}
+
+#[test]
+fn concurrent_writers_share_commits_and_every_ack_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(init(dir.path()));
+    let threads: Vec<_> = (0..16)
+        .map(|thread| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|n| store.write(action(&format!("WO-{thread}-{n}"))).unwrap().id)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 800);
+    let report = store.verify().unwrap();
+    assert_eq!(report.fault, None);
+    assert_eq!(report.streams[0].ops, 800);
+    // Group commit signed fewer checkpoints than ops.
+    assert!(report.streams[0].checkpoints <= 800);
+}
+
+#[test]
+fn reopening_resumes_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = init(dir.path());
+        store.write(action("WO-1")).unwrap();
+    }
+    let store = EdgeStore::open(dir.path()).unwrap();
+    let receipt = store.write(action("WO-2")).unwrap();
+    assert_eq!(receipt.seq, 2);
+    assert_eq!(store.verify().unwrap().fault, None);
+    assert!(
+        EdgeStore::init(
+            dir.path(),
+            &InitOptions {
+                node: "x".into(),
+                packs: vec![],
+                default_scope: BTreeMap::new(),
+                quota_bytes: 0
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn the_quota_refuses_writes_and_keeps_the_store_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    EdgeStore::init(
+        dir.path(),
+        &InitOptions {
+            node: "tiny".into(),
+            packs: vec!["mro".into()],
+            default_scope: [("site".to_string(), "s".to_string())].into(),
+            quota_bytes: 1,
+        },
+    )
+    .unwrap();
+    let store = EdgeStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.write(action("WO-1")),
+        Err(WriteError::StorageFull(_))
+    ));
+    assert_eq!(store.verify().unwrap().fault, None);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_key_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let _store = init(dir.path());
+    let mode = std::fs::metadata(dir.path().join("node.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
