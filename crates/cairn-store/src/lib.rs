@@ -19,7 +19,7 @@ mod verify;
 mod writer;
 
 pub use error::{StoreError, WriteError};
-pub use read::{LedgerRecord, ListQuery, Record, Status, StreamStatus};
+pub use read::{EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus};
 pub use verify::{VerifyFault, VerifyReport};
 pub use writer::{WriteReceipt, WriteRequest};
 

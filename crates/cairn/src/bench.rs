@@ -1,0 +1,512 @@
+//! `cairn bench edge`: durable write throughput and latency of the edge,
+//! through the library and through the HTTP API, printed beside the ceilings
+//! measured in the same run on the same disk (fsync rate, raw SQLite inserts).
+//!
+//! Every loop is bounded by a count and a time; nothing here asserts speed.
+
+use crate::output;
+use anyhow::Context;
+use cairn_core::op::Action;
+use cairn_store::{EdgeStore, InitOptions, WriteRequest};
+use clap::Args;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `cairn bench edge` options.
+#[derive(Args, Debug)]
+pub struct EdgeBenchArgs {
+    /// Scratch directory on the disk to measure (created fresh, removed after).
+    #[arg(long, default_value = "./cairn-bench")]
+    pub dir: PathBuf,
+    /// Most ops per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub ops: usize,
+    /// Most seconds per measurement.
+    #[arg(long, default_value_t = 4)]
+    pub seconds: u64,
+}
+
+/// Concurrency levels measured.
+const WRITERS: [usize; 4] = [1, 8, 64, 256];
+/// Records per batch write.
+const BATCH_RECORDS: usize = 1_000;
+/// Rows per transaction of the raw SQLite ceiling.
+const RAW_BATCH_ROWS: usize = 1_000;
+/// Target payload size, bytes (SPEC section 9 uses records of about 500 bytes).
+const RECORD_BYTES: usize = 500;
+
+/// One measured figure.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Figure {
+    name: String,
+    ops: usize,
+    seconds: f64,
+    ops_per_sec: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+impl Figure {
+    fn new(
+        name: impl Into<String>,
+        ops: usize,
+        elapsed: Duration,
+        mut latencies_us: Vec<u64>,
+    ) -> Figure {
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        latencies_us.sort_unstable();
+        let pick = |q: f64| -> Option<f64> {
+            (!latencies_us.is_empty()).then(|| {
+                latencies_us[((latencies_us.len() as f64 - 1.0) * q).round() as usize] as f64
+                    / 1000.0
+            })
+        };
+        Figure {
+            name: name.into(),
+            ops,
+            seconds,
+            ops_per_sec: ops as f64 / seconds,
+            p50_ms: pick(0.5),
+            p99_ms: pick(0.99),
+        }
+    }
+}
+
+/// A maintenance action of about [`RECORD_BYTES`] once encoded.
+fn record(n: usize) -> Value {
+    let mut data = json!({
+        "work_order": format!("WO-BENCH-{n}"),
+        "aircraft_registration": "N123AB",
+        "part_serial": format!("SN-{n:08}"),
+        "technician": "TECH-IA-4412",
+        "performed_on": "2026-11-20",
+        "certificate_expiry": "2027-11-20",
+        "action": "inspection",
+        "hours": 1.5,
+    });
+    let used = serde_json::to_vec(&data).map_or(0, |bytes| bytes.len()) + 20;
+    data["description"] = json!("x".repeat(RECORD_BYTES.saturating_sub(used)));
+    data
+}
+
+fn request(n: usize) -> WriteRequest {
+    WriteRequest {
+        collection: "maintenance_actions".into(),
+        action: Action::Append,
+        key: None,
+        scope: [("site".to_string(), "bench".to_string())].into(),
+        data: record(n),
+        corrects: None,
+        reason: None,
+    }
+}
+
+fn fresh_store(dir: &Path, name: &str) -> anyhow::Result<EdgeStore> {
+    let path = dir.join(name);
+    EdgeStore::init(
+        &path,
+        &InitOptions {
+            node: "bench".into(),
+            packs: vec!["mro".into()],
+            default_scope: Default::default(),
+            quota_bytes: 0,
+        },
+    )?;
+    Ok(EdgeStore::open(&path)?)
+}
+
+/// Runs the benchmark and prints its table (or JSON).
+pub fn edge(args: &EdgeBenchArgs, json_output: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "{} exists; remove it or pass --dir",
+        args.dir.display()
+    );
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let result = measure(args);
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let (ceilings, figures) = result?;
+    report(&ceilings, &figures, json_output);
+    Ok(())
+}
+
+struct Ceilings {
+    fsync: Figure,
+    sqlite_row_per_txn: Figure,
+    sqlite_batched: Figure,
+}
+
+fn measure(args: &EdgeBenchArgs) -> anyhow::Result<(Ceilings, Vec<Figure>)> {
+    let bound = Duration::from_secs(args.seconds);
+    let progress = |line: &str| eprintln!("bench: {line}");
+    progress("fsync rate");
+    let fsync = fsync_rate(&args.dir, bound.min(Duration::from_secs(2)))?;
+    progress("raw SQLite, one row per durable transaction");
+    let sqlite_row_per_txn = sqlite_raw(
+        &args.dir.join("raw-row.db"),
+        1,
+        args.ops.min(2_000),
+        bound.min(Duration::from_secs(2)),
+    )?;
+    progress("raw SQLite, 1000 rows per durable transaction");
+    let sqlite_batched = sqlite_raw(
+        &args.dir.join("raw-batch.db"),
+        RAW_BATCH_ROWS,
+        args.ops.max(RAW_BATCH_ROWS),
+        bound,
+    )?;
+    let mut figures = Vec::new();
+    let store = Arc::new(fresh_store(&args.dir, "library")?);
+    for writers in WRITERS {
+        progress(&format!("library, {writers} concurrent writers"));
+        figures.push(library_writers(&store, writers, args.ops, bound));
+    }
+    progress("library, batches of 1000");
+    figures.push(library_batches(&store, args.ops, bound));
+    drop(store);
+    let api_store = Arc::new(fresh_store(&args.dir, "api")?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    figures.extend(runtime.block_on(api(api_store, args.ops, bound, progress))?);
+    Ok((
+        Ceilings {
+            fsync,
+            sqlite_row_per_txn,
+            sqlite_batched,
+        },
+        figures,
+    ))
+}
+
+fn fsync_rate(dir: &Path, bound: Duration) -> anyhow::Result<Figure> {
+    let path = dir.join("fsync.probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![7u8; 4096];
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while latencies.len() < 5_000 && started.elapsed() < bound {
+        let one = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        latencies.push(one.elapsed().as_micros() as u64);
+    }
+    Ok(Figure::new(
+        "fsync (4 KiB write + fdatasync)",
+        latencies.len(),
+        started.elapsed(),
+        latencies,
+    ))
+}
+
+fn sqlite_raw(
+    path: &Path,
+    rows_per_txn: usize,
+    rows_max: usize,
+    bound: Duration,
+) -> anyhow::Result<Figure> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")?;
+    let body = vec![b'x'; RECORD_BYTES];
+    let started = Instant::now();
+    let mut rows = 0;
+    let mut latencies = Vec::new();
+    while rows < rows_max && started.elapsed() < bound {
+        let one = Instant::now();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO t (body) VALUES (?1)")?;
+            for _ in 0..rows_per_txn {
+                insert.execute([&body])?;
+            }
+        }
+        tx.commit()?;
+        rows += rows_per_txn;
+        latencies.push(one.elapsed().as_micros() as u64);
+    }
+    let name = if rows_per_txn == 1 {
+        "raw SQLite, 1 row per durable txn".to_string()
+    } else {
+        format!("raw SQLite, {rows_per_txn} rows per durable txn")
+    };
+    Ok(Figure::new(
+        name,
+        rows,
+        started.elapsed(),
+        if rows_per_txn == 1 {
+            latencies
+        } else {
+            Vec::new()
+        },
+    ))
+}
+
+fn library_writers(store: &Arc<EdgeStore>, writers: usize, ops: usize, bound: Duration) -> Figure {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|_| {
+            let store = store.clone();
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= ops || started.elapsed() >= bound {
+                        break;
+                    }
+                    let one = Instant::now();
+                    if store.write(request(n)).is_ok() {
+                        latencies.push(one.elapsed().as_micros() as u64);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let latencies: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap_or_default())
+        .collect();
+    Figure::new(
+        format!("library, {writers} writers"),
+        latencies.len(),
+        started.elapsed(),
+        latencies,
+    )
+}
+
+fn library_batches(store: &Arc<EdgeStore>, ops: usize, bound: Duration) -> Figure {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut written = 0;
+                loop {
+                    let first = next.fetch_add(BATCH_RECORDS, Ordering::Relaxed);
+                    if first >= ops.max(BATCH_RECORDS) || started.elapsed() >= bound {
+                        break;
+                    }
+                    let batch = (first..first + BATCH_RECORDS).map(request).collect();
+                    if store.write_batch(batch).is_ok() {
+                        written += BATCH_RECORDS;
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+    let written = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap_or(0))
+        .sum();
+    Figure::new(
+        format!("library, batches of {BATCH_RECORDS} (4 writers)"),
+        written,
+        started.elapsed(),
+        Vec::new(),
+    )
+}
+
+async fn api(
+    store: Arc<EdgeStore>,
+    ops: usize,
+    bound: Duration,
+    progress: impl Fn(&str),
+) -> anyhow::Result<Vec<Figure>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::api::run(listener, store, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    let mut figures = Vec::new();
+    for writers in WRITERS {
+        progress(&format!("HTTP API, {writers} concurrent writers"));
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|_| {
+                let client = client.clone();
+                let next = next.clone();
+                let url = format!("{url}/v1/records");
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= ops || started.elapsed() >= bound {
+                            break;
+                        }
+                        let body = json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
+                        let one = Instant::now();
+                        match client.post(&url).json(&body).send().await {
+                            Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
+                                latencies.push(one.elapsed().as_micros() as u64);
+                            }
+                            _ => {}
+                        }
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.unwrap_or_default());
+        }
+        figures.push(Figure::new(
+            format!("HTTP API, {writers} writers"),
+            latencies.len(),
+            started.elapsed(),
+            latencies,
+        ));
+    }
+    progress("HTTP API, batches of 1000");
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            let next = next.clone();
+            let url = format!("{url}/v1/records/batch");
+            tokio::spawn(async move {
+                let mut written = 0;
+                loop {
+                    let first = next.fetch_add(BATCH_RECORDS, Ordering::Relaxed);
+                    if first >= ops.max(BATCH_RECORDS) || started.elapsed() >= bound {
+                        break;
+                    }
+                    let records: Vec<Value> = (first..first + BATCH_RECORDS)
+                        .map(|n| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)}))
+                        .collect();
+                    if let Ok(response) = client.post(&url).json(&json!({"records": records})).send().await
+                        && response.status() == reqwest::StatusCode::CREATED
+                    {
+                        written += BATCH_RECORDS;
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for task in tasks {
+        written += task.await.unwrap_or(0);
+    }
+    figures.push(Figure::new(
+        format!("HTTP API, batches of {BATCH_RECORDS} (4 writers)"),
+        written,
+        started.elapsed(),
+        Vec::new(),
+    ));
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(figures)
+}
+
+/// Peak resident set size of this process, bytes (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn report(ceilings: &Ceilings, figures: &[Figure], json_output: bool) {
+    let raw = ceilings.sqlite_batched.ops_per_sec;
+    let fsync_p50 = ceilings.fsync.p50_ms.unwrap_or(0.0);
+    let best_library = figures
+        .iter()
+        .filter(|figure| figure.name.starts_with("library"))
+        .map(|figure| figure.ops_per_sec)
+        .fold(0.0, f64::max);
+    let single = figures
+        .iter()
+        .find(|figure| figure.name == "library, 1 writers");
+    let single_api = figures
+        .iter()
+        .find(|figure| figure.name == "HTTP API, 1 writers");
+    if json_output {
+        output::json(&json!({
+            "ceilings": {
+                "fsync": ceilings.fsync,
+                "sqlite_row_per_txn": ceilings.sqlite_row_per_txn,
+                "sqlite_batched": ceilings.sqlite_batched,
+            },
+            "figures": figures,
+            "targets": {
+                "best_library_over_raw_batched": best_library / raw,
+                "target_over_raw_batched": 0.8,
+                "single_write_p50_ms": single.and_then(|figure| figure.p50_ms),
+                "single_write_api_p50_ms": single_api.and_then(|figure| figure.p50_ms),
+                "target_single_write_p50_ms": fsync_p50 + 1.0,
+            },
+            "record_bytes": RECORD_BYTES,
+            "peak_rss_bytes": peak_rss_bytes(),
+        }));
+        return;
+    }
+    let fmt_ms = |value: Option<f64>| value.map_or("-".to_string(), |ms| format!("{ms:.2}"));
+    let mut rows = Vec::new();
+    for figure in [
+        &ceilings.fsync,
+        &ceilings.sqlite_row_per_txn,
+        &ceilings.sqlite_batched,
+    ]
+    .into_iter()
+    .chain(figures)
+    {
+        rows.push(vec![
+            figure.name.clone(),
+            figure.ops.to_string(),
+            format!("{:.0}", figure.ops_per_sec),
+            fmt_ms(figure.p50_ms),
+            fmt_ms(figure.p99_ms),
+            format!("{:.2}", figure.ops_per_sec / raw),
+        ]);
+    }
+    println!(
+        "{}",
+        output::table(
+            &[
+                "measurement",
+                "ops",
+                "ops/s",
+                "p50 ms",
+                "p99 ms",
+                "x raw batched"
+            ],
+            rows
+        )
+    );
+    println!(
+        "target: durable writes >= 0.8 x raw SQLite batched: best library figure is {:.2} x ({:.0} vs {:.0} ops/s)",
+        best_library / raw,
+        best_library,
+        raw
+    );
+    if let Some(single) = single {
+        println!(
+            "target: single write p50 <= one fsync + 1 ms = {:.2} ms: library {} ms, HTTP API {} ms",
+            fsync_p50 + 1.0,
+            fmt_ms(single.p50_ms),
+            fmt_ms(single_api.and_then(|figure| figure.p50_ms))
+        );
+    }
+    if let Some(rss) = peak_rss_bytes() {
+        println!("peak RSS of the benchmark process: {}", output::bytes(rss));
+    }
+}

@@ -1,0 +1,714 @@
+//! The command line: parsing, dispatch and exit codes.
+
+use crate::{exit, input, output};
+use anyhow::Context;
+use cairn_core::op::Action;
+use cairn_core::pack::Violation;
+use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError, WriteRequest};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Offline-first, tamper-evident sync for regulated field work.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// Data directory of the node.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./cairn-data",
+        env = "CAIRN_DATA"
+    )]
+    pub data: PathBuf,
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Set up and run an edge node.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
+    /// Write and read records.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Queue depth per stream, oldest pending age, storage use and alerts.
+    Status(StatusArgs),
+    /// Re-verify every stream end to end; exit 4 at the first broken link.
+    Verify,
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Run the demo on the embedded SQLite default.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// `cairn edge ...`
+#[derive(Subcommand, Debug)]
+pub enum EdgeCommand {
+    /// Create the node's identity, store and active rule packs.
+    Init {
+        /// The node's name (a-z, 0-9, '.', '_', '-').
+        #[arg(long)]
+        node: String,
+        /// Rule packs to activate (default: mro, pharmacy, field_service).
+        #[arg(long = "pack")]
+        packs: Vec<String>,
+        /// Default scope labels, NAME=VALUE (e.g. site=hangar-7).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Refuse writes once the store uses this many bytes (0: no quota).
+        #[arg(long, default_value_t = 0)]
+        quota_bytes: u64,
+    },
+    /// Serve the localhost HTTP API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+    },
+}
+
+/// `cairn record ...`
+#[derive(Subcommand, Debug)]
+pub enum RecordCommand {
+    /// Add a record (ledger) or put an entity or config record.
+    Add {
+        /// Collection.
+        collection: String,
+        /// The record as JSON; `-` reads stdin, `@PATH` reads a file.
+        record: OsString,
+        /// Key of an entity or config record.
+        #[arg(long)]
+        key: Option<String>,
+        /// Scope labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+    /// Show one record.
+    Get {
+        /// Collection.
+        collection: String,
+        /// Record id (ledger) or key.
+        id: String,
+    },
+    /// List records of a collection.
+    List {
+        /// Collection.
+        collection: String,
+        /// Only records with these labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Resume after this id or key.
+        #[arg(long)]
+        after: Option<String>,
+        /// Most records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Include deleted entities.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Correct a ledger record with a new record; the original never changes.
+    Correct {
+        /// Collection.
+        collection: String,
+        /// Id of the record corrected.
+        id: String,
+        /// The corrected record as JSON; `-` reads stdin, `@PATH` a file.
+        record: OsString,
+        /// Why the correction is made.
+        #[arg(long)]
+        reason: String,
+        /// Scope labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+    /// Delete an entity or config record (a tombstone op).
+    Delete {
+        /// Collection.
+        collection: String,
+        /// Key.
+        key: String,
+    },
+}
+
+/// `cairn status` options.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Alert when the oldest pending op is older than this, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub pending_alert_secs: u64,
+    /// Alert when storage use passes this share of the quota, percent.
+    #[arg(long, default_value_t = 80)]
+    pub storage_alert_percent: u64,
+}
+
+/// `cairn bench ...`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Durable writes through the library and the HTTP API, beside fsync and raw SQLite.
+    Edge(crate::bench::EdgeBenchArgs),
+}
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: i32,
+    json: Value,
+    text: String,
+}
+
+impl Failure {
+    fn invalid(index: Option<usize>, violations: &[Violation]) -> Failure {
+        let list: Vec<Value> = violations
+            .iter()
+            .map(|violation| {
+                let mut entry = json!({"field": violation.field, "rule": violation.rule, "message": violation.message});
+                if let Some(index) = index {
+                    entry["index"] = json!(index);
+                }
+                entry
+            })
+            .collect();
+        let lines: Vec<String> = violations
+            .iter()
+            .map(|violation| format!("  {violation}"))
+            .collect();
+        Failure {
+            code: exit::INVALID,
+            json: json!({"error": {"code": "invalid", "violations": list}}),
+            text: format!("error: refused, nothing was stored\n{}", lines.join("\n")),
+        }
+    }
+
+    fn fault(error: anyhow::Error) -> Failure {
+        Failure {
+            code: exit::FAULT,
+            json: json!({"error": {"code": "fault", "message": format!("{error:#}")}}),
+            text: format!("error: {error:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure::fault(error)
+    }
+}
+
+impl From<WriteError> for Failure {
+    fn from(error: WriteError) -> Failure {
+        match error {
+            WriteError::Invalid { violations, .. } => Failure::invalid(None, &violations),
+            WriteError::StorageFull(message) => Failure {
+                code: exit::STORAGE_FULL,
+                json: json!({"error": {"code": "storage_full", "message": message}}),
+                text: format!("error: storage full, nothing was stored: {message}"),
+            },
+            other => Failure::fault(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+impl From<cairn_store::StoreError> for Failure {
+    fn from(error: cairn_store::StoreError) -> Failure {
+        match error {
+            cairn_store::StoreError::UnknownCollection(name) => Failure::invalid(
+                None,
+                &[Violation::new(
+                    "collection",
+                    "unknown",
+                    format!("{name:?} is not defined by an active pack"),
+                )],
+            ),
+            other => Failure::fault(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+/// Runs a parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let json_output = cli.json;
+    match dispatch(cli) {
+        Ok(()) => exit::OK,
+        Err(failure) => {
+            if json_output {
+                output::json(&failure.json);
+            } else {
+                eprintln!("{}", failure.text);
+            }
+            failure.code
+        }
+    }
+}
+
+fn open(cli: &Cli) -> Result<EdgeStore, Failure> {
+    EdgeStore::open(&cli.data)
+        .with_context(|| format!("cannot open the node in {}", cli.data.display()))
+        .map_err(Failure::from)
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Edge(EdgeCommand::Init {
+            node,
+            packs,
+            scope,
+            quota_bytes,
+        }) => {
+            let default_scope = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let packs = if packs.is_empty() {
+                cairn_core::pack::BUILTIN_PACKS
+                    .iter()
+                    .map(|(name, _)| name.to_string())
+                    .collect()
+            } else {
+                packs.clone()
+            };
+            let options = InitOptions {
+                node: node.clone(),
+                packs: packs.clone(),
+                default_scope,
+                quota_bytes: *quota_bytes,
+            };
+            EdgeStore::init(&cli.data, &options).map_err(|error| match error {
+                cairn_store::StoreError::Config(message) => {
+                    Failure::invalid(None, &[Violation::new("init", "config", message)])
+                }
+                other => Failure::fault(anyhow::anyhow!(other)),
+            })?;
+            let store = open(&cli)?;
+            let settings = store.settings();
+            if cli.json {
+                output::json(
+                    &json!({"node": settings.node, "public_key": hex::encode(settings.public_key), "packs": packs, "data": cli.data}),
+                );
+            } else {
+                println!(
+                    "initialized node {} in {}",
+                    settings.node,
+                    cli.data.display()
+                );
+                println!("public key {}", hex::encode(settings.public_key));
+                println!("rule packs: {}", packs.join(", "));
+            }
+            Ok(())
+        }
+        Command::Edge(EdgeCommand::Serve { listen }) => serve(&cli, listen),
+        Command::Record(command) => record(&cli, command),
+        Command::Status(args) => status(&cli, args),
+        Command::Verify => verify(&cli),
+        Command::Bench(BenchCommand::Edge(args)) => {
+            crate::bench::edge(args, cli.json).map_err(Failure::from)
+        }
+        Command::Demo(args) => crate::demo::run(args, cli.json).map_err(Failure::from),
+    }
+}
+
+fn serve(cli: &Cli, listen: &str) -> Result<(), Failure> {
+    crate::init_tracing();
+    let store = std::sync::Arc::new(open(cli)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr().context("no local address")?;
+        println!(
+            "cairn edge {} listening on http://{address}",
+            store.settings().node
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(node = %store.settings().node, %address, "edge API started");
+        crate::api::run(listener, store, shutdown_signal())
+            .await
+            .context("server failed")?;
+        tracing::info!("edge API stopped");
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Reads a record argument: inline JSON, `-` for stdin or `@PATH`.
+fn read_record(argument: &OsString) -> Result<Value, Failure> {
+    let bytes: Vec<u8> = if argument == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(input::BODY_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
+        bytes
+    } else if let Some(path) = argument.to_str().and_then(|text| text.strip_prefix('@')) {
+        let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {path}"))?;
+        if metadata.len() > input::BODY_BYTES_MAX as u64 {
+            return Err(Failure::invalid(
+                None,
+                &[Violation::new(
+                    "record",
+                    "max_bytes",
+                    format!(
+                        "{path} is {} bytes, at most {}",
+                        metadata.len(),
+                        input::BODY_BYTES_MAX
+                    ),
+                )],
+            ));
+        }
+        std::fs::read(path).with_context(|| format!("cannot read {path}"))?
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            argument.as_bytes().to_vec()
+        }
+        #[cfg(not(unix))]
+        argument.to_string_lossy().into_owned().into_bytes()
+    };
+    input::parse_json(&bytes, "record").map_err(|violation| Failure::invalid(None, &[violation]))
+}
+
+fn print_receipt(cli: &Cli, receipt: &cairn_store::WriteReceipt) {
+    if cli.json {
+        output::json(&json!(receipt));
+    } else {
+        println!(
+            "stored {} in {} ({} #{}, op {})",
+            receipt.id,
+            receipt.collection,
+            receipt.stream,
+            receipt.seq,
+            &receipt.op_hash[..16]
+        );
+    }
+}
+
+fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> {
+    match command {
+        RecordCommand::Add {
+            collection,
+            record,
+            key,
+            scope,
+        } => {
+            let data = read_record(record)?;
+            let scope = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let store = open(cli)?;
+            let action = match store.catalog().collections.get(collection).map(|c| c.kind) {
+                Some(cairn_core::pack::CollectionKind::Ledger) | None => Action::Append,
+                Some(_) => Action::Put,
+            };
+            let receipt = store.write(WriteRequest {
+                collection: collection.clone(),
+                action,
+                key: key.clone(),
+                scope,
+                data,
+                corrects: None,
+                reason: None,
+            })?;
+            print_receipt(cli, &receipt);
+            Ok(())
+        }
+        RecordCommand::Correct {
+            collection,
+            id,
+            record,
+            reason,
+            scope,
+        } => {
+            let data = read_record(record)?;
+            let scope = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let store = open(cli)?;
+            let receipt = store.write(WriteRequest {
+                collection: collection.clone(),
+                action: Action::Correct,
+                key: None,
+                scope,
+                data,
+                corrects: Some(id.clone()),
+                reason: Some(reason.clone()),
+            })?;
+            print_receipt(cli, &receipt);
+            Ok(())
+        }
+        RecordCommand::Delete { collection, key } => {
+            let store = open(cli)?;
+            let receipt = store.write(WriteRequest {
+                collection: collection.clone(),
+                action: Action::Delete,
+                key: Some(key.clone()),
+                scope: Default::default(),
+                data: json!({}),
+                corrects: None,
+                reason: None,
+            })?;
+            print_receipt(cli, &receipt);
+            Ok(())
+        }
+        RecordCommand::Get { collection, id } => {
+            let store = open(cli)?;
+            match store.get(collection, id)? {
+                Some(record) => {
+                    if cli.json {
+                        output::json(&json!(record));
+                    } else {
+                        print_record(&record);
+                    }
+                    Ok(())
+                }
+                None => Err(Failure {
+                    code: exit::NOT_FOUND,
+                    json: json!({"error": {"code": "not_found", "message": format!("no record {id:?} in {collection}")}}),
+                    text: format!("error: no record {id:?} in {collection}"),
+                }),
+            }
+        }
+        RecordCommand::List {
+            collection,
+            scope,
+            after,
+            limit,
+            deleted,
+        } => {
+            let scope = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            if !(1..=cairn_store::limits::LIST_LIMIT_MAX).contains(limit) {
+                return Err(Failure::invalid(
+                    None,
+                    &[Violation::new(
+                        "limit",
+                        "range",
+                        format!("must be from 1 to {}", cairn_store::limits::LIST_LIMIT_MAX),
+                    )],
+                ));
+            }
+            let store = open(cli)?;
+            let records = store.list(&ListQuery {
+                collection: collection.clone(),
+                scope,
+                after: after.clone(),
+                limit: *limit,
+                include_deleted: *deleted,
+            })?;
+            if cli.json {
+                output::json(&json!({"records": records}));
+            } else {
+                print_list(&records);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_record(record: &Record) {
+    match record {
+        Record::Ledger(record) => {
+            println!(
+                "{} ({} {}, op {})",
+                record.id,
+                record.collection,
+                record.action,
+                &record.op_hash[..16]
+            );
+            if let Some(corrects) = &record.corrects {
+                println!(
+                    "corrects {corrects}: {}",
+                    record.reason.as_deref().unwrap_or("")
+                );
+            }
+            let rows = record
+                .data
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| vec![k.clone(), output::cell(v)])
+                .collect();
+            println!("{}", output::table(&["field", "value"], rows));
+            for id in &record.corrected_by {
+                println!("corrected by {id}");
+            }
+        }
+        Record::Entity(record) => {
+            let state = if record.deleted { " (deleted)" } else { "" };
+            println!("{} {}{state}", record.collection, record.key);
+            let rows = record
+                .fields
+                .iter()
+                .map(|(k, v)| vec![k.clone(), output::cell(v)])
+                .collect();
+            println!("{}", output::table(&["field", "value"], rows));
+            if let Some(conflicts) = record.conflicts.as_object().filter(|c| !c.is_empty()) {
+                for (field, candidates) in conflicts {
+                    println!("conflict on {field}: {candidates}");
+                }
+            }
+        }
+    }
+}
+
+fn print_list(records: &[Record]) {
+    let rows = records
+        .iter()
+        .map(|record| match record {
+            Record::Ledger(record) => {
+                let summary = serde_json::to_string(&record.data).unwrap_or_default();
+                let summary: String = summary.chars().take(80).collect();
+                vec![record.id.clone(), record.action.to_string(), summary]
+            }
+            Record::Entity(record) => {
+                let summary = serde_json::to_string(&record.fields).unwrap_or_default();
+                let summary: String = summary.chars().take(80).collect();
+                let action = if record.deleted { "deleted" } else { "live" };
+                vec![record.key.clone(), action.to_string(), summary]
+            }
+        })
+        .collect();
+    println!("{}", output::table(&["id", "state", "data"], rows));
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let status = store.status(now_ms())?;
+    let mut alerts = Vec::new();
+    if let Some(age) = status.oldest_pending_age_ms
+        && age > args.pending_alert_secs * 1000
+    {
+        alerts.push(format!(
+            "oldest pending op is {} old (threshold {} s)",
+            output::duration_ms(age),
+            args.pending_alert_secs
+        ));
+    }
+    if status.quota_bytes > 0
+        && status.storage_bytes * 100 > status.quota_bytes * args.storage_alert_percent
+    {
+        alerts.push(format!(
+            "storage at {} of a {} quota (threshold {} %)",
+            output::bytes(status.storage_bytes),
+            output::bytes(status.quota_bytes),
+            args.storage_alert_percent
+        ));
+    }
+    if cli.json {
+        let mut value = json!(status);
+        value["alerts"] = json!(alerts);
+        output::json(&value);
+        return Ok(());
+    }
+    println!("node {}", status.node);
+    let rows = status
+        .streams
+        .iter()
+        .map(|stream| {
+            vec![
+                stream.stream.clone(),
+                stream.head_seq.to_string(),
+                stream.acked_seq.to_string(),
+                stream.pending.to_string(),
+                stream
+                    .oldest_pending_age_ms
+                    .map_or("-".into(), output::duration_ms),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(
+            &["stream", "head", "acked", "pending", "oldest pending"],
+            rows
+        )
+    );
+    let quota = if status.quota_bytes > 0 {
+        format!(" of {}", output::bytes(status.quota_bytes))
+    } else {
+        String::new()
+    };
+    println!(
+        "storage {}{quota}; open conflicts {}",
+        output::bytes(status.storage_bytes),
+        status.conflicts
+    );
+    for alert in &alerts {
+        println!("ALERT: {alert}");
+    }
+    Ok(())
+}
+
+fn verify(cli: &Cli) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let report = store.verify()?;
+    let streams: Vec<Value> = report.streams.iter().map(|stream| json!(stream)).collect();
+    match &report.fault {
+        None => {
+            if cli.json {
+                output::json(&json!({"intact": true, "streams": streams, "states": report.states}));
+            } else {
+                let rows = report
+                    .streams
+                    .iter()
+                    .map(|stream| {
+                        vec![
+                            stream.stream.clone(),
+                            stream.ops.to_string(),
+                            stream.checkpoints.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!("{}", output::table(&["stream", "ops", "checkpoints"], rows));
+                println!(
+                    "intact: every chain, checkpoint and materialized state ({} states) verified",
+                    report.states
+                );
+            }
+            Ok(())
+        }
+        Some(fault) => Err(Failure {
+            code: exit::TAMPERED,
+            json: json!({"intact": false, "streams": streams, "fault": {"seq": fault.seq(), "message": fault.to_string()}}),
+            text: format!("TAMPERED: {fault}"),
+        }),
+    }
+}

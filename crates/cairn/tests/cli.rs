@@ -1,0 +1,323 @@
+//! The `cairn` command line, run as a real process: every command, and every
+//! error path with its message (field and rule) and exit code.
+
+mod common;
+
+use common::{action, cairn, cairn_stdin, init_node, json_out};
+use serde_json::json;
+
+const INVALID: i32 = 3;
+const NOT_FOUND: i32 = 6;
+
+#[test]
+fn add_get_list_correct_status_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    init_node(dir.path(), "hangar-7");
+    let record = action("WO-1").to_string();
+    let added = json_out(&cairn(
+        dir.path(),
+        &["--json", "record", "add", "maintenance_actions", &record],
+    ));
+    assert_eq!(added["id"], "hangar-7:standard:1");
+    let got = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "get",
+            "maintenance_actions",
+            "hangar-7:standard:1",
+        ],
+    ));
+    assert_eq!(got["data"]["work_order"], "WO-1");
+    assert_eq!(got["scope"]["site"], "hangar-7");
+    let mut fixed = action("WO-1");
+    fixed["part_serial"] = json!("SN-2");
+    let corrected = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "correct",
+            "maintenance_actions",
+            "hangar-7:standard:1",
+            &fixed.to_string(),
+            "--reason",
+            "serial misread",
+        ],
+    ));
+    assert_eq!(corrected["id"], "hangar-7:standard:2");
+    let got = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "get",
+            "maintenance_actions",
+            "hangar-7:standard:1",
+        ],
+    ));
+    assert_eq!(got["data"]["part_serial"], "SN-1");
+    assert_eq!(got["corrected_by"], json!(["hangar-7:standard:2"]));
+    let listed = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "list",
+            "maintenance_actions",
+            "--scope",
+            "site=hangar-7",
+        ],
+    ));
+    assert_eq!(listed["records"].as_array().unwrap().len(), 2);
+    let none = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "list",
+            "maintenance_actions",
+            "--scope",
+            "site=elsewhere",
+        ],
+    ));
+    assert_eq!(none["records"], json!([]));
+    // An entity from stdin, then a delete.
+    let output = cairn_stdin(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "add",
+            "equipment",
+            "-",
+            "--key",
+            "ahu-3",
+        ],
+        br#"{"building_id": "B12", "name": "Air handler", "status": "operational"}"#,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deleted = cairn(dir.path(), &["record", "delete", "equipment", "ahu-3"]);
+    assert!(deleted.status.success());
+    let status = json_out(&cairn(dir.path(), &["--json", "status"]));
+    assert_eq!(status["pending_total"], 4);
+    assert!(status["oldest_pending_age_ms"].is_u64());
+    assert!(status["storage_bytes"].as_u64().unwrap() > 0);
+    let table = cairn(dir.path(), &["status"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("standard"));
+    let verified = cairn(dir.path(), &["--json", "verify"]);
+    assert_eq!(verified.status.code(), Some(0));
+    assert_eq!(json_out(&verified)["intact"], true);
+}
+
+/// Runs a command expected to be refused and returns its first violation.
+fn refused(dir: &std::path::Path, args: &[&str]) -> (String, String) {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let output = cairn(dir, &full);
+    assert_eq!(
+        output.status.code(),
+        Some(INVALID),
+        "args {args:?}: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let body = json_out(&output);
+    let first = &body["error"]["violations"][0];
+    (
+        first["field"].as_str().unwrap().to_string(),
+        first["rule"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn every_cli_error_path_names_field_and_rule_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    init_node(dir.path(), "hangar-7");
+    let d = dir.path();
+    let pair = |field: &str, rule: &str| (field.to_string(), rule.to_string());
+    assert_eq!(
+        refused(d, &["record", "add", "maintenance_actions", "{not json"]),
+        pair("record", "json")
+    );
+    let mut wrong = action("WO-1");
+    wrong["hours"] = json!("many");
+    assert_eq!(
+        refused(
+            d,
+            &["record", "add", "maintenance_actions", &wrong.to_string()]
+        ),
+        pair("hours", "type")
+    );
+    let mut missing = action("WO-1");
+    missing.as_object_mut().unwrap().remove("technician");
+    assert_eq!(
+        refused(
+            d,
+            &["record", "add", "maintenance_actions", &missing.to_string()]
+        ),
+        pair("technician", "required")
+    );
+    assert_eq!(
+        refused(d, &["record", "add", "no_such_thing", "{}"]),
+        pair("collection", "unknown")
+    );
+    let mut oversize = action("WO-1");
+    oversize["description"] = json!("x".repeat(70_000));
+    let (field, rule) = refused(
+        d,
+        &[
+            "record",
+            "add",
+            "maintenance_actions",
+            &oversize.to_string(),
+        ],
+    );
+    assert!(
+        field == "description" && rule == "max_length" || field == "data" && rule == "max_bytes",
+        "{field} {rule}"
+    );
+    // Invalid UTF-8 on stdin and in an argument.
+    let output = cairn_stdin(
+        d,
+        &["--json", "record", "add", "maintenance_actions", "-"],
+        b"{\"work_order\": \"\xff\"}",
+    );
+    assert_eq!(output.status.code(), Some(INVALID));
+    assert_eq!(json_out(&output)["error"]["violations"][0]["rule"], "utf8");
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let output = std::process::Command::new(common::bin())
+            .arg("--data")
+            .arg(d)
+            .args(["--json", "record", "add", "maintenance_actions"])
+            .arg(std::ffi::OsStr::from_bytes(b"{\"a\":\"\xfe\"}"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(INVALID));
+        assert_eq!(json_out(&output)["error"]["violations"][0]["rule"], "utf8");
+    }
+    assert_eq!(
+        refused(d, &["record", "add", "equipment", r#"{"name": "x"}"#]),
+        pair("key", "required")
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "record",
+                "add",
+                "maintenance_actions",
+                &action("WO-1").to_string(),
+                "--scope",
+                "site"
+            ]
+        ),
+        pair("scope", "format")
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "record",
+                "correct",
+                "maintenance_actions",
+                "hangar-7:standard:99",
+                &action("WO-1").to_string(),
+                "--reason",
+                "x"
+            ]
+        ),
+        pair("corrects", "exists")
+    );
+    assert_eq!(
+        refused(d, &["record", "delete", "equipment", "nothing"]),
+        pair("key", "exists")
+    );
+    assert_eq!(
+        refused(
+            d,
+            &["record", "list", "maintenance_actions", "--limit", "0"]
+        ),
+        pair("limit", "range")
+    );
+    assert_eq!(
+        refused(d, &["edge", "init", "--node", "again"]),
+        pair("init", "config")
+    );
+    // Nothing of all that was stored.
+    let status = json_out(&cairn(d, &["--json", "status"]));
+    assert_eq!(status["pending_total"], 0);
+    let missing = cairn(
+        d,
+        &[
+            "--json",
+            "record",
+            "get",
+            "maintenance_actions",
+            "hangar-7:standard:1",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(NOT_FOUND));
+    // Human form goes to stderr and names the rule.
+    let output = cairn(
+        d,
+        &["record", "add", "maintenance_actions", &wrong.to_string()],
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("hours: must be a number, got a string (rule: type)")
+    );
+}
+
+#[test]
+fn init_rejects_bad_names_and_unknown_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = cairn(
+        dir.path(),
+        &["--json", "edge", "init", "--node", "Bad Name"],
+    );
+    assert_eq!(output.status.code(), Some(INVALID));
+    let output = cairn(
+        dir.path(),
+        &[
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            "ok",
+            "--pack",
+            "astrology",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(INVALID));
+    assert!(
+        json_out(&output)["error"]["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("astrology")
+    );
+    let output = cairn(&dir.path().join("nothing-here"), &["status"]);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn the_demo_runs_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("demo OK"));
+}

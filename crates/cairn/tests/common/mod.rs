@@ -1,0 +1,138 @@
+//! Helpers shared by the binary's tests: run `cairn`, start a real edge
+//! process on 127.0.0.1 and talk HTTP to it.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the built `cairn` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// Runs `cairn --data DIR args...`.
+pub fn cairn(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("cairn runs")
+}
+
+/// Runs `cairn` with bytes on stdin.
+pub fn cairn_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cairn runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Stdout parsed as JSON.
+pub fn json_out(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Initializes a node with all packs and default scopes.
+pub fn init_node(dir: &Path, node: &str) {
+    let output = cairn(
+        dir,
+        &[
+            "edge",
+            "init",
+            "--node",
+            node,
+            "--scope",
+            "site=hangar-7",
+            "--scope",
+            "pharmacy=main-st",
+            "--scope",
+            "building=B12",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A valid maintenance action.
+pub fn action(work_order: &str) -> Value {
+    json!({
+        "work_order": work_order,
+        "aircraft_registration": "N123AB",
+        "part_serial": "SN-1",
+        "technician": "TECH-IA-4412",
+        "performed_on": "2026-11-20",
+        "certificate_expiry": "2027-11-20",
+        "action": "inspection",
+    })
+}
+
+/// A running `cairn edge serve` process.
+pub struct Edge {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Edge {
+    /// Starts the edge API on a free port and waits until it listens.
+    pub fn start(dir: &Path) -> Edge {
+        let mut child = Command::new(bin())
+            .arg("--data")
+            .arg(dir)
+            .args(["edge", "serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("edge starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        let started = Instant::now();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "edge took too long to start"
+        );
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Edge { child, url }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
