@@ -388,15 +388,20 @@ impl Writer {
                 hash,
             };
             if head.seq > 0 {
-                let bytes: Vec<u8> = self.conn.query_row(
-                    "SELECT op FROM ops WHERE id = ?1",
-                    [op_rowid(id, head.seq)],
-                    |row| row.get(0),
-                )?;
-                let op = Op::decode(&bytes).map_err(|fault| {
-                    StoreError::Damaged(format!("head op of stream {stream}: {fault}"))
-                })?;
-                newest = newest.max(op.draft.hlc);
+                let bytes: Option<Vec<u8>> = self
+                    .conn
+                    .query_row(
+                        "SELECT op FROM ops WHERE id = ?1",
+                        [op_rowid(id, head.seq)],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                // A damaged or missing head op must not stop the node from
+                // opening (nor `cairn verify` from reporting it); the clock
+                // then resumes from the other streams and physical time.
+                if let Some(op) = bytes.and_then(|bytes| Op::decode(&bytes).ok()) {
+                    newest = newest.max(op.draft.hlc);
+                }
             }
             self.streams.insert(
                 stream,
