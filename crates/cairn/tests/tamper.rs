@@ -48,8 +48,13 @@ fn copy_node(from: &Path, to: &Path) {
     }
 }
 
-/// The standard stream's rows: (rowid, op_hash, op).
-fn rows(conn: &Connection) -> (i64, Vec<(i64, Vec<u8>, Vec<u8>)>) {
+/// A stored op: (rowid, op_hash, op).
+type Row = (i64, Vec<u8>, Vec<u8>);
+/// A stored op without its position: (op_hash, op).
+type Stored = (Vec<u8>, Vec<u8>);
+
+/// The standard stream's rows.
+fn rows(conn: &Connection) -> (i64, Vec<Row>) {
     let stream_id: i64 = conn
         .query_row(
             "SELECT id FROM streams WHERE stream = 'standard'",
@@ -94,7 +99,7 @@ impl Rng {
     }
 }
 
-fn rewrite(conn: &Connection, stream_id: i64, rows: &[(Vec<u8>, Vec<u8>)]) {
+fn rewrite(conn: &Connection, stream_id: i64, rows: &[Stored]) {
     conn.execute("DELETE FROM ops WHERE id >> 40 = ?1", [stream_id])
         .unwrap();
     for (index, (hash, op)) in rows.iter().enumerate() {
@@ -125,7 +130,7 @@ fn every_kind_of_damage_is_found_at_the_right_seq() {
     let base = work.path().join("base");
     base_node(&base);
     assert_eq!(verify(&base).0, 0, "the untouched node verifies");
-    let original: Vec<(Vec<u8>, Vec<u8>)> = {
+    let original: Vec<Stored> = {
         let conn = Connection::open(base.join("cairn.db")).unwrap();
         rows(&conn)
             .1
@@ -136,21 +141,20 @@ fn every_kind_of_damage_is_found_at_the_right_seq() {
     let count = original.len();
     assert_eq!(count, 12);
     let mut case = 0;
-    let mut check =
-        |what: String, expected: u64, damage: &dyn Fn(&Connection, i64, &[(Vec<u8>, Vec<u8>)])| {
-            case += 1;
-            let dir = work.path().join(format!("case-{case}"));
-            copy_node(&base, &dir);
-            {
-                let conn = Connection::open(dir.join("cairn.db")).unwrap();
-                let (stream_id, _) = rows(&conn);
-                damage(&conn, stream_id, &original);
-            }
-            let (code, seq, message) = verify(&dir);
-            assert_eq!(code, TAMPERED, "{what}: verify must fail (seed {seed})");
-            assert_eq!(seq, Some(expected), "{what}: {message} (seed {seed})");
-            std::fs::remove_dir_all(&dir).unwrap();
-        };
+    let mut check = |what: String, expected: u64, damage: &dyn Fn(&Connection, i64, &[Stored])| {
+        case += 1;
+        let dir = work.path().join(format!("case-{case}"));
+        copy_node(&base, &dir);
+        {
+            let conn = Connection::open(dir.join("cairn.db")).unwrap();
+            let (stream_id, _) = rows(&conn);
+            damage(&conn, stream_id, &original);
+        }
+        let (code, seq, message) = verify(&dir);
+        assert_eq!(code, TAMPERED, "{what}: verify must fail (seed {seed})");
+        assert_eq!(seq, Some(expected), "{what}: {message} (seed {seed})");
+        std::fs::remove_dir_all(&dir).unwrap();
+    };
     for seq in 1..=count {
         // A single flipped byte anywhere in the stored op, three times per op.
         for _ in 0..3 {
