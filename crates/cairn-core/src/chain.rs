@@ -28,7 +28,13 @@ impl StreamHead {
 
     /// Seals `draft` as the next op, advancing the head.
     pub fn append(&mut self, draft: OpDraft) -> (Op, Vec<u8>) {
-        let (op, bytes) = draft.seal(self.seq + 1, self.hash);
+        let payload_hash = crate::canonical::payload_hash(&draft.payload);
+        self.append_prehashed(draft, payload_hash)
+    }
+
+    /// [`StreamHead::append`] with the payload hash computed earlier.
+    pub fn append_prehashed(&mut self, draft: OpDraft, payload_hash: Hash) -> (Op, Vec<u8>) {
+        let (op, bytes) = draft.seal_prehashed(self.seq + 1, self.hash, payload_hash);
         self.seq = op.seq;
         self.hash = op.op_hash;
         (op, bytes)

@@ -196,6 +196,19 @@ pub struct DraftError {
 impl OpDraft {
     /// Checks every header field against the limits and naming rules.
     pub fn check(&self) -> Result<(), DraftError> {
+        self.check_header()?;
+        if !canonical::is_canonical(&self.payload) {
+            return Err(DraftError {
+                field: "payload",
+                message: "not canonical JSON (RFC 8785)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`OpDraft::check`] without re-parsing the payload, for drafts whose
+    /// payload the caller just produced with [`canonical::to_canonical_bytes`].
+    pub fn check_header(&self) -> Result<(), DraftError> {
         let fail = |field: &'static str, message: String| Err(DraftError { field, message });
         if let Err(message) = check_name(&self.node) {
             return fail("node", message);
@@ -251,9 +264,6 @@ impl OpDraft {
         if self.payload.len() > PAYLOAD_BYTES_MAX {
             return fail("payload", format!("at most {PAYLOAD_BYTES_MAX} bytes"));
         }
-        if !canonical::is_canonical(&self.payload) {
-            return fail("payload", "not canonical JSON (RFC 8785)".into());
-        }
         Ok(())
     }
 
@@ -262,8 +272,15 @@ impl OpDraft {
     /// The caller has run [`OpDraft::check`]; sealing an unchecked draft with an
     /// oversize field is a bug and panics.
     pub fn seal(self, seq: u64, prev_hash: Hash) -> (Op, Vec<u8>) {
-        assert!(seq >= 1, "seq starts at 1");
         let payload_hash = canonical::payload_hash(&self.payload);
+        self.seal_prehashed(seq, prev_hash, payload_hash)
+    }
+
+    /// [`OpDraft::seal`] with the payload hash computed earlier (off a hot
+    /// thread). Passing the hash of other bytes is a bug.
+    pub fn seal_prehashed(self, seq: u64, prev_hash: Hash, payload_hash: Hash) -> (Op, Vec<u8>) {
+        assert!(seq >= 1, "seq starts at 1");
+        debug_assert_eq!(payload_hash, canonical::payload_hash(&self.payload));
         let mut bytes = Vec::with_capacity(256 + self.payload.len());
         encode_header(&mut bytes, &self, seq);
         bytes.extend_from_slice(&payload_hash.0);

@@ -22,7 +22,7 @@ use cairn_core::op::{Action, Op, OpDraft, VersionVector};
 use cairn_core::pack::{Collection, CollectionKind, Violation};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -69,6 +69,9 @@ struct Prepared {
     key: String,
     scope: BTreeMap<String, String>,
     payload: Map<String, Value>,
+    /// Canonical bytes and hash of `payload`, computed on the caller's
+    /// thread; `None` when the writer must rewrite the payload (set fields).
+    encoded: Option<(Vec<u8>, Hash)>,
     corrects: Option<String>,
     reason: String,
 }
@@ -179,8 +182,8 @@ fn prepare_one(
         ));
     };
     let creating = collection.kind != CollectionKind::Entity;
-    let validated = collection.validate(request.action, &request.data, creating);
-    let mut violations = validated.violations;
+    let mut validated = collection.validate(request.action, &request.data, creating);
+    let mut violations = std::mem::take(&mut validated.violations);
     let keyed = collection.kind != CollectionKind::Ledger;
     let key = match (keyed, request.key) {
         (true, Some(key)) => {
@@ -276,15 +279,41 @@ fn prepare_one(
             format!("at most {} bytes", cairn_core::limits::REASON_BYTES_MAX),
         ));
     }
+    let mut encoded = None;
     if violations.is_empty() {
-        let size = canonical::encode_unchecked(&Value::Object(validated.payload.clone())).len();
-        if size > PAYLOAD_BYTES_MAX {
+        let payload = Value::Object(std::mem::take(&mut validated.payload));
+        let bytes = canonical::to_canonical_bytes(&payload).map_err(|error| {
+            WriteError::invalid(
+                index,
+                Violation::new("data", "canonical", error.to_string()),
+            )
+        })?;
+        if bytes.len() > PAYLOAD_BYTES_MAX {
             violations.push(Violation::new(
                 "data",
                 "max_bytes",
-                format!("record is {size} bytes encoded, at most {PAYLOAD_BYTES_MAX}"),
+                format!(
+                    "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
+                    bytes.len()
+                ),
             ));
         }
+        let Value::Object(payload) = payload else {
+            unreachable!("built from an object")
+        };
+        // Entity set fields are rewritten by the writer against the stored state.
+        let rewritten = collection.kind == CollectionKind::Entity
+            && payload.keys().any(|name| {
+                collection
+                    .fields
+                    .get(name)
+                    .is_some_and(|field| field.merge == cairn_core::merge::FieldRule::Set)
+            });
+        if !rewritten {
+            let hash = canonical::payload_hash(&bytes);
+            encoded = Some((bytes, hash));
+        }
+        validated.payload = payload;
     }
     if !violations.is_empty() {
         return Err(WriteError::Invalid { index, violations });
@@ -296,6 +325,7 @@ fn prepare_one(
         key,
         scope,
         payload: validated.payload,
+        encoded,
         corrects: request.corrects,
         reason,
     })
@@ -662,7 +692,7 @@ fn apply_item(
     let mut ref_hash = None;
     let mut base = VersionVector::default();
     let mut state = None;
-    let payload: Map<String, Value> = match collection.kind {
+    let (payload_bytes, payload_hash) = match collection.kind {
         CollectionKind::Ledger => {
             if let Some(target) = &item.corrects {
                 ref_hash = Some(correction_target(conn, collection, target).map_err(
@@ -671,7 +701,9 @@ fn apply_item(
                     },
                 )??);
             }
-            item.payload.clone()
+            item.encoded
+                .clone()
+                .expect("ledger payloads are encoded when prepared")
         }
         CollectionKind::Entity | CollectionKind::Config => {
             state = load_state(conn, &collection.name, &item.key)?;
@@ -702,41 +734,45 @@ fn apply_item(
                 .as_ref()
                 .map(|state| state.vv.clone())
                 .unwrap_or_default();
-            let mut payload = item.payload.clone();
-            if collection.kind == CollectionKind::Entity {
-                let set_fields: BTreeSet<&String> = collection
-                    .fields
-                    .iter()
-                    .filter(|(_, field)| field.merge == cairn_core::merge::FieldRule::Set)
-                    .map(|(name, _)| name)
-                    .collect();
-                for (name, value) in payload.iter_mut() {
-                    if set_fields.contains(name) {
-                        let current = state
-                            .as_ref()
-                            .filter(|state| !state.deleted)
-                            .and_then(|state| state.fields.get(name));
-                        *value = set_change(current, value);
+            match &item.encoded {
+                Some(encoded) => encoded.clone(),
+                None => {
+                    // Set fields arrive as the desired set and become the
+                    // add/remove change against what this node holds now.
+                    let mut payload = item.payload.clone();
+                    for (name, value) in payload.iter_mut() {
+                        if collection
+                            .fields
+                            .get(name)
+                            .is_some_and(|field| field.merge == cairn_core::merge::FieldRule::Set)
+                        {
+                            let current = state
+                                .as_ref()
+                                .filter(|state| !state.deleted)
+                                .and_then(|state| state.fields.get(name));
+                            *value = set_change(current, value);
+                        }
                     }
+                    let bytes = canonical::encode_unchecked(&Value::Object(payload));
+                    if bytes.len() > PAYLOAD_BYTES_MAX {
+                        return Err(WriteError::invalid(
+                            index,
+                            Violation::new(
+                                "data",
+                                "max_bytes",
+                                format!(
+                                    "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
+                                    bytes.len()
+                                ),
+                            ),
+                        ));
+                    }
+                    let hash = canonical::payload_hash(&bytes);
+                    (bytes, hash)
                 }
             }
-            payload
         }
     };
-    let payload_bytes = canonical::encode_unchecked(&Value::Object(payload));
-    if payload_bytes.len() > PAYLOAD_BYTES_MAX {
-        return Err(WriteError::invalid(
-            index,
-            Violation::new(
-                "data",
-                "max_bytes",
-                format!(
-                    "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
-                    payload_bytes.len()
-                ),
-            ),
-        ));
-    }
     let draft = OpDraft {
         node: identity.node.clone(),
         stream: stream.clone(),
@@ -750,14 +786,14 @@ fn apply_item(
         reason: item.reason.clone(),
         payload: payload_bytes,
     };
-    if let Err(error) = draft.check() {
+    if let Err(error) = draft.check_header() {
         return Err(WriteError::invalid(
             index,
             Violation::new(error.field, "format", error.message),
         ));
     }
     let slot = stream_slot(conn, &identity.node, streams, &stream)?;
-    let (op, bytes) = slot.head.append(draft);
+    let (op, bytes) = slot.head.append_prehashed(draft, payload_hash);
     slot.dirty = true;
     let scope = scope_text(&op.draft.scope);
     conn.prepare_cached(
