@@ -14,6 +14,7 @@ pub mod hlc;
 pub mod identity;
 pub mod limits;
 pub mod merge;
+pub mod merkle;
 pub mod names;
 pub mod op;
 pub mod pack;

@@ -31,6 +31,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // FULL: a commit returns only after the WAL is fsynced. Acks depend on it.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Fold the WAL into the database every ~16 MiB instead of every 4 MiB:
+    // fewer checkpoint fsyncs on the write path, bounded WAL growth.
+    conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
+    // 16 MiB of page cache per connection (negative = KiB).
+    conn.pragma_update(None, "cache_size", -16384)?;
     Ok(conn)
 }
 

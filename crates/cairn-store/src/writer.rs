@@ -464,7 +464,7 @@ impl Writer {
     }
 
     /// Applies a group of jobs in one transaction and answers each.
-    fn commit_group(&mut self, jobs: Vec<Job>) {
+    fn commit_group(&mut self, mut jobs: Vec<Job>) {
         if self.settings.quota_bytes > 0 {
             let used = files::storage_bytes(&self.dir);
             if used >= self.settings.quota_bytes {
@@ -478,7 +478,7 @@ impl Writer {
             }
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let result = self.apply_group(&jobs, &mut outcomes);
+        let result = self.apply_group(&mut jobs, &mut outcomes);
         match result {
             Ok(()) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -510,7 +510,7 @@ impl Writer {
 
     fn apply_group(
         &mut self,
-        jobs: &[Job],
+        jobs: &mut [Job],
         outcomes: &mut Vec<Result<Vec<WriteReceipt>, WriteError>>,
     ) -> Result<(), StoreError> {
         let now_ms = now_ms();
@@ -522,17 +522,21 @@ impl Writer {
             streams,
             ..
         } = self;
-        let mut tx = conn.transaction()?;
-        for job in jobs {
-            let saved = streams.clone();
-            let mut savepoint = tx.savepoint()?;
+        let tx = conn.transaction()?;
+        for job in jobs.iter_mut() {
+            // `apply_item` refuses a record before it writes anything, so a
+            // one-record job needs no savepoint and no copy of the stream
+            // heads: only a batch can fail after some of its records wrote.
+            let batch = job.items.len() > 1;
+            let saved = batch.then(|| streams.clone());
+            if batch {
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            }
             let mut receipts = Vec::with_capacity(job.items.len());
             let mut failure = None;
-            for item in &job.items {
+            for item in job.items.iter_mut() {
                 let collection = &catalog.collections[&item.collection];
-                match apply_item(
-                    &savepoint, identity, clock, streams, collection, item, now_ms,
-                ) {
+                match apply_item(&tx, identity, clock, streams, collection, item, now_ms) {
                     Ok(receipt) => receipts.push(receipt),
                     Err(error) => {
                         failure = Some(error);
@@ -542,13 +546,19 @@ impl Writer {
             }
             match failure {
                 None => {
-                    savepoint.commit()?;
+                    if batch {
+                        tx.prepare_cached("RELEASE job")?.execute([])?;
+                    }
                     outcomes.push(Ok(receipts));
                 }
                 Some(error) => {
-                    savepoint.rollback()?;
-                    drop(savepoint);
-                    *streams = saved;
+                    if batch {
+                        tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                        tx.prepare_cached("RELEASE job")?.execute([])?;
+                    }
+                    if let Some(saved) = saved {
+                        *streams = saved;
+                    }
                     match error {
                         // A storage fault fails the whole group; the caller reloads.
                         WriteError::Store(fault) => return Err(fault),
@@ -684,7 +694,7 @@ fn apply_item(
     clock: &mut HybridClock,
     streams: &mut HashMap<String, StreamSlot>,
     collection: &Collection,
-    item: &Prepared,
+    item: &mut Prepared,
     now_ms: u64,
 ) -> Result<WriteReceipt, WriteError> {
     let index = item.index;
@@ -734,8 +744,8 @@ fn apply_item(
                 .as_ref()
                 .map(|state| state.vv.clone())
                 .unwrap_or_default();
-            match &item.encoded {
-                Some(encoded) => encoded.clone(),
+            match item.encoded.take() {
+                Some(encoded) => encoded,
                 None => {
                     // Set fields arrive as the desired set and become the
                     // add/remove change against what this node holds now.
@@ -780,10 +790,10 @@ fn apply_item(
         collection: collection.name.clone(),
         action: item.action,
         key: item.key.clone(),
-        scope: item.scope.clone(),
+        scope: std::mem::take(&mut item.scope),
         base,
         ref_hash,
-        reason: item.reason.clone(),
+        reason: std::mem::take(&mut item.reason),
         payload: payload_bytes,
     };
     if let Err(error) = draft.check_header() {

@@ -248,13 +248,33 @@ fn sqlite_raw(
     ))
 }
 
+/// Requests built before the clock starts, so the figures measure the store
+/// and not the load generator.
+fn prebuilt(ops: usize) -> Arc<Vec<std::sync::Mutex<Option<WriteRequest>>>> {
+    Arc::new(
+        (0..ops)
+            .map(|n| std::sync::Mutex::new(Some(request(n))))
+            .collect(),
+    )
+}
+
+fn take(requests: &[std::sync::Mutex<Option<WriteRequest>>], n: usize) -> WriteRequest {
+    requests[n]
+        .lock()
+        .ok()
+        .and_then(|mut slot| slot.take())
+        .unwrap_or_else(|| request(n))
+}
+
 fn library_writers(store: &Arc<EdgeStore>, writers: usize, ops: usize, bound: Duration) -> Figure {
+    let requests = prebuilt(ops);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|_| {
             let store = store.clone();
             let next = next.clone();
+            let requests = requests.clone();
             std::thread::spawn(move || {
                 let mut latencies = Vec::new();
                 loop {
@@ -262,8 +282,9 @@ fn library_writers(store: &Arc<EdgeStore>, writers: usize, ops: usize, bound: Du
                     if n >= ops || started.elapsed() >= bound {
                         break;
                     }
+                    let request = take(&requests, n);
                     let one = Instant::now();
-                    if store.write(request(n)).is_ok() {
+                    if store.write(request).is_ok() {
                         latencies.push(one.elapsed().as_micros() as u64);
                     }
                 }
@@ -284,22 +305,28 @@ fn library_writers(store: &Arc<EdgeStore>, writers: usize, ops: usize, bound: Du
 }
 
 fn library_batches(store: &Arc<EdgeStore>, ops: usize, bound: Duration) -> Figure {
+    let total = ops.max(BATCH_RECORDS);
+    let requests = prebuilt(total);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let store = store.clone();
             let next = next.clone();
+            let requests = requests.clone();
             std::thread::spawn(move || {
                 let mut written = 0;
                 loop {
                     let first = next.fetch_add(BATCH_RECORDS, Ordering::Relaxed);
-                    if first >= ops.max(BATCH_RECORDS) || started.elapsed() >= bound {
+                    if first >= total || started.elapsed() >= bound {
                         break;
                     }
-                    let batch = (first..first + BATCH_RECORDS).map(request).collect();
+                    let batch: Vec<WriteRequest> = (first..(first + BATCH_RECORDS).min(total))
+                        .map(|n| take(&requests, n))
+                        .collect();
+                    let len = batch.len();
                     if store.write_batch(batch).is_ok() {
-                        written += BATCH_RECORDS;
+                        written += len;
                     }
                 }
                 written
@@ -333,6 +360,20 @@ async fn api(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
+    // Bodies are serialized before the clock starts.
+    let body = |n: usize| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
+    let bodies: Arc<Vec<Vec<u8>>> =
+        Arc::new((0..ops).map(|n| body(n).to_string().into_bytes()).collect());
+    let batch_bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..ops.max(BATCH_RECORDS) / BATCH_RECORDS)
+            .map(|batch| {
+                let records: Vec<Value> = (batch * BATCH_RECORDS..(batch + 1) * BATCH_RECORDS)
+                    .map(body)
+                    .collect();
+                json!({"records": records}).to_string().into_bytes()
+            })
+            .collect(),
+    );
     let mut figures = Vec::new();
     for writers in WRITERS {
         progress(&format!("HTTP API, {writers} concurrent writers"));
@@ -342,6 +383,7 @@ async fn api(
             .map(|_| {
                 let client = client.clone();
                 let next = next.clone();
+                let bodies = bodies.clone();
                 let url = format!("{url}/v1/records");
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
@@ -350,9 +392,12 @@ async fn api(
                         if n >= ops || started.elapsed() >= bound {
                             break;
                         }
-                        let body = json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
                         let one = Instant::now();
-                        match client.post(&url).json(&body).send().await {
+                        let request = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(bodies[n].clone());
+                        match request.send().await {
                             Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
                                 latencies.push(one.elapsed().as_micros() as u64);
                             }
@@ -381,18 +426,20 @@ async fn api(
         .map(|_| {
             let client = client.clone();
             let next = next.clone();
+            let batch_bodies = batch_bodies.clone();
             let url = format!("{url}/v1/records/batch");
             tokio::spawn(async move {
                 let mut written = 0;
                 loop {
-                    let first = next.fetch_add(BATCH_RECORDS, Ordering::Relaxed);
-                    if first >= ops.max(BATCH_RECORDS) || started.elapsed() >= bound {
+                    let batch = next.fetch_add(1, Ordering::Relaxed);
+                    if batch >= batch_bodies.len() || started.elapsed() >= bound {
                         break;
                     }
-                    let records: Vec<Value> = (first..first + BATCH_RECORDS)
-                        .map(|n| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)}))
-                        .collect();
-                    if let Ok(response) = client.post(&url).json(&json!({"records": records})).send().await
+                    let request = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(batch_bodies[batch].clone());
+                    if let Ok(response) = request.send().await
                         && response.status() == reqwest::StatusCode::CREATED
                     {
                         written += BATCH_RECORDS;
