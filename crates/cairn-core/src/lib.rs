@@ -16,8 +16,10 @@ pub mod limits;
 pub mod merge;
 pub mod merkle;
 pub mod names;
+pub mod note;
 pub mod op;
 pub mod pack;
+pub mod push;
 
 pub use hash::Hash;
 pub use hlc::{Hlc, HybridClock};

@@ -1,0 +1,354 @@
+//! Verifying a pushed batch of ops: the hub's integrity gate, as a pure
+//! function of the batch, what the hub already holds and the node's key.
+//!
+//! A node pushes the ops of one stream in seq order together with a
+//! checkpoint signing the batch's last op. The hub answers per op:
+//!
+//! * `Accepted`: a new op that extends the hub's head of the stream, with
+//!   intact hashes, contiguous seq, correct links and a valid checkpoint;
+//! * `Duplicate`: an op the hub already has with the same hash (a retry);
+//! * `Quarantined`: an integrity failure (malformed, bad hash, broken link,
+//!   gap, foreign stream, bad checkpoint) or an equivocation: the same seq
+//!   with a different hash, which also holds the stream until an operator
+//!   resolves it. Quarantined ops are kept, never dropped.
+//!
+//! Nothing here touches storage: the caller passes a lookup of the hashes it
+//! holds and persists the verdicts.
+
+use crate::chain::StreamHead;
+use crate::hash::Hash;
+use crate::identity::Checkpoint;
+use crate::op::Op;
+
+/// The hub's verdict on one pushed op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New and intact; extends the stream.
+    Accepted,
+    /// Already held with the same hash.
+    Duplicate,
+    /// Kept for forensics, not accepted; the reason says why.
+    Quarantined(String),
+}
+
+/// Two versions of the same `(node, stream, seq)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The seq.
+    pub seq: u64,
+    /// Hash the hub already holds.
+    pub held: Hash,
+    /// Hash just pushed.
+    pub pushed: Hash,
+}
+
+/// The outcome of verifying one batch.
+#[derive(Clone, Debug)]
+pub struct PushOutcome {
+    /// One verdict per pushed op, in order, with the decoded op when it decoded.
+    pub verdicts: Vec<(Option<Op>, Verdict)>,
+    /// The stream's head after the accepted ops.
+    pub head: StreamHead,
+    /// Set when the batch rewrote history the hub holds.
+    pub equivocation: Option<Equivocation>,
+    /// Ops whose HLC is further ahead of the hub's clock than allowed: accepted
+    /// (order never follows wall clocks) but reported.
+    pub clock_skew: Vec<u64>,
+}
+
+/// What the hub knows of the stream before the batch.
+pub struct StreamView<'a> {
+    /// `node` and `stream` the batch claims.
+    pub node: &'a str,
+    /// Stream name.
+    pub stream: &'a str,
+    /// The hub's current head of the stream.
+    pub head: StreamHead,
+    /// True when an earlier equivocation holds the stream.
+    pub held: bool,
+    /// The node's enrolled Ed25519 key.
+    pub public_key: [u8; 32],
+}
+
+/// Verifies `ops` (encoded) pushed for a stream with `checkpoint`.
+///
+/// `held_hash(seq)` returns the hash the hub holds at `seq` (for seq ≤ head).
+/// `now_ms` and `skew_ms_max` flag ops written with a clock far ahead.
+pub fn verify_push(
+    view: &StreamView<'_>,
+    ops: &[Vec<u8>],
+    checkpoint: &Checkpoint,
+    held_hash: impl Fn(u64) -> Option<Hash>,
+    now_ms: u64,
+    skew_ms_max: u64,
+) -> PushOutcome {
+    let mut outcome = PushOutcome {
+        verdicts: Vec::with_capacity(ops.len()),
+        head: view.head,
+        equivocation: None,
+        clock_skew: Vec::new(),
+    };
+    // First pass: decode and check each op on its own and its place in the chain.
+    let mut decoded: Vec<Result<Op, String>> = Vec::with_capacity(ops.len());
+    for bytes in ops {
+        decoded.push(Op::decode(bytes).map_err(|fault| format!("integrity: {fault}")));
+    }
+    let last_hash = decoded
+        .last()
+        .and_then(|op| op.as_ref().ok())
+        .map(|op| (op.seq, op.op_hash));
+    let checkpoint_problem = if checkpoint.node != view.node || checkpoint.stream != view.stream {
+        Some(format!(
+            "checkpoint is for {}:{}, not {}:{}",
+            checkpoint.node, checkpoint.stream, view.node, view.stream
+        ))
+    } else if last_hash != Some((checkpoint.seq, checkpoint.head)) {
+        Some("checkpoint does not sign the batch's last op".to_string())
+    } else if let Err(error) = checkpoint.verify(&view.public_key) {
+        Some(format!("checkpoint {error}"))
+    } else {
+        None
+    };
+    let mut head = view.head;
+    let mut held = view.held;
+    for op in decoded {
+        let op = match op {
+            Ok(op) => op,
+            Err(reason) => {
+                outcome.verdicts.push((None, Verdict::Quarantined(reason)));
+                continue;
+            }
+        };
+        let verdict = if op.draft.node != view.node || op.draft.stream != view.stream {
+            Verdict::Quarantined(format!(
+                "op belongs to {}, pushed as {}:{}",
+                op.stream_key(),
+                view.node,
+                view.stream
+            ))
+        } else if op.seq <= head.seq {
+            match held_hash(op.seq) {
+                Some(hash) if hash == op.op_hash => Verdict::Duplicate,
+                Some(hash) => {
+                    held = true;
+                    if outcome.equivocation.is_none() {
+                        outcome.equivocation = Some(Equivocation {
+                            seq: op.seq,
+                            held: hash,
+                            pushed: op.op_hash,
+                        });
+                    }
+                    Verdict::Quarantined(format!(
+                        "equivocation: seq {} is held with hash {hash}",
+                        op.seq
+                    ))
+                }
+                None => {
+                    Verdict::Quarantined(format!("seq {} is below the head but not held", op.seq))
+                }
+            }
+        } else if held {
+            Verdict::Quarantined(
+                "stream held after an equivocation; an operator must resolve it".into(),
+            )
+        } else if op.seq != head.seq + 1 {
+            Verdict::Quarantined(format!(
+                "gap: expected seq {}, got {}",
+                head.seq + 1,
+                op.seq
+            ))
+        } else if op.prev_hash != head.hash {
+            Verdict::Quarantined(format!(
+                "broken link: prev_hash does not match seq {}",
+                head.seq
+            ))
+        } else if let Some(problem) = &checkpoint_problem {
+            Verdict::Quarantined(problem.clone())
+        } else {
+            head = StreamHead {
+                seq: op.seq,
+                hash: op.op_hash,
+            };
+            if op.draft.hlc.wall_ms > now_ms.saturating_add(skew_ms_max) {
+                outcome.clock_skew.push(op.seq);
+            }
+            Verdict::Accepted
+        };
+        outcome.verdicts.push((Some(op), verdict));
+    }
+    outcome.head = head;
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::NodeIdentity;
+    use crate::op::tests::sample_draft;
+
+    fn stream(len: u64) -> (NodeIdentity, Vec<Op>, Vec<Vec<u8>>) {
+        let identity = NodeIdentity::from_seed("hangar-7", [5; 32]);
+        let mut head = StreamHead::EMPTY;
+        let (mut ops, mut bytes) = (Vec::new(), Vec::new());
+        for n in 0..len {
+            let mut draft = sample_draft();
+            draft.payload = format!("{{\"n\":{n}}}").into_bytes();
+            let (op, encoded) = head.append(draft);
+            ops.push(op);
+            bytes.push(encoded);
+        }
+        (identity, ops, bytes)
+    }
+
+    fn view(identity: &NodeIdentity, head: StreamHead) -> StreamView<'static> {
+        StreamView {
+            node: "hangar-7",
+            stream: "standard",
+            head,
+            held: false,
+            public_key: identity.public_key(),
+        }
+    }
+
+    fn accepted(outcome: &PushOutcome) -> usize {
+        outcome
+            .verdicts
+            .iter()
+            .filter(|(_, verdict)| *verdict == Verdict::Accepted)
+            .count()
+    }
+
+    #[test]
+    fn a_fresh_batch_is_accepted_and_a_retry_is_a_duplicate() {
+        let (identity, ops, bytes) = stream(5);
+        let checkpoint = identity.sign_checkpoint("standard", 5, ops[4].op_hash);
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &bytes,
+            &checkpoint,
+            |_| None,
+            0,
+            0,
+        );
+        assert_eq!(accepted(&outcome), 5);
+        assert_eq!(outcome.head.seq, 5);
+        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let retry = verify_push(
+            &view(&identity, outcome.head),
+            &bytes,
+            &checkpoint,
+            held,
+            0,
+            0,
+        );
+        assert!(
+            retry
+                .verdicts
+                .iter()
+                .all(|(_, verdict)| *verdict == Verdict::Duplicate)
+        );
+        assert_eq!(retry.head, outcome.head);
+    }
+
+    #[test]
+    fn a_rewritten_seq_is_an_equivocation_that_holds_the_stream() {
+        let (identity, ops, _) = stream(3);
+        let head = StreamHead {
+            seq: 3,
+            hash: ops[2].op_hash,
+        };
+        // The node was restored from a backup and wrote a different seq 3, then 4.
+        let mut other = StreamHead {
+            seq: 2,
+            hash: ops[1].op_hash,
+        };
+        let mut draft = sample_draft();
+        draft.payload = b"{\"n\":99}".to_vec();
+        let (fork3, fork3_bytes) = other.append(draft.clone());
+        let (fork4, fork4_bytes) = other.append(draft);
+        let checkpoint = identity.sign_checkpoint("standard", 4, fork4.op_hash);
+        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let outcome = verify_push(
+            &view(&identity, head),
+            &[fork3_bytes, fork4_bytes],
+            &checkpoint,
+            held,
+            0,
+            0,
+        );
+        let equivocation = outcome.equivocation.unwrap();
+        assert_eq!((equivocation.seq, equivocation.pushed), (3, fork3.op_hash));
+        assert!(
+            matches!(&outcome.verdicts[1].1, Verdict::Quarantined(reason) if reason.contains("held"))
+        );
+        assert_eq!(outcome.head, head, "nothing of a fork is accepted");
+    }
+
+    #[test]
+    fn forged_checkpoints_gaps_and_foreign_ops_are_quarantined() {
+        let (identity, ops, bytes) = stream(4);
+        let forger = NodeIdentity::from_seed("hangar-7", [6; 32]);
+        let forged = forger.sign_checkpoint("standard", 4, ops[3].op_hash);
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &bytes,
+            &forged,
+            |_| None,
+            0,
+            0,
+        );
+        assert_eq!(accepted(&outcome), 0);
+        assert!(
+            matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.contains("signature"))
+        );
+        // A gap: seq 1 missing.
+        let checkpoint = identity.sign_checkpoint("standard", 4, ops[3].op_hash);
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &bytes[1..],
+            &checkpoint,
+            |_| None,
+            0,
+            0,
+        );
+        assert!(
+            matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.contains("gap"))
+        );
+        // Ops of hangar-7 pushed as another node (a replay).
+        let mut other = view(&identity, StreamHead::EMPTY);
+        other.node = "pharmacy-1";
+        let outcome = verify_push(&other, &bytes, &checkpoint, |_| None, 0, 0);
+        assert_eq!(accepted(&outcome), 0);
+        // A damaged op.
+        let mut damaged = bytes.clone();
+        damaged[0][20] ^= 1;
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &damaged,
+            &checkpoint,
+            |_| None,
+            0,
+            0,
+        );
+        assert!(
+            matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.starts_with("integrity"))
+        );
+    }
+
+    #[test]
+    fn clock_skew_is_flagged_not_refused() {
+        let (identity, ops, bytes) = stream(1);
+        let checkpoint = identity.sign_checkpoint("standard", 1, ops[0].op_hash);
+        let now = ops[0].draft.hlc.wall_ms - 10 * 60 * 1000;
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &bytes,
+            &checkpoint,
+            |_| None,
+            now,
+            60_000,
+        );
+        assert_eq!(accepted(&outcome), 1);
+        assert_eq!(outcome.clock_skew, vec![1]);
+    }
+}
