@@ -40,8 +40,9 @@ pub fn empty_root() -> Hash {
 /// Answers hashes of complete, aligned subtrees of one tree.
 pub trait SubtreeSource {
     /// Hash of the `2^level` leaves starting at `index << level`; the caller
-    /// only asks for subtrees that lie wholly inside the tree.
-    fn subtree(&self, level: u32, index: u64) -> Hash;
+    /// only asks for subtrees that lie wholly inside the tree. `None` when
+    /// the source lacks it (a damaged store): proofs then fail, never panic.
+    fn subtree(&self, level: u32, index: u64) -> Option<Hash>;
 }
 
 /// Largest power of two strictly less than `n` (n >= 2).
@@ -51,23 +52,23 @@ fn split(n: u64) -> u64 {
 }
 
 /// Root of the leaves `[start, end)`.
-pub fn range_root(source: &impl SubtreeSource, start: u64, end: u64) -> Hash {
+pub fn range_root(source: &impl SubtreeSource, start: u64, end: u64) -> Option<Hash> {
     let n = end - start;
     if n == 0 {
-        return empty_root();
+        return Some(empty_root());
     }
     if n.is_power_of_two() && start.is_multiple_of(n) {
         return source.subtree(n.trailing_zeros(), start >> n.trailing_zeros());
     }
     let k = split(n);
-    node_hash(
-        &range_root(source, start, start + k),
-        &range_root(source, start + k, end),
-    )
+    Some(node_hash(
+        &range_root(source, start, start + k)?,
+        &range_root(source, start + k, end)?,
+    ))
 }
 
 /// Root of a tree of `size` leaves.
-pub fn root(source: &impl SubtreeSource, size: u64) -> Hash {
+pub fn root(source: &impl SubtreeSource, size: u64) -> Option<Hash> {
     range_root(source, 0, size)
 }
 
@@ -77,23 +78,30 @@ pub fn inclusion_proof(source: &impl SubtreeSource, index: u64, size: u64) -> Op
         return None;
     }
     let mut proof = Vec::new();
-    path(source, index, 0, size, &mut proof);
+    path(source, index, 0, size, &mut proof)?;
     Some(proof)
 }
 
-fn path(source: &impl SubtreeSource, index: u64, start: u64, end: u64, proof: &mut Vec<Hash>) {
+fn path(
+    source: &impl SubtreeSource,
+    index: u64,
+    start: u64,
+    end: u64,
+    proof: &mut Vec<Hash>,
+) -> Option<()> {
     let n = end - start;
     if n <= 1 {
-        return;
+        return Some(());
     }
     let k = split(n);
     if index < start + k {
-        path(source, index, start, start + k, proof);
-        proof.push(range_root(source, start + k, end));
+        path(source, index, start, start + k, proof)?;
+        proof.push(range_root(source, start + k, end)?);
     } else {
-        path(source, index, start + k, end, proof);
-        proof.push(range_root(source, start, start + k));
+        path(source, index, start + k, end, proof)?;
+        proof.push(range_root(source, start, start + k)?);
     }
+    Some(())
 }
 
 /// Consistency proof from `old_size` to `new_size` (RFC 6962 §2.1.2).
@@ -107,7 +115,7 @@ pub fn consistency_proof(
     }
     let mut proof = Vec::new();
     if old_size > 0 && old_size < new_size {
-        subproof(source, old_size, 0, new_size, true, &mut proof);
+        subproof(source, old_size, 0, new_size, true, &mut proof)?;
     }
     Some(proof)
 }
@@ -119,22 +127,23 @@ fn subproof(
     end: u64,
     complete: bool,
     proof: &mut Vec<Hash>,
-) {
+) -> Option<()> {
     let n = end - start;
     if m == n {
         if !complete {
-            proof.push(range_root(source, start, end));
+            proof.push(range_root(source, start, end)?);
         }
-        return;
+        return Some(());
     }
     let k = split(n);
     if m <= k {
-        subproof(source, m, start, start + k, complete, proof);
-        proof.push(range_root(source, start + k, end));
+        subproof(source, m, start, start + k, complete, proof)?;
+        proof.push(range_root(source, start + k, end)?);
     } else {
-        subproof(source, m - k, start + k, end, false, proof);
-        proof.push(range_root(source, start, start + k));
+        subproof(source, m - k, start + k, end, false, proof)?;
+        proof.push(range_root(source, start, start + k)?);
     }
+    Some(())
 }
 
 /// Why a proof does not verify.
@@ -316,9 +325,33 @@ impl MemoryTree {
 }
 
 impl SubtreeSource for MemoryTree {
-    fn subtree(&self, level: u32, index: u64) -> Hash {
-        self.levels[level as usize][index as usize]
+    fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
+        self.levels
+            .get(level as usize)?
+            .get(index as usize)
+            .copied()
     }
+}
+
+/// The parents a new leaf completes: appending leaf `index` (hash `leaf`)
+/// completes one subtree per trailing one bit of `index`. `sibling(level, i)`
+/// returns the stored left neighbour; the result is `(level, index, hash)`
+/// for every node to store, the leaf included.
+pub fn append_nodes(
+    index: u64,
+    leaf: Hash,
+    sibling: impl Fn(u32, u64) -> Option<Hash>,
+) -> Option<Vec<(u32, u64, Hash)>> {
+    let mut nodes = vec![(0, index, leaf)];
+    let (mut level, mut at, mut hash) = (0u32, index, leaf);
+    while at & 1 == 1 {
+        let left = sibling(level, at - 1)?;
+        hash = node_hash(&left, &hash);
+        level += 1;
+        at >>= 1;
+        nodes.push((level, at, hash));
+    }
+    Some(nodes)
 }
 
 #[cfg(test)]

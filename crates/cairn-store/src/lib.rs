@@ -13,6 +13,7 @@
 
 mod error;
 mod files;
+pub mod hub;
 mod read;
 mod schema;
 mod verify;
@@ -110,6 +111,20 @@ pub struct EdgeStore {
     catalog: Arc<Catalog>,
     writer: writer::WriterHandle,
     readers: Vec<Mutex<Connection>>,
+    /// Writes sync state (acknowledged watermarks, the hub's checkpoint);
+    /// kept apart from the op writer, which it never blocks for long.
+    sync_conn: Mutex<Connection>,
+}
+
+/// Ops of one stream ready to push, ending at a signed checkpoint.
+#[derive(Clone, Debug)]
+pub struct PendingBatch {
+    /// Stream name.
+    pub stream: String,
+    /// Encoded ops, in seq order.
+    pub ops: Vec<Vec<u8>>,
+    /// The node's checkpoint of the last op.
+    pub checkpoint: cairn_core::identity::Checkpoint,
 }
 
 impl EdgeStore {
@@ -175,12 +190,14 @@ impl EdgeStore {
             catalog.clone(),
             dir.to_path_buf(),
         )?;
+        let sync_conn = Mutex::new(schema::open(&db_path)?);
         Ok(EdgeStore {
             dir: dir.to_path_buf(),
             settings,
             catalog,
             writer,
             readers,
+            sync_conn,
         })
     }
 
@@ -271,6 +288,30 @@ impl EdgeStore {
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let identity_key = self.settings.public_key;
         self.read(|conn| verify::verify(conn, &self.settings.node, identity_key, &self.catalog))
+    }
+
+    /// This node's streams, critical first, then by name.
+    pub fn streams(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| read::own_streams(conn, &self.settings.node))
+    }
+
+    /// The next unacknowledged ops of `stream`, ending at a checkpoint: as
+    /// many as fit in `ops_max` (at least one whole group).
+    pub fn pending_batch(
+        &self,
+        stream: &str,
+        ops_max: usize,
+    ) -> Result<Option<PendingBatch>, StoreError> {
+        self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, ops_max))
+    }
+
+    /// Records that the hub holds `stream` up to `seq`.
+    pub fn acknowledge(&self, stream: &str, seq: u64) -> Result<(), StoreError> {
+        let conn = self
+            .sync_conn
+            .lock()
+            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
+        read::acknowledge(&conn, &self.settings.node, stream, seq)
     }
 
     fn collection(&self, name: &str) -> Result<&Collection, StoreError> {

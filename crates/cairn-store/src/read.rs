@@ -379,3 +379,82 @@ pub(crate) fn status(
         conflicts: conflicts as u64,
     })
 }
+
+/// Streams of `node`, critical first.
+pub(crate) fn own_streams(conn: &Connection, node: &str) -> Result<Vec<String>, StoreError> {
+    let mut streams: Vec<String> = conn
+        .prepare_cached("SELECT stream FROM streams WHERE node = ?1 ORDER BY stream")?
+        .query_map([node], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    streams.sort_by_key(|stream| (stream != "critical", stream.clone()));
+    Ok(streams)
+}
+
+/// The next unacknowledged ops of a stream, ending at a checkpoint.
+pub(crate) fn pending_batch(
+    conn: &Connection,
+    node: &str,
+    stream: &str,
+    ops_max: usize,
+) -> Result<Option<crate::PendingBatch>, StoreError> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT id, acked_seq FROM streams WHERE node = ?1 AND stream = ?2")?
+        .query_row(params![node, stream], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((stream_id, acked)) = row else {
+        return Ok(None);
+    };
+    let limit = acked + ops_max.max(1) as i64;
+    // The furthest checkpoint within the limit, or else the first one past the acknowledged seq.
+    let end: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT seq, head, signature FROM checkpoints WHERE stream_id = ?1 AND seq > ?2
+             ORDER BY (seq <= ?3) DESC, CASE WHEN seq <= ?3 THEN -seq ELSE seq END LIMIT 1",
+        )?
+        .query_row(params![stream_id, acked, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let Some((end_seq, head, signature)) = end else {
+        return Ok(None);
+    };
+    let ops = conn
+        .prepare_cached("SELECT op FROM ops WHERE id > ?1 AND id <= ?2 ORDER BY id")?
+        .query_map(
+            params![
+                (stream_id << SEQ_BITS) | acked,
+                (stream_id << SEQ_BITS) | end_seq
+            ],
+            |row| row.get::<_, Vec<u8>>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let checkpoint = cairn_core::identity::Checkpoint {
+        node: node.to_string(),
+        stream: stream.to_string(),
+        seq: end_seq as u64,
+        head: cairn_core::hash::Hash::from_slice(&head)
+            .ok_or_else(|| StoreError::Damaged(format!("checkpoint {stream}:{end_seq}")))?,
+        signature: signature
+            .try_into()
+            .map_err(|_| StoreError::Damaged(format!("checkpoint signature {stream}:{end_seq}")))?,
+    };
+    Ok(Some(crate::PendingBatch {
+        stream: stream.to_string(),
+        ops,
+        checkpoint,
+    }))
+}
+
+/// Raises the acknowledged watermark of a stream (never lowers it).
+pub(crate) fn acknowledge(
+    conn: &Connection,
+    node: &str,
+    stream: &str,
+    seq: u64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE streams SET acked_seq = max(acked_seq, min(?3, head_seq)) WHERE node = ?1 AND stream = ?2",
+        params![node, stream, seq as i64],
+    )?;
+    Ok(())
+}

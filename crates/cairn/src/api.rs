@@ -50,7 +50,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    fn client(status: StatusCode, code: &'static str, violation: Violation) -> AppError {
+    pub(crate) fn client(status: StatusCode, code: &'static str, violation: Violation) -> AppError {
         AppError::Client {
             status,
             code,
@@ -58,7 +58,7 @@ impl AppError {
         }
     }
 
-    fn invalid(index: Option<usize>, violations: Vec<Violation>) -> AppError {
+    pub(crate) fn invalid(index: Option<usize>, violations: Vec<Violation>) -> AppError {
         AppError::Client {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid",
@@ -172,7 +172,7 @@ pub async fn run(
         .await
 }
 
-async fn not_found() -> AppError {
+pub(crate) async fn not_found() -> AppError {
     AppError::client(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -181,7 +181,7 @@ async fn not_found() -> AppError {
 }
 
 /// Reads a JSON body: content type, size, UTF-8 and syntax, each with its own error.
-async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
+pub(crate) async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let media = content_type
             .to_str()

@@ -49,6 +49,58 @@ pub enum Command {
     Bench(BenchCommand),
     /// Run the demo on the embedded SQLite default.
     Demo(crate::demo::DemoArgs),
+    /// Run a hub: the verified, Merkle-logged collection point of the fleet.
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// Push this node's unacknowledged ops to the hub now.
+    Sync(SyncArgs),
+}
+
+/// `cairn hub ...`
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// Create the hub's identity and log.
+    Init {
+        /// The log's origin line, e.g. `cairn.example/hub-1`.
+        #[arg(long)]
+        origin: String,
+    },
+    /// Register a node's public key and the scopes it is granted.
+    Enroll {
+        /// The node's name.
+        node: String,
+        /// Its Ed25519 public key, 64 hex characters (`cairn edge init` prints it).
+        #[arg(long)]
+        public_key: String,
+        /// Granted scope labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+    /// Serve the hub's HTTP API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:7979")]
+        listen: String,
+    },
+    /// Log size and root, streams, quarantine and alerts.
+    Status,
+}
+
+/// `cairn sync` options.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The hub's base URL, e.g. http://127.0.0.1:7979.
+    #[arg(long)]
+    pub hub: String,
+    /// Most ops per push (a batch always ends at a signed checkpoint).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_ops: usize,
+    /// The hub's public key (hex), to check its log checkpoints' signatures.
+    #[arg(long, requires = "hub_origin")]
+    pub hub_key: Option<String>,
+    /// The hub's log origin (with --hub-key).
+    #[arg(long)]
+    pub hub_origin: Option<String>,
 }
 
 /// `cairn edge ...`
@@ -311,7 +363,198 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             crate::bench::edge(args, cli.json).map_err(Failure::from)
         }
         Command::Demo(args) => crate::demo::run(args, cli.json).map_err(Failure::from),
+        Command::Hub(command) => hub(&cli, command),
+        Command::Sync(args) => sync(&cli, args),
     }
+}
+
+fn open_hub(cli: &Cli) -> Result<cairn_store::hub::HubStore, Failure> {
+    cairn_store::hub::HubStore::open(&cli.data)
+        .with_context(|| format!("cannot open the hub in {}", cli.data.display()))
+        .map_err(Failure::from)
+}
+
+fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
+    match command {
+        HubCommand::Init { origin } => {
+            cairn_store::hub::HubStore::init(&cli.data, origin).map_err(|error| match error {
+                cairn_store::StoreError::Config(message) => {
+                    Failure::invalid(None, &[Violation::new("init", "config", message)])
+                }
+                other => Failure::fault(anyhow::anyhow!(other)),
+            })?;
+            let hub = open_hub(cli)?;
+            if cli.json {
+                output::json(
+                    &json!({"origin": hub.origin(), "public_key": hex::encode(hub.public_key())}),
+                );
+            } else {
+                println!("initialized hub {} in {}", hub.origin(), cli.data.display());
+                println!("public key {}", hex::encode(hub.public_key()));
+            }
+            Ok(())
+        }
+        HubCommand::Enroll {
+            node,
+            public_key,
+            scope,
+        } => {
+            let scopes = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let key: [u8; 32] = hex::decode(public_key)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    Failure::invalid(
+                        None,
+                        &[Violation::new(
+                            "public-key",
+                            "format",
+                            "must be 64 hex characters",
+                        )],
+                    )
+                })?;
+            let hub = open_hub(cli)?;
+            hub.enroll(node, key, &scopes)
+                .map_err(|error| match error {
+                    cairn_store::StoreError::Config(message) => {
+                        Failure::invalid(None, &[Violation::new("node", "enroll", message)])
+                    }
+                    other => Failure::fault(anyhow::anyhow!(other)),
+                })?;
+            if cli.json {
+                output::json(&json!({"node": node, "scopes": scopes}));
+            } else {
+                println!("enrolled {node}");
+            }
+            Ok(())
+        }
+        HubCommand::Serve { listen } => {
+            crate::init_tracing();
+            let hub = std::sync::Arc::new(open_hub(cli)?);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let address = listener.local_addr().context("no local address")?;
+                println!("cairn hub {} listening on http://{address}", hub.origin());
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                tracing::info!(origin = %hub.origin(), %address, "hub started");
+                crate::hub_api::run(listener, hub, shutdown_signal())
+                    .await
+                    .context("server failed")?;
+                Ok::<(), anyhow::Error>(())
+            })?;
+            Ok(())
+        }
+        HubCommand::Status => {
+            let status = open_hub(cli)?.status()?;
+            if cli.json {
+                output::json(&json!(status));
+            } else {
+                println!(
+                    "hub {}: {} ops in the log, root {}",
+                    status.origin, status.log_size, status.root
+                );
+                let rows = status
+                    .streams
+                    .iter()
+                    .map(|(stream, (head, held))| {
+                        vec![
+                            stream.clone(),
+                            head.to_string(),
+                            if *held { "HELD".into() } else { "ok".into() },
+                        ]
+                    })
+                    .collect();
+                println!("{}", output::table(&["stream", "head", "state"], rows));
+                println!(
+                    "{} nodes enrolled, {} items quarantined",
+                    status.nodes, status.quarantined
+                );
+                for alert in &status.alerts {
+                    println!("ALERT: {alert}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let hub_key = match (&args.hub_key, &args.hub_origin) {
+        (Some(key), Some(origin)) => {
+            let key: [u8; 32] = hex::decode(key)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    Failure::invalid(
+                        None,
+                        &[Violation::new(
+                            "hub-key",
+                            "format",
+                            "must be 64 hex characters",
+                        )],
+                    )
+                })?;
+            Some((origin.clone(), key))
+        }
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("HTTP client")?;
+    let hub_url = args.hub.trim_end_matches('/').to_string();
+    let result = runtime.block_on(crate::sync::push_all(
+        &store,
+        &client,
+        &hub_url,
+        args.batch_ops.max(1),
+        hub_key
+            .as_ref()
+            .map(|(origin, key)| (origin.as_str(), *key)),
+    ));
+    let report = result.map_err(|error| Failure {
+        code: exit::SYNC_INCOMPLETE,
+        json: json!({"error": {"code": "sync_incomplete", "message": format!("{error:#}")}}),
+        text: format!("error: sync incomplete, nothing acknowledged was lost: {error:#}"),
+    })?;
+    if !report.quarantined.is_empty() {
+        let lines: Vec<String> = report
+            .quarantined
+            .iter()
+            .map(|item| format!("QUARANTINED: {item}"))
+            .collect();
+        return Err(Failure {
+            code: exit::SYNC_INCOMPLETE,
+            json: json!({"error": {"code": "quarantined", "message": "the hub quarantined ops"}, "report": report}),
+            text: format!(
+                "error: the hub quarantined ops ({} accepted before that)\n{}",
+                report.accepted,
+                lines.join("\n")
+            ),
+        });
+    }
+    if cli.json {
+        output::json(&json!(report));
+    } else {
+        println!(
+            "pushed: {} accepted ({} receipts verified), {} already at the hub",
+            report.accepted, report.receipts_verified, report.duplicate
+        );
+    }
+    Ok(())
 }
 
 fn serve(cli: &Cli, listen: &str) -> Result<(), Failure> {

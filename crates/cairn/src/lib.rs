@@ -7,8 +7,10 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod hub_api;
 pub mod input;
 pub mod output;
+pub mod sync;
 
 /// Process exit codes.
 pub mod exit {
@@ -26,6 +28,8 @@ pub mod exit {
     pub const STORAGE_FULL: i32 = 5;
     /// The record asked for does not exist.
     pub const NOT_FOUND: i32 = 6;
+    /// A sync round ended with ops the hub quarantined, or the hub unreachable.
+    pub const SYNC_INCOMPLETE: i32 = 7;
 }
 
 /// Structured JSON logs on stderr; `RUST_LOG` sets the level (default info).

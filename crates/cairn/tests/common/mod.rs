@@ -87,7 +87,7 @@ pub fn action(work_order: &str) -> Value {
     })
 }
 
-/// A running `cairn edge serve` process.
+/// A running `cairn edge serve` or `cairn hub serve` process.
 pub struct Edge {
     /// The process.
     pub child: Child,
@@ -98,10 +98,20 @@ pub struct Edge {
 impl Edge {
     /// Starts the edge API on a free port and waits until it listens.
     pub fn start(dir: &Path) -> Edge {
+        Edge::start_with(dir, &["edge", "serve", "--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts a hub on a free port and waits until it listens.
+    pub fn start_hub(dir: &Path) -> Edge {
+        Edge::start_with(dir, &["hub", "serve", "--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `cairn --data DIR args...`, a server that prints its URL first.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Edge {
         let mut child = Command::new(bin())
             .arg("--data")
             .arg(dir)
-            .args(["edge", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,0 +1,294 @@
+//! The hub's HTTP API: verified push, the signed log checkpoint and
+//! consistency proofs, health and status.
+//!
+//! Push bodies are JSON: `{"node", "stream", "ops": [base64 op, ...],
+//! "checkpoint": {"seq", "head": hex, "signature": hex}}`; the answer lists a
+//! verdict and, for accepted ops, a receipt (leaf index and inclusion proof)
+//! against the signed checkpoint it returns.
+
+use crate::api::{AppError, body_json, not_found};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use cairn_core::hash::Hash;
+use cairn_core::identity::Checkpoint;
+use cairn_core::pack::Violation;
+use cairn_store::hub::{HubStore, PUSH_OPS_MAX, PushError, PushRequest};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Shared state of the hub's handlers.
+#[derive(Clone)]
+pub struct HubState {
+    /// The hub's store.
+    pub hub: Arc<HubStore>,
+}
+
+/// Builds the hub router.
+pub fn app(state: HubState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/push", post(push))
+        .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/consistency", get(consistency))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the hub on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    hub: Arc<HubStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(HubState { hub }))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health(State(state): State<HubState>) -> axum::Json<Value> {
+    axum::Json(
+        json!({"status": "ok", "origin": state.hub.origin(), "public_key": hex::encode(state.hub.public_key())}),
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AppError::Server(format!("hub task failed: {error}")))?
+}
+
+async fn status(State(state): State<HubState>) -> Result<axum::Json<Value>, AppError> {
+    let hub = state.hub.clone();
+    let status = blocking(move || {
+        hub.status()
+            .map_err(|error| AppError::Server(error.to_string()))
+    })
+    .await?;
+    Ok(axum::Json(json!(status)))
+}
+
+async fn checkpoint(State(state): State<HubState>) -> Result<Response, AppError> {
+    let hub = state.hub.clone();
+    let note = blocking(move || {
+        hub.checkpoint()
+            .map_err(|error| AppError::Server(error.to_string()))
+    })
+    .await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        note,
+    )
+        .into_response())
+}
+
+async fn consistency(
+    State(state): State<HubState>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<Value>, AppError> {
+    let size = |name: &'static str| -> Result<u64, AppError> {
+        params
+            .get(name)
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(|| {
+                AppError::client(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    Violation::new(name, "type", "must be a log size (an unsigned integer)"),
+                )
+            })
+    };
+    let (from, to) = (size("from")?, size("to")?);
+    let hub = state.hub.clone();
+    match blocking(move || {
+        hub.consistency_proof(from, to)
+            .map_err(|error| AppError::Server(error.to_string()))
+    })
+    .await?
+    {
+        Some(proof) => Ok(axum::Json(json!({"from": from, "to": to, "proof": proof}))),
+        None => Err(AppError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Violation::new("to", "range", "sizes out of order or beyond the log"),
+        )),
+    }
+}
+
+/// Parses a push body, naming the field and rule of every problem.
+fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let Some(object) = value.as_object() else {
+        return Err(vec![Violation::new(
+            "body",
+            "type",
+            "must be a JSON object",
+        )]);
+    };
+    for name in object.keys() {
+        if !["node", "stream", "ops", "checkpoint"].contains(&name.as_str()) {
+            violations.push(Violation::new(
+                name.clone(),
+                "unknown_field",
+                "expected node, stream, ops, checkpoint",
+            ));
+        }
+    }
+    let mut text = |name: &'static str| -> String {
+        match object.get(name).and_then(Value::as_str) {
+            Some(text) => text.to_string(),
+            None => {
+                violations.push(Violation::new(name, "required", "must be a string"));
+                String::new()
+            }
+        }
+    };
+    let (node, stream) = (text("node"), text("stream"));
+    let mut ops = Vec::new();
+    match object.get("ops").and_then(Value::as_array) {
+        None => violations.push(Violation::new(
+            "ops",
+            "required",
+            "must be an array of base64 ops",
+        )),
+        Some(list) if list.is_empty() || list.len() > PUSH_OPS_MAX => {
+            violations.push(Violation::new(
+                "ops",
+                "max_ops",
+                format!("a push holds 1 to {PUSH_OPS_MAX} ops, got {}", list.len()),
+            ))
+        }
+        Some(list) => {
+            for (index, item) in list.iter().enumerate() {
+                match item
+                    .as_str()
+                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                {
+                    Some(bytes) => ops.push(bytes),
+                    None => violations.push(Violation::new(
+                        format!("ops[{index}]"),
+                        "base64",
+                        "must be a base64 string",
+                    )),
+                }
+            }
+        }
+    }
+    let checkpoint = object.get("checkpoint");
+    let seq = checkpoint
+        .and_then(|c| c.get("seq"))
+        .and_then(Value::as_u64);
+    let head = checkpoint
+        .and_then(|c| c.get("head"))
+        .and_then(Value::as_str)
+        .and_then(Hash::from_hex);
+    let signature = checkpoint
+        .and_then(|c| c.get("signature"))
+        .and_then(Value::as_str)
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok());
+    if seq.is_none() {
+        violations.push(Violation::new(
+            "checkpoint.seq",
+            "required",
+            "must be an unsigned integer",
+        ));
+    }
+    if head.is_none() {
+        violations.push(Violation::new(
+            "checkpoint.head",
+            "format",
+            "must be 64 hex characters",
+        ));
+    }
+    if signature.is_none() {
+        violations.push(Violation::new(
+            "checkpoint.signature",
+            "format",
+            "must be 128 hex characters",
+        ));
+    }
+    match (violations.is_empty(), seq, head, signature) {
+        (true, Some(seq), Some(head), Some(signature)) => Ok(PushRequest {
+            checkpoint: Checkpoint {
+                node: node.clone(),
+                stream: stream.clone(),
+                seq,
+                head,
+                signature,
+            },
+            node,
+            stream,
+            ops,
+        }),
+        _ => Err(violations),
+    }
+}
+
+async fn push(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>, AppError> {
+    let value = body_json(&headers, body).await?;
+    let request = push_request(&value).map_err(|violations| AppError::invalid(None, violations))?;
+    let hub = state.hub.clone();
+    let response = blocking(move || {
+        hub.push(&request).map_err(|error| match error {
+            PushError::UnknownNode(node) => AppError::client(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Violation::new(
+                    "node",
+                    "enrolled",
+                    format!("{node:?} is not enrolled at this hub"),
+                ),
+            ),
+            PushError::Invalid(message) => {
+                AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
+            }
+            other => AppError::Server(other.to_string()),
+        })
+    })
+    .await?;
+    Ok(axum::Json(json!(response)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_bodies_name_every_bad_field() {
+        let violations = push_request(
+            &json!({"node": 1, "ops": ["%%%"], "checkpoint": {"seq": "x"}, "extra": true}),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "extra",
+                "node",
+                "stream",
+                "ops[0]",
+                "checkpoint.seq",
+                "checkpoint.head",
+                "checkpoint.signature"
+            ]
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The edge's sync client: pushes unacknowledged ops to the hub, stream by
+//! stream (critical first), in batches that end at a signed checkpoint, and
+//! records the hub's watermark. Receipts are checked: every accepted op's
+//! inclusion proof must lead to the root of the log checkpoint the hub
+//! returned (and that checkpoint's signature, when the hub's key is known).
+//!
+//! This is the first slice of issue 3: pull, backoff, the circuit breaker
+//! and adaptive batches are still to come.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use cairn_core::hash::Hash;
+use cairn_core::merkle;
+use cairn_core::note::{self, LogCheckpoint};
+use cairn_store::EdgeStore;
+use serde_json::{Value, json};
+
+/// Outcome of one sync round.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    /// Ops the hub accepted.
+    pub accepted: u64,
+    /// Ops the hub already had.
+    pub duplicate: u64,
+    /// Ops the hub quarantined, with reasons.
+    pub quarantined: Vec<String>,
+    /// Receipts whose inclusion proof verified.
+    pub receipts_verified: u64,
+    /// The hub's newest log checkpoint (signed note).
+    pub checkpoint: Option<String>,
+}
+
+/// Pushes everything pending, batch by batch.
+pub async fn push_all(
+    store: &EdgeStore,
+    client: &reqwest::Client,
+    hub_url: &str,
+    batch_ops: usize,
+    hub_key: Option<(&str, [u8; 32])>,
+) -> anyhow::Result<SyncReport> {
+    let mut report = SyncReport::default();
+    for stream in store.streams()? {
+        loop {
+            let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
+                break;
+            };
+            let body = json!({
+                "node": store.settings().node,
+                "stream": batch.stream,
+                "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+                "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
+            });
+            let response = client
+                .post(format!("{hub_url}/v1/push"))
+                .json(&body)
+                .send()
+                .await
+                .context("the hub is unreachable")?;
+            let status = response.status();
+            let answer: Value = response
+                .json()
+                .await
+                .context("the hub's answer is not JSON")?;
+            if !status.is_success() {
+                bail!(
+                    "the hub refused the push ({status}): {}",
+                    answer["error"]["message"].as_str().unwrap_or("")
+                );
+            }
+            let note_text = answer["checkpoint"]
+                .as_str()
+                .context("the hub's answer has no checkpoint")?;
+            let checkpoint = match hub_key {
+                Some((origin, key)) => note::verify(note_text, origin, &key)
+                    .context("the hub's log checkpoint does not verify")?,
+                None => {
+                    let body = note_text.split("\n\n").next().unwrap_or("");
+                    LogCheckpoint::parse_body(&format!("{body}\n"))
+                        .context("the hub's log checkpoint is malformed")?
+                }
+            };
+            // Acknowledge only what the hub confirmed op by op, in order: its
+            // watermark may run ahead of us (a node restored from a backup).
+            let mut confirmed: Option<u64> = None;
+            let mut unbroken = true;
+            for (result, op) in answer["results"]
+                .as_array()
+                .context("no results")?
+                .iter()
+                .zip(&batch.ops)
+            {
+                match result["status"].as_str() {
+                    Some("accepted") => {
+                        let decoded =
+                            cairn_core::op::Op::decode(op).context("own op does not decode")?;
+                        let leaf = result["leaf"].as_u64().context("receipt without a leaf")?;
+                        let proof: Vec<Hash> = result["proof"]
+                            .as_array()
+                            .map(|items| {
+                                items
+                                    .iter()
+                                    .filter_map(|item| item.as_str().and_then(Hash::from_hex))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        merkle::verify_inclusion(
+                            leaf,
+                            checkpoint.size,
+                            &merkle::leaf_hash(&decoded.op_hash.0),
+                            &proof,
+                            &checkpoint.root,
+                        )
+                        .with_context(|| {
+                            format!("the hub's receipt for seq {} does not verify", decoded.seq)
+                        })?;
+                        report.accepted += 1;
+                        report.receipts_verified += 1;
+                        if unbroken {
+                            confirmed = Some(decoded.seq);
+                        }
+                    }
+                    Some("duplicate") => {
+                        report.duplicate += 1;
+                        if unbroken {
+                            confirmed = result["seq"].as_u64();
+                        }
+                    }
+                    _ => {
+                        unbroken = false;
+                        report.quarantined.push(format!(
+                            "{stream} seq {}: {}",
+                            result["seq"],
+                            result["reason"].as_str().unwrap_or("no reason given")
+                        ));
+                    }
+                }
+            }
+            if let Some(seq) = confirmed {
+                store.acknowledge(&stream, seq)?;
+            }
+            report.checkpoint = Some(note_text.to_string());
+            if !unbroken || confirmed != Some(batch.checkpoint.seq) {
+                // The hub holds the stream or quarantined part of the batch:
+                // resending the same ops cannot help. Stop and report.
+                break;
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,284 @@
+//! The hub and the edge's push, with real processes on 127.0.0.1: offline
+//! writes reach the hub with verified receipts; retries are duplicates; an
+//! op edited in the edge's SQLite file is quarantined; a node restored from
+//! an old backup that rewrites history is caught as an equivocation that
+//! holds its stream; an unknown node is refused.
+
+mod common;
+
+use common::{Edge, action, cairn, json_out};
+use rusqlite::Connection;
+use std::path::Path;
+
+const SYNC_INCOMPLETE: i32 = 7;
+
+/// Initializes an edge node and returns its public key.
+fn edge_init(dir: &Path, node: &str) -> String {
+    let output = cairn(
+        dir,
+        &[
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            node,
+            "--scope",
+            "site=hangar-7",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_out(&output)["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn add(dir: &Path, n: usize) {
+    for i in 0..n {
+        let output = cairn(
+            dir,
+            &[
+                "record",
+                "add",
+                "maintenance_actions",
+                &action(&format!("WO-{i}")).to_string(),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn sync(dir: &Path, hub: &Edge, key: &str) -> (i32, serde_json::Value) {
+    let output = cairn(
+        dir,
+        &[
+            "--json",
+            "sync",
+            "--hub",
+            &hub.url,
+            "--hub-key",
+            key,
+            "--hub-origin",
+            "test.hub",
+            "--batch-ops",
+            "4",
+        ],
+    );
+    (output.status.code().unwrap_or(-1), json_out(&output))
+}
+
+#[test]
+fn offline_writes_reach_the_hub_and_tampering_is_quarantined() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let output = cairn(&hub_dir, &["--json", "hub", "init", "--origin", "test.hub"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hub_key = json_out(&output)["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edge = work.path().join("edge");
+    let edge_key = edge_init(&edge, "hangar-7");
+    assert!(
+        cairn(
+            &hub_dir,
+            &[
+                "hub",
+                "enroll",
+                "hangar-7",
+                "--public-key",
+                &edge_key,
+                "--scope",
+                "site=hangar-7"
+            ]
+        )
+        .status
+        .success()
+    );
+
+    // Written while the hub is not even running; a backup is taken midway.
+    add(&edge, 8);
+    let backup = work.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for name in ["cairn.db", "node.key"] {
+        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
+    }
+    add(&edge, 2);
+    let hub = Edge::start_hub(&hub_dir);
+    let (code, report) = sync(&edge, &hub, &hub_key);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["accepted"], 10);
+    assert_eq!(report["receipts_verified"], 10);
+    let status = json_out(&cairn(&edge, &["--json", "status"]));
+    assert_eq!(status["pending_total"], 0);
+    // Nothing left to send: a second round pushes nothing.
+    let (code, report) = sync(&edge, &hub, &hub_key);
+    assert_eq!(
+        (code, report["accepted"].clone()),
+        (0, serde_json::json!(0))
+    );
+
+    // An op edited in the edge's SQLite file after it was written.
+    add(&edge, 2);
+    {
+        let conn = Connection::open(edge.join("cairn.db")).unwrap();
+        let (id, mut op): (i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT id, op FROM ops ORDER BY id DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        let at = op.len() - 5;
+        op[at] ^= 0x01;
+        conn.execute(
+            "UPDATE ops SET op = ?1 WHERE id = ?2",
+            rusqlite::params![op, id],
+        )
+        .unwrap();
+    }
+    let (code, report) = sync(&edge, &hub, &hub_key);
+    assert_eq!(code, SYNC_INCOMPLETE, "{report}");
+    assert_eq!(report["error"]["code"], "quarantined");
+
+    // The node is restored from the backup and writes a different seq 9,
+    // which the hub already holds.
+    add(&backup, 1);
+    let (code, report) = sync(&backup, &hub, &hub_key);
+    assert_eq!(code, SYNC_INCOMPLETE, "{report}");
+    let hub_status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(
+        hub_status["streams"]["hangar-7:standard"][1], true,
+        "the stream is held: {hub_status}"
+    );
+    assert!(hub_status["quarantined"].as_u64().unwrap() >= 2);
+    assert!(
+        hub_status["alerts"].to_string().contains("equivocation"),
+        "{hub_status}"
+    );
+    assert_eq!(
+        hub_status["log_size"], 10,
+        "the accepted ops stay, nothing of the fork is logged"
+    );
+
+    // A node the hub never enrolled is refused.
+    let stranger = work.path().join("stranger");
+    edge_init(&stranger, "stranger");
+    add(&stranger, 1);
+    let output = cairn(&stranger, &["sync", "--hub", &hub.url]);
+    assert_eq!(output.status.code(), Some(SYNC_INCOMPLETE));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not enrolled"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    hub.kill();
+}
+
+#[tokio::test]
+async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let hub = Edge::start_hub(&hub_dir);
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let client = client.clone();
+        let url = format!("{}/v1/push", hub.url);
+        async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let rule = |body: &serde_json::Value| {
+        let violation = &body["error"]["violations"][0];
+        (
+            violation["field"].as_str().unwrap().to_string(),
+            violation["rule"].as_str().unwrap().to_string(),
+        )
+    };
+    let (status, body) = post(b"{\"node\":".to_vec()).await;
+    assert_eq!((status, rule(&body)), (400, ("body".into(), "json".into())));
+    let (status, body) = post(b"[1]".to_vec()).await;
+    assert_eq!((status, rule(&body)), (422, ("body".into(), "type".into())));
+    let (status, body) = post(serde_json::json!({"node": 7, "stream": "s", "ops": ["AA=="], "checkpoint": {"seq": 1, "head": "00", "signature": "00"}}).to_string().into_bytes()).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (422, ("node".into(), "required".into()))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checkpoint.head"),
+        "{body}"
+    );
+    let too_many: Vec<&str> = vec!["AA=="; 4097];
+    let (status, body) = post(serde_json::json!({"node": "n", "stream": "s", "ops": too_many, "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string().into_bytes()).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (422, ("ops".into(), "max_ops".into()))
+    );
+    let (status, body) = post(serde_json::json!({"node": "ghost", "stream": "standard", "ops": ["AA=="], "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string().into_bytes()).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (403, ("node".into(), "enrolled".into()))
+    );
+    let response = client
+        .get(format!("{}/v1/log/consistency?from=x&to=1", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let response = client
+        .get(format!("{}/v1/log/consistency?from=0&to=99", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let response = client
+        .get(format!("{}/v1/nope", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let checkpoint = client
+        .get(format!("{}/v1/log/checkpoint", hub.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(checkpoint.starts_with("test.hub\n0\n"), "{checkpoint}");
+    let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(
+        (status["log_size"].clone(), status["quarantined"].clone()),
+        (serde_json::json!(0), serde_json::json!(0)),
+        "nothing persisted"
+    );
+    hub.kill();
+}
