@@ -13,6 +13,7 @@ pub mod hash;
 pub mod hlc;
 pub mod identity;
 pub mod limits;
+pub mod link;
 pub mod merge;
 pub mod merkle;
 pub mod names;

@@ -305,6 +305,19 @@ impl EdgeStore {
         self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, ops_max))
     }
 
+    /// Saves the sync client's state (online, breaker, last sync) for `cairn status`.
+    pub fn set_sync_state(&self, state: &serde_json::Value) -> Result<(), StoreError> {
+        let conn = self
+            .sync_conn
+            .lock()
+            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('sync_state', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [state.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Records that the hub holds `stream` up to `seq`.
     pub fn acknowledge(&self, stream: &str, seq: u64) -> Result<(), StoreError> {
         let conn = self

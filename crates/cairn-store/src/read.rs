@@ -316,6 +316,8 @@ pub struct Status {
     pub quota_bytes: u64,
     /// Entities and config keys with an open conflict.
     pub conflicts: u64,
+    /// The sync client's last known state (online, breaker, last sync), if it ever ran.
+    pub sync: Option<Value>,
 }
 
 /// Queue depth per stream, oldest pending age and storage use.
@@ -366,6 +368,13 @@ pub(crate) fn status(
         [],
         |row| row.get(0),
     )?;
+    let sync: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'sync_state'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
     Ok(Status {
         node: settings.node.clone(),
         pending_total: streams.iter().map(|stream| stream.pending).sum(),
@@ -377,6 +386,7 @@ pub(crate) fn status(
         storage_bytes,
         quota_bytes: settings.quota_bytes,
         conflicts: conflicts as u64,
+        sync: sync.and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 

@@ -121,11 +121,29 @@ pub enum EdgeCommand {
         #[arg(long, default_value_t = 0)]
         quota_bytes: u64,
     },
-    /// Serve the localhost HTTP API.
+    /// Serve the localhost HTTP API (and sync with a hub in the background).
     Serve {
         /// Address to listen on (port 0 picks a free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:7878")]
         listen: String,
+        /// The hub to push to, e.g. http://127.0.0.1:7979 (none: stay offline).
+        #[arg(long)]
+        hub: Option<String>,
+        /// The hub's public key (hex), to check its log checkpoints.
+        #[arg(long, requires = "hub_origin")]
+        hub_key: Option<String>,
+        /// The hub's log origin (with --hub-key).
+        #[arg(long)]
+        hub_origin: Option<String>,
+        /// How often to look for new ops when idle, ms.
+        #[arg(long, default_value_t = 500)]
+        sync_interval_ms: u64,
+        /// Consecutive failures that open the circuit breaker.
+        #[arg(long, default_value_t = 3)]
+        breaker_failures: u32,
+        /// How long the breaker stays open before a probe, ms.
+        #[arg(long, default_value_t = 5_000)]
+        breaker_open_ms: u64,
     },
 }
 
@@ -355,7 +373,30 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Edge(EdgeCommand::Serve { listen }) => serve(&cli, listen),
+        Command::Edge(EdgeCommand::Serve {
+            listen,
+            hub,
+            hub_key,
+            hub_origin,
+            sync_interval_ms,
+            breaker_failures,
+            breaker_open_ms,
+        }) => {
+            let sync = match hub {
+                None => None,
+                Some(url) => Some(crate::sync::SyncSettings {
+                    hub_url: url.trim_end_matches('/').to_string(),
+                    hub_key: parse_hub_key(hub_key, hub_origin)?,
+                    interval_ms: (*sync_interval_ms).max(10),
+                    link: cairn_core::link::LinkConfig {
+                        failures_to_open: (*breaker_failures).max(1),
+                        open_ms: *breaker_open_ms,
+                        ..cairn_core::link::LinkConfig::default()
+                    },
+                }),
+            };
+            serve(&cli, listen, sync)
+        }
         Command::Record(command) => record(&cli, command),
         Command::Status(args) => status(&cli, args),
         Command::Verify => verify(&cli),
@@ -524,6 +565,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         hub_key
             .as_ref()
             .map(|(origin, key)| (origin.as_str(), *key)),
+        &Default::default(),
     ));
     let report = result.map_err(|error| Failure {
         code: exit::SYNC_INCOMPLETE,
@@ -557,7 +599,32 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(cli: &Cli, listen: &str) -> Result<(), Failure> {
+fn parse_hub_key(
+    key: &Option<String>,
+    origin: &Option<String>,
+) -> Result<Option<(String, [u8; 32])>, Failure> {
+    match (key, origin) {
+        (Some(key), Some(origin)) => {
+            let key: [u8; 32] = hex::decode(key)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    Failure::invalid(
+                        None,
+                        &[Violation::new(
+                            "hub-key",
+                            "format",
+                            "must be 64 hex characters",
+                        )],
+                    )
+                })?;
+            Ok(Some((origin.clone(), key)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Result<(), Failure> {
     crate::init_tracing();
     let store = std::sync::Arc::new(open(cli)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -576,9 +643,16 @@ fn serve(cli: &Cli, listen: &str) -> Result<(), Failure> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tracing::info!(node = %store.settings().node, %address, "edge API started");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let syncing =
+            sync.map(|settings| tokio::spawn(crate::sync::run(store.clone(), settings, stopped)));
         crate::api::run(listener, store, shutdown_signal())
             .await
             .context("server failed")?;
+        let _ = stop.send(true);
+        if let Some(syncing) = syncing {
+            let _ = syncing.await;
+        }
         tracing::info!("edge API stopped");
         Ok::<(), anyhow::Error>(())
     })?;

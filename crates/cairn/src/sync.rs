@@ -28,6 +28,8 @@ pub struct SyncReport {
     pub receipts_verified: u64,
     /// The hub's newest log checkpoint (signed note).
     pub checkpoint: Option<String>,
+    /// Streams that stopped on a quarantined op (resending cannot help).
+    pub stuck: Vec<String>,
 }
 
 /// Pushes everything pending, batch by batch.
@@ -37,9 +39,13 @@ pub async fn push_all(
     hub_url: &str,
     batch_ops: usize,
     hub_key: Option<(&str, [u8; 32])>,
+    skip: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     for stream in store.streams()? {
+        if skip.contains(&stream) {
+            continue;
+        }
         loop {
             let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
                 break;
@@ -139,6 +145,9 @@ pub async fn push_all(
                 store.acknowledge(&stream, seq)?;
             }
             report.checkpoint = Some(note_text.to_string());
+            if !unbroken {
+                report.stuck.push(stream.clone());
+            }
             if !unbroken || confirmed != Some(batch.checkpoint.seq) {
                 // The hub holds the stream or quarantined part of the batch:
                 // resending the same ops cannot help. Stop and report.
@@ -147,4 +156,122 @@ pub async fn push_all(
         }
     }
     Ok(report)
+}
+
+/// Where the background sync keeps its settings.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// The hub's base URL.
+    pub hub_url: String,
+    /// The hub's origin and key, to check its checkpoints.
+    pub hub_key: Option<(String, [u8; 32])>,
+    /// How often to look for new ops when idle, ms.
+    pub interval_ms: u64,
+    /// Breaker, backoff and batch thresholds.
+    pub link: cairn_core::link::LinkConfig,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Runs the sync client until `shutdown` resolves: probes, pushes, backs off.
+pub async fn run(
+    store: std::sync::Arc<EdgeStore>,
+    settings: SyncSettings,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use cairn_core::link::{Link, Step};
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "sync client cannot start");
+            return;
+        }
+    };
+    let mut link = Link::new(settings.link);
+    // Jitter only needs to differ between nodes, not to be unpredictable.
+    let mut random = now_ms() ^ u64::from(std::process::id()).rotate_left(32) | 1;
+    let mut next_random = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let mut stuck = std::collections::BTreeSet::new();
+    let (mut last_sync_ms, mut last_error): (Option<u64>, Option<String>) = (None, None);
+    let mut online = false;
+    loop {
+        let now = now_ms();
+        let step = link.step(now);
+        let wait_ms = match step {
+            Step::Wait { until_ms } => until_ms.saturating_sub(now).min(settings.interval_ms),
+            Step::Probe => {
+                let started = std::time::Instant::now();
+                let healthy = matches!(client.get(format!("{}/v1/health", settings.hub_url)).send().await, Ok(response) if response.status().is_success());
+                if healthy {
+                    link.succeeded(started.elapsed().as_millis() as u64);
+                } else {
+                    link.failed(now_ms(), next_random());
+                    last_error = Some("health probe failed".into());
+                }
+                online = healthy;
+                0
+            }
+            Step::Push { batch_ops } => {
+                let started = std::time::Instant::now();
+                let key = settings
+                    .hub_key
+                    .as_ref()
+                    .map(|(origin, key)| (origin.as_str(), *key));
+                match push_all(&store, &client, &settings.hub_url, batch_ops, key, &stuck).await {
+                    Ok(report) => {
+                        link.succeeded(started.elapsed().as_millis() as u64);
+                        online = true;
+                        last_sync_ms = Some(now_ms());
+                        if !report.quarantined.is_empty() {
+                            tracing::error!(quarantined = ?report.quarantined, "the hub quarantined ops");
+                            last_error =
+                                Some(format!("quarantined: {}", report.quarantined.join("; ")));
+                        } else {
+                            last_error = None;
+                        }
+                        stuck.extend(report.stuck);
+                        if report.accepted > 0 {
+                            tracing::info!(accepted = report.accepted, "pushed to the hub");
+                        }
+                        settings.interval_ms
+                    }
+                    Err(error) => {
+                        link.failed(now_ms(), next_random());
+                        online = false;
+                        last_error = Some(format!("{error:#}"));
+                        0
+                    }
+                }
+            }
+        };
+        let state = serde_json::json!({
+            "hub": settings.hub_url,
+            "online": online,
+            "breaker": link.breaker().name(),
+            "failures": link.failures(),
+            "batch_ops": link.batch_ops(),
+            "last_sync_ms": last_sync_ms,
+            "last_error": last_error,
+            "stuck_streams": stuck,
+        });
+        if let Err(error) = store.set_sync_state(&state) {
+            tracing::warn!(%error, "cannot save the sync state");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms.max(10))) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }

@@ -282,3 +282,131 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     );
     hub.kill();
 }
+
+/// Polls `check` every 50 ms for at most `seconds`; true once it held.
+async fn eventually(seconds: u64, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_syncs_in_the_background_and_rides_out_a_hub_outage() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let edge_dir = work.path().join("edge");
+    let key = edge_init(&edge_dir, "hangar-7");
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let hub_url = format!("http://{listen}");
+    let hub = tokio::task::block_in_place(|| {
+        Edge::start_with(&hub_dir, &["hub", "serve", "--listen", &listen])
+    });
+    let edge = tokio::task::block_in_place(|| {
+        Edge::start_with(
+            &edge_dir,
+            &[
+                "edge",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--hub",
+                &hub_url,
+                "--sync-interval-ms",
+                "100",
+                "--breaker-open-ms",
+                "300",
+            ],
+        )
+    });
+    let client = reqwest::Client::new();
+    let write = |n: usize| {
+        let client = client.clone();
+        let url = format!("{}/v1/records", edge.url);
+        async move {
+            let response = client
+                .post(url)
+                .json(&serde_json::json!({"collection": "maintenance_actions", "data": action(&format!("WO-{n}"))}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+        }
+    };
+    let status = || {
+        let client = client.clone();
+        let url = format!("{}/v1/status", edge.url);
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..20 {
+        write(n).await;
+    }
+    assert!(
+        eventually(15, async || status().await["pending_total"] == 0).await,
+        "drained while the hub is up: {}",
+        status().await
+    );
+    assert_eq!(status().await["sync"]["online"], true);
+
+    // The hub goes down: writes still succeed, the edge notices it is offline.
+    tokio::task::block_in_place(|| hub.kill());
+    for n in 20..40 {
+        write(n).await;
+    }
+    assert!(
+        eventually(15, async || status().await["sync"]["online"] == false).await,
+        "offline noticed: {}",
+        status().await
+    );
+    assert_eq!(status().await["pending_total"], 20);
+
+    // The hub returns on the same address: the backlog drains by itself.
+    let hub = tokio::task::block_in_place(|| {
+        Edge::start_with(&hub_dir, &["hub", "serve", "--listen", &listen])
+    });
+    assert!(
+        eventually(20, async || status().await["pending_total"] == 0).await,
+        "drained after the outage: {}",
+        status().await
+    );
+    let hub_status = json_out(&tokio::task::block_in_place(|| {
+        cairn(&hub_dir, &["--json", "hub", "status"])
+    }));
+    assert_eq!(hub_status["log_size"], 40);
+    assert_eq!(hub_status["quarantined"], 0);
+    tokio::task::block_in_place(|| {
+        edge.kill();
+        hub.kill();
+    });
+}
