@@ -294,6 +294,19 @@ impl HubStore {
         Ok(())
     }
 
+    /// The enrolled public key of `node`.
+    pub fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let key: Option<Vec<u8>> = self
+            .lock()?
+            .query_row(
+                "SELECT public_key FROM nodes WHERE node = ?1",
+                [node],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(key.and_then(|key| key.try_into().ok()))
+    }
+
     /// Verifies and persists a pushed batch.
     pub fn push(&self, request: &PushRequest) -> Result<PushResponse, PushError> {
         if request.ops.is_empty() || request.ops.len() > PUSH_OPS_MAX {

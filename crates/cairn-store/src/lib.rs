@@ -114,6 +114,8 @@ pub struct EdgeStore {
     /// Writes sync state (acknowledged watermarks, the hub's checkpoint);
     /// kept apart from the op writer, which it never blocks for long.
     sync_conn: Mutex<Connection>,
+    /// The node's key, for the short-lived tokens of the sync client.
+    identity: NodeIdentity,
 }
 
 /// Ops of one stream ready to push, ending at a signed checkpoint.
@@ -169,6 +171,8 @@ impl EdgeStore {
             .map_err(|error| StoreError::io(&files::key_path(dir), error))?;
         let identity = NodeIdentity::from_key_file(&key_text)
             .map_err(|error| StoreError::Config(error.to_string()))?;
+        let token_identity = NodeIdentity::from_key_file(&key_text)
+            .map_err(|error| StoreError::Config(error.to_string()))?;
         let db_path = files::db_path(dir);
         if !db_path.exists() {
             return Err(StoreError::Config(format!(
@@ -198,6 +202,7 @@ impl EdgeStore {
             writer,
             readers,
             sync_conn,
+            identity: token_identity,
         })
     }
 
@@ -303,6 +308,18 @@ impl EdgeStore {
         ops_max: usize,
     ) -> Result<Option<PendingBatch>, StoreError> {
         self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, ops_max))
+    }
+
+    /// A token for the hub `audience`, valid for five minutes from `now_s`.
+    pub fn sign_token(&self, audience: &str, now_s: u64) -> String {
+        let claims = cairn_core::token::Claims {
+            sub: self.settings.node.clone(),
+            aud: audience.to_string(),
+            role: "node".into(),
+            iat: now_s,
+            exp: now_s + 300,
+        };
+        cairn_core::token::sign(&claims, &self.identity)
     }
 
     /// Saves the sync client's state (online, breaker, last sync) for `cairn status`.

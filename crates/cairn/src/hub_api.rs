@@ -238,6 +238,58 @@ fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>> {
     }
 }
 
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Checks the bearer token: signed by an enrolled node's key, for this hub,
+/// not expired, with the `node` role. Returns the node it speaks for.
+/// Refusals are logged (an expired or forged token may be an attack).
+fn authenticate(hub: &HubStore, headers: &HeaderMap) -> Result<String, AppError> {
+    let unauthorized = |rule: &'static str, message: String| {
+        tracing::warn!(rule, %message, "refused a request");
+        AppError::client(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            Violation::new("authorization", rule, message),
+        )
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            unauthorized(
+                "required",
+                "a bearer token (EdDSA JWT signed by the node) is required".into(),
+            )
+        })?;
+    let claims =
+        cairn_core::token::peek(token).map_err(|error| unauthorized("token", error.to_string()))?;
+    let key = hub
+        .node_key(&claims.sub)
+        .map_err(|error| AppError::Server(error.to_string()))?
+        .ok_or_else(|| {
+            unauthorized(
+                "token",
+                format!("{:?} is not enrolled at this hub", claims.sub),
+            )
+        })?;
+    let claims = cairn_core::token::verify(token, &key, hub.origin(), now_s())
+        .map_err(|error| unauthorized("token", error.to_string()))?;
+    if claims.role != "node" {
+        tracing::warn!(sub = %claims.sub, role = %claims.role, "refused a push by a non-node role");
+        return Err(AppError::client(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Violation::new("authorization", "role", "only nodes push ops"),
+        ));
+    }
+    Ok(claims.sub)
+}
+
 async fn push(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -246,6 +298,23 @@ async fn push(
     let value = body_json(&headers, body).await?;
     let request = push_request(&value).map_err(|violations| AppError::invalid(None, violations))?;
     let hub = state.hub.clone();
+    let (auth_hub, auth_headers) = (hub.clone(), headers.clone());
+    let subject = blocking(move || authenticate(&auth_hub, &auth_headers)).await?;
+    if subject != request.node {
+        tracing::warn!(%subject, node = %request.node, "refused a node pushing as another node");
+        return Err(AppError::client(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Violation::new(
+                "node",
+                "identity",
+                format!(
+                    "{subject:?} may push only its own streams, not {:?}'s",
+                    request.node
+                ),
+            ),
+        ));
+    }
     let response = blocking(move || {
         hub.push(&request).map_err(|error| match error {
             PushError::UnknownNode(node) => AppError::client(

@@ -42,6 +42,24 @@ pub async fn push_all(
     skip: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
+    // Tokens are for this hub: its origin, from the known key or its health answer.
+    let audience = match hub_key {
+        Some((origin, _)) => origin.to_string(),
+        None => {
+            let health: Value = client
+                .get(format!("{hub_url}/v1/health"))
+                .send()
+                .await
+                .context("the hub is unreachable")?
+                .json()
+                .await
+                .context("the hub's health answer is not JSON")?;
+            health["origin"]
+                .as_str()
+                .context("the hub did not say its origin")?
+                .to_string()
+        }
+    };
     for stream in store.streams()? {
         if skip.contains(&stream) {
             continue;
@@ -56,8 +74,10 @@ pub async fn push_all(
                 "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
                 "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
             });
+            let token = store.sign_token(&audience, now_ms() / 1000);
             let response = client
                 .post(format!("{hub_url}/v1/push"))
+                .bearer_auth(token)
                 .json(&body)
                 .send()
                 .await

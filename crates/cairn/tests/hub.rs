@@ -242,11 +242,85 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
         (status, rule(&body)),
         (422, ("ops".into(), "max_ops".into()))
     );
-    let (status, body) = post(serde_json::json!({"node": "ghost", "stream": "standard", "ops": ["AA=="], "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string().into_bytes()).await;
+    let push_as = |node: &str| {
+        serde_json::json!({"node": node, "stream": "standard", "ops": ["AA=="], "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string()
+    };
+    let (status, body) = post(push_as("ghost").into_bytes()).await;
     assert_eq!(
         (status, rule(&body)),
-        (403, ("node".into(), "enrolled".into()))
+        (401, ("authorization".into(), "required".into()))
     );
+    // Tokens: a node's own token used to push as another node, an expired
+    // token, a forged one, and one whose subject was never enrolled.
+    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
+    let key = hex::encode(node.public_key());
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |sub: &str, iat: u64, signer: &cairn_core::identity::NodeIdentity| {
+        let claims = cairn_core::token::Claims {
+            sub: sub.into(),
+            aud: "test.hub".into(),
+            role: "node".into(),
+            iat,
+            exp: iat + 300,
+        };
+        cairn_core::token::sign(&claims, signer)
+    };
+    let send = |token: String, body: String| {
+        let client = client.clone();
+        let url = format!("{}/v1/push", hub.url);
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = send(token("hangar-7", now, &node), push_as("pharmacy-1")).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (403, ("node".into(), "identity".into()))
+    );
+    let (status, body) = send(token("hangar-7", now - 5_000, &node), push_as("hangar-7")).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (401, ("authorization".into(), "token".into()))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+    let forger = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [4; 32]);
+    let (status, body) = send(token("hangar-7", now, &forger), push_as("hangar-7")).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (401, ("authorization".into(), "token".into()))
+    );
+    let (status, _) = send(token("ghost", now, &forger), push_as("ghost")).await;
+    assert_eq!(status, 401);
+    // The real token passes authentication; the junk op itself is quarantined.
+    let (status, body) = send(token("hangar-7", now, &node), push_as("hangar-7")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "quarantined");
     let response = client
         .get(format!("{}/v1/log/consistency?from=x&to=1", hub.url))
         .send()
@@ -277,8 +351,8 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
     assert_eq!(
         (status["log_size"].clone(), status["quarantined"].clone()),
-        (serde_json::json!(0), serde_json::json!(0)),
-        "nothing persisted"
+        (serde_json::json!(0), serde_json::json!(1)),
+        "only the authenticated junk op was kept, in quarantine"
     );
     hub.kill();
 }
