@@ -294,6 +294,38 @@ impl HubStore {
         Ok(())
     }
 
+    /// The hub's head of every stream of `node`: stream to (seq, op hash).
+    pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
+        let conn = self.lock()?;
+        let mut statement = conn.prepare(
+            "SELECT stream, head_seq, head_hash FROM streams WHERE node = ?1 ORDER BY stream",
+        )?;
+        let rows = statement
+            .query_map([node], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, seq, _)| *seq > 0)
+            .map(|(stream, seq, hash)| {
+                (
+                    stream,
+                    (seq as u64, Hash::from_slice(&hash).unwrap_or(Hash::ZERO)),
+                )
+            })
+            .collect())
+    }
+
+    /// Signs `message` with the hub's key (acknowledgement files carry it).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.identity.sign(message)
+    }
+
     /// The enrolled public key of `node`.
     pub fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
         let key: Option<Vec<u8>> = self

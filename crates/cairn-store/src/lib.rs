@@ -307,7 +307,18 @@ impl EdgeStore {
         stream: &str,
         ops_max: usize,
     ) -> Result<Option<PendingBatch>, StoreError> {
-        self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, ops_max))
+        self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, None, ops_max))
+    }
+
+    /// Like [`EdgeStore::pending_batch`], but starting after `after_seq` when
+    /// given (to walk every unacknowledged op without acknowledging any).
+    pub fn pending_batch_after(
+        &self,
+        stream: &str,
+        after_seq: Option<u64>,
+        ops_max: usize,
+    ) -> Result<Option<PendingBatch>, StoreError> {
+        self.read(|conn| read::pending_batch(conn, &self.settings.node, stream, after_seq, ops_max))
     }
 
     /// A token for the hub `audience`, valid for five minutes from `now_s`.
@@ -333,6 +344,15 @@ impl EdgeStore {
             [state.to_string()],
         )?;
         Ok(())
+    }
+
+    /// The hash of this node's op `seq` of `stream`, if it exists.
+    pub fn own_op_hash(
+        &self,
+        stream: &str,
+        seq: u64,
+    ) -> Result<Option<cairn_core::hash::Hash>, StoreError> {
+        self.read(|conn| read::own_op_hash(conn, &self.settings.node, stream, seq))
     }
 
     /// Records that the hub holds `stream` up to `seq`.

@@ -405,6 +405,7 @@ pub(crate) fn pending_batch(
     conn: &Connection,
     node: &str,
     stream: &str,
+    after_seq: Option<u64>,
     ops_max: usize,
 ) -> Result<Option<crate::PendingBatch>, StoreError> {
     let row: Option<(i64, i64)> = conn
@@ -414,6 +415,7 @@ pub(crate) fn pending_batch(
     let Some((stream_id, acked)) = row else {
         return Ok(None);
     };
+    let acked = acked.max(after_seq.map_or(0, |seq| seq as i64));
     let limit = acked + ops_max.max(1) as i64;
     // The furthest checkpoint within the limit, or else the first one past the acknowledged seq.
     let end: Option<(i64, Vec<u8>, Vec<u8>)> = conn
@@ -467,4 +469,18 @@ pub(crate) fn acknowledge(
         params![node, stream, seq as i64],
     )?;
     Ok(())
+}
+
+/// The hash of op `seq` of a stream of `node`.
+pub(crate) fn own_op_hash(
+    conn: &Connection,
+    node: &str,
+    stream: &str,
+    seq: u64,
+) -> Result<Option<cairn_core::hash::Hash>, StoreError> {
+    let hash: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT o.op_hash FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3 WHERE s.node = ?1 AND s.stream = ?2")?
+        .query_row(params![node, stream, seq as i64], |row| row.get(0))
+        .optional()?;
+    Ok(hash.and_then(|hash| cairn_core::hash::Hash::from_slice(&hash)))
 }

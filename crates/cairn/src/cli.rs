@@ -84,6 +84,20 @@ pub enum HubCommand {
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
+    /// Verify and ingest an offline bundle exactly as pushes would be.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
+    /// Write the signed acknowledgements of a node to a file, for its way back.
+    ExportAcks {
+        /// The node.
+        #[arg(long)]
+        node: String,
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `cairn sync` options.
@@ -144,6 +158,23 @@ pub enum EdgeCommand {
         /// How long the breaker stays open before a probe, ms.
         #[arg(long, default_value_t = 5_000)]
         breaker_open_ms: u64,
+    },
+    /// Write every unacknowledged op to an offline bundle (for a USB stick).
+    Export {
+        /// The bundle file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apply the hub's signed acknowledgements from a file.
+    ImportAcks {
+        /// The acknowledgement file.
+        file: PathBuf,
+        /// The hub's public key (hex).
+        #[arg(long)]
+        hub_key: String,
+        /// The hub's log origin.
+        #[arg(long)]
+        hub_origin: String,
     },
 }
 
@@ -373,6 +404,43 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Edge(EdgeCommand::Export { out }) => {
+            let store = open(&cli)?;
+            let count = crate::bundle::export(&store, out)?;
+            if cli.json {
+                output::json(&json!({"ops": count, "bundle": out}));
+            } else {
+                println!("exported {count} unacknowledged ops to {}", out.display());
+            }
+            Ok(())
+        }
+        Command::Edge(EdgeCommand::ImportAcks {
+            file,
+            hub_key,
+            hub_origin,
+        }) => {
+            let store = open(&cli)?;
+            let Some((origin, key)) =
+                parse_hub_key(&Some(hub_key.clone()), &Some(hub_origin.clone()))?
+            else {
+                unreachable!("both given")
+            };
+            let applied = crate::bundle::import_acks(&store, file, &origin, &key).map_err(|error| Failure {
+                code: exit::SYNC_INCOMPLETE,
+                json: json!({"error": {"code": "acks_refused", "message": format!("{error:#}")}}),
+                text: format!("error: acknowledgements refused: {error:#}"),
+            })?;
+            if cli.json {
+                output::json(
+                    &json!({"acknowledged": applied.iter().map(|(s, q)| json!({"stream": s, "seq": q})).collect::<Vec<_>>()}),
+                );
+            } else {
+                for (stream, seq) in &applied {
+                    println!("{stream}: acknowledged up to seq {seq}");
+                }
+            }
+            Ok(())
+        }
         Command::Edge(EdgeCommand::Serve {
             listen,
             hub,
@@ -491,6 +559,47 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     .context("server failed")?;
                 Ok::<(), anyhow::Error>(())
             })?;
+            Ok(())
+        }
+        HubCommand::Import { file } => {
+            let hub = open_hub(cli)?;
+            let report = crate::bundle::import(&hub, file).map_err(|error| Failure {
+                code: exit::INVALID,
+                json: json!({"error": {"code": "bundle_refused", "message": format!("{error:#}")}}),
+                text: format!("error: bundle refused: {error:#}"),
+            })?;
+            if cli.json {
+                output::json(&json!(report));
+            } else {
+                println!(
+                    "{}: {} accepted, {} already held, {} quarantined",
+                    report.node,
+                    report.accepted,
+                    report.duplicate,
+                    report.quarantined.len()
+                );
+                for item in &report.quarantined {
+                    println!("QUARANTINED: {item}");
+                }
+            }
+            if report.quarantined.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure {
+                    code: exit::SYNC_INCOMPLETE,
+                    json: json!({"error": {"code": "quarantined", "quarantined": report.quarantined}}),
+                    text: "error: the bundle held ops the hub quarantined".into(),
+                })
+            }
+        }
+        HubCommand::ExportAcks { node, out } => {
+            let hub = open_hub(cli)?;
+            crate::bundle::export_acks(&hub, node, out)?;
+            if cli.json {
+                output::json(&json!({"node": node, "acks": out}));
+            } else {
+                println!("wrote the acknowledgements of {node} to {}", out.display());
+            }
             Ok(())
         }
         HubCommand::Status => {

@@ -129,7 +129,7 @@ async fn consistency(
 }
 
 /// Parses a push body, naming the field and rule of every problem.
-fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>> {
+pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>> {
     let mut violations = Vec::new();
     let Some(object) = value.as_object() else {
         return Err(vec![Violation::new(

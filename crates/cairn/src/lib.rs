@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bundle;
 pub mod cli;
 pub mod demo;
 pub mod hub_api;

@@ -1,0 +1,233 @@
+//! Offline bundles, for sites offline for weeks: the edge writes its
+//! unacknowledged ops to a file (a USB stick), the hub imports it with
+//! exactly the verification of a push, and the hub's signed
+//! acknowledgements travel back the same way.
+//!
+//! A bundle is JSON lines: a header `{"format": "cairn-bundle/1", "node",
+//! "created_ms"}`, then one push body per line (`{"node", "stream", "ops",
+//! "checkpoint"}`). An acknowledgement file is one JSON object
+//! `{"format": "cairn-acks/1", "acks": {"origin", "node", "streams":
+//! {stream: {"seq", "head"}}}, "signature"}` where the hub signs the
+//! canonical bytes of `acks`. The edge acknowledges a stream only up to a
+//! seq whose hash matches its own op there.
+
+use crate::hub_api::push_request;
+use anyhow::{Context, bail, ensure};
+use base64::Engine;
+use cairn_core::canonical;
+use cairn_core::hash::Hash;
+use cairn_store::EdgeStore;
+use cairn_store::hub::HubStore;
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// Format tag of bundles.
+pub const BUNDLE_FORMAT: &str = "cairn-bundle/1";
+/// Format tag of acknowledgement files.
+pub const ACKS_FORMAT: &str = "cairn-acks/1";
+/// Longest line read from a bundle, bytes.
+const LINE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Writes every unacknowledged op to a new file; returns the number of ops.
+pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let node = &store.settings().node;
+    writeln!(
+        out,
+        "{}",
+        json!({"format": BUNDLE_FORMAT, "node": node, "created_ms": now_ms()})
+    )?;
+    let mut count = 0;
+    for stream in store.streams()? {
+        // Walk the stream batch by batch without acknowledging anything:
+        // only the hub's signed acknowledgements do that.
+        let mut from_seq = None;
+        while let Some(batch) =
+            store.pending_batch_after(&stream, from_seq, cairn_store::hub::PUSH_OPS_MAX)?
+        {
+            count += batch.ops.len() as u64;
+            from_seq = Some(batch.checkpoint.seq);
+            let line = json!({
+                "node": node,
+                "stream": batch.stream,
+                "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+                "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    let file = out.into_inner().context("cannot flush the bundle")?;
+    file.sync_all().context("cannot fsync the bundle")?;
+    Ok(count)
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    /// The node the bundle came from.
+    pub node: String,
+    /// Ops accepted.
+    pub accepted: u64,
+    /// Ops already held.
+    pub duplicate: u64,
+    /// Ops quarantined, with reasons.
+    pub quarantined: Vec<String>,
+}
+
+/// Verifies and ingests a bundle exactly as pushes would be.
+pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header: Value = serde_json::from_str(
+        &lines
+            .next()
+            .context("line 1: the bundle is empty")?
+            .context("line 1: not UTF-8 text")?,
+    )
+    .context("line 1: the header is not JSON")?;
+    ensure!(
+        header["format"] == BUNDLE_FORMAT,
+        "line 1: format must be {BUNDLE_FORMAT:?}, got {}",
+        header["format"]
+    );
+    let node = header["node"]
+        .as_str()
+        .context("line 1: node is required")?
+        .to_string();
+    let mut report = ImportReport {
+        node: node.clone(),
+        ..ImportReport::default()
+    };
+    for (index, line) in lines.enumerate() {
+        let number = index + 2;
+        let line = line.with_context(|| format!("line {number}: not UTF-8 text"))?;
+        ensure!(
+            line.len() <= LINE_BYTES_MAX,
+            "line {number}: longer than {LINE_BYTES_MAX} bytes"
+        );
+        let value: Value =
+            serde_json::from_str(&line).with_context(|| format!("line {number}: not JSON"))?;
+        let request = push_request(&value).map_err(|violations| {
+            let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("line {number}: {}", list.join("; "))
+        })?;
+        ensure!(
+            request.node == node,
+            "line {number}: ops of {:?} in a bundle of {node:?}",
+            request.node
+        );
+        let response = hub
+            .push(&request)
+            .with_context(|| format!("line {number}"))?;
+        for result in response.results {
+            match result.status {
+                "accepted" => report.accepted += 1,
+                "duplicate" => report.duplicate += 1,
+                _ => report.quarantined.push(format!(
+                    "{} seq {}: {}",
+                    request.stream,
+                    result.seq.map_or("?".into(), |seq| seq.to_string()),
+                    result.reason.unwrap_or_default()
+                )),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Writes the hub's signed acknowledgements for `node` to a new file.
+pub fn export_acks(hub: &HubStore, node: &str, path: &Path) -> anyhow::Result<u64> {
+    let heads = hub.stream_heads(node)?;
+    let streams: serde_json::Map<String, Value> = heads
+        .iter()
+        .map(|(stream, (seq, head))| (stream.clone(), json!({"seq": seq, "head": head.to_hex()})))
+        .collect();
+    let acks = json!({"origin": hub.origin(), "node": node, "streams": streams});
+    let signature = hub.sign(&canonical::to_canonical_bytes(&acks)?);
+    let document =
+        json!({"format": ACKS_FORMAT, "acks": acks, "signature": hex::encode(signature)});
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{document}")?;
+    file.sync_all()?;
+    Ok(heads.values().map(|(seq, _)| seq).sum())
+}
+
+/// Applies a hub's acknowledgement file; returns the streams acknowledged.
+pub fn import_acks(
+    store: &EdgeStore,
+    path: &Path,
+    origin: &str,
+    hub_key: &[u8; 32],
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let document: Value =
+        serde_json::from_str(&text).context("the acknowledgement file is not JSON")?;
+    ensure!(
+        document["format"] == ACKS_FORMAT,
+        "format must be {ACKS_FORMAT:?}"
+    );
+    let acks = &document["acks"];
+    let signature: [u8; 64] = document["signature"]
+        .as_str()
+        .and_then(|text| hex::decode(text).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+        .context("signature must be 128 hex characters")?;
+    cairn_core::identity::verify_signature(
+        hub_key,
+        &canonical::to_canonical_bytes(acks)?,
+        &signature,
+    )
+    .map_err(|_| anyhow::anyhow!("the acknowledgements are not signed by the hub's key"))?;
+    ensure!(
+        acks["origin"] == origin,
+        "the acknowledgements come from {}, not {origin}",
+        acks["origin"]
+    );
+    ensure!(
+        acks["node"] == store.settings().node.as_str(),
+        "the acknowledgements are for {}, not this node",
+        acks["node"]
+    );
+    let mut applied = Vec::new();
+    for (stream, head) in acks["streams"]
+        .as_object()
+        .context("streams must be an object")?
+    {
+        let seq = head["seq"].as_u64().context("seq must be an integer")?;
+        let hash = head["head"]
+            .as_str()
+            .and_then(Hash::from_hex)
+            .context("head must be 64 hex characters")?;
+        match store.own_op_hash(stream, seq)? {
+            Some(own) if own == hash => {
+                store.acknowledge(stream, seq)?;
+                applied.push((stream.clone(), seq));
+            }
+            Some(_) => bail!(
+                "stream {stream}: the hub holds a different op at seq {seq}: this node's history was rewritten (restored from a backup?)"
+            ),
+            None => bail!(
+                "stream {stream}: the hub acknowledges seq {seq}, which this node does not have"
+            ),
+        }
+    }
+    Ok(applied)
+}

@@ -1,0 +1,209 @@
+//! Offline bundles with real processes: the edge exports what the hub has not
+//! acknowledged, the hub imports it with the verification of a push, and the
+//! hub's signed acknowledgements come back the same way.
+
+mod common;
+
+use common::{action, cairn, json_out};
+use std::path::Path;
+
+fn ok(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_out(output)
+}
+
+#[test]
+fn a_bundle_and_its_acknowledgements_round_trip() {
+    let work = tempfile::tempdir().unwrap();
+    let (hub, edge) = (work.path().join("hub"), work.path().join("edge"));
+    let hub_key = ok(&cairn(
+        &hub,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edge_key = ok(&cairn(
+        &edge,
+        &[
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            "site-9",
+            "--scope",
+            "site=site-9",
+        ],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&cairn(
+        &hub,
+        &[
+            "--json",
+            "hub",
+            "enroll",
+            "site-9",
+            "--public-key",
+            &edge_key,
+        ],
+    ));
+    for n in 0..12 {
+        ok(&cairn(
+            &edge,
+            &[
+                "--json",
+                "record",
+                "add",
+                "maintenance_actions",
+                &action(&format!("WO-{n}")).to_string(),
+            ],
+        ));
+    }
+    let bundle = work.path().join("bundle.jsonl");
+    let bundle_text = bundle.to_str().unwrap();
+    assert_eq!(
+        ok(&cairn(
+            &edge,
+            &["--json", "edge", "export", "--out", bundle_text]
+        ))["ops"],
+        12
+    );
+    let report = ok(&cairn(&hub, &["--json", "hub", "import", bundle_text]));
+    assert_eq!(
+        (report["accepted"].clone(), report["duplicate"].clone()),
+        (serde_json::json!(12), serde_json::json!(0))
+    );
+    // Importing the same stick twice is harmless.
+    let report = ok(&cairn(&hub, &["--json", "hub", "import", bundle_text]));
+    assert_eq!(
+        (report["accepted"].clone(), report["duplicate"].clone()),
+        (serde_json::json!(0), serde_json::json!(12))
+    );
+
+    let acks = work.path().join("acks.json");
+    let acks_text = acks.to_str().unwrap();
+    ok(&cairn(
+        &hub,
+        &[
+            "--json",
+            "hub",
+            "export-acks",
+            "--node",
+            "site-9",
+            "--out",
+            acks_text,
+        ],
+    ));
+    // A tampered acknowledgement file is refused and changes nothing.
+    let forged = work.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        std::fs::read_to_string(&acks)
+            .unwrap()
+            .replace("\"seq\":12", "\"seq\":11"),
+    )
+    .unwrap();
+    let output = cairn(
+        &edge,
+        &[
+            "edge",
+            "import-acks",
+            forged.to_str().unwrap(),
+            "--hub-key",
+            &hub_key,
+            "--hub-origin",
+            "test.hub",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(7));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not signed by the hub"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        json_out(&cairn(&edge, &["--json", "status"]))["pending_total"],
+        12
+    );
+    let applied = ok(&cairn(
+        &edge,
+        &[
+            "--json",
+            "edge",
+            "import-acks",
+            acks_text,
+            "--hub-key",
+            &hub_key,
+            "--hub-origin",
+            "test.hub",
+        ],
+    ));
+    assert_eq!(applied["acknowledged"][0]["seq"], 12);
+    assert_eq!(
+        json_out(&cairn(&edge, &["--json", "status"]))["pending_total"],
+        0
+    );
+    let again = work.path().join("again.jsonl");
+    assert_eq!(
+        ok(&cairn(
+            &edge,
+            &["--json", "edge", "export", "--out", again.to_str().unwrap()]
+        ))["ops"],
+        0
+    );
+}
+
+fn refused_import(hub: &Path, text: &str, work: &Path, name: &str) -> String {
+    let path = work.join(name);
+    std::fs::write(&path, text).unwrap();
+    let output = cairn(hub, &["hub", "import", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{name}");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn bad_bundles_are_refused_with_the_line_and_field() {
+    let work = tempfile::tempdir().unwrap();
+    let hub = work.path().join("hub");
+    ok(&cairn(
+        &hub,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    assert!(refused_import(&hub, "", work.path(), "empty").contains("line 1"));
+    assert!(
+        refused_import(&hub, "{\"format\":\"other\"}\n", work.path(), "format").contains("format")
+    );
+    let header = "{\"format\":\"cairn-bundle/1\",\"node\":\"a\",\"created_ms\":0}\n";
+    assert!(
+        refused_import(&hub, &format!("{header}not json\n"), work.path(), "garbage")
+            .contains("line 2: not JSON")
+    );
+    let message = refused_import(
+        &hub,
+        &format!("{header}{{\"node\":\"a\",\"stream\":\"s\",\"ops\":[1]}}\n"),
+        work.path(),
+        "fields",
+    );
+    assert!(
+        message.contains("ops[0]") && message.contains("checkpoint.seq"),
+        "{message}"
+    );
+    let other = format!(
+        "{header}{{\"node\":\"b\",\"stream\":\"s\",\"ops\":[\"AA==\"],\"checkpoint\":{{\"seq\":1,\"head\":\"{}\",\"signature\":\"{}\"}}}}\n",
+        "0".repeat(64),
+        "0".repeat(128)
+    );
+    assert!(refused_import(&hub, &other, work.path(), "foreign").contains("ops of \"b\""));
+    let status = json_out(&cairn(&hub, &["--json", "hub", "status"]));
+    assert_eq!(
+        (status["log_size"].clone(), status["quarantined"].clone()),
+        (serde_json::json!(0), serde_json::json!(0))
+    );
+}
