@@ -24,6 +24,37 @@ use std::sync::Mutex;
 
 /// Most ops in one push.
 pub const PUSH_OPS_MAX: usize = 4_096;
+/// Most ops in one pull page.
+pub const PULL_OPS_MAX: usize = 1_000;
+/// Most log entries one pull request scans (so a node with narrow scopes
+/// cannot make one request walk the whole log).
+pub const PULL_SCAN_MAX: usize = 20_000;
+
+/// One op handed to a pulling node, with its receipt.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PulledOp {
+    /// Leaf index in the log.
+    pub leaf: u64,
+    /// The encoded op, base64.
+    pub op: String,
+    /// Inclusion proof against the page's checkpoint, hex.
+    pub proof: Vec<String>,
+}
+
+/// A page of pulled ops.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PullResponse {
+    /// Ops in the node's scopes, in log order.
+    pub ops: Vec<PulledOp>,
+    /// Cursor for the next page: the first leaf not yet scanned.
+    pub next: u64,
+    /// True when the log holds leaves beyond `next`.
+    pub more: bool,
+    /// The signed log checkpoint the proofs are against.
+    pub checkpoint: String,
+    /// Public keys of the nodes whose ops are in the page, hex.
+    pub nodes: BTreeMap<String, String>,
+}
 
 const HUB_DDL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -48,6 +79,8 @@ CREATE TABLE log (
     seq         INTEGER NOT NULL,
     op_hash     BLOB NOT NULL,
     op          BLOB NOT NULL,
+    node        TEXT NOT NULL,
+    scope       TEXT NOT NULL,
     received_ms INTEGER NOT NULL,
     UNIQUE (stream_id, seq)
 ) STRICT;
@@ -294,6 +327,98 @@ impl HubStore {
         Ok(())
     }
 
+    /// Ops visible to `node` from leaf `from` on: in its granted scopes and
+    /// not its own. An op is visible when every scope label it carries is
+    /// granted to the node (an op without labels is visible to all).
+    pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullResponse, PushError> {
+        use base64::Engine;
+        let conn = self.lock()?;
+        let grants: Option<String> = conn
+            .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let grants: BTreeMap<String, String> =
+            serde_json::from_str(&grants.ok_or_else(|| PushError::UnknownNode(node.to_string()))?)
+                .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
+        let size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
+        let size = size as u64;
+        let note: String = match conn
+            .query_row(
+                "SELECT note FROM log_checkpoints WHERE size = ?1",
+                [size as i64],
+                |row| row.get(0),
+            )
+            .optional()?
+        {
+            Some(note) => note,
+            None => note::sign(
+                &LogCheckpoint {
+                    origin: self.origin.clone(),
+                    size,
+                    root: merkle::root(&TreeReader(&conn), size)
+                        .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?,
+                },
+                &self.origin,
+                &self.identity,
+            ),
+        };
+        let mut statement = conn.prepare_cached(
+            "SELECT leaf, op, node, scope FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
+        )?;
+        let mut rows = statement.query(params![from as i64, PULL_SCAN_MAX as i64])?;
+        let (mut ops, mut next, mut origins) =
+            (Vec::new(), from, std::collections::BTreeSet::new());
+        let reader = TreeReader(&conn);
+        while let Some(row) = rows.next()? {
+            let leaf = row.get::<_, i64>(0)? as u64;
+            next = leaf + 1;
+            let origin: String = row.get(2)?;
+            let scope: String = row.get(3)?;
+            let visible = origin != node
+                && scope
+                    .split(',')
+                    .filter_map(|label| label.split_once('='))
+                    .all(|(name, value)| grants.get(name).is_some_and(|granted| granted == value));
+            if !visible {
+                continue;
+            }
+            let bytes: Vec<u8> = row.get(1)?;
+            // The log only holds verified ops; a stored op that no longer
+            // decodes is damage, reported rather than handed out.
+            cairn_core::op::Op::decode(&bytes)
+                .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
+            let proof = merkle::inclusion_proof(&reader, leaf, size)
+                .ok_or_else(|| StoreError::Damaged(format!("no proof for leaf {leaf}")))?;
+            ops.push(PulledOp {
+                leaf,
+                op: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                proof: proof.iter().map(Hash::to_hex).collect(),
+            });
+            origins.insert(origin);
+            if ops.len() >= limit.clamp(1, PULL_OPS_MAX) {
+                break;
+            }
+        }
+        drop(rows);
+        let mut nodes = BTreeMap::new();
+        for origin in origins {
+            let key: Vec<u8> = conn.query_row(
+                "SELECT public_key FROM nodes WHERE node = ?1",
+                [&origin],
+                |row| row.get(0),
+            )?;
+            nodes.insert(origin, hex::encode(key));
+        }
+        Ok(PullResponse {
+            ops,
+            next,
+            more: next < size,
+            checkpoint: note,
+            nodes,
+        })
+    }
+
     /// The hub's head of every stream of `node`: stream to (seq, op hash).
     pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
         let conn = self.lock()?;
@@ -423,8 +548,17 @@ impl HubStore {
                 Verdict::Accepted => {
                     let op = op.as_ref().expect("accepted ops decoded");
                     let leaf = size;
-                    tx.prepare_cached("INSERT INTO log (leaf, stream_id, seq, op_hash, op, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![leaf as i64, stream_id, op.seq as i64, op.op_hash.0.as_slice(), bytes, now as i64])?;
+                    tx.prepare_cached("INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+                        .execute(params![
+                            leaf as i64,
+                            stream_id,
+                            op.seq as i64,
+                            op.op_hash.0.as_slice(),
+                            bytes,
+                            request.node,
+                            crate::schema::scope_text(&op.draft.scope),
+                            now as i64
+                        ])?;
                     let reader = TreeReader(&tx);
                     let nodes = merkle::append_nodes(
                         leaf,

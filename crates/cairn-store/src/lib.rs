@@ -271,6 +271,40 @@ impl EdgeStore {
         self.writer.submit(job).await
     }
 
+    /// Stores ops of other nodes that the caller verified (pulled from the
+    /// hub with receipts) and merges them; returns those that were new.
+    pub async fn apply_pulled_async(
+        &self,
+        ops: Vec<(cairn_core::op::Op, Vec<u8>)>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        self.writer.submit(self.writer.prepare_foreign(ops)).await
+    }
+
+    /// The cursor of the last pull (the first log leaf not yet scanned).
+    pub fn pull_cursor(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let value: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT value FROM meta WHERE key = 'pull_cursor'",
+                [],
+                |row| row.get(0),
+            ))?;
+            Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
+        })
+    }
+
+    /// Saves the pull cursor (after the ops before it are durable).
+    pub fn set_pull_cursor(&self, cursor: u64) -> Result<(), StoreError> {
+        let conn = self
+            .sync_conn
+            .lock()
+            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('pull_cursor', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [cursor.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// One record by id (ledger: `node:stream:seq`; entity and config: key).
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let collection = self.collection(collection)?;

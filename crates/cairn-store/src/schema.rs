@@ -62,6 +62,7 @@ CREATE TABLE streams (
     head_seq  INTEGER NOT NULL,
     head_hash BLOB NOT NULL,
     acked_seq INTEGER NOT NULL DEFAULT 0,
+    foreign_  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (node, stream)
 ) STRICT;
 CREATE TABLE ops (

@@ -79,6 +79,8 @@ struct Prepared {
 /// A unit of work for the writer: applied all or nothing.
 pub(crate) struct Job {
     items: Vec<Prepared>,
+    /// Ops of other nodes pulled from the hub, already verified.
+    foreign: Vec<(Op, Vec<u8>)>,
     reply: oneshot::Sender<Result<Vec<WriteReceipt>, WriteError>>,
 }
 
@@ -136,7 +138,27 @@ impl WriterHandle {
             items.push(prepare_one(catalog, settings, index, request)?);
         }
         let (reply, receiver) = oneshot::channel();
-        Ok((Job { items, reply }, receiver))
+        Ok((
+            Job {
+                items,
+                foreign: Vec::new(),
+                reply,
+            },
+            receiver,
+        ))
+    }
+
+    /// A job that stores verified ops of other nodes and merges them.
+    pub(crate) fn prepare_foreign(&self, foreign: Vec<(Op, Vec<u8>)>) -> (Job, Reply) {
+        let (reply, receiver) = oneshot::channel();
+        (
+            Job {
+                items: Vec::new(),
+                foreign,
+                reply,
+            },
+            receiver,
+        )
     }
 
     /// Queues a job and waits for its durable result.
@@ -524,6 +546,18 @@ impl Writer {
         } = self;
         let tx = conn.transaction()?;
         for job in jobs.iter_mut() {
+            if !job.foreign.is_empty() {
+                let mut receipts = Vec::with_capacity(job.foreign.len());
+                for (op, bytes) in job.foreign.drain(..) {
+                    if let Some(receipt) =
+                        apply_foreign(&tx, identity, catalog, clock, &op, bytes, now_ms)?
+                    {
+                        receipts.push(receipt);
+                    }
+                }
+                outcomes.push(Ok(receipts));
+                continue;
+            }
             // `apply_item` refuses a record before it writes anything, so a
             // one-record job needs no savepoint and no copy of the stream
             // heads: only a batch can fail after some of its records wrote.
@@ -857,6 +891,99 @@ fn apply_item(
         seq: op.seq,
         op_hash: op.op_hash.to_hex(),
     })
+}
+
+/// Stores one verified op of another node (unless already held), advances
+/// the clock past it and merges it into the entity it changes.
+fn apply_foreign(
+    conn: &Connection,
+    identity: &NodeIdentity,
+    catalog: &Catalog,
+    clock: &mut HybridClock,
+    op: &Op,
+    bytes: Vec<u8>,
+    now_ms: u64,
+) -> Result<Option<WriteReceipt>, StoreError> {
+    if op.draft.node == identity.node {
+        // Our own ops come from our own chain, never back from the hub.
+        return Ok(None);
+    }
+    let stream_id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM streams WHERE node = ?1 AND stream = ?2")?
+        .query_row(params![op.draft.node, op.draft.stream], |row| row.get(0))
+        .optional()?;
+    let stream_id = match stream_id {
+        Some(id) => id,
+        None => {
+            conn.execute(
+                "INSERT INTO streams (node, stream, head_seq, head_hash, foreign_) VALUES (?1, ?2, 0, ?3, 1)",
+                params![op.draft.node, op.draft.stream, Hash::ZERO.0.as_slice()],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO ops (id, op_hash, op, collection, action, record_key, scope, ref_id, written_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            op_rowid(stream_id, op.seq),
+            op.op_hash.0.as_slice(),
+            bytes,
+            op.draft.collection,
+            op.draft.action.code(),
+            op.draft.key,
+            scope_text(&op.draft.scope),
+            Option::<String>::None,
+            now_ms as i64,
+        ])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    conn.prepare_cached("UPDATE streams SET head_seq = max(head_seq, ?1) WHERE id = ?2")?
+        .execute(params![op.seq as i64, stream_id])?;
+    // A clock days ahead is reported by the hub; here it only must not drag ours.
+    let _ = clock.receive(op.draft.hlc, now_ms);
+    if let Some(schema) = catalog
+        .collections
+        .get(&op.draft.collection)
+        .and_then(Collection::merge_schema)
+        && let Some(merge_op) = MergeOp::from_op(op)
+    {
+        let state = load_state(conn, &op.draft.collection, &op.draft.key)?;
+        let next = match merge::apply(&schema, state.as_ref(), &merge_op) {
+            Some(next) => next,
+            None => merge::materialize(
+                &schema,
+                &entity_ops(conn, &op.draft.collection, &op.draft.key)?,
+            )
+            .ok_or_else(|| StoreError::Internal("an entity with ops has no state".into()))?,
+        };
+        conn.prepare_cached(
+            "INSERT INTO entities (collection, key, scope, deleted, conflicted, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (collection, key) DO UPDATE SET scope = ?3, deleted = ?4, conflicted = ?5, state = ?6",
+        )?
+        .execute(params![
+            op.draft.collection,
+            op.draft.key,
+            scope_text(&op.draft.scope),
+            next.deleted,
+            !next.conflicts.is_empty(),
+            next.to_canonical_bytes()
+        ])?;
+    }
+    Ok(Some(WriteReceipt {
+        id: if op.draft.key.is_empty() {
+            op.record_id()
+        } else {
+            op.draft.key.clone()
+        },
+        collection: op.draft.collection.clone(),
+        stream: op.stream_key(),
+        seq: op.seq,
+        op_hash: op.op_hash.to_hex(),
+    }))
 }
 
 /// The op hash of the ledger record `id` in `collection`, or why it cannot be corrected.

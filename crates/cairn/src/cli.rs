@@ -666,17 +666,23 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         .build()
         .context("HTTP client")?;
     let hub_url = args.hub.trim_end_matches('/').to_string();
-    let result = runtime.block_on(crate::sync::push_all(
-        &store,
-        &client,
-        &hub_url,
-        args.batch_ops.max(1),
-        hub_key
-            .as_ref()
-            .map(|(origin, key)| (origin.as_str(), *key)),
-        &Default::default(),
-    ));
-    let report = result.map_err(|error| Failure {
+    let key = hub_key
+        .as_ref()
+        .map(|(origin, key)| (origin.as_str(), *key));
+    let result = runtime.block_on(async {
+        let pushed = crate::sync::push_all(
+            &store,
+            &client,
+            &hub_url,
+            args.batch_ops.max(1),
+            key,
+            &Default::default(),
+        )
+        .await?;
+        let pulled = crate::sync::pull_all(&store, &client, &hub_url, key).await?;
+        anyhow::Ok((pushed, pulled))
+    });
+    let (report, pulled) = result.map_err(|error| Failure {
         code: exit::SYNC_INCOMPLETE,
         json: json!({"error": {"code": "sync_incomplete", "message": format!("{error:#}")}}),
         text: format!("error: sync incomplete, nothing acknowledged was lost: {error:#}"),
@@ -698,11 +704,17 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         });
     }
     if cli.json {
-        output::json(&json!(report));
+        let mut value = json!(report);
+        value["pulled"] = json!(pulled);
+        output::json(&value);
     } else {
         println!(
             "pushed: {} accepted ({} receipts verified), {} already at the hub",
             report.accepted, report.receipts_verified, report.duplicate
+        );
+        println!(
+            "pulled: {} new ops of other nodes ({} receipts verified)",
+            pulled.applied, pulled.receipts_verified
         );
     }
     Ok(())

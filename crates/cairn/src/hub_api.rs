@@ -17,7 +17,7 @@ use base64::Engine;
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_core::pack::Violation;
-use cairn_store::hub::{HubStore, PUSH_OPS_MAX, PushError, PushRequest};
+use cairn_store::hub::{HubStore, PULL_OPS_MAX, PUSH_OPS_MAX, PushError, PushRequest};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,6 +36,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
         .route("/v1/push", post(push))
+        .route("/v1/pull", get(pull))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -334,6 +335,65 @@ async fn push(
     })
     .await?;
     Ok(axum::Json(json!(response)))
+}
+
+async fn pull(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut violations = Vec::new();
+    let mut from = 0u64;
+    let mut limit = PULL_OPS_MAX;
+    for (name, value) in &params {
+        match name.as_str() {
+            "from" => match value.parse() {
+                Ok(parsed) => from = parsed,
+                Err(_) => violations.push(Violation::new(
+                    "from",
+                    "type",
+                    "must be a log leaf index (an unsigned integer)",
+                )),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(parsed) if (1..=PULL_OPS_MAX).contains(&parsed) => limit = parsed,
+                _ => violations.push(Violation::new(
+                    "limit",
+                    "range",
+                    format!("must be an integer from 1 to {PULL_OPS_MAX}"),
+                )),
+            },
+            other => violations.push(Violation::new(
+                other,
+                "unknown_parameter",
+                "expected from or limit",
+            )),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(AppError::Client {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid",
+            violations: violations
+                .into_iter()
+                .map(|violation| (None, violation))
+                .collect(),
+        });
+    }
+    let hub = state.hub.clone();
+    let page = blocking(move || {
+        let node = authenticate(&hub, &headers)?;
+        hub.pull(&node, from, limit).map_err(|error| match error {
+            PushError::UnknownNode(node) => AppError::client(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Violation::new("node", "enrolled", format!("{node:?} is not enrolled")),
+            ),
+            other => AppError::Server(other.to_string()),
+        })
+    })
+    .await?;
+    Ok(axum::Json(json!(page)))
 }
 
 #[cfg(test)]

@@ -178,6 +178,127 @@ pub async fn push_all(
     Ok(report)
 }
 
+/// What a pull round brought.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PullReport {
+    /// Ops of other nodes stored and merged.
+    pub applied: u64,
+    /// Ops received that this node already held.
+    pub held: u64,
+    /// Receipts whose inclusion proof verified.
+    pub receipts_verified: u64,
+}
+
+/// Pulls every op in this node's scopes it does not hold yet, page by page.
+/// Each op is decoded (so its hashes are checked) and its receipt verified
+/// against the page's log checkpoint (and that checkpoint's signature, when
+/// the hub's key is known) before anything is stored.
+pub async fn pull_all(
+    store: &EdgeStore,
+    client: &reqwest::Client,
+    hub_url: &str,
+    hub_key: Option<(&str, [u8; 32])>,
+) -> anyhow::Result<PullReport> {
+    let mut report = PullReport::default();
+    let audience = match hub_key {
+        Some((origin, _)) => origin.to_string(),
+        None => {
+            let health: Value = client
+                .get(format!("{hub_url}/v1/health"))
+                .send()
+                .await
+                .context("the hub is unreachable")?
+                .json()
+                .await
+                .context("the hub's health answer is not JSON")?;
+            health["origin"]
+                .as_str()
+                .context("the hub did not say its origin")?
+                .to_string()
+        }
+    };
+    // Bounded: a page either advances the cursor or ends the round.
+    for _ in 0..100_000 {
+        let from = store.pull_cursor()?;
+        let token = store.sign_token(&audience, now_ms() / 1000);
+        let response = client
+            .get(format!("{hub_url}/v1/pull?from={from}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("the hub is unreachable")?;
+        let status = response.status();
+        let page: Value = response
+            .json()
+            .await
+            .context("the hub's answer is not JSON")?;
+        if !status.is_success() {
+            bail!(
+                "the hub refused the pull ({status}): {}",
+                page["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        let note_text = page["checkpoint"]
+            .as_str()
+            .context("the page has no checkpoint")?;
+        let checkpoint = match hub_key {
+            Some((origin, key)) => note::verify(note_text, origin, &key)
+                .context("the hub's log checkpoint does not verify")?,
+            None => {
+                let body = note_text.split("\n\n").next().unwrap_or("");
+                LogCheckpoint::parse_body(&format!("{body}\n"))
+                    .context("the hub's log checkpoint is malformed")?
+            }
+        };
+        let mut verified = Vec::new();
+        for item in page["ops"].as_array().context("the page has no ops")? {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(item["op"].as_str().context("op must be base64")?)
+                .context("op must be base64")?;
+            let op = cairn_core::op::Op::decode(&bytes)
+                .map_err(|fault| anyhow::anyhow!("a pulled op is damaged: {fault}"))?;
+            let leaf = item["leaf"].as_u64().context("leaf must be an integer")?;
+            let proof: Vec<Hash> = item["proof"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|item| item.as_str().and_then(Hash::from_hex))
+                        .collect()
+                })
+                .unwrap_or_default();
+            merkle::verify_inclusion(
+                leaf,
+                checkpoint.size,
+                &merkle::leaf_hash(&op.op_hash.0),
+                &proof,
+                &checkpoint.root,
+            )
+            .with_context(|| {
+                format!(
+                    "the receipt of pulled op {} does not verify",
+                    op.record_id()
+                )
+            })?;
+            report.receipts_verified += 1;
+            verified.push((op, bytes));
+        }
+        let received = verified.len() as u64;
+        let applied = store.apply_pulled_async(verified).await?;
+        report.applied += applied.len() as u64;
+        report.held += received - applied.len() as u64;
+        let next = page["next"].as_u64().context("the page has no cursor")?;
+        if next <= from && received == 0 {
+            break;
+        }
+        store.set_pull_cursor(next)?;
+        if page["more"] != true {
+            break;
+        }
+    }
+    Ok(report)
+}
+
 /// Where the background sync keeps its settings.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -249,7 +370,17 @@ pub async fn run(
                     .hub_key
                     .as_ref()
                     .map(|(origin, key)| (origin.as_str(), *key));
-                match push_all(&store, &client, &settings.hub_url, batch_ops, key, &stuck).await {
+                let round = async {
+                    let report =
+                        push_all(&store, &client, &settings.hub_url, batch_ops, key, &stuck)
+                            .await?;
+                    let pulled = pull_all(&store, &client, &settings.hub_url, key).await?;
+                    if pulled.applied > 0 {
+                        tracing::info!(applied = pulled.applied, "pulled from the hub");
+                    }
+                    anyhow::Ok(report)
+                };
+                match round.await {
                     Ok(report) => {
                         link.succeeded(started.elapsed().as_millis() as u64);
                         online = true;

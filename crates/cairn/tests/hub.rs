@@ -333,6 +333,19 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 422);
+    for (query, expected) in [
+        ("from=x", 400),
+        ("limit=0", 400),
+        ("colour=red", 400),
+        ("from=0", 401),
+    ] {
+        let response = client
+            .get(format!("{}/v1/pull?{query}", hub.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "pull?{query}");
+    }
     let response = client
         .get(format!("{}/v1/nope", hub.url))
         .send()

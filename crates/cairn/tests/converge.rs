@@ -1,0 +1,137 @@
+//! Convergence through a real hub: two pharmacy tills edit the same stock
+//! offline, sync, and end with identical state (the counter takes both sales,
+//! a concurrent description edit leaves a conflict record), while a hangar
+//! node granted other scopes receives none of it.
+
+mod common;
+
+use common::{Edge, cairn, json_out};
+use serde_json::json;
+use std::path::Path;
+
+fn ok(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_out(output)
+}
+
+fn node(work: &Path, hub: &Path, name: &str, scope: &str) -> std::path::PathBuf {
+    let dir = work.join(name);
+    let key = ok(&cairn(
+        &dir,
+        &["--json", "edge", "init", "--node", name, "--scope", scope],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&cairn(
+        hub,
+        &[
+            "--json",
+            "hub",
+            "enroll",
+            name,
+            "--public-key",
+            &key,
+            "--scope",
+            scope,
+        ],
+    ));
+    dir
+}
+
+fn sync(dir: &Path, hub: &Edge) -> serde_json::Value {
+    ok(&cairn(dir, &["--json", "sync", "--hub", &hub.url]))
+}
+
+fn put(dir: &Path, data: serde_json::Value) {
+    ok(&cairn(
+        dir,
+        &[
+            "--json",
+            "record",
+            "add",
+            "inventory",
+            &data.to_string(),
+            "--key",
+            "00002-1433-80",
+        ],
+    ));
+}
+
+#[test]
+fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let till_a = node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
+    let till_b = node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
+    let hangar = node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
+    let hub = Edge::start_hub(&hub_dir);
+
+    put(
+        &till_a,
+        json!({"ndc": "00002-1433-80", "quantity": 100, "description": "insulin pens"}),
+    );
+    sync(&till_a, &hub);
+    let pulled = sync(&till_b, &hub);
+    assert_eq!(pulled["pulled"]["applied"], 1, "{pulled}");
+
+    // Offline on both tills: two sales and two different descriptions.
+    put(
+        &till_a,
+        json!({"quantity": -3, "description": "insulin pens, fridge 1"}),
+    );
+    put(
+        &till_b,
+        json!({"quantity": -2, "description": "insulin pens, fridge 2"}),
+    );
+    sync(&till_a, &hub);
+    sync(&till_b, &hub);
+    sync(&till_a, &hub);
+
+    let get = |dir: &Path| {
+        ok(&cairn(
+            dir,
+            &["--json", "record", "get", "inventory", "00002-1433-80"],
+        ))
+    };
+    let (a, b) = (get(&till_a), get(&till_b));
+    assert_eq!(a["fields"]["quantity"], 95, "both sales count: {a}");
+    assert_eq!(a["fields"], b["fields"]);
+    assert_eq!(a["conflicts"], b["conflicts"]);
+    assert_eq!(a["version"], b["version"]);
+    assert_eq!(
+        a["conflicts"]["description"].as_array().map(Vec::len),
+        Some(2),
+        "a conflict record holds both values: {a}"
+    );
+
+    // The hangar is granted another scope: nothing of the pharmacy reaches it.
+    let report = sync(&hangar, &hub);
+    assert_eq!(report["pulled"]["applied"], 0);
+    assert_eq!(
+        cairn(&hangar, &["record", "get", "inventory", "00002-1433-80"])
+            .status
+            .code(),
+        Some(6)
+    );
+
+    for dir in [&till_a, &till_b, &hangar] {
+        let verified = cairn(dir, &["--json", "verify"]);
+        assert_eq!(
+            verified.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
+    }
+    hub.kill();
+}
