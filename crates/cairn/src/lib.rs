@@ -11,6 +11,7 @@ pub mod demo;
 pub mod hub_api;
 pub mod input;
 pub mod output;
+pub mod proxy;
 pub mod sync;
 
 /// Process exit codes.
