@@ -544,7 +544,10 @@ impl Writer {
             streams,
             ..
         } = self;
-        let tx = conn.transaction()?;
+        // IMMEDIATE: take the write lock up front. A deferred transaction that
+        // reads first and then writes fails at once (SQLITE_BUSY_SNAPSHOT,
+        // no busy wait) if the sync connection committed in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for job in jobs.iter_mut() {
             if !job.foreign.is_empty() {
                 let mut receipts = Vec::with_capacity(job.foreign.len());

@@ -266,3 +266,45 @@ fn the_key_file_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// Regression: entity writes (read, then write) failed with SQLITE_BUSY_SNAPSHOT
+/// when the sync connection committed between the read and the write; the
+/// writer now takes the write lock up front.
+#[test]
+fn entity_writes_survive_concurrent_sync_state_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(init(dir.path()));
+    let scope = ("pharmacy", "main-st");
+    store
+        .write(put(
+            "inventory",
+            "00002-1433-80",
+            scope,
+            json!({"ndc": "00002-1433-80", "quantity": 1000}),
+        ))
+        .unwrap();
+    let syncing = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for n in 0..400 {
+                store.set_sync_state(&json!({"n": n})).unwrap();
+                store.acknowledge("standard", n).unwrap();
+            }
+        })
+    };
+    for _ in 0..300 {
+        store
+            .write(put(
+                "inventory",
+                "00002-1433-80",
+                scope,
+                json!({"quantity": -1}),
+            ))
+            .unwrap();
+    }
+    syncing.join().unwrap();
+    let Some(Record::Entity(item)) = store.get("inventory", "00002-1433-80").unwrap() else {
+        panic!("no entity");
+    };
+    assert_eq!(item.fields["quantity"], json!(700));
+}

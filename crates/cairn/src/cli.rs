@@ -152,6 +152,9 @@ pub enum EdgeCommand {
         /// How often to look for new ops when idle, ms.
         #[arg(long, default_value_t = 500)]
         sync_interval_ms: u64,
+        /// How long one request to the hub may take, ms.
+        #[arg(long, default_value_t = 10_000)]
+        sync_timeout_ms: u64,
         /// Consecutive failures that open the circuit breaker.
         #[arg(long, default_value_t = 3)]
         breaker_failures: u32,
@@ -447,6 +450,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             hub_key,
             hub_origin,
             sync_interval_ms,
+            sync_timeout_ms,
             breaker_failures,
             breaker_open_ms,
         }) => {
@@ -456,6 +460,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                     hub_url: url.trim_end_matches('/').to_string(),
                     hub_key: parse_hub_key(hub_key, hub_origin)?,
                     interval_ms: (*sync_interval_ms).max(10),
+                    timeout_ms: (*sync_timeout_ms).max(100),
                     link: cairn_core::link::LinkConfig {
                         failures_to_open: (*breaker_failures).max(1),
                         open_ms: *breaker_open_ms,

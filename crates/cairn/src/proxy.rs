@@ -1,47 +1,81 @@
-//! A TCP proxy on 127.0.0.1 that can cut the link: the demo (and tests) put
-//! it between edges and hub to take the network away and give it back,
-//! with real connections really broken.
+//! A TCP proxy on 127.0.0.1 that injects faults between edges and the hub:
+//! the link can be cut (open connections broken, new ones refused), and each
+//! new connection can be dropped, delayed, blackholed, reset in the middle of
+//! the request or of the response, or have its request delivered twice. The
+//! demo uses it to take the network away; the fault tests drive it from a
+//! printed seed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// What the proxy does to new connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward faithfully.
+    None,
+    /// Close the connection at once.
+    Drop,
+    /// Forward after a delay of up to this many ms.
+    Delay(u64),
+    /// Accept and read, never answer.
+    Blackhole,
+    /// Forward at most this many request bytes, then reset.
+    ResetRequest(usize),
+    /// Forward the request, at most this many response bytes, then reset.
+    ResetResponse(usize),
+    /// Send every request byte to the hub twice, over two connections.
+    Duplicate,
+}
 
 /// A running proxy.
 pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     online: watch::Sender<bool>,
+    fault: watch::Sender<Fault>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// Most bytes buffered per read.
+const CHUNK_BYTES: usize = 16 * 1024;
 
 impl Proxy {
     /// Starts a proxy on a free loopback port forwarding to `target`.
     pub async fn start(target: SocketAddr) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (online, watcher) = watch::channel(true);
+        let (online, online_watch) = watch::channel(true);
+        let (fault, fault_watch) = watch::channel(Fault::None);
+        let counter = Arc::new(AtomicU64::new(1));
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                if !*watcher.borrow() {
-                    // Offline: the connection is closed at once.
+                if !*online_watch.borrow() {
                     drop(inbound);
                     continue;
                 }
-                let mut cut = watcher.clone();
+                let fault = *fault_watch.borrow();
+                let mut cut = online_watch.clone();
+                let jitter = counter.fetch_add(0x9E37_79B9, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let mut inbound = inbound;
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = serve(inbound, target, fault, jitter) => {}
                         // Cutting the link breaks connections in flight too.
                         _ = cut.wait_for(|online| !online) => {}
                     }
                 });
             }
         });
-        Ok(Proxy { addr, online, task })
+        Ok(Proxy {
+            addr,
+            online,
+            fault,
+            task,
+        })
     }
 
     /// Takes the network away: new connections are refused, open ones broken.
@@ -53,6 +87,11 @@ impl Proxy {
     pub fn restore(&self) {
         self.online.send_replace(true);
     }
+
+    /// Sets the fault applied to new connections.
+    pub fn set_fault(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
 }
 
 impl Drop for Proxy {
@@ -61,13 +100,110 @@ impl Drop for Proxy {
     }
 }
 
+/// Copies `from` to `to`, stopping after `limit` bytes (then resetting).
+async fn copy_limited(
+    mut from: impl AsyncReadExt + Unpin,
+    mut to: impl AsyncWriteExt + Unpin,
+    limit: Option<usize>,
+) {
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let mut sent = 0usize;
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            let _ = to.shutdown().await;
+            return;
+        }
+        let allowed = limit.map_or(read, |limit| read.min(limit.saturating_sub(sent)));
+        if to.write_all(&buffer[..allowed]).await.is_err() {
+            return;
+        }
+        sent += allowed;
+        if limit.is_some_and(|limit| sent >= limit) {
+            return;
+        }
+    }
+}
+
+async fn serve(mut inbound: TcpStream, target: SocketAddr, fault: Fault, jitter: u64) {
+    match fault {
+        Fault::Drop => {}
+        Fault::Blackhole => {
+            let mut buffer = vec![0u8; CHUNK_BYTES];
+            while matches!(inbound.read(&mut buffer).await, Ok(read) if read > 0) {}
+        }
+        Fault::Duplicate => {
+            let (Ok(first), Ok(second)) = (
+                TcpStream::connect(target).await,
+                TcpStream::connect(target).await,
+            ) else {
+                return;
+            };
+            let (mut inbound_read, mut inbound_write) = inbound.into_split();
+            let (mut first_read, mut first_write) = first.into_split();
+            let (mut second_read, mut second_write) = second.into_split();
+            let fan_out = async {
+                let mut buffer = vec![0u8; CHUNK_BYTES];
+                loop {
+                    let Ok(read) = inbound_read.read(&mut buffer).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    let _ = second_write.write_all(&buffer[..read]).await;
+                    if first_write.write_all(&buffer[..read]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let answer = async {
+                let mut buffer = vec![0u8; CHUNK_BYTES];
+                loop {
+                    let Ok(read) = first_read.read(&mut buffer).await else {
+                        return;
+                    };
+                    if read == 0 || inbound_write.write_all(&buffer[..read]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let discard = async {
+                let mut buffer = vec![0u8; CHUNK_BYTES];
+                while matches!(second_read.read(&mut buffer).await, Ok(read) if read > 0) {}
+            };
+            tokio::join!(fan_out, answer, discard);
+        }
+        Fault::None | Fault::Delay(_) | Fault::ResetRequest(_) | Fault::ResetResponse(_) => {
+            if let Fault::Delay(ms) = fault {
+                tokio::time::sleep(Duration::from_millis(jitter % (ms + 1))).await;
+            }
+            let Ok(outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let (request_limit, response_limit) = match fault {
+                Fault::ResetRequest(bytes) => (Some(bytes), None),
+                Fault::ResetResponse(bytes) => (None, Some(bytes)),
+                _ => (None, None),
+            };
+            let (inbound_read, inbound_write) = inbound.into_split();
+            let (outbound_read, outbound_write) = outbound.into_split();
+            // Either direction ending (or hitting its limit) ends the connection.
+            tokio::select! {
+                _ = copy_limited(inbound_read, outbound_write, request_limit) => {}
+                _ = copy_limited(outbound_read, inbound_write, response_limit) => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn forwards_and_cuts() {
+    async fn echo_server() -> SocketAddr {
         let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = echo.local_addr().unwrap();
         tokio::spawn(async move {
@@ -82,24 +218,62 @@ mod tests {
                 });
             }
         });
-        let proxy = Proxy::start(target).await.unwrap();
+        target
+    }
+
+    async fn round_trip(addr: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
+        let mut client = TcpStream::connect(addr).await.ok()?;
+        client.write_all(message).await.ok()?;
+        let mut reply = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_millis(500), client.read_exact(&mut reply))
+            .await
+            .ok()?
+            .ok()?;
+        Some(reply)
+    }
+
+    #[tokio::test]
+    async fn forwards_cuts_and_injects_faults() {
+        let proxy = Proxy::start(echo_server().await).await.unwrap();
         let mut client = TcpStream::connect(proxy.addr).await.unwrap();
         client.write_all(b"ping").await.unwrap();
         let mut reply = [0u8; 4];
         client.read_exact(&mut reply).await.unwrap();
         assert_eq!(&reply, b"ping");
         proxy.cut();
-        // The open connection is broken: a read ends (EOF or error).
         let mut buffer = [0u8; 4];
-        let read =
-            tokio::time::timeout(std::time::Duration::from_secs(5), client.read(&mut buffer))
-                .await
-                .unwrap();
-        assert!(matches!(read, Ok(0) | Err(_)));
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer))
+            .await
+            .unwrap();
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "an open connection is broken by a cut"
+        );
         proxy.restore();
-        let mut again = TcpStream::connect(proxy.addr).await.unwrap();
-        again.write_all(b"pong").await.unwrap();
-        again.read_exact(&mut reply).await.unwrap();
-        assert_eq!(&reply, b"pong");
+        assert_eq!(
+            round_trip(proxy.addr, b"pong").await.as_deref(),
+            Some(&b"pong"[..])
+        );
+        for fault in [
+            Fault::Drop,
+            Fault::Blackhole,
+            Fault::ResetRequest(2),
+            Fault::ResetResponse(2),
+        ] {
+            proxy.set_fault(fault);
+            assert_eq!(
+                round_trip(proxy.addr, b"data").await,
+                None,
+                "{fault:?} must not deliver the whole answer"
+            );
+        }
+        for fault in [Fault::Delay(50), Fault::Duplicate, Fault::None] {
+            proxy.set_fault(fault);
+            assert_eq!(
+                round_trip(proxy.addr, b"data").await.as_deref(),
+                Some(&b"data"[..]),
+                "{fault:?} delivers"
+            );
+        }
     }
 }

@@ -308,6 +308,8 @@ pub struct SyncSettings {
     pub hub_key: Option<(String, [u8; 32])>,
     /// How often to look for new ops when idle, ms.
     pub interval_ms: u64,
+    /// How long one request to the hub may take, ms.
+    pub timeout_ms: u64,
     /// Breaker, backoff and batch thresholds.
     pub link: cairn_core::link::LinkConfig,
 }
