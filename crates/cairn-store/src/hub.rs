@@ -105,6 +105,13 @@ CREATE TABLE quarantine (
     reason      TEXT NOT NULL,
     received_ms INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE enrollments (
+    token_hash BLOB PRIMARY KEY,
+    node       TEXT NOT NULL,
+    scopes     TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    used_ms    INTEGER
+) STRICT;
 CREATE TABLE alerts (
     id         INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL,
@@ -178,6 +185,24 @@ impl From<rusqlite::Error> for PushError {
     fn from(error: rusqlite::Error) -> PushError {
         PushError::Store(StoreError::Sqlite(error))
     }
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrollError {
+    /// The token is unknown, used or expired.
+    #[error("{0}")]
+    Token(&'static str),
+    /// The token was issued for another node.
+    #[error("the token was issued for node {0:?}")]
+    Node(String),
+    /// The public key is not an Ed25519 key.
+    #[error("public key is not a valid Ed25519 key")]
+    Key,
+    /// A storage fault.
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 /// Figures for `cairn hub status`.
@@ -462,6 +487,73 @@ impl HubStore {
             )
             .optional()?;
         Ok(key.and_then(|key| key.try_into().ok()))
+    }
+
+    /// Creates a one-time enrollment token for `node` with its scopes, valid
+    /// for `valid_ms`; only its hash is stored. Returns the token.
+    pub fn create_enrollment(
+        &self,
+        node: &str,
+        scopes: &BTreeMap<String, String>,
+        valid_ms: u64,
+    ) -> Result<String, StoreError> {
+        cairn_core::names::check_name(node)
+            .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
+        let token = hex::encode(files::random_seed()?);
+        let scopes = serde_json::to_string(scopes)
+            .map_err(|error| StoreError::Internal(error.to_string()))?;
+        self.lock()?.execute(
+            "INSERT INTO enrollments (token_hash, node, scopes, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (now_ms() + valid_ms) as i64],
+        )?;
+        Ok(token)
+    }
+
+    /// Redeems a one-time token: registers `public_key` for the token's node.
+    pub fn redeem_enrollment(
+        &self,
+        node: &str,
+        public_key: [u8; 32],
+        token: &str,
+    ) -> Result<(), EnrollError> {
+        if ed25519_dalek_check(&public_key).is_err() {
+            return Err(EnrollError::Key);
+        }
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let row: Option<(String, String, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT node, scopes, expires_ms, used_ms FROM enrollments WHERE token_hash = ?1",
+                [Hash::of(token.as_bytes()).0.as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some((token_node, scopes, expires_ms, used_ms)) = row else {
+            return Err(EnrollError::Token("unknown token"));
+        };
+        if used_ms.is_some() {
+            return Err(EnrollError::Token("token already used"));
+        }
+        if (expires_ms as u64) < now_ms() {
+            return Err(EnrollError::Token("token expired"));
+        }
+        if token_node != node {
+            return Err(EnrollError::Node(token_node));
+        }
+        tx.execute(
+            "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
+            params![node, public_key.as_slice(), scopes, now_ms() as i64],
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
+            params![now_ms() as i64, Hash::of(token.as_bytes()).0.as_slice()],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Verifies and persists a pushed batch.

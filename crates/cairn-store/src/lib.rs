@@ -367,6 +367,28 @@ impl EdgeStore {
         cairn_core::token::sign(&claims, &self.identity)
     }
 
+    /// Remembers the hub this node enrolled with (`{"url", "origin", "public_key"}`).
+    pub fn set_hub(&self, hub: &serde_json::Value) -> Result<(), StoreError> {
+        let conn = self
+            .sync_conn
+            .lock()
+            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
+        conn.execute("INSERT INTO meta (key, value) VALUES ('hub', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", [hub.to_string()])?;
+        Ok(())
+    }
+
+    /// The hub this node enrolled with, if any.
+    pub fn hub(&self) -> Result<Option<serde_json::Value>, StoreError> {
+        self.read(|conn| {
+            let text: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT value FROM meta WHERE key = 'hub'",
+                [],
+                |row| row.get(0),
+            ))?;
+            Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
+        })
+    }
+
     /// Saves the sync client's state (online, breaker, last sync) for `cairn status`.
     pub fn set_sync_state(&self, state: &serde_json::Value) -> Result<(), StoreError> {
         let conn = self

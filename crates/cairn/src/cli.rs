@@ -69,9 +69,13 @@ pub enum HubCommand {
     Enroll {
         /// The node's name.
         node: String,
-        /// Its Ed25519 public key, 64 hex characters (`cairn edge init` prints it).
+        /// Its Ed25519 public key, 64 hex characters (`cairn edge init` prints
+        /// it). Without it, a one-time token is printed for `cairn edge init --token`.
         #[arg(long)]
-        public_key: String,
+        public_key: Option<String>,
+        /// How long a one-time token stays valid, hours.
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u64,
         /// Granted scope labels, NAME=VALUE.
         #[arg(long = "scope")]
         scope: Vec<String>,
@@ -103,9 +107,10 @@ pub enum HubCommand {
 /// `cairn sync` options.
 #[derive(Args, Debug)]
 pub struct SyncArgs {
-    /// The hub's base URL, e.g. http://127.0.0.1:7979.
+    /// The hub's base URL, e.g. http://127.0.0.1:7979 (default: the hub this
+    /// node enrolled with).
     #[arg(long)]
-    pub hub: String,
+    pub hub: Option<String>,
     /// Most ops per push (a batch always ends at a signed checkpoint).
     #[arg(long, default_value_t = 1000)]
     pub batch_ops: usize,
@@ -134,6 +139,12 @@ pub enum EdgeCommand {
         /// Refuse writes once the store uses this many bytes (0: no quota).
         #[arg(long, default_value_t = 0)]
         quota_bytes: u64,
+        /// Enroll with this hub right away (with --token).
+        #[arg(long, requires = "token")]
+        hub: Option<String>,
+        /// The one-time token `cairn hub enroll` printed.
+        #[arg(long, requires = "hub")]
+        token: Option<String>,
     },
     /// Serve the localhost HTTP API (and sync with a hub in the background).
     Serve {
@@ -367,6 +378,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             packs,
             scope,
             quota_bytes,
+            hub,
+            token,
         }) => {
             let default_scope = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
@@ -392,9 +405,19 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             })?;
             let store = open(&cli)?;
             let settings = store.settings();
+            if let (Some(hub), Some(token)) = (hub, token) {
+                let hub_info = enroll_at_hub(hub, &settings.node, &settings.public_key, token)?;
+                store.set_hub(&hub_info)?;
+                if !cli.json {
+                    println!(
+                        "enrolled at hub {} ({hub})",
+                        hub_info["origin"].as_str().unwrap_or("")
+                    );
+                }
+            }
             if cli.json {
                 output::json(
-                    &json!({"node": settings.node, "public_key": hex::encode(settings.public_key), "packs": packs, "data": cli.data}),
+                    &json!({"node": settings.node, "public_key": hex::encode(settings.public_key), "packs": packs, "data": cli.data, "hub": store.hub()?}),
                 );
             } else {
                 println!(
@@ -454,11 +477,14 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             breaker_failures,
             breaker_open_ms,
         }) => {
-            let sync = match hub {
+            let store = open(&cli)?;
+            let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
+            drop(store);
+            let sync = match resolved {
                 None => None,
-                Some(url) => Some(crate::sync::SyncSettings {
-                    hub_url: url.trim_end_matches('/').to_string(),
-                    hub_key: parse_hub_key(hub_key, hub_origin)?,
+                Some((url, key)) => Some(crate::sync::SyncSettings {
+                    hub_url: url,
+                    hub_key: key,
                     interval_ms: (*sync_interval_ms).max(10),
                     timeout_ms: (*sync_timeout_ms).max(100),
                     link: cairn_core::link::LinkConfig {
@@ -480,6 +506,73 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Hub(command) => hub(&cli, command),
         Command::Sync(args) => sync(&cli, args),
     }
+}
+
+/// Registers this node's key at a hub with a one-time token; returns what to remember of the hub.
+fn enroll_at_hub(
+    hub: &str,
+    node: &str,
+    public_key: &[u8; 32],
+    token: &str,
+) -> Result<Value, Failure> {
+    let url = hub.trim_end_matches('/').to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let answer: anyhow::Result<(u16, Value)> = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/v1/enroll"))
+            .json(&json!({"node": node, "public_key": hex::encode(public_key), "token": token}))
+            .send()
+            .await
+            .context("the hub is unreachable")?;
+        let status = response.status().as_u16();
+        Ok((
+            status,
+            response
+                .json()
+                .await
+                .context("the hub's answer is not JSON")?,
+        ))
+    });
+    let (status, body) = answer.map_err(Failure::from)?;
+    if status != 201 {
+        return Err(Failure {
+            code: exit::SYNC_INCOMPLETE,
+            json: json!({"error": {"code": "enrollment_refused", "status": status, "hub": body["error"]}}),
+            text: format!(
+                "error: the hub refused the enrollment ({status}): {}; the node is initialized but not enrolled",
+                body["error"]["message"].as_str().unwrap_or("")
+            ),
+        });
+    }
+    Ok(json!({"url": url, "origin": body["origin"], "public_key": body["public_key"]}))
+}
+
+/// The hub to sync with: `--hub` (with `--hub-key`/`--hub-origin` if given),
+/// else the hub this node enrolled with, whose key is then always checked.
+fn resolve_hub(
+    store: &EdgeStore,
+    hub: &Option<String>,
+    key: &Option<String>,
+    origin: &Option<String>,
+) -> Result<Option<(String, Option<(String, [u8; 32])>)>, Failure> {
+    if let Some(url) = hub {
+        return Ok(Some((
+            url.trim_end_matches('/').to_string(),
+            parse_hub_key(key, origin)?,
+        )));
+    }
+    let Some(saved) = store.hub()? else {
+        return Ok(None);
+    };
+    let url = saved["url"].as_str().unwrap_or_default().to_string();
+    let known = parse_hub_key(
+        &saved["public_key"].as_str().map(str::to_string),
+        &saved["origin"].as_str().map(str::to_string),
+    )?;
+    Ok(Some((url, known)))
 }
 
 fn open_hub(cli: &Cli) -> Result<cairn_store::hub::HubStore, Failure> {
@@ -510,8 +603,36 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         }
         HubCommand::Enroll {
             node,
-            public_key,
+            public_key: None,
             scope,
+            valid_hours,
+        } => {
+            let scopes = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let hub = open_hub(cli)?;
+            let token = hub
+                .create_enrollment(node, &scopes, valid_hours.saturating_mul(3_600_000))
+                .map_err(|error| match error {
+                    cairn_store::StoreError::Config(message) => {
+                        Failure::invalid(None, &[Violation::new("node", "enroll", message)])
+                    }
+                    other => Failure::fault(anyhow::anyhow!(other)),
+                })?;
+            if cli.json {
+                output::json(&json!({"node": node, "token": token, "valid_hours": valid_hours}));
+            } else {
+                println!("one-time token for {node} (valid {valid_hours} h): {token}");
+                println!(
+                    "on the node: cairn edge init --node {node} --hub <hub url> --token {token}"
+                );
+            }
+            Ok(())
+        }
+        HubCommand::Enroll {
+            node,
+            public_key: Some(public_key),
+            scope,
+            ..
         } => {
             let scopes = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
@@ -643,25 +764,6 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 
 fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let store = open(cli)?;
-    let hub_key = match (&args.hub_key, &args.hub_origin) {
-        (Some(key), Some(origin)) => {
-            let key: [u8; 32] = hex::decode(key)
-                .ok()
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| {
-                    Failure::invalid(
-                        None,
-                        &[Violation::new(
-                            "hub-key",
-                            "format",
-                            "must be 64 hex characters",
-                        )],
-                    )
-                })?;
-            Some((origin.clone(), key))
-        }
-        _ => None,
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -670,7 +772,17 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .context("HTTP client")?;
-    let hub_url = args.hub.trim_end_matches('/').to_string();
+    let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
+    else {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "hub",
+                "required",
+                "no --hub given and the node never enrolled with one",
+            )],
+        ));
+    };
     let key = hub_key
         .as_ref()
         .map(|(origin, key)| (origin.as_str(), *key));

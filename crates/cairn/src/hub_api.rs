@@ -37,6 +37,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
+        .route("/v1/enroll", post(enroll))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -335,6 +336,97 @@ async fn push(
     })
     .await?;
     Ok(axum::Json(json!(response)))
+}
+
+async fn enroll(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let value = body_json(&headers, body).await?;
+    let mut violations = Vec::new();
+    let text = |name: &'static str, violations: &mut Vec<Violation>| -> String {
+        match value.get(name).and_then(Value::as_str) {
+            Some(text) => text.to_string(),
+            None => {
+                violations.push(Violation::new(name, "required", "must be a string"));
+                String::new()
+            }
+        }
+    };
+    let (node, token, key) = (
+        text("node", &mut violations),
+        text("token", &mut violations),
+        text("public_key", &mut violations),
+    );
+    let public_key = hex::decode(&key)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+    if public_key.is_none() && !key.is_empty() {
+        violations.push(Violation::new(
+            "public_key",
+            "format",
+            "must be 64 hex characters",
+        ));
+    }
+    if let Some(object) = value.as_object() {
+        for name in object
+            .keys()
+            .filter(|name| !["node", "token", "public_key"].contains(&name.as_str()))
+        {
+            violations.push(Violation::new(
+                name.clone(),
+                "unknown_field",
+                "expected node, token, public_key",
+            ));
+        }
+    }
+    let Some(public_key) = public_key.filter(|_| violations.is_empty()) else {
+        return Err(AppError::invalid(None, violations));
+    };
+    let hub = state.hub.clone();
+    let origin = hub.origin().to_string();
+    let hub_key = hex::encode(hub.public_key());
+    blocking(move || {
+        hub.redeem_enrollment(&node, public_key, &token)
+            .map_err(|error| match error {
+                cairn_store::hub::EnrollError::Token(reason) => {
+                    tracing::warn!(%node, reason, "refused an enrollment");
+                    AppError::client(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        Violation::new("token", "valid", reason),
+                    )
+                }
+                cairn_store::hub::EnrollError::Node(owner) => {
+                    tracing::warn!(%node, %owner, "refused an enrollment for another node");
+                    AppError::client(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        Violation::new(
+                            "node",
+                            "identity",
+                            format!("the token was issued for {owner:?}"),
+                        ),
+                    )
+                }
+                cairn_store::hub::EnrollError::Key => AppError::invalid(
+                    None,
+                    vec![Violation::new(
+                        "public_key",
+                        "format",
+                        "not a valid Ed25519 key",
+                    )],
+                ),
+                other => AppError::Server(other.to_string()),
+            })
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"origin": origin, "public_key": hub_key})),
+    )
+        .into_response())
 }
 
 async fn pull(

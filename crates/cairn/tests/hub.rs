@@ -497,3 +497,125 @@ async fn the_edge_syncs_in_the_background_and_rides_out_a_hub_outage() {
         hub.kill();
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_enroll_with_one_time_tokens_and_then_sync_with_no_flags() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let token_for = |node: &str| {
+        let output = cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "enroll",
+                node,
+                "--scope",
+                "pharmacy=main-st",
+            ],
+        );
+        json_out(&output)["token"].as_str().unwrap().to_string()
+    };
+    let token = token_for("till-z");
+    let till = work.path().join("till-z");
+    let output = cairn(
+        &till,
+        &[
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            "till-z",
+            "--scope",
+            "pharmacy=main-st",
+            "--hub",
+            &hub.url,
+            "--token",
+            &token,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(json_out(&output)["hub"]["origin"], "test.hub");
+    // The token is spent.
+    let again = work.path().join("again");
+    let output = cairn(
+        &again,
+        &[
+            "--json", "edge", "init", "--node", "till-z", "--hub", &hub.url, "--token", &token,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(SYNC_INCOMPLETE));
+    assert!(
+        json_out(&output)["error"]["hub"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+    // A token issued for another node.
+    let other = token_for("till-y");
+    let output = cairn(
+        &work.path().join("thief"),
+        &[
+            "--json", "edge", "init", "--node", "thief", "--hub", &hub.url, "--token", &other,
+        ],
+    );
+    assert_eq!(json_out(&output)["error"]["status"], 403);
+    // Writes, then a sync with no flags: the enrolled hub, its key checked.
+    let output = cairn(
+        &till,
+        &[
+            "record",
+            "add",
+            "inventory",
+            r#"{"ndc": "00002-1433-80", "quantity": 5}"#,
+            "--key",
+            "00002-1433-80",
+        ],
+    );
+    assert!(output.status.success());
+    let report = json_out(&cairn(&till, &["--json", "sync"]));
+    assert_eq!(report["accepted"], 1, "{report}");
+    // Bad input to the enrollment endpoint.
+    let client = reqwest::Client::new();
+    for (body, status, field) in [
+        (serde_json::json!({"node": "x"}), 422, "token"),
+        (
+            serde_json::json!({"node": "x", "token": "t", "public_key": "zz"}),
+            422,
+            "public_key",
+        ),
+        (
+            serde_json::json!({"node": "x", "token": "nope", "public_key": "11".repeat(32)}),
+            401,
+            "token",
+        ),
+    ] {
+        let response = client
+            .post(format!("{}/v1/enroll", hub.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            answer["error"]["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["field"] == field),
+            "{answer}"
+        );
+    }
+    tokio::task::block_in_place(|| hub.kill());
+}
