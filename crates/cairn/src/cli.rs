@@ -480,20 +480,17 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = open(&cli)?;
             let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
             drop(store);
-            let sync = match resolved {
-                None => None,
-                Some((url, key)) => Some(crate::sync::SyncSettings {
-                    hub_url: url,
-                    hub_key: key,
-                    interval_ms: (*sync_interval_ms).max(10),
-                    timeout_ms: (*sync_timeout_ms).max(100),
-                    link: cairn_core::link::LinkConfig {
-                        failures_to_open: (*breaker_failures).max(1),
-                        open_ms: *breaker_open_ms,
-                        ..cairn_core::link::LinkConfig::default()
-                    },
-                }),
-            };
+            let sync = resolved.map(|(url, key)| crate::sync::SyncSettings {
+                hub_url: url,
+                hub_key: key,
+                interval_ms: (*sync_interval_ms).max(10),
+                timeout_ms: (*sync_timeout_ms).max(100),
+                link: cairn_core::link::LinkConfig {
+                    failures_to_open: (*breaker_failures).max(1),
+                    open_ms: *breaker_open_ms,
+                    ..cairn_core::link::LinkConfig::default()
+                },
+            });
             serve(&cli, listen, sync)
         }
         Command::Record(command) => record(&cli, command),
@@ -550,6 +547,9 @@ fn enroll_at_hub(
     Ok(json!({"url": url, "origin": body["origin"], "public_key": body["public_key"]}))
 }
 
+/// A hub's URL, with its origin and key when known.
+type HubTarget = (String, Option<(String, [u8; 32])>);
+
 /// The hub to sync with: `--hub` (with `--hub-key`/`--hub-origin` if given),
 /// else the hub this node enrolled with, whose key is then always checked.
 fn resolve_hub(
@@ -557,7 +557,7 @@ fn resolve_hub(
     hub: &Option<String>,
     key: &Option<String>,
     origin: &Option<String>,
-) -> Result<Option<(String, Option<(String, [u8; 32])>)>, Failure> {
+) -> Result<Option<HubTarget>, Failure> {
     if let Some(url) = hub {
         return Ok(Some((
             url.trim_end_matches('/').to_string(),
