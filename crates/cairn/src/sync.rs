@@ -32,6 +32,75 @@ pub struct SyncReport {
     pub stuck: Vec<String>,
 }
 
+/// The audience of our tokens: the hub's origin, known or asked for.
+async fn hub_audience(
+    client: &reqwest::Client,
+    hub_url: &str,
+    hub_key: Option<(&str, [u8; 32])>,
+) -> anyhow::Result<String> {
+    if let Some((origin, _)) = hub_key {
+        return Ok(origin.to_string());
+    }
+    let health: Value = client
+        .get(format!("{hub_url}/v1/health"))
+        .send()
+        .await
+        .context("the hub is unreachable")?
+        .json()
+        .await
+        .context("the hub's health answer is not JSON")?;
+    Ok(health["origin"]
+        .as_str()
+        .context("the hub did not say its origin")?
+        .to_string())
+}
+
+/// A hub answer as JSON, or the hub's refusal as an error.
+async fn hub_answer(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .context("the hub's answer is not JSON")?;
+    if !status.is_success() {
+        bail!(
+            "the hub refused the {what} ({status}): {}",
+            answer["error"]["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(answer)
+}
+
+/// The log checkpoint of a hub answer: signature checked when the key is
+/// known, otherwise only parsed (the receipts still must lead to its root).
+fn read_checkpoint(
+    note_text: &str,
+    hub_key: Option<(&str, [u8; 32])>,
+) -> anyhow::Result<LogCheckpoint> {
+    match hub_key {
+        Some((origin, key)) => note::verify(note_text, origin, &key)
+            .context("the hub's log checkpoint does not verify"),
+        None => {
+            let body = note_text.split("\n\n").next().unwrap_or("");
+            LogCheckpoint::parse_body(&format!("{body}\n"))
+                .context("the hub's log checkpoint is malformed")
+        }
+    }
+}
+
+/// Hex hashes of a receipt's proof.
+fn proof_of(value: &Value) -> Vec<Hash> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().and_then(Hash::from_hex))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Pushes everything pending, batch by batch.
 pub async fn push_all(
     store: &EdgeStore,
@@ -43,23 +112,7 @@ pub async fn push_all(
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     // Tokens are for this hub: its origin, from the known key or its health answer.
-    let audience = match hub_key {
-        Some((origin, _)) => origin.to_string(),
-        None => {
-            let health: Value = client
-                .get(format!("{hub_url}/v1/health"))
-                .send()
-                .await
-                .context("the hub is unreachable")?
-                .json()
-                .await
-                .context("the hub's health answer is not JSON")?;
-            health["origin"]
-                .as_str()
-                .context("the hub did not say its origin")?
-                .to_string()
-        }
-    };
+    let audience = hub_audience(client, hub_url, hub_key).await?;
     for stream in store.streams()? {
         if skip.contains(&stream) {
             continue;
@@ -82,29 +135,11 @@ pub async fn push_all(
                 .send()
                 .await
                 .context("the hub is unreachable")?;
-            let status = response.status();
-            let answer: Value = response
-                .json()
-                .await
-                .context("the hub's answer is not JSON")?;
-            if !status.is_success() {
-                bail!(
-                    "the hub refused the push ({status}): {}",
-                    answer["error"]["message"].as_str().unwrap_or("")
-                );
-            }
+            let answer = hub_answer(response, "push").await?;
             let note_text = answer["checkpoint"]
                 .as_str()
                 .context("the hub's answer has no checkpoint")?;
-            let checkpoint = match hub_key {
-                Some((origin, key)) => note::verify(note_text, origin, &key)
-                    .context("the hub's log checkpoint does not verify")?,
-                None => {
-                    let body = note_text.split("\n\n").next().unwrap_or("");
-                    LogCheckpoint::parse_body(&format!("{body}\n"))
-                        .context("the hub's log checkpoint is malformed")?
-                }
-            };
+            let checkpoint = read_checkpoint(note_text, hub_key)?;
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
             let mut confirmed: Option<u64> = None;
@@ -120,15 +155,7 @@ pub async fn push_all(
                         let decoded =
                             cairn_core::op::Op::decode(op).context("own op does not decode")?;
                         let leaf = result["leaf"].as_u64().context("receipt without a leaf")?;
-                        let proof: Vec<Hash> = result["proof"]
-                            .as_array()
-                            .map(|items| {
-                                items
-                                    .iter()
-                                    .filter_map(|item| item.as_str().and_then(Hash::from_hex))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                        let proof = proof_of(&result["proof"]);
                         merkle::verify_inclusion(
                             leaf,
                             checkpoint.size,
@@ -200,23 +227,7 @@ pub async fn pull_all(
     hub_key: Option<(&str, [u8; 32])>,
 ) -> anyhow::Result<PullReport> {
     let mut report = PullReport::default();
-    let audience = match hub_key {
-        Some((origin, _)) => origin.to_string(),
-        None => {
-            let health: Value = client
-                .get(format!("{hub_url}/v1/health"))
-                .send()
-                .await
-                .context("the hub is unreachable")?
-                .json()
-                .await
-                .context("the hub's health answer is not JSON")?;
-            health["origin"]
-                .as_str()
-                .context("the hub did not say its origin")?
-                .to_string()
-        }
-    };
+    let audience = hub_audience(client, hub_url, hub_key).await?;
     // Bounded: a page either advances the cursor or ends the round.
     for _ in 0..100_000 {
         let from = store.pull_cursor()?;
@@ -227,29 +238,11 @@ pub async fn pull_all(
             .send()
             .await
             .context("the hub is unreachable")?;
-        let status = response.status();
-        let page: Value = response
-            .json()
-            .await
-            .context("the hub's answer is not JSON")?;
-        if !status.is_success() {
-            bail!(
-                "the hub refused the pull ({status}): {}",
-                page["error"]["message"].as_str().unwrap_or("")
-            );
-        }
+        let page = hub_answer(response, "pull").await?;
         let note_text = page["checkpoint"]
             .as_str()
             .context("the page has no checkpoint")?;
-        let checkpoint = match hub_key {
-            Some((origin, key)) => note::verify(note_text, origin, &key)
-                .context("the hub's log checkpoint does not verify")?,
-            None => {
-                let body = note_text.split("\n\n").next().unwrap_or("");
-                LogCheckpoint::parse_body(&format!("{body}\n"))
-                    .context("the hub's log checkpoint is malformed")?
-            }
-        };
+        let checkpoint = read_checkpoint(note_text, hub_key)?;
         let mut verified = Vec::new();
         for item in page["ops"].as_array().context("the page has no ops")? {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -258,15 +251,7 @@ pub async fn pull_all(
             let op = cairn_core::op::Op::decode(&bytes)
                 .map_err(|fault| anyhow::anyhow!("a pulled op is damaged: {fault}"))?;
             let leaf = item["leaf"].as_u64().context("leaf must be an integer")?;
-            let proof: Vec<Hash> = item["proof"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|item| item.as_str().and_then(Hash::from_hex))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let proof = proof_of(&item["proof"]);
             merkle::verify_inclusion(
                 leaf,
                 checkpoint.size,
