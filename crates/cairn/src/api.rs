@@ -58,6 +58,18 @@ impl AppError {
         }
     }
 
+    /// A 400 for bad query parameters.
+    pub(crate) fn bad_query(violations: Vec<Violation>) -> AppError {
+        AppError::Client {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid",
+            violations: violations
+                .into_iter()
+                .map(|violation| (None, violation))
+                .collect(),
+        }
+    }
+
     pub(crate) fn invalid(index: Option<usize>, violations: Vec<Violation>) -> AppError {
         AppError::Client {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -398,14 +410,7 @@ async fn list(
         }
     }
     if !violations.is_empty() {
-        return Err(AppError::Client {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid",
-            violations: violations
-                .into_iter()
-                .map(|violation| (None, violation))
-                .collect(),
-        });
+        return Err(AppError::bad_query(violations));
     }
     let store = state.store.clone();
     let limit = query.limit;

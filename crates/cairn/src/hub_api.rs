@@ -463,14 +463,7 @@ async fn pull(
         }
     }
     if !violations.is_empty() {
-        return Err(AppError::Client {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid",
-            violations: violations
-                .into_iter()
-                .map(|violation| (None, violation))
-                .collect(),
-        });
+        return Err(AppError::bad_query(violations));
     }
     let hub = state.hub.clone();
     let page = blocking(move || {
