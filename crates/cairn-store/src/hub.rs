@@ -245,11 +245,32 @@ fn now_ms() -> u64 {
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
-/// Reads tree nodes from the database for proofs.
-struct TreeReader<'a>(&'a Connection);
+/// Reads tree nodes from the database for proofs, remembering what it read:
+/// the proofs of one batch share most of their nodes.
+struct TreeReader<'a>(
+    &'a Connection,
+    std::cell::RefCell<std::collections::HashMap<(u32, u64), Hash>>,
+);
+
+impl<'a> TreeReader<'a> {
+    fn new(conn: &'a Connection) -> TreeReader<'a> {
+        TreeReader(conn, Default::default())
+    }
+}
 
 impl SubtreeSource for TreeReader<'_> {
     fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
+        if let Some(hash) = self.1.borrow().get(&(level, index)) {
+            return Some(*hash);
+        }
+        let hash = self.read(level, index)?;
+        self.1.borrow_mut().insert((level, index), hash);
+        Some(hash)
+    }
+}
+
+impl TreeReader<'_> {
+    fn read(&self, level: u32, index: u64) -> Option<Hash> {
         let bytes: Vec<u8> = self
             .0
             .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
@@ -381,7 +402,7 @@ impl HubStore {
                 &LogCheckpoint {
                     origin: self.origin.clone(),
                     size,
-                    root: merkle::root(&TreeReader(&conn), size)
+                    root: merkle::root(&TreeReader::new(&conn), size)
                         .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?,
                 },
                 &self.origin,
@@ -394,7 +415,7 @@ impl HubStore {
         let mut rows = statement.query(params![from as i64, PULL_SCAN_MAX as i64])?;
         let (mut ops, mut next, mut origins) =
             (Vec::new(), from, std::collections::BTreeSet::new());
-        let reader = TreeReader(&conn);
+        let reader = TreeReader::new(&conn);
         while let Some(row) = rows.next()? {
             let leaf = row.get::<_, i64>(0)? as u64;
             next = leaf + 1;
@@ -651,7 +672,7 @@ impl HubStore {
                             crate::schema::scope_text(&op.draft.scope),
                             now as i64
                         ])?;
-                    let reader = TreeReader(&tx);
+                    let reader = TreeReader::new(&tx);
                     let nodes = merkle::append_nodes(
                         leaf,
                         merkle::leaf_hash(&op.op_hash.0),
@@ -738,7 +759,7 @@ impl HubStore {
                 stream_id
             ],
         )?;
-        let reader = TreeReader(&tx);
+        let reader = TreeReader::new(&tx);
         let root = merkle::root(&reader, size)
             .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
         for index in accepted_leaves {
@@ -798,7 +819,7 @@ impl HubStore {
             return Ok(None);
         }
         Ok(
-            merkle::consistency_proof(&TreeReader(&conn), old_size, new_size)
+            merkle::consistency_proof(&TreeReader::new(&conn), old_size, new_size)
                 .map(|proof| proof.iter().map(Hash::to_hex).collect()),
         )
     }
@@ -807,7 +828,7 @@ impl HubStore {
     pub fn status(&self) -> Result<HubStatus, StoreError> {
         let conn = self.lock()?;
         let log_size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
-        let root = merkle::root(&TreeReader(&conn), log_size as u64).unwrap_or(Hash::ZERO);
+        let root = merkle::root(&TreeReader::new(&conn), log_size as u64).unwrap_or(Hash::ZERO);
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
         let quarantined: i64 =
             conn.query_row("SELECT count(*) FROM quarantine", [], |row| row.get(0))?;

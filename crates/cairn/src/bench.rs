@@ -2,6 +2,9 @@
 //! through the library and through the HTTP API, printed beside the ceilings
 //! measured in the same run on the same disk (fsync rate, raw SQLite inserts).
 //!
+//! `cairn bench push`: push throughput to a real hub process, many nodes
+//! reconnecting at once, and the drain of a long outage's backlog.
+//!
 //! Every loop is bounded by a count and a time; nothing here asserts speed.
 
 use crate::output;
@@ -556,4 +559,321 @@ fn report(ceilings: &Ceilings, figures: &[Figure], json_output: bool) {
     if let Some(rss) = peak_rss_bytes() {
         println!("peak RSS of the benchmark process: {}", output::bytes(rss));
     }
+}
+
+/// `cairn bench push` options.
+#[derive(Args, Debug)]
+pub struct PushBenchArgs {
+    /// Scratch directory for the hub (created fresh, removed after).
+    #[arg(long, default_value = "./cairn-bench-push")]
+    pub dir: PathBuf,
+    /// Ops pushed by one node for the throughput figure.
+    #[arg(long, default_value_t = 100_000)]
+    pub ops: usize,
+    /// Ops per push.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Simulated nodes reconnecting at once.
+    #[arg(long, default_value_t = 1_000)]
+    pub nodes: usize,
+    /// Queued ops per reconnecting node.
+    #[arg(long, default_value_t = 100)]
+    pub per_node: usize,
+    /// Ops of the drain-after-outage figure (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub drain_ops: usize,
+    /// Most seconds per measurement.
+    #[arg(long, default_value_t = 120)]
+    pub seconds: u64,
+}
+
+/// A simulated node: its key and its stream, producing signed batches.
+struct SimNode {
+    identity: cairn_core::identity::NodeIdentity,
+    head: cairn_core::chain::StreamHead,
+    clock: u64,
+}
+
+impl SimNode {
+    fn new(name: &str, seed: u64) -> SimNode {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_be_bytes());
+        key[8] = 0xCA;
+        SimNode {
+            identity: cairn_core::identity::NodeIdentity::from_seed(name, key),
+            head: cairn_core::chain::StreamHead::EMPTY,
+            clock: 1_700_000_000_000,
+        }
+    }
+
+    /// The JSON push body of the next `count` ops.
+    fn batch(&mut self, count: usize) -> Vec<u8> {
+        use base64::Engine;
+        let mut ops = Vec::with_capacity(count);
+        for _ in 0..count {
+            self.clock += 1;
+            let n = self.head.seq as usize + 1;
+            let payload = cairn_core::canonical::encode_unchecked(&record(n));
+            let draft = cairn_core::op::OpDraft {
+                node: self.identity.node.clone(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: self.clock,
+                    counter: 0,
+                },
+                collection: "maintenance_actions".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("site".to_string(), "bench".to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload,
+            };
+            let (_, bytes) = self.head.append(draft);
+            ops.push(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        let checkpoint = self
+            .identity
+            .sign_checkpoint("standard", self.head.seq, self.head.hash);
+        json!({
+            "node": self.identity.node,
+            "stream": "standard",
+            "ops": ops,
+            "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn token(&self, origin: &str) -> String {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = cairn_core::token::Claims {
+            sub: self.identity.node.clone(),
+            aud: origin.into(),
+            role: "node".into(),
+            iat: now_s,
+            exp: now_s + 300,
+        };
+        cairn_core::token::sign(&claims, &self.identity)
+    }
+}
+
+/// Runs `cairn bench push`.
+pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "{} exists; remove it or pass --dir",
+        args.dir.display()
+    );
+    let result = measure_push(args);
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let (figures, extra) = result?;
+    if json_output {
+        output::json(&json!({"figures": figures, "details": extra}));
+        return Ok(());
+    }
+    let fmt_ms = |value: Option<f64>| value.map_or("-".to_string(), |ms| format!("{ms:.1}"));
+    let rows = figures
+        .iter()
+        .map(|figure| {
+            vec![
+                figure.name.clone(),
+                figure.ops.to_string(),
+                format!("{:.0}", figure.ops_per_sec),
+                fmt_ms(figure.p50_ms),
+                fmt_ms(figure.p99_ms),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(
+            &[
+                "measurement",
+                "ops",
+                "ops/s",
+                "batch p50 ms",
+                "batch p99 ms"
+            ],
+            rows
+        )
+    );
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        println!("{key}: {value}");
+    }
+    println!(
+        "targets (SPEC 9): push >= 100,000 ops/s; 1,000 nodes x 100 ops drained with batch p99 <= 500 ms; 1,000,000 ops drained in <= 20 s"
+    );
+    println!("not measured yet: the binary+zstd encoding and the PouchDB peer (issue 3)");
+    Ok(())
+}
+
+fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
+    let hub_dir = args.dir.join("hub");
+    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
+    let names: Vec<String> = std::iter::once("writer".to_string())
+        .chain((0..args.nodes).map(|n| format!("node-{n}")))
+        .chain(std::iter::once("drain".to_string()))
+        .collect();
+    let mut sims: Vec<SimNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| SimNode::new(name, i as u64))
+        .collect();
+    {
+        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
+        for sim in &sims {
+            hub.enroll(
+                &sim.identity.node,
+                sim.identity.public_key(),
+                &[("site".to_string(), "bench".to_string())].into(),
+            )?;
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--data")
+        .arg(&hub_dir)
+        .args(["hub", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("no stdout")?),
+        &mut line,
+    )?;
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .context("the hub printed no URL")?
+        .to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bound = Duration::from_secs(args.seconds);
+    let result = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1_024)
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let push = |body: Vec<u8>, token: String| {
+            let (client, url) = (client.clone(), format!("{url}/v1/push"));
+            async move {
+                let started = Instant::now();
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "push refused: {}",
+                    response.status()
+                );
+                let answer: Value = response.json().await?;
+                let accepted = answer["results"].as_array().map_or(0, |r| {
+                    r.iter().filter(|x| x["status"] == "accepted").count()
+                });
+                anyhow::Ok((accepted, started.elapsed().as_micros() as u64))
+            }
+        };
+        let mut figures = Vec::new();
+        // One node pushing its backlog, batch after batch.
+        eprintln!(
+            "bench: one node pushing {} ops in batches of {}",
+            args.ops, args.batch
+        );
+        let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
+        let started = Instant::now();
+        let origin = "bench.hub";
+        while pushed < args.ops && started.elapsed() < bound {
+            let count = args.batch.min(args.ops - pushed);
+            let body = sims[0].batch(count);
+            wire_bytes += body.len();
+            let (accepted, latency) = push(body, sims[0].token(origin)).await?;
+            pushed += accepted;
+            latencies.push(latency);
+        }
+        figures.push(Figure::new(
+            format!("push, one node, JSON, batches of {}", args.batch),
+            pushed,
+            started.elapsed(),
+            latencies,
+        ));
+        let bytes_per_op = wire_bytes as f64 / pushed.max(1) as f64;
+        // Many nodes reconnecting at once.
+        eprintln!(
+            "bench: {} nodes reconnecting with {} ops each",
+            args.nodes, args.per_node
+        );
+        let bodies: Vec<(Vec<u8>, String)> = sims[1..=args.nodes]
+            .iter_mut()
+            .map(|sim| (sim.batch(args.per_node), sim.token(origin)))
+            .collect();
+        let started = Instant::now();
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|(body, token)| tokio::spawn(push(body, token)))
+            .collect();
+        let (mut drained, mut latencies) = (0usize, Vec::new());
+        for task in tasks {
+            let (accepted, latency) = task.await??;
+            drained += accepted;
+            latencies.push(latency);
+        }
+        figures.push(Figure::new(
+            format!("{} nodes x {} ops at once", args.nodes, args.per_node),
+            drained,
+            started.elapsed(),
+            latencies,
+        ));
+        // A long outage's backlog.
+        if args.drain_ops > 0 {
+            eprintln!("bench: draining {} ops after an outage", args.drain_ops);
+            let drain = args.nodes + 1;
+            let (mut pushed, mut latencies) = (0usize, Vec::new());
+            let started = Instant::now();
+            while pushed < args.drain_ops && started.elapsed() < bound {
+                let count = cairn_store::hub::PUSH_OPS_MAX.min(args.drain_ops - pushed);
+                let body = sims[drain].batch(count);
+                let (accepted, latency) = push(body, sims[drain].token(origin)).await?;
+                pushed += accepted;
+                latencies.push(latency);
+            }
+            figures.push(Figure::new(
+                format!(
+                    "drain after an outage, batches of {}",
+                    cairn_store::hub::PUSH_OPS_MAX
+                ),
+                pushed,
+                started.elapsed(),
+                latencies,
+            ));
+        }
+        anyhow::Ok((figures, bytes_per_op))
+    });
+    let hub_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (figures, bytes_per_op) = result?;
+    Ok((
+        figures,
+        json!({"json_bytes_per_op_on_the_wire": bytes_per_op.round(), "hub_peak_rss_bytes": hub_rss, "record_bytes": RECORD_BYTES}),
+    ))
 }

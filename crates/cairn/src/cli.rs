@@ -272,6 +272,8 @@ pub struct StatusArgs {
 pub enum BenchCommand {
     /// Durable writes through the library and the HTTP API, beside fsync and raw SQLite.
     Edge(crate::bench::EdgeBenchArgs),
+    /// Push throughput to a hub process, many nodes reconnecting, and a long drain.
+    Push(crate::bench::PushBenchArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -496,6 +498,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Record(command) => record(&cli, command),
         Command::Status(args) => status(&cli, args),
         Command::Verify => verify(&cli),
+        Command::Bench(BenchCommand::Push(args)) => {
+            crate::bench::push(args, cli.json).map_err(Failure::from)
+        }
         Command::Bench(BenchCommand::Edge(args)) => {
             crate::bench::edge(args, cli.json).map_err(Failure::from)
         }
