@@ -5,13 +5,6 @@
 
 use clap::Parser;
 
-// The writer thread frees what client threads allocated (requests, payloads);
-// glibc's malloc serializes those cross-thread frees on arena locks, which
-// showed as a quarter of the writer's time under load. mimalloc frees them
-// without a global lock.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let cli = cairn::cli::Cli::parse();
     std::process::exit(cairn::cli::run(cli));
