@@ -193,27 +193,47 @@ pub(crate) async fn not_found() -> AppError {
 }
 
 /// Reads a JSON body: content type, size, UTF-8 and syntax, each with its own error.
-pub(crate) async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let media = content_type
+/// The media type of a request, lowercased, without parameters.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).map(|value| {
+        value
             .to_str()
             .unwrap_or("")
             .split(';')
             .next()
             .unwrap_or("")
-            .trim();
-        if !media.eq_ignore_ascii_case("application/json") {
-            return Err(AppError::client(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                Violation::new(
-                    "content-type",
-                    "media_type",
-                    format!("{media:?} is not application/json"),
-                ),
-            ));
-        }
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+pub(crate) async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
+    if let Some(media) = media_type(headers)
+        && media != "application/json"
+    {
+        return Err(AppError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            Violation::new(
+                "content-type",
+                "media_type",
+                format!("{media:?} is not application/json"),
+            ),
+        ));
     }
+    let bytes = body_bytes(body).await?;
+    input::parse_json(&bytes, "body").map_err(|violation| {
+        let status = if violation.rule == "max_bytes" {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        AppError::client(status, "malformed", violation)
+    })
+}
+
+/// Reads a request body of at most [`BODY_BYTES_MAX`] bytes.
+pub(crate) async fn body_bytes(body: Body) -> Result<Vec<u8>, AppError> {
     // An oversize body is still read (up to DRAIN_BYTES_MAX) and dropped, so
     // the client sees the 413 instead of a connection reset mid-upload.
     let mut stream = body.into_data_stream();
@@ -245,14 +265,7 @@ pub(crate) async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, 
             ),
         ));
     }
-    input::parse_json(&bytes, "body").map_err(|violation| {
-        let status = if violation.rule == "max_bytes" {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        AppError::client(status, "malformed", violation)
-    })
+    Ok(bytes)
 }
 
 async fn health(State(state): State<AppState>) -> axum::Json<Value> {

@@ -606,9 +606,8 @@ impl SimNode {
         }
     }
 
-    /// The JSON push body of the next `count` ops.
-    fn batch(&mut self, count: usize) -> Vec<u8> {
-        use base64::Engine;
+    /// The next `count` ops, encoded, and the checkpoint of the last.
+    fn ops(&mut self, count: usize) -> (Vec<Vec<u8>>, cairn_core::identity::Checkpoint) {
         let mut ops = Vec::with_capacity(count);
         for _ in 0..count {
             self.clock += 1;
@@ -630,20 +629,41 @@ impl SimNode {
                 reason: String::new(),
                 payload,
             };
-            let (_, bytes) = self.head.append(draft);
-            ops.push(base64::engine::general_purpose::STANDARD.encode(bytes));
+            ops.push(self.head.append(draft).1);
         }
-        let checkpoint = self
-            .identity
-            .sign_checkpoint("standard", self.head.seq, self.head.hash);
+        (
+            ops,
+            self.identity
+                .sign_checkpoint("standard", self.head.seq, self.head.hash),
+        )
+    }
+
+    /// The next `count` ops as a JSON push body.
+    fn batch(&mut self, count: usize) -> Vec<u8> {
+        use base64::Engine;
+        let (ops, checkpoint) = self.ops(count);
         json!({
             "node": self.identity.node,
             "stream": "standard",
-            "ops": ops,
+            "ops": ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
             "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
         })
         .to_string()
         .into_bytes()
+    }
+
+    /// The next `count` ops as a binary (postcard + zstd) push body.
+    fn batch_binary(&mut self, count: usize) -> Vec<u8> {
+        let (ops, checkpoint) = self.ops(count);
+        crate::hub_api::PushWire {
+            node: self.identity.node.clone(),
+            stream: "standard".into(),
+            ops,
+            checkpoint_seq: checkpoint.seq,
+            checkpoint_head: checkpoint.head.0,
+            checkpoint_signature: checkpoint.signature.to_vec(),
+        }
+        .encode()
     }
 
     fn token(&self, origin: &str) -> String {
@@ -707,7 +727,7 @@ pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
     println!(
         "targets (SPEC 9): push >= 100,000 ops/s; 1,000 nodes x 100 ops drained with batch p99 <= 500 ms; 1,000,000 ops drained in <= 20 s"
     );
-    println!("not measured yet: the binary+zstd encoding and the PouchDB peer (issue 3)");
+    println!("not measured yet: the PouchDB peer and the emulated satellite link (issue 3)");
     Ok(())
 }
 
@@ -717,6 +737,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
     let names: Vec<String> = std::iter::once("writer".to_string())
         .chain((0..args.nodes).map(|n| format!("node-{n}")))
         .chain(std::iter::once("drain".to_string()))
+        .chain(std::iter::once("binary".to_string()))
         .collect();
     let mut sims: Vec<SimNode> = names
         .iter()
@@ -762,17 +783,19 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             .pool_max_idle_per_host(1_024)
             .timeout(Duration::from_secs(60))
             .build()?;
-        let push = |body: Vec<u8>, token: String| {
+        let push_as = |body: Vec<u8>, token: String, binary: bool| {
             let (client, url) = (client.clone(), format!("{url}/v1/push"));
             async move {
                 let started = Instant::now();
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
+                let request = client.post(url).bearer_auth(token);
+                let request = if binary {
+                    request
+                        .header("content-type", crate::hub_api::BINARY_PUSH)
+                        .header("content-encoding", "zstd")
+                } else {
+                    request.header("content-type", "application/json")
+                };
+                let response = request.body(body).send().await?;
                 anyhow::ensure!(
                     response.status().is_success(),
                     "push refused: {}",
@@ -785,6 +808,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
                 anyhow::Ok((accepted, started.elapsed().as_micros() as u64))
             }
         };
+        let push = |body: Vec<u8>, token: String| push_as(body, token, false);
         let mut figures = Vec::new();
         // One node pushing its backlog, batch after batch.
         eprintln!(
@@ -809,6 +833,29 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             latencies,
         ));
         let bytes_per_op = wire_bytes as f64 / pushed.max(1) as f64;
+        // The same, with the compact binary body.
+        eprintln!(
+            "bench: one node pushing {} ops in batches of {}, binary+zstd",
+            args.ops, args.batch
+        );
+        let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
+        let binary_node = args.nodes + 2;
+        let started = Instant::now();
+        while pushed < args.ops && started.elapsed() < bound {
+            let count = args.batch.min(args.ops - pushed);
+            let body = sims[binary_node].batch_binary(count);
+            wire_bytes += body.len();
+            let (accepted, latency) = push_as(body, sims[binary_node].token(origin), true).await?;
+            pushed += accepted;
+            latencies.push(latency);
+        }
+        figures.push(Figure::new(
+            format!("push, one node, binary+zstd, batches of {}", args.batch),
+            pushed,
+            started.elapsed(),
+            latencies,
+        ));
+        let binary_bytes_per_op = wire_bytes as f64 / pushed.max(1) as f64;
         // Many nodes reconnecting at once.
         eprintln!(
             "bench: {} nodes reconnecting with {} ops each",
@@ -858,7 +905,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
                 latencies,
             ));
         }
-        anyhow::Ok((figures, bytes_per_op))
+        anyhow::Ok((figures, (bytes_per_op, binary_bytes_per_op)))
     });
     let hub_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -871,9 +918,14 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         .map(|kib| kib * 1024);
     let _ = child.kill();
     let _ = child.wait();
-    let (figures, bytes_per_op) = result?;
+    let (figures, (bytes_per_op, binary_bytes_per_op)) = result?;
     Ok((
         figures,
-        json!({"json_bytes_per_op_on_the_wire": bytes_per_op.round(), "hub_peak_rss_bytes": hub_rss, "record_bytes": RECORD_BYTES}),
+        json!({
+            "json_bytes_per_op_on_the_wire": bytes_per_op.round(),
+            "binary_zstd_bytes_per_op_on_the_wire": binary_bytes_per_op.round(),
+            "hub_peak_rss_bytes": hub_rss,
+            "record_bytes": RECORD_BYTES,
+        }),
     ))
 }

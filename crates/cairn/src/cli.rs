@@ -114,6 +114,9 @@ pub struct SyncArgs {
     /// Most ops per push (a batch always ends at a signed checkpoint).
     #[arg(long, default_value_t = 1000)]
     pub batch_ops: usize,
+    /// How push bodies travel: binary (postcard+zstd) when the hub offers it, or forced.
+    #[arg(long, value_enum, default_value_t = crate::sync::Encoding::Auto)]
+    pub encoding: crate::sync::Encoding,
     /// The hub's public key (hex), to check its log checkpoints' signatures.
     #[arg(long, requires = "hub_origin")]
     pub hub_key: Option<String>,
@@ -166,6 +169,9 @@ pub enum EdgeCommand {
         /// How long one request to the hub may take, ms.
         #[arg(long, default_value_t = 10_000)]
         sync_timeout_ms: u64,
+        /// How push bodies travel: binary (postcard+zstd) when the hub offers it, or forced.
+        #[arg(long, value_enum, default_value_t = crate::sync::Encoding::Auto)]
+        encoding: crate::sync::Encoding,
         /// Consecutive failures that open the circuit breaker.
         #[arg(long, default_value_t = 3)]
         breaker_failures: u32,
@@ -476,6 +482,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             hub_origin,
             sync_interval_ms,
             sync_timeout_ms,
+            encoding,
             breaker_failures,
             breaker_open_ms,
         }) => {
@@ -485,6 +492,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let sync = resolved.map(|(url, key)| crate::sync::SyncSettings {
                 hub_url: url,
                 hub_key: key,
+                encoding: *encoding,
                 interval_ms: (*sync_interval_ms).max(10),
                 timeout_ms: (*sync_timeout_ms).max(100),
                 link: cairn_core::link::LinkConfig {
@@ -799,6 +807,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             args.batch_ops.max(1),
             key,
             &Default::default(),
+            args.encoding,
         )
         .await?;
         let pulled = crate::sync::pull_all(&store, &client, &hub_url, key).await?;

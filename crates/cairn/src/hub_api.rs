@@ -6,7 +6,7 @@
 //! verdict and, for accepted ops, a receipt (leaf index and inclusion proof)
 //! against the signed checkpoint it returns.
 
-use crate::api::{AppError, body_json, not_found};
+use crate::api::{AppError, body_bytes, body_json, media_type, not_found};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -22,6 +22,114 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+
+/// Media type of the compact binary push body.
+pub const BINARY_PUSH: &str = "application/vnd.cairn.push+postcard";
+/// Largest decompressed binary push body, bytes.
+const BINARY_PUSH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The compact binary form of a push body (postcard, optionally zstd-compressed).
+/// Ops travel as their raw encoding: no base64, no JSON around them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushWire {
+    /// Node whose stream this is.
+    pub node: String,
+    /// Stream name.
+    pub stream: String,
+    /// Encoded ops, in seq order.
+    pub ops: Vec<Vec<u8>>,
+    /// Seq of the checkpoint (the batch's last op).
+    pub checkpoint_seq: u64,
+    /// Head hash the checkpoint signs.
+    pub checkpoint_head: [u8; 32],
+    /// The node's Ed25519 signature (64 bytes).
+    pub checkpoint_signature: Vec<u8>,
+}
+
+impl PushWire {
+    /// Encodes as postcard, then zstd.
+    pub fn encode(&self) -> Vec<u8> {
+        let raw = postcard::to_allocvec(self).expect("a push body always serializes");
+        zstd::bulk::compress(&raw, 3).expect("zstd compresses any input")
+    }
+}
+
+/// Decodes a binary push body (zstd when `compressed`), naming the rule it broke.
+fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation> {
+    let raw = if compressed {
+        zstd::bulk::decompress(bytes, BINARY_PUSH_BYTES_MAX).map_err(|error| {
+            Violation::new(
+                "body",
+                "zstd",
+                format!("not a zstd frame of at most {BINARY_PUSH_BYTES_MAX} bytes: {error}"),
+            )
+        })?
+    } else {
+        bytes.to_vec()
+    };
+    let wire: PushWire = postcard::from_bytes(&raw).map_err(|error| {
+        Violation::new(
+            "body",
+            "postcard",
+            format!("not a binary push body: {error}"),
+        )
+    })?;
+    if wire.ops.is_empty() || wire.ops.len() > PUSH_OPS_MAX {
+        return Err(Violation::new(
+            "ops",
+            "max_ops",
+            format!(
+                "a push holds 1 to {PUSH_OPS_MAX} ops, got {}",
+                wire.ops.len()
+            ),
+        ));
+    }
+    let signature: [u8; 64] = wire
+        .checkpoint_signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| Violation::new("checkpoint.signature", "format", "must be 64 bytes"))?;
+    Ok(PushRequest {
+        checkpoint: Checkpoint {
+            node: wire.node.clone(),
+            stream: wire.stream.clone(),
+            seq: wire.checkpoint_seq,
+            head: Hash(wire.checkpoint_head),
+            signature,
+        },
+        node: wire.node,
+        stream: wire.stream,
+        ops: wire.ops,
+    })
+}
+
+/// Answers with JSON, zstd-compressed when the client accepts it.
+fn json_answer(headers: &HeaderMap, value: &Value) -> Response {
+    let accepts_zstd = headers
+        .get(axum::http::header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|coding| coding.trim().split(';').next() == Some("zstd"))
+        });
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    if accepts_zstd && let Ok(compressed) = zstd::bulk::compress(&body, 1) {
+        return (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::header::CONTENT_ENCODING, "zstd"),
+            ],
+            compressed,
+        )
+            .into_response();
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
 
 /// Shared state of the hub's handlers.
 #[derive(Clone)]
@@ -57,9 +165,12 @@ pub async fn run(
 }
 
 async fn health(State(state): State<HubState>) -> axum::Json<Value> {
-    axum::Json(
-        json!({"status": "ok", "origin": state.hub.origin(), "public_key": hex::encode(state.hub.public_key())}),
-    )
+    axum::Json(json!({
+        "status": "ok",
+        "origin": state.hub.origin(),
+        "public_key": hex::encode(state.hub.public_key()),
+        "encodings": ["json", BINARY_PUSH, "zstd"],
+    }))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -296,9 +407,39 @@ async fn push(
     State(state): State<HubState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<Value>, AppError> {
-    let value = body_json(&headers, body).await?;
-    let request = push_request(&value).map_err(|violations| AppError::invalid(None, violations))?;
+) -> Result<Response, AppError> {
+    // Content negotiation: JSON, or the compact binary body (zstd or not).
+    let request = if media_type(&headers).as_deref() == Some(BINARY_PUSH) {
+        let compressed = match headers
+            .get(axum::http::header::CONTENT_ENCODING)
+            .and_then(|value| value.to_str().ok())
+        {
+            None | Some("identity") => false,
+            Some("zstd") => true,
+            Some(other) => {
+                return Err(AppError::client(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    Violation::new(
+                        "content-encoding",
+                        "coding",
+                        format!("{other:?} is not zstd or identity"),
+                    ),
+                ));
+            }
+        };
+        let bytes = body_bytes(body).await?;
+        binary_push(&bytes, compressed).map_err(|violation| {
+            if violation.rule == "max_ops" {
+                AppError::invalid(None, vec![violation])
+            } else {
+                AppError::client(StatusCode::BAD_REQUEST, "malformed", violation)
+            }
+        })?
+    } else {
+        let value = body_json(&headers, body).await?;
+        push_request(&value).map_err(|violations| AppError::invalid(None, violations))?
+    };
     let hub = state.hub.clone();
     let (auth_hub, auth_headers) = (hub.clone(), headers.clone());
     let subject = blocking(move || authenticate(&auth_hub, &auth_headers)).await?;
@@ -335,7 +476,7 @@ async fn push(
         })
     })
     .await?;
-    Ok(axum::Json(json!(response)))
+    Ok(json_answer(&headers, &json!(response)))
 }
 
 async fn enroll(

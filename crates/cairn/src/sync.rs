@@ -30,6 +30,8 @@ pub struct SyncReport {
     pub checkpoint: Option<String>,
     /// Streams that stopped on a quarantined op (resending cannot help).
     pub stuck: Vec<String>,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
 }
 
 /// The audience of our tokens: the hub's origin, known or asked for.
@@ -101,6 +103,31 @@ fn proof_of(value: &Value) -> Vec<Hash> {
         .unwrap_or_default()
 }
 
+/// How push bodies travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// Binary (postcard + zstd) when the hub offers it, else JSON.
+    #[default]
+    Auto,
+    /// JSON with base64 ops, for interoperability.
+    Json,
+    /// The compact binary body, zstd-compressed.
+    Binary,
+}
+
+/// True when the hub's health answer offers the binary push body.
+async fn hub_speaks_binary(client: &reqwest::Client, hub_url: &str) -> bool {
+    let Ok(response) = client.get(format!("{hub_url}/v1/health")).send().await else {
+        return false;
+    };
+    let health: Value = response.json().await.unwrap_or_default();
+    health["encodings"].as_array().is_some_and(|codings| {
+        codings
+            .iter()
+            .any(|coding| coding == crate::hub_api::BINARY_PUSH)
+    })
+}
+
 /// Pushes everything pending, batch by batch.
 pub async fn push_all(
     store: &EdgeStore,
@@ -109,10 +136,16 @@ pub async fn push_all(
     batch_ops: usize,
     hub_key: Option<(&str, [u8; 32])>,
     skip: &std::collections::BTreeSet<String>,
+    encoding: Encoding,
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     // Tokens are for this hub: its origin, from the known key or its health answer.
     let audience = hub_audience(client, hub_url, hub_key).await?;
+    let binary = match encoding {
+        Encoding::Json => false,
+        Encoding::Binary => true,
+        Encoding::Auto => hub_speaks_binary(client, hub_url).await,
+    };
     for stream in store.streams()? {
         if skip.contains(&stream) {
             continue;
@@ -121,20 +154,36 @@ pub async fn push_all(
             let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
                 break;
             };
-            let body = json!({
-                "node": store.settings().node,
-                "stream": batch.stream,
-                "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-                "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
-            });
             let token = store.sign_token(&audience, now_ms() / 1000);
-            let response = client
-                .post(format!("{hub_url}/v1/push"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .context("the hub is unreachable")?;
+            let request = client.post(format!("{hub_url}/v1/push")).bearer_auth(token);
+            let request = if binary {
+                let body = crate::hub_api::PushWire {
+                    node: store.settings().node.clone(),
+                    stream: batch.stream.clone(),
+                    ops: batch.ops.clone(),
+                    checkpoint_seq: batch.checkpoint.seq,
+                    checkpoint_head: batch.checkpoint.head.0,
+                    checkpoint_signature: batch.checkpoint.signature.to_vec(),
+                }
+                .encode();
+                report.bytes_sent += body.len() as u64;
+                request
+                    .header(reqwest::header::CONTENT_TYPE, crate::hub_api::BINARY_PUSH)
+                    .header(reqwest::header::CONTENT_ENCODING, "zstd")
+                    .body(body)
+            } else {
+                let body = serde_json::to_vec(&json!({
+                    "node": store.settings().node,
+                    "stream": batch.stream,
+                    "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+                    "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
+                }))?;
+                report.bytes_sent += body.len() as u64;
+                request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+            };
+            let response = request.send().await.context("the hub is unreachable")?;
             let answer = hub_answer(response, "push").await?;
             let note_text = answer["checkpoint"]
                 .as_str()
@@ -295,6 +344,8 @@ pub struct SyncSettings {
     pub interval_ms: u64,
     /// How long one request to the hub may take, ms.
     pub timeout_ms: u64,
+    /// How push bodies travel.
+    pub encoding: Encoding,
     /// Breaker, backoff and batch thresholds.
     pub link: cairn_core::link::LinkConfig,
 }
@@ -358,9 +409,16 @@ pub async fn run(
                     .as_ref()
                     .map(|(origin, key)| (origin.as_str(), *key));
                 let round = async {
-                    let report =
-                        push_all(&store, &client, &settings.hub_url, batch_ops, key, &stuck)
-                            .await?;
+                    let report = push_all(
+                        &store,
+                        &client,
+                        &settings.hub_url,
+                        batch_ops,
+                        key,
+                        &stuck,
+                        settings.encoding,
+                    )
+                    .await?;
                     let pulled = pull_all(&store, &client, &settings.hub_url, key).await?;
                     if pulled.applied > 0 {
                         tracing::info!(applied = pulled.applied, "pulled from the hub");

@@ -117,8 +117,22 @@ fn offline_writes_reach_the_hub_and_tampering_is_quarantined() {
     }
     add(&edge, 2);
     let hub = Edge::start_hub(&hub_dir);
-    let (code, report) = sync(&edge, &hub, &hub_key);
-    assert_eq!(code, 0, "{report}");
+    // JSON for interoperability; the other syncs negotiate the binary body.
+    let output = cairn(
+        &edge,
+        &[
+            "--json",
+            "sync",
+            "--hub",
+            &hub.url,
+            "--batch-ops",
+            "4",
+            "--encoding",
+            "json",
+        ],
+    );
+    let report = json_out(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(report["accepted"], 10);
     assert_eq!(report["receipts_verified"], 10);
     let status = json_out(&cairn(&edge, &["--json", "status"]));
@@ -321,6 +335,35 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     let (status, body) = send(token("hangar-7", now, &node), push_as("hangar-7")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["status"], "quarantined");
+    // The binary body: broken zstd, zstd around garbage, an unknown coding.
+    let binary = |body: Vec<u8>, coding: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/v1/push", hub.url);
+        async move {
+            let response = client
+                .post(url)
+                .header("content-type", cairn::hub_api::BINARY_PUSH)
+                .header("content-encoding", coding)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = binary(b"not zstd".to_vec(), "zstd").await;
+    assert_eq!((status, rule(&body)), (400, ("body".into(), "zstd".into())));
+    let (status, body) = binary(zstd::bulk::compress(b"garbage", 1).unwrap(), "zstd").await;
+    assert_eq!(
+        (status, rule(&body)),
+        (400, ("body".into(), "postcard".into()))
+    );
+    let (status, body) = binary(b"x".to_vec(), "gzip").await;
+    assert_eq!(
+        (status, rule(&body)),
+        (415, ("content-encoding".into(), "coding".into()))
+    );
     let response = client
         .get(format!("{}/v1/log/consistency?from=x&to=1", hub.url))
         .send()
