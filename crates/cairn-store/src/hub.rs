@@ -54,6 +54,8 @@ pub struct PullResponse {
     pub checkpoint: String,
     /// Public keys of the nodes whose ops are in the page, hex.
     pub nodes: BTreeMap<String, String>,
+    /// The scopes the node is granted now (a revoked label makes it purge).
+    pub grants: BTreeMap<String, String>,
 }
 
 const HUB_DDL: &str = "
@@ -462,6 +464,7 @@ impl HubStore {
             more: next < size,
             checkpoint: note,
             nodes,
+            grants,
         })
     }
 
@@ -495,6 +498,32 @@ impl HubStore {
     /// Signs `message` with the hub's key (acknowledgement files carry it).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.identity.sign(message)
+    }
+
+    /// Revokes a scope label from a node; returns whether it was granted.
+    pub fn revoke(&self, node: &str, label: &str, value: &str) -> Result<bool, StoreError> {
+        let conn = self.lock()?;
+        let scopes: Option<String> = conn
+            .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let Some(scopes) = scopes else {
+            return Err(StoreError::Config(format!("node {node:?} is not enrolled")));
+        };
+        let mut grants: BTreeMap<String, String> = serde_json::from_str(&scopes)
+            .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
+        if grants.get(label).map(String::as_str) != Some(value) {
+            return Ok(false);
+        }
+        grants.remove(label);
+        let scopes = serde_json::to_string(&grants)
+            .map_err(|error| StoreError::Internal(error.to_string()))?;
+        conn.execute(
+            "UPDATE nodes SET scopes = ?1 WHERE node = ?2",
+            params![scopes, node],
+        )?;
+        Ok(true)
     }
 
     /// The enrolled public key of `node`.

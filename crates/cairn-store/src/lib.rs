@@ -280,6 +280,39 @@ impl EdgeStore {
         self.writer.submit(self.writer.prepare_foreign(ops)).await
     }
 
+    /// Purges pulled ops carrying revoked scope labels (`name=value`) and
+    /// recomputes what they touched; returns the records recomputed or removed.
+    pub async fn purge_revoked_async(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        self.writer.submit(self.writer.prepare_purge(labels)).await
+    }
+
+    /// The scopes the hub granted at the last pull, if any pull happened.
+    pub fn grants(&self) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        self.read(|conn| {
+            let text: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT value FROM meta WHERE key = 'grants'",
+                [],
+                |row| row.get(0),
+            ))?;
+            Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
+        })
+    }
+
+    /// Saves the scopes the hub granted.
+    pub fn set_grants(&self, grants: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let conn = self
+            .sync_conn
+            .lock()
+            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
+        let text = serde_json::to_string(grants)
+            .map_err(|error| StoreError::Internal(error.to_string()))?;
+        conn.execute("INSERT INTO meta (key, value) VALUES ('grants', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", [text])?;
+        Ok(())
+    }
+
     /// The cursor of the last pull (the first log leaf not yet scanned).
     pub fn pull_cursor(&self) -> Result<u64, StoreError> {
         self.read(|conn| {

@@ -81,6 +81,9 @@ pub(crate) struct Job {
     items: Vec<Prepared>,
     /// Ops of other nodes pulled from the hub, already verified.
     foreign: Vec<(Op, Vec<u8>)>,
+    /// Scope labels (`name=value`) no longer granted: pulled ops carrying
+    /// them are purged and the entities they touched recomputed.
+    purge: Vec<String>,
     reply: oneshot::Sender<Result<Vec<WriteReceipt>, WriteError>>,
 }
 
@@ -142,6 +145,7 @@ impl WriterHandle {
             Job {
                 items,
                 foreign: Vec::new(),
+                purge: Vec::new(),
                 reply,
             },
             receiver,
@@ -151,14 +155,25 @@ impl WriterHandle {
     /// A job that stores verified ops of other nodes and merges them.
     pub(crate) fn prepare_foreign(&self, foreign: Vec<(Op, Vec<u8>)>) -> (Job, Reply) {
         let (reply, receiver) = oneshot::channel();
-        (
-            Job {
-                items: Vec::new(),
-                foreign,
-                reply,
-            },
-            receiver,
-        )
+        let job = Job {
+            items: Vec::new(),
+            foreign,
+            purge: Vec::new(),
+            reply,
+        };
+        (job, receiver)
+    }
+
+    /// A job that purges pulled ops carrying revoked scope labels.
+    pub(crate) fn prepare_purge(&self, labels: Vec<String>) -> (Job, Reply) {
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            items: Vec::new(),
+            foreign: Vec::new(),
+            purge: labels,
+            reply,
+        };
+        (job, receiver)
     }
 
     /// Queues a job and waits for its durable result.
@@ -549,6 +564,11 @@ impl Writer {
         // no busy wait) if the sync connection committed in between.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for job in jobs.iter_mut() {
+            if !job.purge.is_empty() {
+                let purged = purge_foreign(&tx, catalog, &job.purge)?;
+                outcomes.push(Ok(purged));
+                continue;
+            }
             if !job.foreign.is_empty() {
                 let mut receipts = Vec::with_capacity(job.foreign.len());
                 for (op, bytes) in job.foreign.drain(..) {
@@ -894,6 +914,63 @@ fn apply_item(
         seq: op.seq,
         op_hash: op.op_hash.to_hex(),
     })
+}
+
+/// Deletes pulled ops that carry any of `labels` (`name=value`) and
+/// recomputes the entities they touched; this node's own ops are never
+/// touched. Returns one receipt per entity recomputed or removed.
+fn purge_foreign(
+    conn: &Connection,
+    catalog: &Catalog,
+    labels: &[String],
+) -> Result<Vec<WriteReceipt>, StoreError> {
+    let mut touched = BTreeMap::new();
+    for label in labels {
+        let needle = format!(",{label},");
+        let rows: Vec<(String, String)> = conn
+            .prepare_cached(
+                "SELECT DISTINCT o.collection, o.record_key FROM ops o JOIN streams s ON s.id = (o.id >> 40)
+                 WHERE s.foreign_ = 1 AND instr(o.scope, ?1) > 0 AND o.record_key != ''",
+            )?
+            .query_map([&needle], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        touched.extend(rows.into_iter().map(|key| (key, ())));
+        conn.prepare_cached(
+            "DELETE FROM ops WHERE id IN (SELECT o.id FROM ops o JOIN streams s ON s.id = (o.id >> 40)
+             WHERE s.foreign_ = 1 AND instr(o.scope, ?1) > 0)",
+        )?
+        .execute([&needle])?;
+    }
+    let mut receipts = Vec::new();
+    for ((collection, key), ()) in touched {
+        let ops = entity_ops(conn, &collection, &key)?;
+        let schema = catalog
+            .collections
+            .get(&collection)
+            .and_then(Collection::merge_schema);
+        match schema.and_then(|schema| merge::materialize(&schema, &ops)) {
+            Some(state) => {
+                conn.execute(
+                    "UPDATE entities SET deleted = ?3, conflicted = ?4, state = ?5 WHERE collection = ?1 AND key = ?2",
+                    params![collection, key, state.deleted, !state.conflicts.is_empty(), state.to_canonical_bytes()],
+                )?;
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM entities WHERE collection = ?1 AND key = ?2",
+                    params![collection, key],
+                )?;
+            }
+        }
+        receipts.push(WriteReceipt {
+            id: key,
+            collection,
+            stream: String::new(),
+            seq: 0,
+            op_hash: String::new(),
+        });
+    }
+    Ok(receipts)
 }
 
 /// Stores one verified op of another node (unless already held), advances

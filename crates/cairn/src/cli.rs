@@ -88,6 +88,14 @@ pub enum HubCommand {
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
+    /// Revoke a scope label from a node: it purges what it pulled under it at its next sync.
+    Revoke {
+        /// The node.
+        node: String,
+        /// The label to revoke, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: String,
+    },
     /// Verify and ingest an offline bundle exactly as pushes would be.
     Import {
         /// The bundle file.
@@ -698,6 +706,38 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     .context("server failed")?;
                 Ok::<(), anyhow::Error>(())
             })?;
+            Ok(())
+        }
+        HubCommand::Revoke { node, scope } => {
+            let labels = input::parse_scope_args(std::slice::from_ref(scope))
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            let (label, value) = labels.into_iter().next().expect("one label parsed");
+            let hub = open_hub(cli)?;
+            let revoked = hub
+                .revoke(node, &label, &value)
+                .map_err(|error| match error {
+                    cairn_store::StoreError::Config(message) => {
+                        Failure::invalid(None, &[Violation::new("node", "enrolled", message)])
+                    }
+                    other => Failure::fault(anyhow::anyhow!(other)),
+                })?;
+            if !revoked {
+                return Err(Failure::invalid(
+                    None,
+                    &[Violation::new(
+                        "scope",
+                        "granted",
+                        format!("{node} is not granted {label}={value}"),
+                    )],
+                ));
+            }
+            if cli.json {
+                output::json(&json!({"node": node, "revoked": format!("{label}={value}")}));
+            } else {
+                println!(
+                    "revoked {label}={value} from {node}; it purges what it pulled under it at its next sync"
+                );
+            }
             Ok(())
         }
         HubCommand::Import { file } => {

@@ -263,6 +263,48 @@ pub struct PullReport {
     pub held: u64,
     /// Receipts whose inclusion proof verified.
     pub receipts_verified: u64,
+    /// Scope labels the hub revoked since the last pull.
+    pub purged_labels: Vec<String>,
+    /// Records recomputed or removed by that purge.
+    pub purged_records: u64,
+}
+
+/// Compares the hub's grants with the last ones seen: labels no longer
+/// granted make the node purge the records it pulled under them (never its
+/// own), and say so in its log.
+async fn apply_grants(
+    store: &EdgeStore,
+    grants: &Value,
+    report: &mut PullReport,
+) -> anyhow::Result<()> {
+    let Some(grants) = grants.as_object() else {
+        return Ok(());
+    };
+    let grants: std::collections::BTreeMap<String, String> = grants
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
+        .collect();
+    if let Some(previous) = store.grants()? {
+        let revoked: Vec<String> = previous
+            .iter()
+            .filter(|(name, value)| grants.get(*name) != Some(*value))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !revoked.is_empty() {
+            let purged = store.purge_revoked_async(revoked.clone()).await?;
+            tracing::warn!(
+                ?revoked,
+                records = purged.len(),
+                "scope revoked by the hub: purged the records pulled under it"
+            );
+            report.purged_labels.extend(revoked);
+            report.purged_records += purged.len() as u64;
+        }
+    }
+    if store.grants()?.as_ref() != Some(&grants) {
+        store.set_grants(&grants)?;
+    }
+    Ok(())
 }
 
 /// Pulls every op in this node's scopes it does not hold yet, page by page.
@@ -288,6 +330,7 @@ pub async fn pull_all(
             .await
             .context("the hub is unreachable")?;
         let page = hub_answer(response, "pull").await?;
+        apply_grants(store, &page["grants"], &mut report).await?;
         let note_text = page["checkpoint"]
             .as_str()
             .context("the page has no checkpoint")?;

@@ -124,6 +124,47 @@ fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
         Some(6)
     );
 
+    // The hub revokes till-b's pharmacy scope: at its next sync till-b
+    // purges what it pulled under it; its own writes stay.
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "revoke",
+            "till-b",
+            "--scope",
+            "pharmacy=main-st",
+        ],
+    ));
+    let report = sync(&till_b, &hub);
+    assert_eq!(
+        report["pulled"]["purged_labels"],
+        json!(["pharmacy=main-st"]),
+        "{report}"
+    );
+    let b = get(&till_b);
+    assert_eq!(
+        b["fields"]["quantity"], -2,
+        "only till-b's own sale is left: {b}"
+    );
+    assert_eq!(b["version"].as_object().unwrap().len(), 1, "{b}");
+    let output = cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "revoke",
+            "till-b",
+            "--scope",
+            "pharmacy=main-st",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "revoking twice names the rule"
+    );
     for dir in [&till_a, &till_b, &hangar] {
         let verified = cairn(dir, &["--json", "verify"]);
         assert_eq!(
