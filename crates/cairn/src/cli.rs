@@ -688,18 +688,9 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         HubCommand::Serve { listen } => {
             crate::init_tracing();
             let hub = std::sync::Arc::new(open_hub(cli)?);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the runtime")?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                let address = listener.local_addr().context("no local address")?;
-                println!("cairn hub {} listening on http://{address}", hub.origin());
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
+            server_runtime()?.block_on(async move {
+                let (listener, address) =
+                    announce(listen, &format!("hub {}", hub.origin())).await?;
                 tracing::info!(origin = %hub.origin(), %address, "hub started");
                 crate::hub_api::run(listener, hub, shutdown_signal())
                     .await
@@ -919,21 +910,9 @@ fn parse_hub_key(
 fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Result<(), Failure> {
     crate::init_tracing();
     let store = std::sync::Arc::new(open(cli)?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let address = listener.local_addr().context("no local address")?;
-        println!(
-            "cairn edge {} listening on http://{address}",
-            store.settings().node
-        );
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+    server_runtime()?.block_on(async move {
+        let (listener, address) =
+            announce(listen, &format!("edge {}", store.settings().node)).await?;
         tracing::info!(node = %store.settings().node, %address, "edge API started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
@@ -949,6 +928,30 @@ fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Re
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(())
+}
+
+/// The runtime of a long-running server.
+fn server_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?)
+}
+
+/// Binds `listen` and prints `cairn WHO listening on http://ADDRESS` as the
+/// first line of stdout (tests and the demo read the URL from it).
+async fn announce(
+    listen: &str,
+    who: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("no local address")?;
+    println!("cairn {who} listening on http://{address}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    Ok((listener, address))
 }
 
 /// Completes on SIGINT or SIGTERM.

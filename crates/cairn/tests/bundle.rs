@@ -4,18 +4,8 @@
 
 mod common;
 
-use common::{action, cairn, json_out};
+use common::{action, cairn, json_out, ok};
 use std::path::Path;
-
-fn ok(output: &std::process::Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    json_out(output)
-}
 
 #[test]
 fn a_bundle_and_its_acknowledgements_round_trip() {

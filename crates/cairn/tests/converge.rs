@@ -5,44 +5,9 @@
 
 mod common;
 
-use common::{Edge, cairn, json_out};
+use common::{Edge, cairn, enrolled_node, ok};
 use serde_json::json;
 use std::path::Path;
-
-fn ok(output: &std::process::Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    json_out(output)
-}
-
-fn node(work: &Path, hub: &Path, name: &str, scope: &str) -> std::path::PathBuf {
-    let dir = work.join(name);
-    let key = ok(&cairn(
-        &dir,
-        &["--json", "edge", "init", "--node", name, "--scope", scope],
-    ))["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(&cairn(
-        hub,
-        &[
-            "--json",
-            "hub",
-            "enroll",
-            name,
-            "--public-key",
-            &key,
-            "--scope",
-            scope,
-        ],
-    ));
-    dir
-}
 
 fn sync(dir: &Path, hub: &Edge) -> serde_json::Value {
     ok(&cairn(dir, &["--json", "sync", "--hub", &hub.url]))
@@ -71,9 +36,9 @@ fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
         &hub_dir,
         &["--json", "hub", "init", "--origin", "test.hub"],
     ));
-    let till_a = node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
-    let till_b = node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
-    let hangar = node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
+    let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
+    let till_b = enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
+    let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
     let hub = Edge::start_hub(&hub_dir);
 
     put(

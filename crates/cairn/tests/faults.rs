@@ -11,53 +11,9 @@
 mod common;
 
 use cairn::proxy::{Fault, Proxy};
-use common::{Edge, cairn, json_out};
+use common::{Edge, cairn, enrolled_node, json_out, ok};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
-
-fn ok(output: &std::process::Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    json_out(output)
-}
-
-fn node(work: &Path, hub: &Path, name: &str) -> std::path::PathBuf {
-    let dir = work.join(name);
-    let key = ok(&cairn(
-        &dir,
-        &[
-            "--json",
-            "edge",
-            "init",
-            "--node",
-            name,
-            "--scope",
-            "pharmacy=main-st",
-        ],
-    ))["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(&cairn(
-        hub,
-        &[
-            "--json",
-            "hub",
-            "enroll",
-            name,
-            "--public-key",
-            &key,
-            "--scope",
-            "pharmacy=main-st",
-        ],
-    ));
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_faults_and_hub_kills_lose_nothing_and_converge() {
@@ -90,8 +46,8 @@ async fn randomized_faults_and_hub_kills_lose_nothing_and_converge() {
         &["--json", "hub", "init", "--origin", "test.hub"],
     ));
     let dirs = [
-        node(work.path(), &hub_dir, "till-a"),
-        node(work.path(), &hub_dir, "till-b"),
+        enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st"),
+        enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st"),
     ];
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

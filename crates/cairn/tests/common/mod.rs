@@ -146,3 +146,41 @@ impl Drop for Edge {
         let _ = self.child.wait();
     }
 }
+
+/// Stdout as JSON of a command that must succeed.
+pub fn ok(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_out(output)
+}
+
+/// Initializes an edge node under `work` and enrolls its key at the hub in
+/// `hub` with the same scope; returns the node's directory.
+pub fn enrolled_node(work: &Path, hub: &Path, name: &str, scope: &str) -> PathBuf {
+    let dir = work.join(name);
+    let key = ok(&cairn(
+        &dir,
+        &["--json", "edge", "init", "--node", name, "--scope", scope],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&cairn(
+        hub,
+        &[
+            "--json",
+            "hub",
+            "enroll",
+            name,
+            "--public-key",
+            &key,
+            "--scope",
+            scope,
+        ],
+    ));
+    dir
+}
