@@ -808,6 +808,17 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 
 fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let store = open(cli)?;
+    // A progress bar on a terminal (indicatif hides it elsewhere), never with --json.
+    let pending = store.status(now_ms())?.pending_total;
+    let progress = (!cli.json && pending > 0).then(|| {
+        let bar = indicatif::ProgressBar::new(pending);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("pushing {bar:40} {pos}/{len} ops {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -830,20 +841,27 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let key = hub_key
         .as_ref()
         .map(|(origin, key)| (origin.as_str(), *key));
+    let link = crate::sync::HubLink {
+        client: &client,
+        url: &hub_url,
+        key,
+    };
     let result = runtime.block_on(async {
         let pushed = crate::sync::push_all(
             &store,
-            &client,
-            &hub_url,
+            &link,
             args.batch_ops.max(1),
-            key,
             &Default::default(),
             args.encoding,
+            progress.as_ref(),
         )
         .await?;
-        let pulled = crate::sync::pull_all(&store, &client, &hub_url, key).await?;
+        let pulled = crate::sync::pull_all(&store, &link).await?;
         anyhow::Ok((pushed, pulled))
     });
+    if let Some(progress) = &progress {
+        progress.finish_and_clear();
+    }
     let (report, pulled) = result.map_err(|error| Failure {
         code: exit::SYNC_INCOMPLETE,
         json: json!({"error": {"code": "sync_incomplete", "message": format!("{error:#}")}}),

@@ -103,6 +103,16 @@ fn proof_of(value: &Value) -> Vec<Hash> {
         .unwrap_or_default()
 }
 
+/// Where and how to reach the hub.
+pub struct HubLink<'a> {
+    /// The HTTP client (pooled connections, timeouts).
+    pub client: &'a reqwest::Client,
+    /// The hub's base URL.
+    pub url: &'a str,
+    /// The hub's origin and key, when known (its checkpoints are then checked).
+    pub key: Option<(&'a str, [u8; 32])>,
+}
+
 /// How push bodies travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Encoding {
@@ -131,13 +141,13 @@ async fn hub_speaks_binary(client: &reqwest::Client, hub_url: &str) -> bool {
 /// Pushes everything pending, batch by batch.
 pub async fn push_all(
     store: &EdgeStore,
-    client: &reqwest::Client,
-    hub_url: &str,
+    hub: &HubLink<'_>,
     batch_ops: usize,
-    hub_key: Option<(&str, [u8; 32])>,
     skip: &std::collections::BTreeSet<String>,
     encoding: Encoding,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<SyncReport> {
+    let (client, hub_url, hub_key) = (hub.client, hub.url, hub.key);
     let mut report = SyncReport::default();
     // Tokens are for this hub: its origin, from the known key or its health answer.
     let audience = hub_audience(client, hub_url, hub_key).await?;
@@ -240,6 +250,9 @@ pub async fn push_all(
             if let Some(seq) = confirmed {
                 store.acknowledge(&stream, seq)?;
             }
+            if let Some(progress) = progress {
+                progress.set_position(report.accepted + report.duplicate);
+            }
             report.checkpoint = Some(note_text.to_string());
             if !unbroken {
                 report.stuck.push(stream.clone());
@@ -311,12 +324,8 @@ async fn apply_grants(
 /// Each op is decoded (so its hashes are checked) and its receipt verified
 /// against the page's log checkpoint (and that checkpoint's signature, when
 /// the hub's key is known) before anything is stored.
-pub async fn pull_all(
-    store: &EdgeStore,
-    client: &reqwest::Client,
-    hub_url: &str,
-    hub_key: Option<(&str, [u8; 32])>,
-) -> anyhow::Result<PullReport> {
+pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<PullReport> {
+    let (client, hub_url, hub_key) = (hub.client, hub.url, hub.key);
     let mut report = PullReport::default();
     let audience = hub_audience(client, hub_url, hub_key).await?;
     // Bounded: a page either advances the cursor or ends the round.
@@ -451,18 +460,15 @@ pub async fn run(
                     .hub_key
                     .as_ref()
                     .map(|(origin, key)| (origin.as_str(), *key));
+                let hub = HubLink {
+                    client: &client,
+                    url: &settings.hub_url,
+                    key,
+                };
                 let round = async {
-                    let report = push_all(
-                        &store,
-                        &client,
-                        &settings.hub_url,
-                        batch_ops,
-                        key,
-                        &stuck,
-                        settings.encoding,
-                    )
-                    .await?;
-                    let pulled = pull_all(&store, &client, &settings.hub_url, key).await?;
+                    let report =
+                        push_all(&store, &hub, batch_ops, &stuck, settings.encoding, None).await?;
+                    let pulled = pull_all(&store, &hub).await?;
                     if pulled.applied > 0 {
                         tracing::info!(applied = pulled.applied, "pulled from the hub");
                     }
