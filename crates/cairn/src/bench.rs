@@ -929,3 +929,181 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         }),
     ))
 }
+
+/// `cairn bench link` options.
+#[derive(Args, Debug)]
+pub struct LinkBenchArgs {
+    /// Scratch directory for the hub (created fresh, removed after).
+    #[arg(long, default_value = "./cairn-bench-link")]
+    pub dir: PathBuf,
+    /// Link capacity in each direction, bits per second.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub bits_per_sec: u64,
+    /// Round-trip time of the link, ms.
+    #[arg(long, default_value_t = 600)]
+    pub rtt_ms: u64,
+    /// Ops pushed in the binary encoding.
+    #[arg(long, default_value_t = 20_000)]
+    pub binary_ops: usize,
+    /// Ops pushed as JSON.
+    #[arg(long, default_value_t = 2_000)]
+    pub json_ops: usize,
+    /// Ops per push.
+    #[arg(long, default_value_t = 4_096)]
+    pub batch: usize,
+}
+
+/// Runs `cairn bench link`: pushes through an emulated satellite link.
+pub fn link(args: &LinkBenchArgs, json_output: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "{} exists; remove it or pass --dir",
+        args.dir.display()
+    );
+    let result = measure_link(args);
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let rows = result?;
+    if json_output {
+        output::json(
+            &json!({"link": {"bits_per_sec": args.bits_per_sec, "rtt_ms": args.rtt_ms}, "runs": rows}),
+        );
+        return Ok(());
+    }
+    let table = rows
+        .iter()
+        .map(|row| {
+            vec![
+                output::cell(&row["encoding"]),
+                row["ops"].to_string(),
+                format!("{:.1}", row["seconds"].as_f64().unwrap_or(0.0)),
+                format!("{:.0}", row["bytes_per_op"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.0} %",
+                    100.0 * row["uplink_utilization"].as_f64().unwrap_or(0.0)
+                ),
+            ]
+        })
+        .collect();
+    println!(
+        "link: {} bit/s each way, {} ms round trip (a shaping TCP proxy on loopback)",
+        args.bits_per_sec, args.rtt_ms
+    );
+    println!(
+        "{}",
+        output::table(
+            &["encoding", "ops", "seconds", "bytes/op", "uplink used"],
+            table
+        )
+    );
+    if let (Some(json_bytes), Some(binary_bytes)) = (
+        rows[1]["bytes_per_op"].as_f64(),
+        rows[0]["bytes_per_op"].as_f64(),
+    ) {
+        println!(
+            "binary+zstd uses {:.1}x fewer bytes per op than JSON (target >= 3x); uplink use target >= 80 %",
+            json_bytes / binary_bytes.max(1.0)
+        );
+    }
+    Ok(())
+}
+
+fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
+    let hub_dir = args.dir.join("hub");
+    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
+    let mut sims = [SimNode::new("sat-binary", 1), SimNode::new("sat-json", 2)];
+    {
+        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
+        for sim in &sims {
+            hub.enroll(
+                &sim.identity.node,
+                sim.identity.public_key(),
+                &[("site".to_string(), "bench".to_string())].into(),
+            )?;
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--data")
+        .arg(&hub_dir)
+        .args(["hub", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("no stdout")?),
+        &mut line,
+    )?;
+    let hub_url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .context("the hub printed no URL")?
+        .to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bytes_per_sec = (args.bits_per_sec / 8).max(1);
+    let result = runtime.block_on(async {
+        let proxy =
+            crate::proxy::Proxy::start(hub_url.trim_start_matches("http://").parse()?).await?;
+        proxy.set_fault(crate::proxy::Fault::Shape {
+            bytes_per_sec,
+            one_way_ms: args.rtt_ms / 2,
+        });
+        let url = format!("http://{}/v1/push", proxy.addr);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()?;
+        let mut rows = Vec::new();
+        for (index, (binary, ops)) in [(true, args.binary_ops), (false, args.json_ops)]
+            .into_iter()
+            .enumerate()
+        {
+            eprintln!(
+                "bench: pushing {ops} ops as {} over the shaped link",
+                if binary { "binary+zstd" } else { "JSON" }
+            );
+            let sim = &mut sims[index];
+            let (mut pushed, mut bytes) = (0usize, 0usize);
+            let started = Instant::now();
+            while pushed < ops {
+                let count = args.batch.min(ops - pushed);
+                let body = if binary {
+                    sim.batch_binary(count)
+                } else {
+                    sim.batch(count)
+                };
+                bytes += body.len();
+                let request = client.post(&url).bearer_auth(sim.token("bench.hub"));
+                let request = if binary {
+                    request
+                        .header("content-type", crate::hub_api::BINARY_PUSH)
+                        .header("content-encoding", "zstd")
+                } else {
+                    request.header("content-type", "application/json")
+                };
+                let response = request.body(body).send().await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "push refused: {}",
+                    response.status()
+                );
+                let _ = response.bytes().await?;
+                pushed += count;
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            rows.push(json!({
+                "encoding": if binary { "binary+zstd" } else { "json" },
+                "ops": pushed,
+                "seconds": seconds,
+                "bytes_per_op": bytes as f64 / pushed.max(1) as f64,
+                "uplink_utilization": bytes as f64 / (seconds * bytes_per_sec as f64),
+            }));
+        }
+        anyhow::Ok(rows)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}

@@ -288,6 +288,8 @@ pub enum BenchCommand {
     Edge(crate::bench::EdgeBenchArgs),
     /// Push throughput to a hub process, many nodes reconnecting, and a long drain.
     Push(crate::bench::PushBenchArgs),
+    /// Pushes over an emulated satellite link (1 Mbit/s, 600 ms RTT): link use, bytes per op.
+    Link(crate::bench::LinkBenchArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -516,6 +518,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Verify => verify(&cli),
         Command::Bench(BenchCommand::Push(args)) => {
             crate::bench::push(args, cli.json).map_err(Failure::from)
+        }
+        Command::Bench(BenchCommand::Link(args)) => {
+            crate::bench::link(args, cli.json).map_err(Failure::from)
         }
         Command::Bench(BenchCommand::Edge(args)) => {
             crate::bench::edge(args, cli.json).map_err(Failure::from)

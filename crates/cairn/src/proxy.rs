@@ -30,6 +30,14 @@ pub enum Fault {
     ResetResponse(usize),
     /// Send every request byte to the hub twice, over two connections.
     Duplicate,
+    /// Emulate a slow link: each direction carries at most `bytes_per_sec`
+    /// and delivers every byte `one_way_ms` after it was sent.
+    Shape {
+        /// Capacity of each direction.
+        bytes_per_sec: u64,
+        /// One-way latency (half the round trip).
+        one_way_ms: u64,
+    },
 }
 
 /// A running proxy.
@@ -127,6 +135,56 @@ async fn copy_limited(
     }
 }
 
+/// One direction of a shaped link: chunks are serialized at the link's rate
+/// (a queue of bounded depth, like a router's) and delivered a fixed latency
+/// later, so several chunks can be in flight at once.
+async fn shaped(
+    mut from: impl AsyncReadExt + Unpin,
+    mut to: impl AsyncWriteExt + Unpin,
+    bytes_per_sec: u64,
+    one_way_ms: u64,
+) {
+    let (queue, mut delivered) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
+    let reader = async move {
+        let mut buffer = vec![0u8; 4 * 1024];
+        let mut link_free = tokio::time::Instant::now();
+        loop {
+            let Ok(read) = from.read(&mut buffer).await else {
+                return;
+            };
+            if read == 0 {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            let serialization =
+                Duration::from_micros(read as u64 * 1_000_000 / bytes_per_sec.max(1));
+            link_free = link_free.max(now) + serialization;
+            // The sender may not run ahead of the wire: wait for the link.
+            tokio::time::sleep_until(link_free).await;
+            if queue
+                .send((
+                    link_free + Duration::from_millis(one_way_ms),
+                    buffer[..read].to_vec(),
+                ))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((at, chunk)) = delivered.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}
+
 async fn serve(mut inbound: TcpStream, target: SocketAddr, fault: Fault, jitter: u64) {
     match fault {
         Fault::Drop => {}
@@ -175,6 +233,20 @@ async fn serve(mut inbound: TcpStream, target: SocketAddr, fault: Fault, jitter:
                 while matches!(second_read.read(&mut buffer).await, Ok(read) if read > 0) {}
             };
             tokio::join!(fan_out, answer, discard);
+        }
+        Fault::Shape {
+            bytes_per_sec,
+            one_way_ms,
+        } => {
+            let Ok(outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let (inbound_read, inbound_write) = inbound.into_split();
+            let (outbound_read, outbound_write) = outbound.into_split();
+            tokio::select! {
+                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms) => {}
+                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms) => {}
+            }
         }
         Fault::None | Fault::Delay(_) | Fault::ResetRequest(_) | Fault::ResetResponse(_) => {
             if let Fault::Delay(ms) = fault {
@@ -267,7 +339,15 @@ mod tests {
                 "{fault:?} must not deliver the whole answer"
             );
         }
-        for fault in [Fault::Delay(50), Fault::Duplicate, Fault::None] {
+        for fault in [
+            Fault::Delay(50),
+            Fault::Duplicate,
+            Fault::None,
+            Fault::Shape {
+                bytes_per_sec: 1_000_000,
+                one_way_ms: 20,
+            },
+        ] {
             proxy.set_fault(fault);
             assert_eq!(
                 round_trip(proxy.addr, b"data").await.as_deref(),
@@ -275,5 +355,35 @@ mod tests {
                 "{fault:?} delivers"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod shaping_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_shaped_link_honours_its_rate_and_latency() {
+        let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = sink.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let (mut socket, _) = sink.accept().await.unwrap();
+            let mut data = Vec::new();
+            socket.read_to_end(&mut data).await.unwrap();
+            data.len()
+        });
+        let proxy = Proxy::start(target).await.unwrap();
+        proxy.set_fault(Fault::Shape {
+            bytes_per_sec: 100_000,
+            one_way_ms: 100,
+        });
+        let started = std::time::Instant::now();
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client.write_all(&vec![7u8; 50_000]).await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(received.await.unwrap(), 50_000);
+        // 50 kB at 100 kB/s is 0.5 s, plus 0.1 s of latency.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
     }
 }
