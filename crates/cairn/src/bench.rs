@@ -744,36 +744,8 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         .enumerate()
         .map(|(i, name)| SimNode::new(name, i as u64))
         .collect();
-    {
-        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
-        for sim in &sims {
-            hub.enroll(
-                &sim.identity.node,
-                sim.identity.public_key(),
-                &[("site".to_string(), "bench".to_string())].into(),
-            )?;
-        }
-    }
-    let exe = std::env::current_exe()?;
-    let mut child = std::process::Command::new(exe)
-        .arg("--data")
-        .arg(&hub_dir)
-        .args(["hub", "serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let (mut child, url) = start_bench_hub(&hub_dir, &sims)?;
     let pid = child.id();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().context("no stdout")?),
-        &mut line,
-    )?;
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .context("the hub printed no URL")?
-        .to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -1007,13 +979,15 @@ pub fn link(args: &LinkBenchArgs, json_output: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
-    let hub_dir = args.dir.join("hub");
-    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
-    let mut sims = [SimNode::new("sat-binary", 1), SimNode::new("sat-json", 2)];
+/// Enrolls the simulated nodes at the hub in `hub_dir`, then starts
+/// `cairn hub serve` there as its own process; returns it and its URL.
+fn start_bench_hub(
+    hub_dir: &Path,
+    sims: &[SimNode],
+) -> anyhow::Result<(std::process::Child, String)> {
     {
-        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
-        for sim in &sims {
+        let hub = cairn_store::hub::HubStore::open(hub_dir)?;
+        for sim in sims {
             hub.enroll(
                 &sim.identity.node,
                 sim.identity.public_key(),
@@ -1021,10 +995,9 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
             )?;
         }
     }
-    let exe = std::env::current_exe()?;
-    let mut child = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("--data")
-        .arg(&hub_dir)
+        .arg(hub_dir)
         .args(["hub", "serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -1035,11 +1008,19 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
         &mut std::io::BufReader::new(child.stdout.take().context("no stdout")?),
         &mut line,
     )?;
-    let hub_url = line
+    let url = line
         .split_whitespace()
         .find(|word| word.starts_with("http://"))
         .context("the hub printed no URL")?
         .to_string();
+    Ok((child, url))
+}
+
+fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
+    let hub_dir = args.dir.join("hub");
+    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
+    let mut sims = [SimNode::new("sat-binary", 1), SimNode::new("sat-json", 2)];
+    let (mut child, hub_url) = start_bench_hub(&hub_dir, &sims)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -52,28 +52,10 @@ fn stored_tokens(dir: &std::path::Path) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    let kills: usize = std::env::var("CAIRN_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let seed: u64 = std::env::var("CAIRN_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let kills: usize = common::env_or("CAIRN_CRASH_KILLS", 50);
+    let seed = common::seed_from("CAIRN_CRASH_SEED");
     println!("crash seed {seed} (replay with CAIRN_CRASH_SEED={seed}), {kills} kills");
-    let mut rng = seed;
-    let mut next_random = move |bound: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % bound
-    };
+    let mut next_random = common::seeded(seed);
     let dir = tempfile::tempdir().unwrap();
     init_node(dir.path(), "hangar-7");
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();

@@ -17,28 +17,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_faults_and_hub_kills_lose_nothing_and_converge() {
-    let rounds: usize = std::env::var("CAIRN_FAULT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let seed: u64 = std::env::var("CAIRN_FAULT_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let rounds: usize = common::env_or("CAIRN_FAULT_ROUNDS", 200);
+    let seed = common::seed_from("CAIRN_FAULT_SEED");
     println!("fault seed {seed} (replay with CAIRN_FAULT_SEED={seed}), {rounds} rounds");
-    let mut state = seed;
-    let mut random = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut random = common::seeded(seed);
     let work = tempfile::tempdir().unwrap();
     let hub_dir = work.path().join("hub");
     ok(&cairn(

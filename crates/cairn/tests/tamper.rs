@@ -87,18 +87,6 @@ fn verify(dir: &Path) -> (i32, Option<u64>, String) {
     )
 }
 
-/// A small seeded generator so every case can be replayed from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % bound as u64) as usize
-    }
-}
-
 fn rewrite(conn: &Connection, stream_id: i64, rows: &[Stored]) {
     conn.execute("DELETE FROM ops WHERE id >> 40 = ?1", [stream_id])
         .unwrap();
@@ -114,18 +102,10 @@ fn rewrite(conn: &Connection, stream_id: i64, rows: &[Stored]) {
 
 #[test]
 fn every_kind_of_damage_is_found_at_the_right_seq() {
-    let seed = std::env::var("CAIRN_TAMPER_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = common::seed_from("CAIRN_TAMPER_SEED");
     println!("tamper seed {seed} (replay with CAIRN_TAMPER_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut random = common::seeded(seed);
+    let mut below = |bound: usize| random(bound as u64) as usize;
     let work = tempfile::tempdir().unwrap();
     let base = work.path().join("base");
     base_node(&base);
@@ -158,8 +138,8 @@ fn every_kind_of_damage_is_found_at_the_right_seq() {
     for seq in 1..=count {
         // A single flipped byte anywhere in the stored op, three times per op.
         for _ in 0..3 {
-            let at = rng.below(original[seq - 1].1.len());
-            let bit = 1u8 << rng.below(8);
+            let at = below(original[seq - 1].1.len());
+            let bit = 1u8 << below(8);
             check(
                 format!("flip byte {at} of seq {seq}"),
                 seq as u64,
@@ -185,7 +165,7 @@ fn every_kind_of_damage_is_found_at_the_right_seq() {
                 .unwrap();
             },
         );
-        let copy_of = rng.below(count);
+        let copy_of = below(count);
         let mut inserted = original.clone();
         inserted.insert(seq - 1, original[copy_of].clone());
         let first_difference = inserted

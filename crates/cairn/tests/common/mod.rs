@@ -184,3 +184,34 @@ pub fn enrolled_node(work: &Path, hub: &Path, name: &str, scope: &str) -> PathBu
     ));
     dir
 }
+
+/// A number from the environment variable `name`, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A seed from `name` (to replay a run), else from the clock; printed by the caller.
+pub fn seed_from(name: &str) -> u64 {
+    env_or(
+        name,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1,
+    )
+}
+
+/// A small seeded generator (xorshift): `next(bound)` is in `0..bound`.
+pub fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed | 1;
+    move |bound| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound.max(1)
+    }
+}
