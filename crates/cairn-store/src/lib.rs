@@ -11,6 +11,7 @@
 //! Reads use their own connections (WAL lets them run beside the writer).
 #![deny(missing_docs)]
 
+mod checkpointer;
 mod error;
 mod files;
 pub mod hub;

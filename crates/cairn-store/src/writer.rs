@@ -7,6 +7,7 @@
 //! and commits once. Only then are the callers answered: an `Ok` means the
 //! op, its checkpoint and the state it changed are on disk together.
 
+use crate::checkpointer::Checkpointer;
 use crate::limits::{BATCH_RECORDS_MAX, GROUP_OPS_MAX, WRITE_QUEUE_MAX};
 use crate::schema::{op_rowid, scope_text};
 use crate::{Catalog, NodeSettings, StoreError, WriteError, files};
@@ -62,18 +63,35 @@ pub struct WriteReceipt {
 }
 
 /// A request that passed the checks that need no stored state.
+///
+/// Everything that needs no stored state is done here, on the caller's
+/// thread, including dropping the parsed payload: freeing a JSON tree
+/// allocated on another thread was a quarter of the writer's time.
 struct Prepared {
     index: usize,
     collection: String,
     action: Action,
     key: String,
+    /// The stream the collection's routes pick for this record.
+    stream: String,
     scope: BTreeMap<String, String>,
-    payload: Map<String, Value>,
-    /// Canonical bytes and hash of `payload`, computed on the caller's
-    /// thread; `None` when the writer must rewrite the payload (set fields).
-    encoded: Option<(Vec<u8>, Hash)>,
+    /// The payload, canonical bytes and hash; or, for entities with set
+    /// fields, the parsed payload the writer rewrites against stored state.
+    payload: Payload,
+    /// Required fields absent from the payload: refused only when the
+    /// write creates an entity, which only the writer knows.
+    missing: Vec<Violation>,
     corrects: Option<String>,
     reason: String,
+}
+
+/// A prepared record's payload.
+enum Payload {
+    /// Canonical bytes and their hash.
+    Encoded(Vec<u8>, Hash),
+    /// Set fields arrive as the desired set; the writer turns them into an
+    /// add/remove change against what this node holds.
+    Rewrite(Map<String, Value>),
 }
 
 /// A unit of work for the writer: applied all or nothing.
@@ -91,6 +109,8 @@ pub(crate) struct Job {
 pub(crate) struct WriterHandle {
     sender: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Ends after the writer thread (whose connection holds its wake-up).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Drop for WriterHandle {
@@ -100,6 +120,7 @@ impl Drop for WriterHandle {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.checkpointer.take();
     }
 }
 
@@ -316,56 +337,67 @@ fn prepare_one(
             format!("at most {} bytes", cairn_core::limits::REASON_BYTES_MAX),
         ));
     }
-    let mut encoded = None;
-    if violations.is_empty() {
-        let payload = Value::Object(std::mem::take(&mut validated.payload));
-        let bytes = canonical::to_canonical_bytes(&payload).map_err(|error| {
+    if !violations.is_empty() {
+        return Err(WriteError::Invalid { index, violations });
+    }
+    let payload = std::mem::take(&mut validated.payload);
+    let stream = collection.route(&payload).to_string();
+    let missing = if collection.kind == CollectionKind::Entity && request.action == Action::Put {
+        collection.missing_required(&payload)
+    } else {
+        Vec::new()
+    };
+    // Entity set fields are rewritten by the writer against the stored state.
+    let rewritten = collection.kind == CollectionKind::Entity
+        && payload.keys().any(|name| {
+            collection
+                .fields
+                .get(name)
+                .is_some_and(|field| field.merge == cairn_core::merge::FieldRule::Set)
+        });
+    let payload = if rewritten {
+        Payload::Rewrite(payload)
+    } else {
+        let bytes = canonical::to_canonical_bytes(&Value::Object(payload)).map_err(|error| {
             WriteError::invalid(
                 index,
                 Violation::new("data", "canonical", error.to_string()),
             )
         })?;
-        if bytes.len() > PAYLOAD_BYTES_MAX {
-            violations.push(Violation::new(
+        check_payload_size(index, &bytes)?;
+        let hash = canonical::payload_hash(&bytes);
+        Payload::Encoded(bytes, hash)
+    };
+    Ok(Prepared {
+        index,
+        collection: collection.name.clone(),
+        action: request.action,
+        key,
+        stream,
+        scope,
+        payload,
+        missing,
+        corrects: request.corrects,
+        reason,
+    })
+}
+
+/// Refuses a payload whose encoding is over [`PAYLOAD_BYTES_MAX`].
+fn check_payload_size(index: usize, bytes: &[u8]) -> Result<(), WriteError> {
+    if bytes.len() > PAYLOAD_BYTES_MAX {
+        return Err(WriteError::invalid(
+            index,
+            Violation::new(
                 "data",
                 "max_bytes",
                 format!(
                     "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
                     bytes.len()
                 ),
-            ));
-        }
-        let Value::Object(payload) = payload else {
-            unreachable!("built from an object")
-        };
-        // Entity set fields are rewritten by the writer against the stored state.
-        let rewritten = collection.kind == CollectionKind::Entity
-            && payload.keys().any(|name| {
-                collection
-                    .fields
-                    .get(name)
-                    .is_some_and(|field| field.merge == cairn_core::merge::FieldRule::Set)
-            });
-        if !rewritten {
-            let hash = canonical::payload_hash(&bytes);
-            encoded = Some((bytes, hash));
-        }
-        validated.payload = payload;
+            ),
+        ));
     }
-    if !violations.is_empty() {
-        return Err(WriteError::Invalid { index, violations });
-    }
-    Ok(Prepared {
-        index,
-        collection: collection.name.clone(),
-        action: request.action,
-        key,
-        scope,
-        payload: validated.payload,
-        encoded,
-        corrects: request.corrects,
-        reason,
-    })
+    Ok(())
 }
 
 /// One stream of this node, as the writer tracks it.
@@ -389,12 +421,13 @@ struct Writer {
 
 /// Starts the writer thread.
 pub(crate) fn spawn(
-    conn: Connection,
+    mut conn: Connection,
     identity: NodeIdentity,
     settings: NodeSettings,
     catalog: Arc<Catalog>,
     dir: PathBuf,
 ) -> Result<WriterHandle, StoreError> {
+    let checkpointer = Checkpointer::start(&files::db_path(&dir), &mut conn)?;
     let mut writer = Writer {
         conn,
         identity,
@@ -415,6 +448,7 @@ pub(crate) fn spawn(
     Ok(WriterHandle {
         sender: Some(sender),
         thread: Some(thread),
+        checkpointer: Some(checkpointer),
     })
 }
 
@@ -755,7 +789,6 @@ fn apply_item(
     now_ms: u64,
 ) -> Result<WriteReceipt, WriteError> {
     let index = item.index;
-    let stream = collection.route(&item.payload).to_string();
     let mut ref_hash = None;
     let mut base = VersionVector::default();
     let mut state = None;
@@ -768,9 +801,10 @@ fn apply_item(
                     },
                 )??);
             }
-            item.encoded
-                .clone()
-                .expect("ledger payloads are encoded when prepared")
+            match std::mem::replace(&mut item.payload, Payload::Rewrite(Map::new())) {
+                Payload::Encoded(bytes, hash) => (bytes, hash),
+                Payload::Rewrite(_) => unreachable!("only entity payloads are rewritten"),
+            }
         }
         CollectionKind::Entity | CollectionKind::Config => {
             state = load_state(conn, &collection.name, &item.key)?;
@@ -788,25 +822,21 @@ fn apply_item(
                     ),
                 ));
             }
-            if item.action == Action::Put && !exists && collection.kind == CollectionKind::Entity {
-                let missing = collection.missing_required(&item.payload);
-                if !missing.is_empty() {
-                    return Err(WriteError::Invalid {
-                        index,
-                        violations: missing,
-                    });
-                }
+            if !exists && !item.missing.is_empty() {
+                return Err(WriteError::Invalid {
+                    index,
+                    violations: std::mem::take(&mut item.missing),
+                });
             }
             base = state
                 .as_ref()
                 .map(|state| state.vv.clone())
                 .unwrap_or_default();
-            match item.encoded.take() {
-                Some(encoded) => encoded,
-                None => {
+            match std::mem::replace(&mut item.payload, Payload::Rewrite(Map::new())) {
+                Payload::Encoded(bytes, hash) => (bytes, hash),
+                Payload::Rewrite(mut payload) => {
                     // Set fields arrive as the desired set and become the
                     // add/remove change against what this node holds now.
-                    let mut payload = item.payload.clone();
                     for (name, value) in payload.iter_mut() {
                         if collection
                             .fields
@@ -821,25 +851,14 @@ fn apply_item(
                         }
                     }
                     let bytes = canonical::encode_unchecked(&Value::Object(payload));
-                    if bytes.len() > PAYLOAD_BYTES_MAX {
-                        return Err(WriteError::invalid(
-                            index,
-                            Violation::new(
-                                "data",
-                                "max_bytes",
-                                format!(
-                                    "record is {} bytes encoded, at most {PAYLOAD_BYTES_MAX}",
-                                    bytes.len()
-                                ),
-                            ),
-                        ));
-                    }
+                    check_payload_size(index, &bytes)?;
                     let hash = canonical::payload_hash(&bytes);
                     (bytes, hash)
                 }
             }
         }
     };
+    let stream = std::mem::take(&mut item.stream);
     let draft = OpDraft {
         node: identity.node.clone(),
         stream: stream.clone(),

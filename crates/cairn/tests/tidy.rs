@@ -61,7 +61,7 @@ fn the_core_depends_on_nothing_that_does_io() {
         "regex",
         "serde",
         "serde_json",
-        "serde_json_canonicalizer",
+        "ryu-js",
         "sha2",
         "thiserror",
         "toml",
