@@ -177,8 +177,8 @@ pub(crate) fn get(
             };
             let row: Option<(Vec<u8>, String, Option<String>)> = conn
                 .prepare_cached(
-                    "SELECT o.op, o.collection, o.ref_id FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3
-                     WHERE s.node = ?1 AND s.stream = ?2",
+                    "SELECT o.op, c.name, o.ref_id FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3
+                     JOIN collections c ON c.id = o.coll WHERE s.node = ?1 AND s.stream = ?2",
                 )?
                 .query_row(params![node, stream, seq as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .optional()?;
@@ -239,7 +239,8 @@ pub(crate) fn list(
                 }
             };
             let mut statement = conn.prepare_cached(
-                "SELECT op, ref_id, scope FROM ops WHERE collection = ?1 AND record_key = '' AND id > ?2 ORDER BY id",
+                "SELECT op, ref_id, scope FROM ops WHERE coll = (SELECT id FROM collections WHERE name = ?1)
+                 AND record_key = '' AND id > ?2 ORDER BY id",
             )?;
             let mut rows = statement.query(params![collection.name, after_rowid])?;
             while let Some(row) = rows.next()? {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Version of this schema, kept in `meta`.
-pub(crate) const SCHEMA_VERSION: &str = "1";
+pub(crate) const SCHEMA_VERSION: &str = "2";
 /// Bits of the op rowid that hold the seq.
 pub(crate) const SEQ_BITS: u32 = 40;
 
@@ -65,18 +65,23 @@ CREATE TABLE streams (
     foreign_  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (node, stream)
 ) STRICT;
+CREATE TABLE collections (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+) STRICT;
 CREATE TABLE ops (
     id          INTEGER PRIMARY KEY,
     op_hash     BLOB NOT NULL,
     op          BLOB NOT NULL,
-    collection  TEXT NOT NULL,
+    coll        INTEGER NOT NULL,
     action      INTEGER NOT NULL,
     record_key  TEXT NOT NULL,
     scope       TEXT NOT NULL,
     ref_id      TEXT,
     written_ms  INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX ops_by_record ON ops (collection, record_key);
+CREATE INDEX ops_by_record ON ops (coll, record_key) WHERE record_key != '';
+CREATE INDEX ops_by_ledger ON ops (coll) WHERE record_key = '';
 CREATE INDEX ops_by_ref ON ops (ref_id) WHERE ref_id IS NOT NULL;
 CREATE TABLE checkpoints (
     stream_id INTEGER NOT NULL,

@@ -247,7 +247,8 @@ fn verify_stream(
         .collect::<Result<_, StoreError>>()?;
     let mut verifier = StreamVerifier::new(node, stream, key, checkpoints);
     let mut statement = conn.prepare_cached(
-        "SELECT id, op_hash, op, collection, action, record_key, scope, ref_id FROM ops WHERE id > ?1 AND id < ?2 ORDER BY id",
+        "SELECT o.id, o.op_hash, o.op, c.name, o.action, o.record_key, o.scope, o.ref_id
+         FROM ops o LEFT JOIN collections c ON c.id = o.coll WHERE o.id > ?1 AND o.id < ?2 ORDER BY o.id",
     )?;
     let mut rows = statement.query(params![stream_id << SEQ_BITS, (stream_id + 1) << SEQ_BITS])?;
     let mut ops = 0;
@@ -272,7 +273,7 @@ fn verify_stream(
                 column,
             }))
         };
-        if row.get::<_, String>(3)? != op.draft.collection {
+        if row.get::<_, Option<String>>(3)?.as_deref() != Some(op.draft.collection.as_str()) {
             return column("collection");
         }
         if row.get::<_, i64>(4)? != i64::from(op.draft.action.code()) {
@@ -312,7 +313,8 @@ fn verify_pulled_stream(
 ) -> Result<Result<StreamReport, VerifyFault>, StoreError> {
     let stream_key = format!("{node}:{stream}");
     let mut statement = conn.prepare_cached(
-        "SELECT id, op_hash, op, collection, action, record_key, scope FROM ops WHERE id > ?1 AND id < ?2 ORDER BY id",
+        "SELECT o.id, o.op_hash, o.op, c.name, o.action, o.record_key, o.scope
+         FROM ops o LEFT JOIN collections c ON c.id = o.coll WHERE o.id > ?1 AND o.id < ?2 ORDER BY o.id",
     )?;
     let mut rows = statement.query(params![stream_id << SEQ_BITS, (stream_id + 1) << SEQ_BITS])?;
     let mut ops = 0;
@@ -346,7 +348,8 @@ fn verify_pulled_stream(
                 computed: op.op_hash,
             });
         }
-        let columns_match = row.get::<_, String>(3)? == op.draft.collection
+        let columns_match = row.get::<_, Option<String>>(3)?.as_deref()
+            == Some(op.draft.collection.as_str())
             && row.get::<_, i64>(4)? == i64::from(op.draft.action.code())
             && row.get::<_, String>(5)? == op.draft.key
             && row.get::<_, String>(6)? == scope_text(&op.draft.scope);
@@ -428,8 +431,8 @@ fn verify_states(
     }
     // Entity ops whose state row is missing.
     let missing: Option<(String, String)> = rusqlite::OptionalExtension::optional(conn.query_row(
-        "SELECT o.collection, o.record_key FROM ops o WHERE o.record_key != ''
-         AND NOT EXISTS (SELECT 1 FROM entities e WHERE e.collection = o.collection AND e.key = o.record_key) LIMIT 1",
+        "SELECT c.name, o.record_key FROM ops o JOIN collections c ON c.id = o.coll WHERE o.record_key != ''
+         AND NOT EXISTS (SELECT 1 FROM entities e WHERE e.collection = c.name AND e.key = o.record_key) LIMIT 1",
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     ))?;

@@ -417,6 +417,31 @@ struct Writer {
     dir: PathBuf,
     clock: HybridClock,
     streams: HashMap<String, StreamSlot>,
+    collections: CollectionIds,
+}
+
+/// The integer ids that `ops.coll` holds for collection names.
+///
+/// An integer keeps the `(coll, record_key)` index cheap to insert into:
+/// with the name there, comparing long equal prefixes of ledger ops (whose
+/// key is empty) was the largest single cost of the writer thread.
+#[derive(Default)]
+struct CollectionIds(HashMap<String, i64>);
+
+impl CollectionIds {
+    /// The id of `name`, created (in the current transaction) when new.
+    fn id(&mut self, conn: &Connection, name: &str) -> Result<i64, StoreError> {
+        if let Some(&id) = self.0.get(name) {
+            return Ok(id);
+        }
+        conn.prepare_cached("INSERT OR IGNORE INTO collections (name) VALUES (?1)")?
+            .execute([name])?;
+        let id = conn
+            .prepare_cached("SELECT id FROM collections WHERE name = ?1")?
+            .query_row([name], |row| row.get(0))?;
+        self.0.insert(name.to_string(), id);
+        Ok(id)
+    }
 }
 
 /// Starts the writer thread.
@@ -436,6 +461,7 @@ pub(crate) fn spawn(
         dir,
         clock: HybridClock::new(Hlc::default(), CLOCK_DRIFT_MS_MAX_DEFAULT),
         streams: HashMap::new(),
+        collections: CollectionIds::default(),
     };
     writer.reload()?;
     let (sender, receiver) = mpsc::channel(WRITE_QUEUE_MAX);
@@ -466,6 +492,13 @@ impl Writer {
     /// Reads stream heads and the newest HLC back from the database.
     fn reload(&mut self) -> Result<(), StoreError> {
         self.streams.clear();
+        // Ids of the active packs' collections exist before any job runs,
+        // so none is created inside a job's savepoint (a rolled-back id
+        // would stay cached). Others (pulled ops) are created as they come.
+        self.collections = CollectionIds::default();
+        for name in self.catalog.collections.keys() {
+            self.collections.id(&self.conn, name)?;
+        }
         let mut statement = self
             .conn
             .prepare("SELECT id, stream, head_seq, head_hash FROM streams WHERE node = ?1")?;
@@ -591,12 +624,20 @@ impl Writer {
             catalog,
             clock,
             streams,
+            collections,
             ..
         } = self;
         // IMMEDIATE: take the write lock up front. A deferred transaction that
         // reads first and then writes fails at once (SQLITE_BUSY_SNAPSHOT,
         // no busy wait) if the sync connection committed in between.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut applier = Applier {
+            conn: &tx,
+            identity,
+            clock,
+            collections,
+            now_ms,
+        };
         for job in jobs.iter_mut() {
             if !job.purge.is_empty() {
                 let purged = purge_foreign(&tx, catalog, &job.purge)?;
@@ -606,9 +647,7 @@ impl Writer {
             if !job.foreign.is_empty() {
                 let mut receipts = Vec::with_capacity(job.foreign.len());
                 for (op, bytes) in job.foreign.drain(..) {
-                    if let Some(receipt) =
-                        apply_foreign(&tx, identity, catalog, clock, &op, bytes, now_ms)?
-                    {
+                    if let Some(receipt) = apply_foreign(&mut applier, catalog, &op, bytes)? {
                         receipts.push(receipt);
                     }
                 }
@@ -627,7 +666,7 @@ impl Writer {
             let mut failure = None;
             for item in job.items.iter_mut() {
                 let collection = &catalog.collections[&item.collection];
-                match apply_item(&tx, identity, clock, streams, collection, item, now_ms) {
+                match apply_item(&mut applier, streams, collection, item) {
                     Ok(receipt) => receipts.push(receipt),
                     Err(error) => {
                         failure = Some(error);
@@ -735,8 +774,10 @@ pub(crate) fn entity_ops(
     collection: &str,
     key: &str,
 ) -> Result<Vec<MergeOp>, StoreError> {
-    let mut statement =
-        conn.prepare_cached("SELECT op FROM ops WHERE collection = ?1 AND record_key = ?2")?;
+    let mut statement = conn.prepare_cached(
+        "SELECT op FROM ops WHERE coll = (SELECT id FROM collections WHERE name = ?1)
+         AND record_key = ?2 AND record_key != ''",
+    )?;
     let blobs = statement
         .query_map(params![collection, key], |row| row.get::<_, Vec<u8>>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -779,15 +820,25 @@ fn set_change(current: Option<&Value>, desired: &Value) -> Value {
     serde_json::json!({"add": add, "remove": remove})
 }
 
+/// What applying an op needs besides the op: the group's transaction and
+/// the writer's state.
+struct Applier<'a> {
+    conn: &'a Connection,
+    identity: &'a NodeIdentity,
+    clock: &'a mut HybridClock,
+    collections: &'a mut CollectionIds,
+    now_ms: u64,
+}
+
 fn apply_item(
-    conn: &Connection,
-    identity: &NodeIdentity,
-    clock: &mut HybridClock,
+    applier: &mut Applier<'_>,
     streams: &mut HashMap<String, StreamSlot>,
     collection: &Collection,
     item: &mut Prepared,
-    now_ms: u64,
 ) -> Result<WriteReceipt, WriteError> {
+    let (conn, identity, now_ms) = (applier.conn, applier.identity, applier.now_ms);
+    let clock = &mut *applier.clock;
+    let collections = &mut *applier.collections;
     let index = item.index;
     let mut ref_hash = None;
     let mut base = VersionVector::default();
@@ -882,8 +933,9 @@ fn apply_item(
     let (op, bytes) = slot.head.append_prehashed(draft, payload_hash);
     slot.dirty = true;
     let scope = scope_text(&op.draft.scope);
+    let coll = collections.id(conn, &collection.name)?;
     conn.prepare_cached(
-        "INSERT INTO ops (id, op_hash, op, collection, action, record_key, scope, ref_id, written_ms)
+        "INSERT INTO ops (id, op_hash, op, coll, action, record_key, scope, ref_id, written_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .map_err(StoreError::from)?
@@ -891,7 +943,7 @@ fn apply_item(
         op_rowid(slot.id, op.seq),
         op.op_hash.0.as_slice(),
         bytes,
-        op.draft.collection,
+        coll,
         op.draft.action.code(),
         op.draft.key,
         scope,
@@ -948,7 +1000,8 @@ fn purge_foreign(
         let needle = format!(",{label},");
         let rows: Vec<(String, String)> = conn
             .prepare_cached(
-                "SELECT DISTINCT o.collection, o.record_key FROM ops o JOIN streams s ON s.id = (o.id >> 40)
+                "SELECT DISTINCT c.name, o.record_key FROM ops o JOIN streams s ON s.id = (o.id >> 40)
+                 JOIN collections c ON c.id = o.coll
                  WHERE s.foreign_ = 1 AND instr(o.scope, ?1) > 0 AND o.record_key != ''",
             )?
             .query_map([&needle], |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -995,14 +1048,14 @@ fn purge_foreign(
 /// Stores one verified op of another node (unless already held), advances
 /// the clock past it and merges it into the entity it changes.
 fn apply_foreign(
-    conn: &Connection,
-    identity: &NodeIdentity,
+    applier: &mut Applier<'_>,
     catalog: &Catalog,
-    clock: &mut HybridClock,
     op: &Op,
     bytes: Vec<u8>,
-    now_ms: u64,
 ) -> Result<Option<WriteReceipt>, StoreError> {
+    let (conn, identity, now_ms) = (applier.conn, applier.identity, applier.now_ms);
+    let clock = &mut *applier.clock;
+    let collections = &mut *applier.collections;
     if op.draft.node == identity.node {
         // Our own ops come from our own chain, never back from the hub.
         return Ok(None);
@@ -1023,14 +1076,14 @@ fn apply_foreign(
     };
     let inserted = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO ops (id, op_hash, op, collection, action, record_key, scope, ref_id, written_ms)
+            "INSERT OR IGNORE INTO ops (id, op_hash, op, coll, action, record_key, scope, ref_id, written_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             op_rowid(stream_id, op.seq),
             op.op_hash.0.as_slice(),
             bytes,
-            op.draft.collection,
+            collections.id(conn, &op.draft.collection)?,
             op.draft.action.code(),
             op.draft.key,
             scope_text(&op.draft.scope),
@@ -1096,7 +1149,8 @@ fn correction_target(
     };
     let row: Option<(Vec<u8>, String, i64)> = conn
         .query_row(
-            "SELECT o.op_hash, o.collection, o.action FROM ops o JOIN streams s ON o.id = (s.id << 40) | ?3
+            "SELECT o.op_hash, c.name, o.action FROM ops o JOIN streams s ON o.id = (s.id << 40) | ?3
+             JOIN collections c ON c.id = o.coll
              WHERE s.node = ?1 AND s.stream = ?2",
             params![node, stream, seq as i64],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),

@@ -308,3 +308,36 @@ fn entity_writes_survive_concurrent_sync_state_commits() {
     };
     assert_eq!(item.fields["quantity"], json!(700));
 }
+
+#[test]
+fn the_wal_stays_bounded_while_checkpoints_run_off_the_writer() {
+    // About 90 MiB of WAL frames, more than the writer's own 64 MiB bound:
+    // whether or not the checkpoint thread keeps up, the WAL must be folded
+    // back into the database while writes go on, and nothing may be lost.
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let filler = "x".repeat(700);
+    let batches = 80;
+    for batch in 0..batches {
+        let records = (0..1000)
+            .map(|n| {
+                let mut request = action(&format!("WO-{batch}-{n}"));
+                request.data["description"] = json!(filler);
+                request
+            })
+            .collect();
+        store.write_batch(records).unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("cairn.db-wal"))
+        .unwrap()
+        .len();
+    let bound = 64 * 1024 * 1024 + 16 * 1024 * 1024;
+    assert!(
+        wal <= bound,
+        "the WAL grew to {wal} bytes, over {bound}: checkpoints are not running"
+    );
+    let report = store.verify().unwrap();
+    assert!(report.fault.is_none(), "{:?}", report.fault);
+    let ops: u64 = report.streams.iter().map(|stream| stream.ops).sum();
+    assert_eq!(ops, batches * 1000);
+}

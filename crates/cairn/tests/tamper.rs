@@ -92,8 +92,9 @@ fn rewrite(conn: &Connection, stream_id: i64, rows: &[Stored]) {
         .unwrap();
     for (index, (hash, op)) in rows.iter().enumerate() {
         conn.execute(
-            "INSERT INTO ops (id, op_hash, op, collection, action, record_key, scope, written_ms)
-             VALUES (?1, ?2, ?3, 'maintenance_actions', 1, '', ',site=hangar-7,', 0)",
+            "INSERT INTO ops (id, op_hash, op, coll, action, record_key, scope, written_ms)
+             VALUES (?1, ?2, ?3, (SELECT id FROM collections WHERE name = 'maintenance_actions'),
+                     1, '', ',site=hangar-7,', 0)",
             params![(stream_id << SEQ_BITS) | (index as i64 + 1), hash, op],
         )
         .unwrap();
@@ -208,7 +209,7 @@ fn every_kind_of_damage_is_found_at_the_right_seq() {
             seq as u64,
             &|conn, stream_id, _| {
                 conn.execute(
-                    "UPDATE ops SET collection = 'parts' WHERE id = ?1",
+                    "UPDATE ops SET coll = (SELECT id FROM collections WHERE name = 'parts') WHERE id = ?1",
                     [(stream_id << SEQ_BITS) | seq as i64],
                 )
                 .unwrap();
