@@ -21,6 +21,7 @@ pub mod note;
 pub mod op;
 pub mod pack;
 pub mod push;
+pub mod snapshot;
 pub mod token;
 
 pub use hash::Hash;

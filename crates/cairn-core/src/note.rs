@@ -73,7 +73,11 @@ pub fn key_id(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
 
 /// Signs a checkpoint as `name`, giving the whole note text.
 pub fn sign(checkpoint: &LogCheckpoint, name: &str, identity: &NodeIdentity) -> String {
-    let body = checkpoint.body();
+    sign_body(&checkpoint.body(), name, identity)
+}
+
+/// Signs any note body (lines, each ending in `\n`) as `name`.
+pub fn sign_body(body: &str, name: &str, identity: &NodeIdentity) -> String {
     let signature = identity.sign(body.as_bytes());
     let mut blob = key_id(name, &identity.public_key()).to_vec();
     blob.extend_from_slice(&signature);
@@ -94,12 +98,16 @@ pub enum NoteError {
 
 /// Verifies a note signed by `name` with `public_key` and returns its checkpoint.
 pub fn verify(note: &str, name: &str, public_key: &[u8; 32]) -> Result<LogCheckpoint, NoteError> {
+    let body = verify_body(note, name, public_key)?;
+    LogCheckpoint::parse_body(&body).ok_or(NoteError::Malformed("body is not origin, size, root"))
+}
+
+/// Verifies a note signed by `name` with `public_key` and returns its body.
+pub fn verify_body(note: &str, name: &str, public_key: &[u8; 32]) -> Result<String, NoteError> {
     let (body, signatures) = note
         .split_once("\n\n")
         .ok_or(NoteError::Malformed("no blank line after the body"))?;
     let body = format!("{body}\n");
-    let checkpoint = LogCheckpoint::parse_body(&body)
-        .ok_or(NoteError::Malformed("body is not origin, size, root"))?;
     let lines: Vec<&str> = signatures
         .strip_suffix('\n')
         .unwrap_or(signatures)
@@ -130,7 +138,7 @@ pub fn verify(note: &str, name: &str, public_key: &[u8; 32]) -> Result<LogCheckp
         }
         let signature: [u8; 64] = blob[4..].try_into().expect("68 - 4 bytes");
         if verify_signature(public_key, body.as_bytes(), &signature).is_ok() {
-            return Ok(checkpoint);
+            return Ok(body);
         }
     }
     Err(NoteError::Unsigned(name.to_string()))

@@ -17,6 +17,7 @@ use cairn_core::limits::CLOCK_DRIFT_MS_MAX_DEFAULT;
 use cairn_core::merkle::{self, SubtreeSource};
 use cairn_core::note::{self, LogCheckpoint};
 use cairn_core::push::{self, StreamView, Verdict};
+use cairn_core::snapshot::{SnapshotDigest, SnapshotManifest};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,42 @@ pub struct PullResponse {
     pub nodes: BTreeMap<String, String>,
     /// The scopes the node is granted now (a revoked label makes it purge).
     pub grants: BTreeMap<String, String>,
+}
+
+/// Most ops in one snapshot; the node pulls the rest page by page.
+pub const SNAPSHOT_OPS_MAX: usize = 100_000;
+/// Most log leaves one snapshot scans.
+pub const SNAPSHOT_SCAN_MAX: usize = 1_000_000;
+
+/// A snapshot for one node: its signed manifest and the encoded ops.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The manifest as a signed note.
+    pub manifest: String,
+    /// The ops, in log order.
+    pub ops: Vec<Vec<u8>>,
+}
+
+/// The scope labels `node` is granted.
+fn granted_scopes(conn: &Connection, node: &str) -> Result<BTreeMap<String, String>, PushError> {
+    let grants: Option<String> = conn
+        .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let grants = grants.ok_or_else(|| PushError::UnknownNode(node.to_string()))?;
+    Ok(serde_json::from_str(&grants)
+        .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?)
+}
+
+/// Whether `node` may see an op of `origin` with `scope` (`,name=value,…,`):
+/// never its own, and only when it holds every label.
+fn visible(node: &str, grants: &BTreeMap<String, String>, origin: &str, scope: &str) -> bool {
+    origin != node
+        && scope
+            .split(',')
+            .filter_map(|label| label.split_once('='))
+            .all(|(name, value)| grants.get(name).is_some_and(|granted| granted == value))
 }
 
 const HUB_DDL: &str = "
@@ -381,14 +418,7 @@ impl HubStore {
     pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullResponse, PushError> {
         use base64::Engine;
         let conn = self.lock()?;
-        let grants: Option<String> = conn
-            .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
-                row.get(0)
-            })
-            .optional()?;
-        let grants: BTreeMap<String, String> =
-            serde_json::from_str(&grants.ok_or_else(|| PushError::UnknownNode(node.to_string()))?)
-                .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
+        let grants = granted_scopes(&conn, node)?;
         let size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
         let size = size as u64;
         let note: String = match conn
@@ -422,13 +452,7 @@ impl HubStore {
             let leaf = row.get::<_, i64>(0)? as u64;
             next = leaf + 1;
             let origin: String = row.get(2)?;
-            let scope: String = row.get(3)?;
-            let visible = origin != node
-                && scope
-                    .split(',')
-                    .filter_map(|label| label.split_once('='))
-                    .all(|(name, value)| grants.get(name).is_some_and(|granted| granted == value));
-            if !visible {
+            if !visible(node, &grants, &origin, &row.get::<_, String>(3)?) {
                 continue;
             }
             let bytes: Vec<u8> = row.get(1)?;
@@ -465,6 +489,52 @@ impl HubStore {
             checkpoint: note,
             nodes,
             grants,
+        })
+    }
+
+    /// Every op `node` may see from the start of the log, up to
+    /// [`SNAPSHOT_OPS_MAX`] ops or [`SNAPSHOT_SCAN_MAX`] leaves, with a signed
+    /// manifest (`cairn_core::snapshot`): how a new node catches up without
+    /// an inclusion proof per op.
+    pub fn snapshot(&self, node: &str) -> Result<Snapshot, PushError> {
+        let conn = self.lock()?;
+        let grants = granted_scopes(&conn, node)?;
+        let mut statement =
+            conn.prepare_cached("SELECT leaf, op, node, scope FROM log ORDER BY leaf LIMIT ?1")?;
+        let mut rows = statement.query([SNAPSHOT_SCAN_MAX as i64])?;
+        let (mut ops, mut next) = (Vec::new(), 0);
+        let mut digest = SnapshotDigest::default();
+        while let Some(row) = rows.next()? {
+            let leaf = row.get::<_, i64>(0)? as u64;
+            next = leaf + 1;
+            if !visible(
+                node,
+                &grants,
+                &row.get::<_, String>(2)?,
+                &row.get::<_, String>(3)?,
+            ) {
+                continue;
+            }
+            let bytes: Vec<u8> = row.get(1)?;
+            let op = cairn_core::op::Op::decode(&bytes)
+                .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
+            digest.push(&op.op_hash);
+            ops.push(bytes);
+            if ops.len() >= SNAPSHOT_OPS_MAX {
+                break;
+            }
+        }
+        let (count, digest) = digest.finish();
+        let manifest = SnapshotManifest {
+            origin: self.origin.clone(),
+            node: node.to_string(),
+            next,
+            ops: count,
+            digest,
+        };
+        Ok(Snapshot {
+            manifest: manifest.sign(&self.identity),
+            ops,
         })
     }
 

@@ -897,6 +897,12 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             "pushed: {} accepted ({} receipts verified), {} already at the hub",
             report.accepted, report.receipts_verified, report.duplicate
         );
+        if pulled.snapshot_ops > 0 {
+            println!(
+                "bootstrapped from the hub's signed snapshot: {} ops",
+                pulled.snapshot_ops
+            );
+        }
         println!(
             "pulled: {} new ops of other nodes ({} receipts verified)",
             pulled.applied, pulled.receipts_verified

@@ -145,6 +145,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
+        .route("/v1/snapshot", get(snapshot))
         .route("/v1/enroll", post(enroll))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
@@ -620,6 +621,44 @@ async fn pull(
     })
     .await?;
     Ok(axum::Json(json!(page)))
+}
+
+/// `GET /v1/snapshot`: every op the node may see from the start of the log,
+/// under one signed manifest (FORMAT.md, "Snapshots").
+async fn snapshot(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<Value>, AppError> {
+    if !params.is_empty() {
+        let violations = params
+            .keys()
+            .map(|name| Violation::new(name, "unknown_parameter", "a snapshot takes no parameters"))
+            .collect();
+        return Err(AppError::bad_query(violations));
+    }
+    let hub = state.hub.clone();
+    let snapshot = blocking(move || {
+        let node = authenticate(&hub, &headers)?;
+        hub.snapshot(&node).map_err(|error| match error {
+            PushError::UnknownNode(node) => AppError::client(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Violation::new("node", "enrolled", format!("{node:?} is not enrolled")),
+            ),
+            other => AppError::Server(other.to_string()),
+        })
+    })
+    .await?;
+    use base64::Engine;
+    let ops: Vec<String> = snapshot
+        .ops
+        .iter()
+        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+        .collect();
+    Ok(axum::Json(
+        json!({"manifest": snapshot.manifest, "ops": ops}),
+    ))
 }
 
 #[cfg(test)]

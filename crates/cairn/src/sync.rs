@@ -272,6 +272,8 @@ pub async fn push_all(
 pub struct PullReport {
     /// Ops of other nodes stored and merged.
     pub applied: u64,
+    /// Ops received in the hub's snapshot (a node's first pull).
+    pub snapshot_ops: u64,
     /// Ops received that this node already held.
     pub held: u64,
     /// Receipts whose inclusion proof verified.
@@ -328,6 +330,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
     let (client, hub_url, hub_key) = (hub.client, hub.url, hub.key);
     let mut report = PullReport::default();
     let audience = hub_audience(client, hub_url, hub_key).await?;
+    bootstrap(store, hub, &audience, &mut report).await?;
     // Bounded: a page either advances the cursor or ends the round.
     for _ in 0..100_000 {
         let from = store.pull_cursor()?;
@@ -383,6 +386,59 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
         }
     }
     Ok(report)
+}
+
+/// A node that has pulled nothing yet starts from the hub's snapshot
+/// (`cairn_core::snapshot`): every op it may see, under one signed manifest
+/// instead of an inclusion proof each. It needs the hub's pinned key; without
+/// one, or from a hub that serves no snapshots, the node pulls page by page.
+async fn bootstrap(
+    store: &EdgeStore,
+    hub: &HubLink<'_>,
+    audience: &str,
+    report: &mut PullReport,
+) -> anyhow::Result<()> {
+    let Some((origin, key)) = hub.key else {
+        return Ok(());
+    };
+    if store.pull_cursor()? != 0 {
+        return Ok(());
+    }
+    let token = store.sign_token(audience, now_ms() / 1000);
+    let response = hub
+        .client
+        .get(format!("{}/v1/snapshot", hub.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .context("the hub is unreachable")?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    let answer = hub_answer(response, "snapshot").await?;
+    let manifest = answer["manifest"]
+        .as_str()
+        .context("the snapshot has no manifest")?;
+    let encoded = answer["ops"]
+        .as_array()
+        .context("the snapshot has no ops")?
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                .context("a snapshot op is not base64")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (manifest, ops) =
+        cairn_core::snapshot::verify(manifest, encoded, &store.settings().node, origin, &key)
+            .context("the hub's snapshot does not verify")?;
+    let received = ops.len() as u64;
+    let applied = store.apply_pulled_async(ops).await?.len() as u64;
+    report.snapshot_ops = received;
+    report.applied += applied;
+    report.held += received - applied;
+    store.set_pull_cursor(manifest.next)?;
+    Ok(())
 }
 
 /// Where the background sync keeps its settings.

@@ -141,3 +141,113 @@ fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
     }
     hub.kill();
 }
+
+#[test]
+fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
+    let hub = Edge::start_hub(&hub_dir);
+    let stock = |dir: &Path, ndc: &str, quantity: i64| {
+        ok(&cairn(
+            dir,
+            &[
+                "--json",
+                "record",
+                "add",
+                "inventory",
+                &json!({"ndc": ndc, "quantity": quantity}).to_string(),
+                "--key",
+                ndc,
+            ],
+        ));
+    };
+    for n in 0..30 {
+        stock(&till_a, &format!("00002-1433-{n:02}"), 10 + n);
+    }
+    sync(&till_a, &hub);
+
+    // A new till enrolls with a one-time token, so it pins the hub's key.
+    let token = ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "enroll",
+            "till-z",
+            "--scope",
+            "pharmacy=main-st",
+        ],
+    ))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let till_z = work.path().join("till-z");
+    ok(&cairn(
+        &till_z,
+        &[
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            "till-z",
+            "--scope",
+            "pharmacy=main-st",
+            "--hub",
+            &hub.url,
+            "--token",
+            &token,
+        ],
+    ));
+    let first = ok(&cairn(&till_z, &["--json", "sync"]));
+    assert_eq!(first["pulled"]["snapshot_ops"], 30, "{first}");
+    assert_eq!(first["pulled"]["applied"], 30, "{first}");
+    assert_eq!(
+        first["pulled"]["receipts_verified"], 0,
+        "a snapshot needs no proof per op: {first}"
+    );
+    let list = |dir: &Path| {
+        ok(&cairn(
+            dir,
+            &["--json", "record", "list", "inventory", "--limit", "100"],
+        ))
+    };
+    assert_eq!(list(&till_a), list(&till_z));
+
+    // After the snapshot, new ops come page by page with their receipts.
+    stock(&till_a, "00002-1433-00", -4);
+    sync(&till_a, &hub);
+    let second = ok(&cairn(&till_z, &["--json", "sync"]));
+    assert_eq!(second["pulled"]["snapshot_ops"], 0, "{second}");
+    assert_eq!(second["pulled"]["applied"], 1, "{second}");
+    assert_eq!(second["pulled"]["receipts_verified"], 1, "{second}");
+    assert_eq!(list(&till_a), list(&till_z));
+    assert_eq!(ok(&cairn(&till_z, &["--json", "verify"]))["intact"], true);
+
+    // The endpoint's bad input: no token, an unknown parameter.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (anonymous, unknown) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let get = |query: &str| client.get(format!("{}/v1/snapshot{query}", hub.url)).send();
+        let anonymous = get("").await.unwrap().status();
+        let unknown = get("?from=3").await.unwrap();
+        (
+            anonymous,
+            (
+                unknown.status(),
+                unknown.json::<serde_json::Value>().await.unwrap(),
+            ),
+        )
+    });
+    assert_eq!(anonymous, 401);
+    assert_eq!(unknown.0, 400);
+    assert_eq!(
+        unknown.1["error"]["violations"][0]["field"], "from",
+        "{}",
+        unknown.1
+    );
+}
