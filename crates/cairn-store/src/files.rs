@@ -23,7 +23,7 @@ pub(crate) fn random_seed() -> Result<[u8; 32], StoreError> {
 }
 
 /// Creates `path` with mode 0600 and writes `bytes`, fsyncing file and directory.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -21,6 +21,7 @@ mod verify;
 mod writer;
 
 pub use error::{StoreError, WriteError};
+pub use files::write_private as write_private_file;
 pub use read::{EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus};
 pub use verify::{VerifyFault, VerifyReport};
 pub use writer::{WriteReceipt, WriteRequest};

@@ -360,9 +360,7 @@ async fn api(
     let server = tokio::spawn(crate::api::run(listener, store, async {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()?;
+    let client = crate::tls::builder().pool_max_idle_per_host(512).build()?;
     // Bodies are serialized before the clock starts.
     let body = |n: usize| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
     let bodies: Arc<Vec<Vec<u8>>> =
@@ -751,7 +749,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         .build()?;
     let bound = Duration::from_secs(args.seconds);
     let result = runtime.block_on(async {
-        let client = reqwest::Client::builder()
+        let client = crate::tls::builder()
             .pool_max_idle_per_host(1_024)
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -1033,7 +1031,7 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
             one_way_ms: args.rtt_ms / 2,
         });
         let url = format!("http://{}/v1/push", proxy.addr);
-        let client = reqwest::Client::builder()
+        let client = crate::tls::builder()
             .timeout(Duration::from_secs(600))
             .build()?;
         let mut rows = Vec::new();

@@ -64,6 +64,10 @@ pub enum HubCommand {
         /// The log's origin line, e.g. `cairn.example/hub-1`.
         #[arg(long)]
         origin: String,
+        /// Names the hub's TLS certificate is made for, DNS names or IP
+        /// addresses (default: localhost and 127.0.0.1).
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
     },
     /// Register a node's public key and the scopes it is granted.
     Enroll {
@@ -85,6 +89,10 @@ pub enum HubCommand {
         /// Address to listen on (port 0 picks a free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:7979")]
         listen: String,
+        /// Serve HTTPS with the hub's certificate (tls.crt, tls.key); edges
+        /// pin its fingerprint, which `cairn hub status` prints.
+        #[arg(long)]
+        tls: bool,
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
@@ -131,6 +139,10 @@ pub struct SyncArgs {
     /// The hub's log origin (with --hub-key).
     #[arg(long)]
     pub hub_origin: Option<String>,
+    /// SHA-256 fingerprint of an https:// hub's certificate (default: the
+    /// one remembered at enrollment).
+    #[arg(long)]
+    pub hub_cert_sha256: Option<String>,
 }
 
 /// `cairn edge ...`
@@ -156,6 +168,10 @@ pub enum EdgeCommand {
         /// The one-time token `cairn hub enroll` printed.
         #[arg(long, requires = "hub")]
         token: Option<String>,
+        /// SHA-256 fingerprint of the hub's TLS certificate, for an https://
+        /// hub (`cairn hub enroll` prints it); remembered with the hub.
+        #[arg(long, requires = "hub")]
+        hub_cert_sha256: Option<String>,
     },
     /// Serve the localhost HTTP API (and sync with a hub in the background).
     Serve {
@@ -171,6 +187,10 @@ pub enum EdgeCommand {
         /// The hub's log origin (with --hub-key).
         #[arg(long)]
         hub_origin: Option<String>,
+        /// SHA-256 fingerprint of an https:// hub's certificate (default:
+        /// the one remembered at enrollment).
+        #[arg(long)]
+        hub_cert_sha256: Option<String>,
         /// How often to look for new ops when idle, ms.
         #[arg(long, default_value_t = 500)]
         sync_interval_ms: u64,
@@ -398,7 +418,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             quota_bytes,
             hub,
             token,
+            hub_cert_sha256,
         }) => {
+            let pin = parse_pin(hub_cert_sha256)?;
             let default_scope = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
             let packs = if packs.is_empty() {
@@ -424,7 +446,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = open(&cli)?;
             let settings = store.settings();
             if let (Some(hub), Some(token)) = (hub, token) {
-                let hub_info = enroll_at_hub(hub, &settings.node, &settings.public_key, token)?;
+                let hub_info =
+                    enroll_at_hub(hub, &settings.node, &settings.public_key, token, pin)?;
                 store.set_hub(&hub_info)?;
                 if !cli.json {
                     println!(
@@ -490,6 +513,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             hub,
             hub_key,
             hub_origin,
+            hub_cert_sha256,
             sync_interval_ms,
             sync_timeout_ms,
             encoding,
@@ -498,10 +522,16 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }) => {
             let store = open(&cli)?;
             let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
+            let pin = resolve_pin(&store, hub_cert_sha256)?;
             drop(store);
+            if let Some((url, _)) = &resolved {
+                // Refuse an unpinned https:// hub now, not in the background.
+                crate::tls::client(url, pin, None).map_err(pin_failure)?;
+            }
             let sync = resolved.map(|(url, key)| crate::sync::SyncSettings {
                 hub_url: url,
                 hub_key: key,
+                hub_pin: pin,
                 encoding: *encoding,
                 interval_ms: (*sync_interval_ms).max(10),
                 timeout_ms: (*sync_timeout_ms).max(100),
@@ -537,14 +567,16 @@ fn enroll_at_hub(
     node: &str,
     public_key: &[u8; 32],
     token: &str,
+    pin: Option<[u8; 32]>,
 ) -> Result<Value, Failure> {
     let url = hub.trim_end_matches('/').to_string();
+    let client = crate::tls::client(&url, pin, None).map_err(pin_failure)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     let answer: anyhow::Result<(u16, Value)> = runtime.block_on(async {
-        let response = reqwest::Client::new()
+        let response = client
             .post(format!("{url}/v1/enroll"))
             .json(&json!({"node": node, "public_key": hex::encode(public_key), "token": token}))
             .send()
@@ -570,11 +602,53 @@ fn enroll_at_hub(
             ),
         });
     }
-    Ok(json!({"url": url, "origin": body["origin"], "public_key": body["public_key"]}))
+    let mut hub = json!({"url": url, "origin": body["origin"], "public_key": body["public_key"]});
+    if let Some(pin) = pin {
+        hub["tls_sha256"] = json!(hex::encode(pin));
+    }
+    Ok(hub)
 }
 
 /// A hub's URL, with its origin and key when known.
 type HubTarget = (String, Option<(String, [u8; 32])>);
+
+/// A `--hub-cert-sha256` value, checked.
+fn parse_pin(text: &Option<String>) -> Result<Option<[u8; 32]>, Failure> {
+    text.as_deref()
+        .map(|text| {
+            crate::tls::parse_pin(text).map_err(|message| {
+                Failure::invalid(
+                    None,
+                    &[Violation::new("hub-cert-sha256", "format", message)],
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The pin of the hub's certificate: `--hub-cert-sha256`, else the one
+/// remembered at enrollment.
+fn resolve_pin(store: &EdgeStore, explicit: &Option<String>) -> Result<Option<[u8; 32]>, Failure> {
+    if explicit.is_some() {
+        return parse_pin(explicit);
+    }
+    let saved = store
+        .hub()?
+        .and_then(|hub| hub["tls_sha256"].as_str().map(str::to_string));
+    parse_pin(&saved)
+}
+
+/// An HTTP client that could not be made: an https:// hub with no pin.
+fn pin_failure(error: anyhow::Error) -> Failure {
+    Failure::invalid(
+        None,
+        &[Violation::new(
+            "hub-cert-sha256",
+            "pinned",
+            format!("{error:#}"),
+        )],
+    )
+}
 
 /// The hub to sync with: `--hub` (with `--hub-key`/`--hub-origin` if given),
 /// else the hub this node enrolled with, whose key is then always checked.
@@ -609,7 +683,7 @@ fn open_hub(cli: &Cli) -> Result<cairn_store::hub::HubStore, Failure> {
 
 fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
     match command {
-        HubCommand::Init { origin } => {
+        HubCommand::Init { origin, tls_names } => {
             cairn_store::hub::HubStore::init(&cli.data, origin).map_err(|error| match error {
                 cairn_store::StoreError::Config(message) => {
                     Failure::invalid(None, &[Violation::new("init", "config", message)])
@@ -617,13 +691,20 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 other => Failure::fault(anyhow::anyhow!(other)),
             })?;
             let hub = open_hub(cli)?;
+            let names = if tls_names.is_empty() {
+                vec!["localhost".to_string(), "127.0.0.1".to_string()]
+            } else {
+                tls_names.clone()
+            };
+            let pin = crate::tls::ensure_certificate(&cli.data, &names)?;
             if cli.json {
                 output::json(
-                    &json!({"origin": hub.origin(), "public_key": hex::encode(hub.public_key())}),
+                    &json!({"origin": hub.origin(), "public_key": hex::encode(hub.public_key()), "tls_sha256": hex::encode(pin)}),
                 );
             } else {
                 println!("initialized hub {} in {}", hub.origin(), cli.data.display());
                 println!("public key {}", hex::encode(hub.public_key()));
+                println!("TLS certificate sha256 {}", hex::encode(pin));
             }
             Ok(())
         }
@@ -644,13 +725,21 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     }
                     other => Failure::fault(anyhow::anyhow!(other)),
                 })?;
+            let pin = crate::tls::certificate_fingerprint(&cli.data)
+                .ok()
+                .map(hex::encode);
             if cli.json {
-                output::json(&json!({"node": node, "token": token, "valid_hours": valid_hours}));
+                output::json(
+                    &json!({"node": node, "token": token, "valid_hours": valid_hours, "tls_sha256": pin}),
+                );
             } else {
                 println!("one-time token for {node} (valid {valid_hours} h): {token}");
                 println!(
                     "on the node: cairn edge init --node {node} --hub <hub url> --token {token}"
                 );
+                if let Some(pin) = pin {
+                    println!("  for an https:// hub add: --hub-cert-sha256 {pin}");
+                }
             }
             Ok(())
         }
@@ -690,14 +779,25 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        HubCommand::Serve { listen } => {
+        HubCommand::Serve { listen, tls } => {
             crate::init_tracing();
             let hub = std::sync::Arc::new(open_hub(cli)?);
+            let tls = if *tls {
+                // Hubs made before TLS existed get their certificate now.
+                crate::tls::ensure_certificate(
+                    &cli.data,
+                    &["localhost".to_string(), "127.0.0.1".to_string()],
+                )?;
+                Some(crate::tls::server_config(&cli.data)?)
+            } else {
+                None
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             server_runtime()?.block_on(async move {
                 let (listener, address) =
-                    announce(listen, &format!("hub {}", hub.origin())).await?;
+                    announce(listen, &format!("hub {}", hub.origin()), scheme).await?;
                 tracing::info!(origin = %hub.origin(), %address, "hub started");
-                crate::hub_api::run(listener, hub, shutdown_signal())
+                crate::hub_api::run(listener, hub, tls, shutdown_signal())
                     .await
                     .context("server failed")?;
                 Ok::<(), anyhow::Error>(())
@@ -828,10 +928,6 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .context("HTTP client")?;
     let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
     else {
         return Err(Failure::invalid(
@@ -843,6 +939,9 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             )],
         ));
     };
+    let pin = resolve_pin(&store, &args.hub_cert_sha256)?;
+    let client = crate::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
+        .map_err(pin_failure)?;
     let key = hub_key
         .as_ref()
         .map(|(origin, key)| (origin.as_str(), *key));
@@ -941,7 +1040,7 @@ fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Re
     let store = std::sync::Arc::new(open(cli)?);
     server_runtime()?.block_on(async move {
         let (listener, address) =
-            announce(listen, &format!("edge {}", store.settings().node)).await?;
+            announce(listen, &format!("edge {}", store.settings().node), "http").await?;
         tracing::info!(node = %store.settings().node, %address, "edge API started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
@@ -972,12 +1071,13 @@ fn server_runtime() -> Result<tokio::runtime::Runtime, Failure> {
 async fn announce(
     listen: &str,
     who: &str,
+    scheme: &str,
 ) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr().context("no local address")?;
-    println!("cairn {who} listening on http://{address}");
+    println!("cairn {who} listening on {scheme}://{address}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     Ok((listener, address))

@@ -154,15 +154,23 @@ pub fn app(state: HubState) -> Router {
         .with_state(state)
 }
 
-/// Serves the hub on `listener` until `shutdown` completes.
+/// Serves the hub on `listener` until `shutdown` completes, over TLS when
+/// `tls` is given.
 pub async fn run(
     listener: tokio::net::TcpListener,
     hub: Arc<HubStore>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(HubState { hub }))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = app(HubState { hub });
+    match tls {
+        Some(config) => crate::tls::serve(listener, app, config, shutdown).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn health(State(state): State<HubState>) -> axum::Json<Value> {

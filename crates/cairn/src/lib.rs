@@ -13,6 +13,7 @@ pub mod input;
 pub mod output;
 pub mod proxy;
 pub mod sync;
+pub mod tls;
 
 /// Process exit codes.
 pub mod exit {

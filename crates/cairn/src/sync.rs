@@ -448,6 +448,8 @@ pub struct SyncSettings {
     pub hub_url: String,
     /// The hub's origin and key, to check its checkpoints.
     pub hub_key: Option<(String, [u8; 32])>,
+    /// SHA-256 of an https:// hub's certificate, the only one trusted.
+    pub hub_pin: Option<[u8; 32]>,
     /// How often to look for new ops when idle, ms.
     pub interval_ms: u64,
     /// How long one request to the hub may take, ms.
@@ -471,10 +473,11 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     use cairn_core::link::{Link, Step};
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-    {
+    let client = match crate::tls::client(
+        &settings.hub_url,
+        settings.hub_pin,
+        Some(std::time::Duration::from_secs(30)),
+    ) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "sync client cannot start");

@@ -231,7 +231,7 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
     // The endpoint's bad input: no token, an unknown parameter.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (anonymous, unknown) = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = cairn::tls::builder().build().unwrap();
         let get = |query: &str| client.get(format!("{}/v1/snapshot{query}", hub.url)).send();
         let anonymous = get("").await.unwrap().status();
         let unknown = get("?from=3").await.unwrap();

@@ -66,7 +66,7 @@ async fn randomized_faults_and_hub_kills_lose_nothing_and_converge() {
             })
         })
         .collect();
-    let client = reqwest::Client::builder()
+    let client = cairn::tls::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

@@ -211,7 +211,7 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
             .success()
     );
     let hub = Edge::start_hub(&hub_dir);
-    let client = reqwest::Client::new();
+    let client = cairn::tls::builder().build().unwrap();
     let post = |body: Vec<u8>| {
         let client = client.clone();
         let url = format!("{}/v1/push", hub.url);
@@ -471,7 +471,7 @@ async fn the_edge_syncs_in_the_background_and_rides_out_a_hub_outage() {
             ],
         )
     });
-    let client = reqwest::Client::new();
+    let client = cairn::tls::builder().build().unwrap();
     let write = |n: usize| {
         let client = client.clone();
         let url = format!("{}/v1/records", edge.url);
@@ -629,7 +629,7 @@ async fn nodes_enroll_with_one_time_tokens_and_then_sync_with_no_flags() {
     let report = json_out(&cairn(&till, &["--json", "sync"]));
     assert_eq!(report["accepted"], 1, "{report}");
     // Bad input to the enrollment endpoint.
-    let client = reqwest::Client::new();
+    let client = cairn::tls::builder().build().unwrap();
     for (body, status, field) in [
         (serde_json::json!({"node": "x"}), 422, "token"),
         (
@@ -661,4 +661,102 @@ async fn nodes_enroll_with_one_time_tokens_and_then_sync_with_no_flags() {
         );
     }
     tokio::task::block_in_place(|| hub.kill());
+}
+
+#[test]
+fn over_tls_edges_trust_only_the_pinned_hub_certificate() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let init = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let pin = init["tls_sha256"].as_str().unwrap().to_string();
+    assert_eq!(pin.len(), 64);
+    let hub = Edge::start_with(
+        &hub_dir,
+        &["hub", "serve", "--listen", "127.0.0.1:0", "--tls"],
+    );
+    assert!(hub.url.starts_with("https://"), "{}", hub.url);
+    let token_for = |node: &str| {
+        let enrolled = json_out(&cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "enroll",
+                node,
+                "--scope",
+                "pharmacy=main-st",
+            ],
+        ));
+        assert_eq!(enrolled["tls_sha256"], pin.as_str());
+        enrolled["token"].as_str().unwrap().to_string()
+    };
+    let init_edge = |node: &str, pin: Option<&str>| {
+        let mut args = vec![
+            "--json",
+            "edge",
+            "init",
+            "--node",
+            node,
+            "--scope",
+            "pharmacy=main-st",
+            "--hub",
+            &hub.url,
+        ];
+        let token = token_for(node);
+        args.extend(["--token", &token]);
+        if let Some(pin) = pin {
+            args.extend(["--hub-cert-sha256", pin]);
+        }
+        cairn(&work.path().join(node), &args)
+    };
+
+    // Pinned: enrollment, a write and a sync all run over TLS.
+    let output = init_edge("till-a", Some(&pin));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let till = work.path().join("till-a");
+    assert!(
+        cairn(
+            &till,
+            &[
+                "record",
+                "add",
+                "inventory",
+                r#"{"ndc": "00002-1433-80", "quantity": 5}"#,
+                "--key",
+                "00002-1433-80",
+            ],
+        )
+        .status
+        .success()
+    );
+    let report = json_out(&cairn(&till, &["--json", "sync"]));
+    assert_eq!(report["accepted"], 1, "{report}");
+
+    // No pin for an https:// hub: refused up front, naming the option.
+    let output = init_edge("till-b", None);
+    assert_eq!(output.status.code(), Some(3));
+    let error = json_out(&output);
+    assert_eq!(
+        error["error"]["violations"][0]["field"], "hub-cert-sha256",
+        "{error}"
+    );
+    // Another certificate's pin: the handshake fails and nothing enrolls.
+    let wrong = "00".repeat(32);
+    let output = init_edge("till-c", Some(&wrong));
+    assert_ne!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("unreachable"), "{text}");
+    let sync = cairn(&till, &["--json", "sync", "--hub-cert-sha256", &wrong]);
+    assert_eq!(sync.status.code(), Some(SYNC_INCOMPLETE));
+    // A malformed pin names the field and the rule.
+    let sync = cairn(&till, &["--json", "sync", "--hub-cert-sha256", "abc"]);
+    assert_eq!(sync.status.code(), Some(3));
+    assert_eq!(json_out(&sync)["error"]["violations"][0]["rule"], "format");
 }
