@@ -583,7 +583,14 @@ pub struct PushBenchArgs {
     /// Most seconds per measurement.
     #[arg(long, default_value_t = 120)]
     pub seconds: u64,
+    /// Records PouchDB replicates into pouchdb-server for the peer figure
+    /// (0 skips the peer; it needs Node.js and npm).
+    #[arg(long, default_value_t = 10_000)]
+    pub peer_docs: usize,
 }
+
+/// PouchDB batch sizes tried for the peer figure (100 is PouchDB's default).
+const PEER_BATCH_SIZES: [usize; 3] = [100, 1_000, 5_000];
 
 /// A simulated node: its key and its stream, producing signed batches.
 struct SimNode {
@@ -686,7 +693,11 @@ pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
         "{} exists; remove it or pass --dir",
         args.dir.display()
     );
-    let result = measure_push(args);
+    let result = measure_push(args).and_then(|(mut figures, mut extra)| {
+        let peer = measure_peer(args, &figures, &mut extra)?;
+        figures.extend(peer);
+        Ok((figures, extra))
+    });
     let _ = std::fs::remove_dir_all(&args.dir);
     let (figures, extra) = result?;
     if json_output {
@@ -725,8 +736,59 @@ pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
     println!(
         "targets (SPEC 9): push >= 100,000 ops/s; 1,000 nodes x 100 ops drained with batch p99 <= 500 ms; 1,000,000 ops drained in <= 20 s"
     );
-    println!("not measured yet: the PouchDB peer and the emulated satellite link (issue 3)");
+    println!("target (SPEC 9): push >= 25 x PouchDB at its best batch size, same run");
     Ok(())
+}
+
+/// Runs the PouchDB peer with the same records and adds its figures and the
+/// ratio to the JSON push figure. A peer that cannot run (no Node.js, no
+/// registry) is reported as such; it does not fail the benchmark.
+fn measure_peer(
+    args: &PushBenchArgs,
+    figures: &[Figure],
+    extra: &mut Value,
+) -> anyhow::Result<Vec<Figure>> {
+    if args.peer_docs == 0 {
+        extra["peer"] = json!("skipped (--peer-docs 0)");
+        return Ok(Vec::new());
+    }
+    let records: Vec<Value> = (1..=args.peer_docs).map(record).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let scratch = args.dir.join("peer");
+    match runtime.block_on(crate::pouch::measure(&records, &PEER_BATCH_SIZES, &scratch)) {
+        Ok(runs) => {
+            let best = runs
+                .iter()
+                .map(|run| run.docs_per_sec)
+                .fold(0.0f64, f64::max);
+            let push = figures.first().map_or(0.0, |figure| figure.ops_per_sec);
+            extra["peer_pouchdb"] = json!(runs);
+            extra["peer_pouchdb_best_docs_per_sec"] = json!(best.round());
+            extra["push_json_over_pouchdb_best"] =
+                json!((push / best.max(1e-9) * 10.0).round() / 10.0);
+            Ok(runs
+                .iter()
+                .map(|run| {
+                    Figure::new(
+                        format!(
+                            "peer: PouchDB -> pouchdb-server, batch_size {}",
+                            run.batch_size
+                        ),
+                        run.docs as usize,
+                        Duration::from_secs_f64(run.seconds),
+                        Vec::new(),
+                    )
+                })
+                .collect())
+        }
+        Err(error) => {
+            eprintln!("bench: the PouchDB peer could not run: {error:#}");
+            extra["peer"] = json!(format!("unavailable: {error:#}"));
+            Ok(Vec::new())
+        }
+    }
 }
 
 fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod hub_api;
 pub mod input;
 pub mod output;
+pub mod pouch;
 pub mod proxy;
 pub mod sync;
 pub mod tls;

@@ -47,6 +47,8 @@ pub struct Proxy {
     online: watch::Sender<bool>,
     fault: watch::Sender<Fault>,
     task: tokio::task::JoinHandle<()>,
+    /// Bytes forwarded, both directions (unshaped connections).
+    traffic: Arc<AtomicU64>,
 }
 
 /// Most bytes buffered per read.
@@ -60,6 +62,8 @@ impl Proxy {
         let (online, online_watch) = watch::channel(true);
         let (fault, fault_watch) = watch::channel(Fault::None);
         let counter = Arc::new(AtomicU64::new(1));
+        let traffic = Arc::new(AtomicU64::new(0));
+        let forwarded = traffic.clone();
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !*online_watch.borrow() {
@@ -69,9 +73,10 @@ impl Proxy {
                 let fault = *fault_watch.borrow();
                 let mut cut = online_watch.clone();
                 let jitter = counter.fetch_add(0x9E37_79B9, Ordering::Relaxed);
+                let forwarded = forwarded.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = serve(inbound, target, fault, jitter) => {}
+                        _ = serve(inbound, target, fault, jitter, &forwarded) => {}
                         // Cutting the link breaks connections in flight too.
                         _ = cut.wait_for(|online| !online) => {}
                     }
@@ -83,7 +88,14 @@ impl Proxy {
             online,
             fault,
             task,
+            traffic,
         })
+    }
+
+    /// Bytes forwarded so far in both directions (unshaped connections):
+    /// what a benchmark puts on the wire.
+    pub fn bytes(&self) -> u64 {
+        self.traffic.load(Ordering::Relaxed)
     }
 
     /// Takes the network away: new connections are refused, open ones broken.
@@ -113,6 +125,7 @@ async fn copy_limited(
     mut from: impl AsyncReadExt + Unpin,
     mut to: impl AsyncWriteExt + Unpin,
     limit: Option<usize>,
+    traffic: &AtomicU64,
 ) {
     let mut buffer = vec![0u8; CHUNK_BYTES];
     let mut sent = 0usize;
@@ -128,6 +141,7 @@ async fn copy_limited(
         if to.write_all(&buffer[..allowed]).await.is_err() {
             return;
         }
+        traffic.fetch_add(allowed as u64, Ordering::Relaxed);
         sent += allowed;
         if limit.is_some_and(|limit| sent >= limit) {
             return;
@@ -185,7 +199,13 @@ async fn shaped(
     tokio::join!(reader, writer);
 }
 
-async fn serve(mut inbound: TcpStream, target: SocketAddr, fault: Fault, jitter: u64) {
+async fn serve(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    fault: Fault,
+    jitter: u64,
+    traffic: &AtomicU64,
+) {
     match fault {
         Fault::Drop => {}
         Fault::Blackhole => {
@@ -264,8 +284,8 @@ async fn serve(mut inbound: TcpStream, target: SocketAddr, fault: Fault, jitter:
             let (outbound_read, outbound_write) = outbound.into_split();
             // Either direction ending (or hitting its limit) ends the connection.
             tokio::select! {
-                _ = copy_limited(inbound_read, outbound_write, request_limit) => {}
-                _ = copy_limited(outbound_read, inbound_write, response_limit) => {}
+                _ = copy_limited(inbound_read, outbound_write, request_limit, traffic) => {}
+                _ = copy_limited(outbound_read, inbound_write, response_limit, traffic) => {}
             }
         }
     }
@@ -312,6 +332,14 @@ mod tests {
         let mut reply = [0u8; 4];
         client.read_exact(&mut reply).await.unwrap();
         assert_eq!(&reply, b"ping");
+        // The count follows each write, so it may trail the echo a little.
+        for _ in 0..200 {
+            if proxy.bytes() == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(proxy.bytes(), 8, "four bytes each way are counted");
         proxy.cut();
         let mut buffer = [0u8; 4];
         let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer))
