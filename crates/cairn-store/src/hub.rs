@@ -5,8 +5,8 @@
 //! transaction: accepted ops become log leaves (their tree nodes stored as
 //! they complete), rejected material goes to the quarantine, never away, an
 //! equivocation holds its stream and raises an alert, and a new signed log
-//! checkpoint is written. The answer carries a receipt (inclusion proof) for
-//! every accepted op against that checkpoint.
+//! checkpoint is written. The answer carries one receipt for the accepted
+//! ops, which take contiguous leaves: a range proof against that checkpoint.
 
 use crate::StoreError;
 use crate::files;
@@ -187,9 +187,21 @@ pub struct OpResult {
     /// Its leaf index in the log (accepted and duplicate ops).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leaf: Option<u64>,
-    /// Inclusion proof of the leaf in the returned checkpoint (accepted ops), hex.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub proof: Vec<String>,
+}
+
+/// The receipt of a push's accepted ops, which take the contiguous leaves
+/// `[begin, end)`: a range proof (`cairn_core::merkle::RangeProof`) against
+/// the returned checkpoint, one per push rather than one per op.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RangeReceipt {
+    /// First leaf of the accepted ops.
+    pub begin: u64,
+    /// One past the last.
+    pub end: u64,
+    /// Compact range of `[0, begin)`, hex.
+    pub left: Vec<String>,
+    /// Compact range of `[end, size)`, hex.
+    pub right: Vec<String>,
 }
 
 /// The hub's answer to a push.
@@ -201,7 +213,9 @@ pub struct PushResponse {
     pub watermark: u64,
     /// True when the stream is held after an equivocation.
     pub held: bool,
-    /// The signed log checkpoint the proofs are against.
+    /// The receipt of the accepted ops, when there are any.
+    pub receipt: Option<RangeReceipt>,
+    /// The signed log checkpoint the receipt is against.
     pub checkpoint: String,
 }
 
@@ -799,7 +813,6 @@ impl HubStore {
                         status: "accepted",
                         reason: None,
                         leaf: Some(leaf),
-                        proof: Vec::new(),
                     });
                 }
                 Verdict::Duplicate => {
@@ -815,7 +828,6 @@ impl HubStore {
                         status: "duplicate",
                         reason: None,
                         leaf: leaf.map(|leaf| leaf as u64),
-                        proof: Vec::new(),
                     });
                 }
                 Verdict::Quarantined(reason) => {
@@ -826,7 +838,6 @@ impl HubStore {
                         status: "quarantined",
                         reason: Some(reason.clone()),
                         leaf: None,
-                        proof: Vec::new(),
                     });
                 }
             }
@@ -861,12 +872,25 @@ impl HubStore {
         let reader = TreeReader::new(&tx);
         let root = merkle::root(&reader, size)
             .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
-        for index in accepted_leaves {
-            let leaf = results[index].leaf.expect("accepted ops have a leaf");
-            let proof = merkle::inclusion_proof(&reader, leaf, size)
-                .ok_or_else(|| StoreError::Damaged(format!("no proof for leaf {leaf}")))?;
-            results[index].proof = proof.iter().map(Hash::to_hex).collect();
-        }
+        // Accepted ops took contiguous leaves, appended under this lock.
+        let begin = accepted_leaves
+            .first()
+            .and_then(|&index| results[index].leaf);
+        let receipt = match begin {
+            None => None,
+            Some(begin) => {
+                let proof = merkle::range_proof(&reader, begin, size, size).ok_or_else(|| {
+                    StoreError::Damaged(format!("no range proof for leaves {begin}..{size}"))
+                })?;
+                let hex = |hashes: &[Hash]| hashes.iter().map(Hash::to_hex).collect();
+                Some(RangeReceipt {
+                    begin,
+                    end: size,
+                    left: hex(&proof.left),
+                    right: hex(&proof.right),
+                })
+            }
+        };
         let checkpoint = LogCheckpoint {
             origin: self.origin.clone(),
             size,
@@ -882,6 +906,7 @@ impl HubStore {
             results,
             watermark: outcome.head.seq,
             held: now_held,
+            receipt,
             checkpoint: signed,
         })
     }

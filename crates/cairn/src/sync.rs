@@ -90,6 +90,49 @@ fn read_checkpoint(
     }
 }
 
+/// Checks a push answer's receipt: the ops it calls accepted, in order,
+/// are the leaves `[begin, end)` of the checkpoint's tree (one range proof
+/// for the whole push).
+fn verify_receipt(
+    answer: &Value,
+    ops: &[Vec<u8>],
+    checkpoint: &LogCheckpoint,
+) -> anyhow::Result<()> {
+    let results = answer["results"].as_array().context("no results")?;
+    let mut leaves = Vec::new();
+    for (result, op) in results.iter().zip(ops) {
+        if result["status"] == "accepted" {
+            let decoded = cairn_core::op::Op::decode(op).context("own op does not decode")?;
+            leaves.push((
+                result["leaf"].as_u64(),
+                merkle::leaf_hash(&decoded.op_hash.0),
+            ));
+        }
+    }
+    let Some(&(Some(begin), _)) = leaves.first() else {
+        anyhow::ensure!(leaves.is_empty(), "an accepted op has no leaf");
+        return Ok(());
+    };
+    let receipt = &answer["receipt"];
+    anyhow::ensure!(
+        receipt["begin"].as_u64() == Some(begin)
+            && receipt["end"].as_u64() == Some(begin + leaves.len() as u64)
+            && leaves
+                .iter()
+                .enumerate()
+                .all(|(offset, (leaf, _))| *leaf == Some(begin + offset as u64)),
+        "the hub's receipt does not cover the accepted ops' leaves"
+    );
+    let proof = merkle::RangeProof {
+        left: proof_of(&receipt["left"]),
+        right: proof_of(&receipt["right"]),
+    };
+    let hashes: Vec<Hash> = leaves.into_iter().map(|(_, hash)| hash).collect();
+    merkle::verify_range(begin, &hashes, checkpoint.size, &proof, &checkpoint.root)
+        .context("the hub's receipt does not verify")?;
+    Ok(())
+}
+
 /// Hex hashes of a receipt's proof.
 fn proof_of(value: &Value) -> Vec<Hash> {
     value
@@ -199,6 +242,7 @@ pub async fn push_all(
                 .as_str()
                 .context("the hub's answer has no checkpoint")?;
             let checkpoint = read_checkpoint(note_text, hub_key)?;
+            verify_receipt(&answer, &batch.ops, &checkpoint)?;
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
             let mut confirmed: Option<u64> = None;
@@ -213,18 +257,6 @@ pub async fn push_all(
                     Some("accepted") => {
                         let decoded =
                             cairn_core::op::Op::decode(op).context("own op does not decode")?;
-                        let leaf = result["leaf"].as_u64().context("receipt without a leaf")?;
-                        let proof = proof_of(&result["proof"]);
-                        merkle::verify_inclusion(
-                            leaf,
-                            checkpoint.size,
-                            &merkle::leaf_hash(&decoded.op_hash.0),
-                            &proof,
-                            &checkpoint.root,
-                        )
-                        .with_context(|| {
-                            format!("the hub's receipt for seq {} does not verify", decoded.seq)
-                        })?;
                         report.accepted += 1;
                         report.receipts_verified += 1;
                         if unbroken {
@@ -577,5 +609,89 @@ pub async fn run(
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms.max(10))) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::chain::StreamHead;
+    use cairn_core::op::{Action, OpDraft};
+
+    fn ops(count: u64) -> Vec<Vec<u8>> {
+        let mut head = StreamHead::EMPTY;
+        (0..count)
+            .map(|n| {
+                head.append(OpDraft {
+                    node: "a".into(),
+                    stream: "standard".into(),
+                    hlc: cairn_core::hlc::Hlc {
+                        wall_ms: 1 + n,
+                        counter: 0,
+                    },
+                    collection: "notes".into(),
+                    action: Action::Append,
+                    key: String::new(),
+                    scope: Default::default(),
+                    base: Default::default(),
+                    ref_hash: None,
+                    reason: String::new(),
+                    payload: format!("{{\"n\":{n}}}").into_bytes(),
+                })
+                .1
+            })
+            .collect()
+    }
+
+    #[test]
+    fn push_receipts_must_cover_the_accepted_ops_and_lead_to_the_root() {
+        // Seven older leaves, then a push of four ops: the first a duplicate.
+        let mut tree = merkle::MemoryTree::default();
+        for n in 0..7u64 {
+            tree.push(merkle::leaf_hash(&n.to_be_bytes()));
+        }
+        let pushed = ops(4);
+        for op in &pushed[1..] {
+            let hash = cairn_core::op::Op::decode(op).unwrap().op_hash;
+            tree.push(merkle::leaf_hash(&hash.0));
+        }
+        let checkpoint = LogCheckpoint {
+            origin: "test".into(),
+            size: 10,
+            root: merkle::root(&tree, 10).unwrap(),
+        };
+        let proof = merkle::range_proof(&tree, 7, 10, 10).unwrap();
+        let hex = |hashes: &[Hash]| hashes.iter().map(Hash::to_hex).collect::<Vec<_>>();
+        let answer = json!({
+            "results": [
+                {"seq": 1, "status": "duplicate", "leaf": 3},
+                {"seq": 2, "status": "accepted", "leaf": 7},
+                {"seq": 3, "status": "accepted", "leaf": 8},
+                {"seq": 4, "status": "accepted", "leaf": 9},
+            ],
+            "receipt": {"begin": 7, "end": 10, "left": hex(&proof.left), "right": hex(&proof.right)},
+        });
+        verify_receipt(&answer, &pushed, &checkpoint).unwrap();
+
+        let refused = |answer: &Value| {
+            verify_receipt(answer, &pushed, &checkpoint)
+                .unwrap_err()
+                .to_string()
+        };
+        let mut shifted = answer.clone();
+        shifted["results"][2]["leaf"] = json!(12);
+        assert!(refused(&shifted).contains("does not cover"));
+        let mut short = answer.clone();
+        short["receipt"]["end"] = json!(9);
+        assert!(refused(&short).contains("does not cover"));
+        let mut forged = answer.clone();
+        forged["receipt"]["left"][0] = json!(Hash::ZERO.to_hex());
+        assert!(refused(&forged).contains("does not verify"));
+        let mut missing = answer.clone();
+        missing["receipt"] = Value::Null;
+        assert!(verify_receipt(&missing, &pushed, &checkpoint).is_err());
+        // Nothing accepted: nothing to prove.
+        let none = json!({"results": [{"seq": 1, "status": "duplicate", "leaf": 3}]});
+        verify_receipt(&none, &pushed[..1], &checkpoint).unwrap();
     }
 }

@@ -226,3 +226,69 @@ fn transparency_dev_consistency_vectors() {
         assert_eq!(failed, want_error, "{}: {outcome:?}", file.display());
     }
 }
+
+fn leaf_n(n: u64) -> Hash {
+    leaf_hash(&n.to_be_bytes())
+}
+
+#[test]
+fn compact_ranges_tile_the_range_with_aligned_subtrees() {
+    assert_eq!(compact_range(0, 13), vec![(3, 0), (2, 2), (0, 12)]);
+    assert_eq!(compact_range(3, 13), vec![(0, 3), (2, 1), (2, 2), (0, 12)]);
+    assert_eq!(compact_range(5, 5), vec![]);
+    for begin in 0..40u64 {
+        for end in begin..40 {
+            let mut at = begin;
+            for (level, index) in compact_range(begin, end) {
+                assert_eq!(index << level, at, "[{begin}, {end})");
+                at += 1 << level;
+            }
+            assert_eq!(at, end);
+        }
+    }
+}
+
+#[test]
+fn range_proofs_verify_every_range_and_refuse_changes() {
+    let mut tree = MemoryTree::default();
+    for n in 0..37 {
+        tree.push(leaf_n(n));
+    }
+    for size in 1..=37u64 {
+        let root = root(&tree, size).unwrap();
+        for begin in 0..size {
+            for end in begin + 1..=size {
+                let leaves: Vec<Hash> = (begin..end).map(leaf_n).collect();
+                let proof = range_proof(&tree, begin, end, size).unwrap();
+                assert_eq!(
+                    verify_range(begin, &leaves, size, &proof, &root),
+                    Ok(()),
+                    "[{begin}, {end}) of {size}"
+                );
+                // A changed leaf, a shifted range, a wrong root.
+                let mut changed = leaves.clone();
+                changed[0] = leaf_n(1000);
+                assert!(verify_range(begin, &changed, size, &proof, &root).is_err());
+                if begin > 0 {
+                    assert!(verify_range(begin - 1, &leaves, size, &proof, &root).is_err());
+                }
+                assert!(verify_range(begin, &leaves, size, &proof, &leaf_n(7)).is_err());
+            }
+        }
+    }
+    let proof = range_proof(&tree, 3, 9, 37).unwrap();
+    let short = RangeProof {
+        left: proof.left[1..].to_vec(),
+        right: proof.right.clone(),
+    };
+    let leaves: Vec<Hash> = (3..9).map(leaf_n).collect();
+    assert!(matches!(
+        verify_range(3, &leaves, 37, &short, &root(&tree, 37).unwrap()),
+        Err(ProofError::Length { .. })
+    ));
+    assert_eq!(
+        verify_range(30, &leaves, 33, &proof, &root(&tree, 33).unwrap()),
+        Err(ProofError::Range)
+    );
+    assert!(range_proof(&tree, 5, 5, 37).is_none());
+}
