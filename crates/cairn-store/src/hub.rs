@@ -292,6 +292,14 @@ fn hub_db_path(dir: &Path) -> PathBuf {
     dir.join("hub.db")
 }
 
+/// Leaves in the log. They are numbered densely from 0, so this is the
+/// largest rowid plus one: one b-tree descent, where `count(*)` reads every
+/// row (it made each push slower as the log grew).
+fn log_size(conn: &Connection) -> Result<u64, StoreError> {
+    let last: Option<i64> = conn.query_row("SELECT max(leaf) FROM log", [], |row| row.get(0))?;
+    Ok(last.map_or(0, |leaf| leaf as u64 + 1))
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -323,6 +331,11 @@ impl SubtreeSource for TreeReader<'_> {
 }
 
 impl TreeReader<'_> {
+    /// Caches a node the caller just stored.
+    fn remember(&self, level: u32, index: u64, hash: Hash) {
+        self.1.borrow_mut().insert((level, index), hash);
+    }
+
     fn read(&self, level: u32, index: u64) -> Option<Hash> {
         let bytes: Vec<u8> = self
             .0
@@ -433,7 +446,7 @@ impl HubStore {
         use base64::Engine;
         let conn = self.lock()?;
         let grants = granted_scopes(&conn, node)?;
-        let size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
+        let size = log_size(&conn)? as i64;
         let size = size as u64;
         let note: String = match conn
             .query_row(
@@ -690,207 +703,62 @@ impl HubStore {
         Ok(())
     }
 
-    /// Verifies and persists a pushed batch.
+    /// Verifies and applies a push (see [`HubStore::push_group`]).
     pub fn push(&self, request: &PushRequest) -> Result<PushResponse, PushError> {
-        if request.ops.is_empty() || request.ops.len() > PUSH_OPS_MAX {
-            return Err(PushError::Invalid(format!(
-                "ops: a push holds 1 to {PUSH_OPS_MAX} ops, got {}",
-                request.ops.len()
-            )));
+        self.push_group(std::slice::from_ref(request))
+            .pop()
+            .expect("one answer per request")
+    }
+
+    /// Verifies and persists a pushed batch.
+    ///
+    /// Pushes that arrive together are applied in one transaction, each in
+    /// a savepoint so a refused push leaves nothing: one fsync and one
+    /// signed log checkpoint for the group, each answer with its own range
+    /// receipt against that checkpoint.
+    pub fn push_group(&self, requests: &[PushRequest]) -> Vec<Result<PushResponse, PushError>> {
+        match self.try_push_group(requests) {
+            Ok(answers) => answers,
+            // A storage fault fails the whole group: nothing was committed.
+            Err(error) => requests
+                .iter()
+                .map(|_| Err(PushError::Store(StoreError::Internal(error.to_string()))))
+                .collect(),
         }
+    }
+
+    fn try_push_group(
+        &self,
+        requests: &[PushRequest],
+    ) -> Result<Vec<Result<PushResponse, PushError>>, StoreError> {
         let now = now_ms();
         let mut conn = self.lock()?;
-        let key: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT public_key FROM nodes WHERE node = ?1",
-                [&request.node],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let public_key: [u8; 32] = key
-            .and_then(|key| key.try_into().ok())
-            .ok_or_else(|| PushError::UnknownNode(request.node.clone()))?;
         let tx = conn.transaction()?;
-        let stream: Option<(i64, i64, Vec<u8>, bool)> = tx
-            .query_row(
-                "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
-                params![request.node, request.stream],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        let (stream_id, head, held) = match stream {
-            Some((id, seq, hash, held)) => (
-                id,
-                StreamHead {
-                    seq: seq as u64,
-                    hash: Hash::from_slice(&hash).unwrap_or(Hash::ZERO),
-                },
-                held,
-            ),
-            None => {
-                if cairn_core::names::check_name(&request.stream).is_err() {
-                    return Err(PushError::Invalid(format!(
-                        "stream: {:?} is not a stream name",
-                        request.stream
-                    )));
+        let mut size = log_size(&tx)?;
+        // One reader for the group: each leaf's left siblings are nodes the
+        // previous leaves just completed, so they come from its cache.
+        let mut reader = TreeReader::new(&tx);
+        let mut applied = Vec::with_capacity(requests.len());
+        for request in requests {
+            tx.execute_batch("SAVEPOINT push")?;
+            let before = size;
+            match push_one(&tx, &reader, &mut size, request, now) {
+                Ok(one) => {
+                    tx.execute_batch("RELEASE push")?;
+                    applied.push(Ok(one));
                 }
-                tx.execute(
-                    "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
-                    params![request.node, request.stream, Hash::ZERO.0.as_slice()],
-                )?;
-                (tx.last_insert_rowid(), StreamHead::EMPTY, false)
-            }
-        };
-        let view = StreamView {
-            node: &request.node,
-            stream: &request.stream,
-            head,
-            held,
-            public_key,
-        };
-        let held_hash = |seq: u64| -> Option<Hash> {
-            let bytes: Vec<u8> = tx
-                .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")
-                .ok()?
-                .query_row(params![stream_id, seq as i64], |row| row.get(0))
-                .ok()?;
-            Hash::from_slice(&bytes)
-        };
-        let outcome = push::verify_push(
-            &view,
-            &request.ops,
-            &request.checkpoint,
-            held_hash,
-            now,
-            CLOCK_DRIFT_MS_MAX_DEFAULT,
-        );
-        let mut size: u64 =
-            tx.query_row("SELECT count(*) FROM log", [], |row| row.get::<_, i64>(0))? as u64;
-        let mut results = Vec::with_capacity(request.ops.len());
-        let mut accepted_leaves = Vec::new();
-        for ((op, verdict), bytes) in outcome.verdicts.iter().zip(&request.ops) {
-            let seq = op.as_ref().map(|op| op.seq);
-            match verdict {
-                Verdict::Accepted => {
-                    let op = op.as_ref().expect("accepted ops decoded");
-                    let leaf = size;
-                    tx.prepare_cached("INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
-                        .execute(params![
-                            leaf as i64,
-                            stream_id,
-                            op.seq as i64,
-                            op.op_hash.0.as_slice(),
-                            bytes,
-                            request.node,
-                            crate::schema::scope_text(&op.draft.scope),
-                            now as i64
-                        ])?;
-                    let reader = TreeReader::new(&tx);
-                    let nodes = merkle::append_nodes(
-                        leaf,
-                        merkle::leaf_hash(&op.op_hash.0),
-                        |level, index| reader.subtree(level, index),
-                    )
-                    .ok_or_else(|| {
-                        StoreError::Damaged(format!(
-                            "log tree is missing the left neighbour of leaf {leaf}"
-                        ))
-                    })?;
-                    for (level, index, hash) in nodes {
-                        tx.prepare_cached(
-                            "INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![
-                            level,
-                            index as i64,
-                            hash.0.as_slice()
-                        ])?;
-                    }
-                    size += 1;
-                    accepted_leaves.push(results.len());
-                    results.push(OpResult {
-                        seq,
-                        status: "accepted",
-                        reason: None,
-                        leaf: Some(leaf),
-                    });
-                }
-                Verdict::Duplicate => {
-                    let leaf: Option<i64> = tx
-                        .query_row(
-                            "SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2",
-                            params![stream_id, seq.unwrap_or(0) as i64],
-                            |row| row.get(0),
-                        )
-                        .optional()?;
-                    results.push(OpResult {
-                        seq,
-                        status: "duplicate",
-                        reason: None,
-                        leaf: leaf.map(|leaf| leaf as u64),
-                    });
-                }
-                Verdict::Quarantined(reason) => {
-                    tx.prepare_cached("INSERT INTO quarantine (node, stream, seq, op, reason, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![request.node, request.stream, seq.map(|seq| seq as i64), bytes, reason, now as i64])?;
-                    results.push(OpResult {
-                        seq,
-                        status: "quarantined",
-                        reason: Some(reason.clone()),
-                        leaf: None,
-                    });
+                Err(PushError::Store(fault)) => return Err(fault),
+                Err(refusal) => {
+                    tx.execute_batch("ROLLBACK TO push; RELEASE push")?;
+                    // Nodes it remembered were rolled back with it.
+                    size = before;
+                    reader = TreeReader::new(&tx);
+                    applied.push(Err(refusal));
                 }
             }
         }
-        let now_held = held || outcome.equivocation.is_some();
-        if let Some(equivocation) = &outcome.equivocation {
-            tx.execute(
-                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('equivocation', ?1, ?2, ?3, ?4)",
-                params![
-                    request.node,
-                    request.stream,
-                    format!("seq {} pushed with hash {} but {} is held; stream held until an operator resolves it", equivocation.seq, equivocation.pushed, equivocation.held),
-                    now as i64
-                ],
-            )?;
-        }
-        if !outcome.clock_skew.is_empty() {
-            tx.execute(
-                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('clock_skew', ?1, ?2, ?3, ?4)",
-                params![request.node, request.stream, format!("{} ops written with a clock more than {} ms ahead", outcome.clock_skew.len(), CLOCK_DRIFT_MS_MAX_DEFAULT), now as i64],
-            )?;
-        }
-        tx.execute(
-            "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
-            params![
-                outcome.head.seq as i64,
-                outcome.head.hash.0.as_slice(),
-                now_held,
-                stream_id
-            ],
-        )?;
-        let reader = TreeReader::new(&tx);
         let root = merkle::root(&reader, size)
             .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
-        // Accepted ops took contiguous leaves, appended under this lock.
-        let begin = accepted_leaves
-            .first()
-            .and_then(|&index| results[index].leaf);
-        let receipt = match begin {
-            None => None,
-            Some(begin) => {
-                let proof = merkle::range_proof(&reader, begin, size, size).ok_or_else(|| {
-                    StoreError::Damaged(format!("no range proof for leaves {begin}..{size}"))
-                })?;
-                let hex = |hashes: &[Hash]| hashes.iter().map(Hash::to_hex).collect();
-                Some(RangeReceipt {
-                    begin,
-                    end: size,
-                    left: hex(&proof.left),
-                    right: hex(&proof.right),
-                })
-            }
-        };
         let checkpoint = LogCheckpoint {
             origin: self.origin.clone(),
             size,
@@ -901,14 +769,43 @@ impl HubStore {
             "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
             params![size as i64, root.0.as_slice(), signed, now as i64],
         )?;
+        let mut answers = Vec::with_capacity(applied.len());
+        for one in applied {
+            answers.push(match one {
+                Err(refusal) => Err(refusal),
+                Ok(one) => {
+                    let receipt = match one.leaves {
+                        None => None,
+                        Some((begin, end)) => {
+                            let proof = merkle::range_proof(&reader, begin, end, size).ok_or_else(
+                                || {
+                                    StoreError::Damaged(format!(
+                                        "no range proof for leaves {begin}..{end}"
+                                    ))
+                                },
+                            )?;
+                            let hex = |hashes: &[Hash]| hashes.iter().map(Hash::to_hex).collect();
+                            Some(RangeReceipt {
+                                begin,
+                                end,
+                                left: hex(&proof.left),
+                                right: hex(&proof.right),
+                            })
+                        }
+                    };
+                    Ok(PushResponse {
+                        results: one.results,
+                        watermark: one.watermark,
+                        held: one.held,
+                        receipt,
+                        checkpoint: signed.clone(),
+                    })
+                }
+            });
+        }
+        drop(reader);
         tx.commit()?;
-        Ok(PushResponse {
-            results,
-            watermark: outcome.head.seq,
-            held: now_held,
-            receipt,
-            checkpoint: signed,
-        })
+        Ok(answers)
     }
 
     /// The newest signed log checkpoint (signing one for the empty log if none exists).
@@ -938,7 +835,7 @@ impl HubStore {
         new_size: u64,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let conn = self.lock()?;
-        let size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
+        let size = log_size(&conn)? as i64;
         if new_size > size as u64 {
             return Ok(None);
         }
@@ -951,7 +848,7 @@ impl HubStore {
     /// Log size, streams, quarantine and alerts.
     pub fn status(&self) -> Result<HubStatus, StoreError> {
         let conn = self.lock()?;
-        let log_size: i64 = conn.query_row("SELECT count(*) FROM log", [], |row| row.get(0))?;
+        let log_size = log_size(&conn)? as i64;
         let root = merkle::root(&TreeReader::new(&conn), log_size as u64).unwrap_or(Hash::ZERO);
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
         let quarantined: i64 =
@@ -997,4 +894,198 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
         Err(cairn_core::identity::SignatureError::BadKey) => Err(()),
         _ => Ok(()),
     }
+}
+
+/// What one push of a group did, before the group's checkpoint exists.
+struct Applied {
+    results: Vec<OpResult>,
+    watermark: u64,
+    held: bool,
+    /// Leaves `[begin, end)` its accepted ops took.
+    leaves: Option<(u64, u64)>,
+}
+
+/// Verifies one push and applies it inside the group's transaction.
+fn push_one(
+    tx: &Connection,
+    reader: &TreeReader<'_>,
+    size: &mut u64,
+    request: &PushRequest,
+    now: u64,
+) -> Result<Applied, PushError> {
+    if request.ops.is_empty() || request.ops.len() > PUSH_OPS_MAX {
+        return Err(PushError::Invalid(format!(
+            "ops: a push holds 1 to {PUSH_OPS_MAX} ops, got {}",
+            request.ops.len()
+        )));
+    }
+    let key: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT public_key FROM nodes WHERE node = ?1",
+            [&request.node],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let public_key: [u8; 32] = key
+        .and_then(|key| key.try_into().ok())
+        .ok_or_else(|| PushError::UnknownNode(request.node.clone()))?;
+    let stream: Option<(i64, i64, Vec<u8>, bool)> = tx
+        .query_row(
+            "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
+            params![request.node, request.stream],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let (stream_id, head, held) = match stream {
+        Some((id, seq, hash, held)) => (
+            id,
+            StreamHead {
+                seq: seq as u64,
+                hash: Hash::from_slice(&hash).unwrap_or(Hash::ZERO),
+            },
+            held,
+        ),
+        None => {
+            if cairn_core::names::check_name(&request.stream).is_err() {
+                return Err(PushError::Invalid(format!(
+                    "stream: {:?} is not a stream name",
+                    request.stream
+                )));
+            }
+            tx.execute(
+                "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
+                params![request.node, request.stream, Hash::ZERO.0.as_slice()],
+            )?;
+            (tx.last_insert_rowid(), StreamHead::EMPTY, false)
+        }
+    };
+    let view = StreamView {
+        node: &request.node,
+        stream: &request.stream,
+        head,
+        held,
+        public_key,
+    };
+    let held_hash = |seq: u64| -> Option<Hash> {
+        let bytes: Vec<u8> = tx
+            .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")
+            .ok()?
+            .query_row(params![stream_id, seq as i64], |row| row.get(0))
+            .ok()?;
+        Hash::from_slice(&bytes)
+    };
+    let outcome = push::verify_push(
+        &view,
+        &request.ops,
+        &request.checkpoint,
+        held_hash,
+        now,
+        CLOCK_DRIFT_MS_MAX_DEFAULT,
+    );
+    let mut results = Vec::with_capacity(request.ops.len());
+    let mut accepted_leaves = Vec::new();
+    for ((op, verdict), bytes) in outcome.verdicts.iter().zip(&request.ops) {
+        let seq = op.as_ref().map(|op| op.seq);
+        match verdict {
+            Verdict::Accepted => {
+                let op = op.as_ref().expect("accepted ops decoded");
+                let leaf = *size;
+                tx.prepare_cached("INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+                        .execute(params![
+                            leaf as i64,
+                            stream_id,
+                            op.seq as i64,
+                            op.op_hash.0.as_slice(),
+                            bytes,
+                            request.node,
+                            crate::schema::scope_text(&op.draft.scope),
+                            now as i64
+                        ])?;
+                let nodes =
+                    merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
+                        reader.subtree(level, index)
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Damaged(format!(
+                            "log tree is missing the left neighbour of leaf {leaf}"
+                        ))
+                    })?;
+                for (level, index, hash) in nodes {
+                    reader.remember(level, index, hash);
+                    tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
+                        .execute(params![level, index as i64, hash.0.as_slice()])?;
+                }
+                *size += 1;
+                accepted_leaves.push(results.len());
+                results.push(OpResult {
+                    seq,
+                    status: "accepted",
+                    reason: None,
+                    leaf: Some(leaf),
+                });
+            }
+            Verdict::Duplicate => {
+                let leaf: Option<i64> = tx
+                    .query_row(
+                        "SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2",
+                        params![stream_id, seq.unwrap_or(0) as i64],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                results.push(OpResult {
+                    seq,
+                    status: "duplicate",
+                    reason: None,
+                    leaf: leaf.map(|leaf| leaf as u64),
+                });
+            }
+            Verdict::Quarantined(reason) => {
+                tx.prepare_cached("INSERT INTO quarantine (node, stream, seq, op, reason, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                        .execute(params![request.node, request.stream, seq.map(|seq| seq as i64), bytes, reason, now as i64])?;
+                results.push(OpResult {
+                    seq,
+                    status: "quarantined",
+                    reason: Some(reason.clone()),
+                    leaf: None,
+                });
+            }
+        }
+    }
+    let now_held = held || outcome.equivocation.is_some();
+    if let Some(equivocation) = &outcome.equivocation {
+        tx.execute(
+                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('equivocation', ?1, ?2, ?3, ?4)",
+                params![
+                    request.node,
+                    request.stream,
+                    format!("seq {} pushed with hash {} but {} is held; stream held until an operator resolves it", equivocation.seq, equivocation.pushed, equivocation.held),
+                    now as i64
+                ],
+            )?;
+    }
+    if !outcome.clock_skew.is_empty() {
+        tx.execute(
+                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('clock_skew', ?1, ?2, ?3, ?4)",
+                params![request.node, request.stream, format!("{} ops written with a clock more than {} ms ahead", outcome.clock_skew.len(), CLOCK_DRIFT_MS_MAX_DEFAULT), now as i64],
+            )?;
+    }
+    tx.execute(
+        "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
+        params![
+            outcome.head.seq as i64,
+            outcome.head.hash.0.as_slice(),
+            now_held,
+            stream_id
+        ],
+    )?;
+    // Accepted ops took contiguous leaves, appended under the lock.
+    let begin = accepted_leaves
+        .first()
+        .and_then(|&index| results[index].leaf);
+    Ok(Applied {
+        results,
+        watermark: outcome.head.seq,
+        held: now_held,
+        leaves: begin.map(|begin| (begin, *size)),
+    })
 }

@@ -136,6 +136,76 @@ fn json_answer(headers: &HeaderMap, value: &Value) -> Response {
 pub struct HubState {
     /// The hub's store.
     pub hub: Arc<HubStore>,
+    /// Where pushes wait for the hub's writer thread.
+    pub pushes: PushQueue,
+}
+
+/// Most ops the hub's writer applies in one transaction.
+const GROUP_OPS_MAX: usize = 16_384;
+/// Most pushes waiting for the writer.
+const PUSH_QUEUE_MAX: usize = 4_096;
+
+type PushReply = tokio::sync::oneshot::Sender<Result<cairn_store::hub::PushResponse, PushError>>;
+
+/// Group commit for pushes: concurrent pushes (a thousand nodes coming back
+/// at once) wait here, and the writer thread applies whatever has gathered
+/// with one `HubStore::push_group`: one transaction, one fsync, one signed
+/// checkpoint. A lone push goes through at once, as a group of one.
+#[derive(Clone)]
+pub struct PushQueue(tokio::sync::mpsc::Sender<(PushRequest, PushReply)>);
+
+impl PushQueue {
+    /// Starts the writer thread; it ends when every queue handle is gone.
+    pub fn start(hub: Arc<HubStore>) -> std::io::Result<PushQueue> {
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::channel::<(PushRequest, PushReply)>(PUSH_QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("cairn-hub-writer".into())
+            .spawn(move || {
+                while let Some(first) = receiver.blocking_recv() {
+                    let mut ops = first.0.ops.len();
+                    let mut group = vec![first];
+                    while ops < GROUP_OPS_MAX {
+                        match receiver.try_recv() {
+                            Ok(next) => {
+                                ops += next.0.ops.len();
+                                group.push(next);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    for (reply, answer) in replies.into_iter().zip(hub.push_group(&requests)) {
+                        let _ = reply.send(answer);
+                    }
+                }
+            })?;
+        Ok(PushQueue(sender))
+    }
+
+    async fn push(&self, request: PushRequest) -> Result<cairn_store::hub::PushResponse, AppError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let closed = || AppError::Server("the hub's writer has stopped".into());
+        self.0.send((request, reply)).await.map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(|error| match error {
+                PushError::UnknownNode(node) => AppError::client(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    Violation::new(
+                        "node",
+                        "enrolled",
+                        format!("{node:?} is not enrolled at this hub"),
+                    ),
+                ),
+                PushError::Invalid(message) => {
+                    AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
+                }
+                other => AppError::Server(other.to_string()),
+            })
+    }
 }
 
 /// Builds the hub router.
@@ -162,7 +232,8 @@ pub async fn run(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(HubState { hub });
+    let pushes = PushQueue::start(hub.clone())?;
+    let app = app(HubState { hub, pushes });
     match tls {
         Some(config) => crate::tls::serve(listener, app, config, shutdown).await,
         None => {
@@ -467,24 +538,7 @@ async fn push(
             ),
         ));
     }
-    let response = blocking(move || {
-        hub.push(&request).map_err(|error| match error {
-            PushError::UnknownNode(node) => AppError::client(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                Violation::new(
-                    "node",
-                    "enrolled",
-                    format!("{node:?} is not enrolled at this hub"),
-                ),
-            ),
-            PushError::Invalid(message) => {
-                AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
-            }
-            other => AppError::Server(other.to_string()),
-        })
-    })
-    .await?;
+    let response = state.pushes.push(request).await?;
     Ok(json_answer(&headers, &json!(response)))
 }
 

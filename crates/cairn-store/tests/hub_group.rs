@@ -1,0 +1,96 @@
+//! The hub store's group commit: pushes applied together share one
+//! transaction and one signed checkpoint, each with its own range receipt,
+//! and a refused push in the group leaves nothing behind.
+
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::identity::NodeIdentity;
+use cairn_core::merkle;
+use cairn_core::op::{Action, OpDraft};
+use cairn_store::hub::{HubStore, PushError, PushRequest};
+
+fn batch(identity: &NodeIdentity, count: u64) -> PushRequest {
+    let mut head = StreamHead::EMPTY;
+    let ops = (0..count)
+        .map(|n| {
+            head.append(OpDraft {
+                node: identity.node.clone(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1_700_000_000_000 + n,
+                    counter: 0,
+                },
+                collection: "notes".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("site".to_string(), "x".to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: format!("{{\"n\":{n}}}").into_bytes(),
+            })
+            .1
+        })
+        .collect();
+    PushRequest {
+        node: identity.node.clone(),
+        stream: "standard".into(),
+        ops,
+        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+    }
+}
+
+#[test]
+fn a_group_shares_one_checkpoint_and_a_refused_push_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let scopes = [("site".to_string(), "x".to_string())].into();
+    let (a, b) = (
+        NodeIdentity::from_seed("a", [1; 32]),
+        NodeIdentity::from_seed("b", [2; 32]),
+    );
+    let ghost = NodeIdentity::from_seed("ghost", [3; 32]);
+    hub.enroll("a", a.public_key(), &scopes).unwrap();
+    hub.enroll("b", b.public_key(), &scopes).unwrap();
+    let requests = [batch(&a, 3), batch(&ghost, 2), batch(&b, 4)];
+    let mut answers = hub.push_group(&requests);
+    assert!(matches!(answers[1], Err(PushError::UnknownNode(_))));
+    let second = answers.remove(2).unwrap();
+    let first = answers.remove(0).unwrap();
+    assert_eq!(
+        first.checkpoint, second.checkpoint,
+        "one checkpoint per group"
+    );
+    let checkpoint =
+        cairn_core::note::verify(&first.checkpoint, "test.hub", &hub.public_key()).unwrap();
+    assert_eq!(checkpoint.size, 7, "the refused push took no leaves");
+    for (answer, request) in [(&first, &requests[0]), (&second, &requests[2])] {
+        let receipt = answer.receipt.as_ref().unwrap();
+        let hashes = |hex: &[String]| -> Vec<Hash> {
+            hex.iter().map(|h| Hash::from_hex(h).unwrap()).collect()
+        };
+        let proof = merkle::RangeProof {
+            left: hashes(&receipt.left),
+            right: hashes(&receipt.right),
+        };
+        let leaves: Vec<Hash> = request
+            .ops
+            .iter()
+            .map(|op| merkle::leaf_hash(&cairn_core::op::Op::decode(op).unwrap().op_hash.0))
+            .collect();
+        merkle::verify_range(
+            receipt.begin,
+            &leaves,
+            checkpoint.size,
+            &proof,
+            &checkpoint.root,
+        )
+        .unwrap();
+    }
+    // Pushed again, alone: duplicates, the log unchanged.
+    let again = hub.push(&requests[0]).unwrap();
+    assert!(again.results.iter().all(|r| r.status == "duplicate"));
+    assert!(again.receipt.is_none());
+    assert_eq!(hub.status().unwrap().log_size, 7);
+}
