@@ -82,17 +82,43 @@ pub fn verify_push(
     now_ms: u64,
     skew_ms_max: u64,
 ) -> PushOutcome {
+    verify_decoded(
+        view,
+        decode_push(ops),
+        checkpoint,
+        held_hash,
+        now_ms,
+        skew_ms_max,
+    )
+}
+
+/// An op as it decoded, or why it did not (an integrity failure).
+pub type Decoded = Result<Op, String>;
+
+/// Decodes each pushed op on its own (its hashes and canonical payload
+/// checked). This part needs no stored state, so the hub does it before a
+/// push waits for the writer.
+pub fn decode_push(ops: &[Vec<u8>]) -> Vec<Decoded> {
+    ops.iter()
+        .map(|bytes| Op::decode(bytes).map_err(|fault| format!("integrity: {fault}")))
+        .collect()
+}
+
+/// [`verify_push`] for ops [`decode_push`] already decoded, in push order.
+pub fn verify_decoded(
+    view: &StreamView<'_>,
+    decoded: Vec<Decoded>,
+    checkpoint: &Checkpoint,
+    held_hash: impl Fn(u64) -> Option<Hash>,
+    now_ms: u64,
+    skew_ms_max: u64,
+) -> PushOutcome {
     let mut outcome = PushOutcome {
-        verdicts: Vec::with_capacity(ops.len()),
+        verdicts: Vec::with_capacity(decoded.len()),
         head: view.head,
         equivocation: None,
         clock_skew: Vec::new(),
     };
-    // First pass: decode and check each op on its own and its place in the chain.
-    let mut decoded: Vec<Result<Op, String>> = Vec::with_capacity(ops.len());
-    for bytes in ops {
-        decoded.push(Op::decode(bytes).map_err(|fault| format!("integrity: {fault}")));
-    }
     let last_hash = decoded
         .last()
         .and_then(|op| op.as_ref().ok())

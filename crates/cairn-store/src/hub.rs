@@ -172,6 +172,10 @@ pub struct PushRequest {
     pub ops: Vec<Vec<u8>>,
     /// The node's checkpoint of the batch's last op.
     pub checkpoint: Checkpoint,
+    /// `ops` decoded by `cairn_core::push::decode_push`, when the caller did
+    /// it already (the HTTP handler does, off the writer thread); `None`
+    /// decodes them here.
+    pub decoded: Option<Vec<cairn_core::push::Decoded>>,
 }
 
 /// The hub's answer for one op.
@@ -705,7 +709,7 @@ impl HubStore {
 
     /// Verifies and applies a push (see [`HubStore::push_group`]).
     pub fn push(&self, request: &PushRequest) -> Result<PushResponse, PushError> {
-        self.push_group(std::slice::from_ref(request))
+        self.push_group(vec![request.clone()])
             .pop()
             .expect("one answer per request")
     }
@@ -716,12 +720,15 @@ impl HubStore {
     /// a savepoint so a refused push leaves nothing: one fsync and one
     /// signed log checkpoint for the group, each answer with its own range
     /// receipt against that checkpoint.
-    pub fn push_group(&self, requests: &[PushRequest]) -> Vec<Result<PushResponse, PushError>> {
-        match self.try_push_group(requests) {
+    pub fn push_group(
+        &self,
+        mut requests: Vec<PushRequest>,
+    ) -> Vec<Result<PushResponse, PushError>> {
+        let count = requests.len();
+        match self.try_push_group(&mut requests) {
             Ok(answers) => answers,
             // A storage fault fails the whole group: nothing was committed.
-            Err(error) => requests
-                .iter()
+            Err(error) => (0..count)
                 .map(|_| Err(PushError::Store(StoreError::Internal(error.to_string()))))
                 .collect(),
         }
@@ -729,7 +736,7 @@ impl HubStore {
 
     fn try_push_group(
         &self,
-        requests: &[PushRequest],
+        requests: &mut [PushRequest],
     ) -> Result<Vec<Result<PushResponse, PushError>>, StoreError> {
         let now = now_ms();
         let mut conn = self.lock()?;
@@ -739,7 +746,7 @@ impl HubStore {
         // previous leaves just completed, so they come from its cache.
         let mut reader = TreeReader::new(&tx);
         let mut applied = Vec::with_capacity(requests.len());
-        for request in requests {
+        for request in requests.iter_mut() {
             tx.execute_batch("SAVEPOINT push")?;
             let before = size;
             match push_one(&tx, &reader, &mut size, request, now) {
@@ -910,7 +917,7 @@ fn push_one(
     tx: &Connection,
     reader: &TreeReader<'_>,
     size: &mut u64,
-    request: &PushRequest,
+    request: &mut PushRequest,
     now: u64,
 ) -> Result<Applied, PushError> {
     if request.ops.is_empty() || request.ops.len() > PUSH_OPS_MAX {
@@ -974,9 +981,13 @@ fn push_one(
             .ok()?;
         Hash::from_slice(&bytes)
     };
-    let outcome = push::verify_push(
+    let decoded = match request.decoded.take() {
+        Some(decoded) if decoded.len() == request.ops.len() => decoded,
+        _ => push::decode_push(&request.ops),
+    };
+    let outcome = push::verify_decoded(
         &view,
-        &request.ops,
+        decoded,
         &request.checkpoint,
         held_hash,
         now,

@@ -33,6 +33,7 @@ fn batch(identity: &NodeIdentity, count: u64) -> PushRequest {
         })
         .collect();
     PushRequest {
+        decoded: None,
         node: identity.node.clone(),
         stream: "standard".into(),
         ops,
@@ -54,7 +55,7 @@ fn a_group_shares_one_checkpoint_and_a_refused_push_leaves_nothing() {
     hub.enroll("a", a.public_key(), &scopes).unwrap();
     hub.enroll("b", b.public_key(), &scopes).unwrap();
     let requests = [batch(&a, 3), batch(&ghost, 2), batch(&b, 4)];
-    let mut answers = hub.push_group(&requests);
+    let mut answers = hub.push_group(requests.to_vec());
     assert!(matches!(answers[1], Err(PushError::UnknownNode(_))));
     let second = answers.remove(2).unwrap();
     let first = answers.remove(0).unwrap();

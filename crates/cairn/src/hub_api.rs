@@ -90,6 +90,7 @@ fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation>
         .try_into()
         .map_err(|_| Violation::new("checkpoint.signature", "format", "must be 64 bytes"))?;
     Ok(PushRequest {
+        decoded: None,
         checkpoint: Checkpoint {
             node: wire.node.clone(),
             stream: wire.stream.clone(),
@@ -175,7 +176,7 @@ impl PushQueue {
                         }
                     }
                     let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                    for (reply, answer) in replies.into_iter().zip(hub.push_group(&requests)) {
+                    for (reply, answer) in replies.into_iter().zip(hub.push_group(requests)) {
                         let _ = reply.send(answer);
                     }
                 }
@@ -416,6 +417,7 @@ pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>>
     }
     match (violations.is_empty(), seq, head, signature) {
         (true, Some(seq), Some(head), Some(signature)) => Ok(PushRequest {
+            decoded: None,
             checkpoint: Checkpoint {
                 node: node.clone(),
                 stream: stream.clone(),
@@ -522,7 +524,15 @@ async fn push(
     };
     let hub = state.hub.clone();
     let (auth_hub, auth_headers) = (hub.clone(), headers.clone());
-    let subject = blocking(move || authenticate(&auth_hub, &auth_headers)).await?;
+    // Authentication and decoding need no stored state: they run here, in
+    // parallel, and only the rest waits for the writer.
+    let (subject, request) = blocking(move || {
+        let subject = authenticate(&auth_hub, &auth_headers)?;
+        let mut request = request;
+        request.decoded = Some(cairn_core::push::decode_push(&request.ops));
+        Ok((subject, request))
+    })
+    .await?;
     if subject != request.node {
         tracing::warn!(%subject, node = %request.node, "refused a node pushing as another node");
         return Err(AppError::client(
