@@ -686,6 +686,47 @@ impl SimNode {
     }
 }
 
+/// Push bodies the builder thread may have ready ahead of the pushes.
+const BODIES_AHEAD: usize = 4;
+
+/// Takes simulated node `index` out of `sims` (for a builder thread).
+fn spend(sims: &mut [SimNode], index: usize) -> SimNode {
+    std::mem::replace(&mut sims[index], SimNode::new("spent", u64::MAX))
+}
+
+/// The push bodies (with tokens) of `total` ops of `sim`, `batch` ops each,
+/// built on a thread of their own at most [`BODIES_AHEAD`] pushes ahead. A
+/// real edge pushes ops it encoded, hashed and signed when they were
+/// written; the pushes measured should not wait for the simulator to do
+/// that work in their place. The thread shares the machine with the hub.
+fn backlog(
+    mut sim: SimNode,
+    total: usize,
+    batch: usize,
+    binary: bool,
+) -> tokio::sync::mpsc::Receiver<(Vec<u8>, String)> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(BODIES_AHEAD);
+    std::thread::spawn(move || {
+        let mut built = 0;
+        while built < total {
+            let count = batch.min(total - built);
+            let body = if binary {
+                sim.batch_binary(count)
+            } else {
+                sim.batch(count)
+            };
+            if sender
+                .blocking_send((body, sim.token("bench.hub")))
+                .is_err()
+            {
+                return;
+            }
+            built += count;
+        }
+    });
+    receiver
+}
+
 /// Runs `cairn bench push`.
 pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -850,14 +891,17 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
         let started = Instant::now();
         let origin = "bench.hub";
-        while pushed < args.ops && started.elapsed() < bound {
-            let count = args.batch.min(args.ops - pushed);
-            let body = sims[0].batch(count);
+        let mut bodies = backlog(spend(&mut sims, 0), args.ops, args.batch, false);
+        while let Some((body, token)) = bodies.recv().await {
+            if started.elapsed() >= bound {
+                break;
+            }
             wire_bytes += body.len();
-            let (accepted, latency) = push(body, sims[0].token(origin)).await?;
+            let (accepted, latency) = push(body, token).await?;
             pushed += accepted;
             latencies.push(latency);
         }
+        drop(bodies);
         figures.push(Figure::new(
             format!("push, one node, JSON, batches of {}", args.batch),
             pushed,
@@ -873,14 +917,17 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
         let binary_node = args.nodes + 2;
         let started = Instant::now();
-        while pushed < args.ops && started.elapsed() < bound {
-            let count = args.batch.min(args.ops - pushed);
-            let body = sims[binary_node].batch_binary(count);
+        let mut bodies = backlog(spend(&mut sims, binary_node), args.ops, args.batch, true);
+        while let Some((body, token)) = bodies.recv().await {
+            if started.elapsed() >= bound {
+                break;
+            }
             wire_bytes += body.len();
-            let (accepted, latency) = push_as(body, sims[binary_node].token(origin), true).await?;
+            let (accepted, latency) = push_as(body, token, true).await?;
             pushed += accepted;
             latencies.push(latency);
         }
+        drop(bodies);
         figures.push(Figure::new(
             format!("push, one node, binary+zstd, batches of {}", args.batch),
             pushed,
@@ -920,13 +967,21 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             let drain = args.nodes + 1;
             let (mut pushed, mut latencies) = (0usize, Vec::new());
             let started = Instant::now();
-            while pushed < args.drain_ops && started.elapsed() < bound {
-                let count = cairn_store::hub::PUSH_OPS_MAX.min(args.drain_ops - pushed);
-                let body = sims[drain].batch(count);
-                let (accepted, latency) = push(body, sims[drain].token(origin)).await?;
+            let mut bodies = backlog(
+                spend(&mut sims, drain),
+                args.drain_ops,
+                cairn_store::hub::PUSH_OPS_MAX,
+                false,
+            );
+            while let Some((body, token)) = bodies.recv().await {
+                if started.elapsed() >= bound {
+                    break;
+                }
+                let (accepted, latency) = push(body, token).await?;
                 pushed += accepted;
                 latencies.push(latency);
             }
+            drop(bodies);
             figures.push(Figure::new(
                 format!(
                     "drain after an outage, batches of {}",
