@@ -9,6 +9,7 @@
 //! ops, which take contiguous leaves: a range proof against that checkpoint.
 
 use crate::StoreError;
+use crate::checkpointer::Checkpointer;
 use crate::files;
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -286,6 +287,9 @@ pub struct HubStore {
     conn: Mutex<Connection>,
     identity: NodeIdentity,
     origin: String,
+    /// Declared after `conn`, so it is dropped after it: its thread ends
+    /// once the connection (which holds its wake-up) is closed.
+    _checkpointer: Checkpointer,
 }
 
 fn hub_key_path(dir: &Path) -> PathBuf {
@@ -391,15 +395,19 @@ impl HubStore {
                 dir.display()
             )));
         }
-        let conn = crate::schema::open(&hub_db_path(dir))?;
+        let mut conn = crate::schema::open(&hub_db_path(dir))?;
         let origin: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |row| {
                 row.get(0)
             })?;
+        // The WAL is folded into the database beside the pushes, not inside
+        // the commit of whichever push crosses the threshold.
+        let checkpointer = Checkpointer::start(&hub_db_path(dir), &mut conn)?;
         Ok(HubStore {
             conn: Mutex::new(conn),
             identity,
             origin,
+            _checkpointer: checkpointer,
         })
     }
 
