@@ -60,6 +60,9 @@ pub struct PullResponse {
     pub grants: BTreeMap<String, String>,
 }
 
+/// Roles whose tokens the hub signs itself (people and tools, not nodes).
+pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
+
 /// Most ops in one snapshot; the node pulls the rest page by page.
 pub const SNAPSHOT_OPS_MAX: usize = 100_000;
 /// Most log leaves one snapshot scans.
@@ -607,6 +610,40 @@ impl HubStore {
     /// Signs `message` with the hub's key (acknowledgement files carry it).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.identity.sign(message)
+    }
+
+    /// A token for a person or tool (role `operator`, `auditor` or
+    /// `admin`), signed with the hub's own key: whoever holds the hub's
+    /// data directory vouches for it. Nodes sign their own tokens instead.
+    pub fn issue_token(
+        &self,
+        subject: &str,
+        role: &str,
+        lifetime_s: u64,
+        now_s: u64,
+    ) -> Result<String, StoreError> {
+        if !STAFF_ROLES.contains(&role) {
+            return Err(StoreError::Config(format!(
+                "role {role:?}: the hub issues tokens for {} (nodes sign their own)",
+                STAFF_ROLES.join(", ")
+            )));
+        }
+        cairn_core::names::check_name(subject)
+            .map_err(|message| StoreError::Config(format!("subject {subject:?}: {message}")))?;
+        let lifetime_max = cairn_core::token::TOKEN_LIFETIME_S_MAX;
+        if lifetime_s == 0 || lifetime_s > lifetime_max {
+            return Err(StoreError::Config(format!(
+                "lifetime: 1 to {lifetime_max} seconds"
+            )));
+        }
+        let claims = cairn_core::token::Claims {
+            sub: subject.to_string(),
+            aud: self.origin.clone(),
+            role: role.to_string(),
+            iat: now_s,
+            exp: now_s + lifetime_s,
+        };
+        Ok(cairn_core::token::sign(&claims, &self.identity))
     }
 
     /// Revokes a scope label from a node; returns whether it was granted.

@@ -96,6 +96,19 @@ pub enum HubCommand {
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
+    /// Issue a short-lived token for a person or tool (operator, auditor,
+    /// admin), signed with the hub's key: `GET /v1/status` takes one.
+    Token {
+        /// Who it is for (a name: a-z, 0-9, '.', '_', '-').
+        #[arg(long)]
+        subject: String,
+        /// operator, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// How long it stays valid, minutes (at most 15).
+        #[arg(long, default_value_t = 15)]
+        minutes: u64,
+    },
     /// Revoke a scope label from a node: it purges what it pulled under it at its next sync.
     Revoke {
         /// The node.
@@ -874,6 +887,32 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 output::json(&json!({"node": node, "acks": out}));
             } else {
                 println!("wrote the acknowledgements of {node} to {}", out.display());
+            }
+            Ok(())
+        }
+        HubCommand::Token {
+            subject,
+            role,
+            minutes,
+        } => {
+            let hub = open_hub(cli)?;
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs());
+            let token = hub
+                .issue_token(subject, role, minutes.saturating_mul(60), now_s)
+                .map_err(|error| match error {
+                    cairn_store::StoreError::Config(message) => {
+                        Failure::invalid(None, &[Violation::new("token", "claims", message)])
+                    }
+                    other => Failure::fault(anyhow::anyhow!(other)),
+                })?;
+            if cli.json {
+                output::json(
+                    &json!({"token": token, "subject": subject, "role": role, "expires": now_s + minutes * 60}),
+                );
+            } else {
+                println!("{token}");
             }
             Ok(())
         }

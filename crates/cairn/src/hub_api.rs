@@ -262,9 +262,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|error| AppError::Server(format!("hub task failed: {error}")))?
 }
 
-async fn status(State(state): State<HubState>) -> Result<axum::Json<Value>, AppError> {
+/// `GET /v1/status`: nodes, streams, quarantine and alerts, for operators,
+/// auditors and admins (it names every node).
+async fn status(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, AppError> {
     let hub = state.hub.clone();
     let status = blocking(move || {
+        authorize(&hub, &headers, &cairn_store::hub::STAFF_ROLES)?;
         hub.status()
             .map_err(|error| AppError::Server(error.to_string()))
     })
@@ -443,6 +449,13 @@ fn now_s() -> u64 {
 /// not expired, with the `node` role. Returns the node it speaks for.
 /// Refusals are logged (an expired or forged token may be an attack).
 fn authenticate(hub: &HubStore, headers: &HeaderMap) -> Result<String, AppError> {
+    authorize(hub, headers, &["node"])
+}
+
+/// Checks the bearer token and that its role is one of `roles`; returns
+/// its subject. A node's token is signed with the node's enrolled key; an
+/// operator's, auditor's or admin's with the hub's own (`cairn hub token`).
+fn authorize(hub: &HubStore, headers: &HeaderMap, roles: &[&str]) -> Result<String, AppError> {
     let unauthorized = |rule: &'static str, message: String| {
         tracing::warn!(rule, %message, "refused a request");
         AppError::client(
@@ -458,28 +471,39 @@ fn authenticate(hub: &HubStore, headers: &HeaderMap) -> Result<String, AppError>
         .ok_or_else(|| {
             unauthorized(
                 "required",
-                "a bearer token (EdDSA JWT signed by the node) is required".into(),
+                "a bearer token (an EdDSA JWT) is required".into(),
             )
         })?;
     let claims =
         cairn_core::token::peek(token).map_err(|error| unauthorized("token", error.to_string()))?;
-    let key = hub
-        .node_key(&claims.sub)
-        .map_err(|error| AppError::Server(error.to_string()))?
-        .ok_or_else(|| {
-            unauthorized(
-                "token",
-                format!("{:?} is not enrolled at this hub", claims.sub),
-            )
-        })?;
+    let key = if claims.role == "node" {
+        hub.node_key(&claims.sub)
+            .map_err(|error| AppError::Server(error.to_string()))?
+            .ok_or_else(|| {
+                unauthorized(
+                    "token",
+                    format!("{:?} is not enrolled at this hub", claims.sub),
+                )
+            })?
+    } else {
+        hub.public_key()
+    };
     let claims = cairn_core::token::verify(token, &key, hub.origin(), now_s())
         .map_err(|error| unauthorized("token", error.to_string()))?;
-    if claims.role != "node" {
-        tracing::warn!(sub = %claims.sub, role = %claims.role, "refused a push by a non-node role");
+    if !roles.contains(&claims.role.as_str()) {
+        tracing::warn!(sub = %claims.sub, role = %claims.role, "refused a role");
         return Err(AppError::client(
             StatusCode::FORBIDDEN,
             "forbidden",
-            Violation::new("authorization", "role", "only nodes push ops"),
+            Violation::new(
+                "authorization",
+                "role",
+                format!(
+                    "role {:?} may not do this; it takes {}",
+                    claims.role,
+                    roles.join(" or ")
+                ),
+            ),
         ));
     }
     Ok(claims.sub)

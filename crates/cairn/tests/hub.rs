@@ -760,3 +760,119 @@ fn over_tls_edges_trust_only_the_pinned_hub_certificate() {
     assert_eq!(sync.status.code(), Some(3));
     assert_eq!(json_out(&sync)["error"]["violations"][0]["rule"], "format");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_status_takes_a_staff_token_the_hub_issues() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
+    let key = hex::encode(node.public_key());
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let issue = |role: &str| {
+        cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "token",
+                "--subject",
+                "alice",
+                "--role",
+                role,
+            ],
+        )
+    };
+    let auditor = json_out(&issue("auditor"))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let node_token = cairn_core::token::sign(
+        &cairn_core::token::Claims {
+            sub: "hangar-7".into(),
+            aud: "test.hub".into(),
+            role: "node".into(),
+            iat: now,
+            exp: now + 300,
+        },
+        &node,
+    );
+    // A staff role signed by a node's key instead of the hub's.
+    let forged = cairn_core::token::sign(
+        &cairn_core::token::Claims {
+            sub: "alice".into(),
+            aud: "test.hub".into(),
+            role: "admin".into(),
+            iat: now,
+            exp: now + 300,
+        },
+        &node,
+    );
+    let client = cairn::tls::builder().build().unwrap();
+    let status = |token: Option<String>| {
+        let request = client.get(format!("{}/v1/status", hub.url));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let code = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (code, body)
+        }
+    };
+    let (code, body) = status(Some(auditor)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["log_size"], 0);
+    let (code, body) = status(None).await;
+    assert_eq!(
+        (code, body["error"]["violations"][0]["rule"].as_str()),
+        (401, Some("required"))
+    );
+    let (code, body) = status(Some(node_token)).await;
+    assert_eq!(
+        (code, body["error"]["violations"][0]["rule"].as_str()),
+        (403, Some("role"))
+    );
+    let (code, _) = status(Some(forged)).await;
+    assert_eq!(code, 401);
+    // The hub issues no node tokens, and names the field and the rule.
+    let refused = issue("node");
+    assert_eq!(refused.status.code(), Some(3));
+    assert_eq!(
+        json_out(&refused)["error"]["violations"][0]["field"],
+        "token"
+    );
+    let too_long = cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "token",
+            "--subject",
+            "alice",
+            "--role",
+            "admin",
+            "--minutes",
+            "60",
+        ],
+    );
+    assert_eq!(too_long.status.code(), Some(3));
+}
