@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Most ops in one push.
-pub const PUSH_OPS_MAX: usize = 4_096;
+pub const PUSH_OPS_MAX: usize = 8_192;
 /// Most ops in one pull page.
 pub const PULL_OPS_MAX: usize = 1_000;
 /// Most log entries one pull request scans (so a node with narrow scopes

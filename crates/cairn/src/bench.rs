@@ -1030,13 +1030,13 @@ pub struct LinkBenchArgs {
     #[arg(long, default_value_t = 600)]
     pub rtt_ms: u64,
     /// Ops pushed in the binary encoding.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 40_000)]
     pub binary_ops: usize,
     /// Ops pushed as JSON.
     #[arg(long, default_value_t = 2_000)]
     pub json_ops: usize,
-    /// Ops per push.
-    #[arg(long, default_value_t = 4_096)]
+    /// Ops per push (at most the hub's limit).
+    #[arg(long, default_value_t = cairn_store::hub::PUSH_OPS_MAX)]
     pub batch: usize,
 }
 
