@@ -60,6 +60,13 @@ pub struct PullResponse {
     pub grants: BTreeMap<String, String>,
 }
 
+/// The hub's own node name: its administrative acts are ops of this node.
+pub const HUB_NODE: &str = "hub";
+/// The hub's stream of administrative acts.
+pub const AUDIT_STREAM: &str = "audit";
+/// The collection of those acts.
+pub const AUDIT_COLLECTION: &str = "hub_audit";
+
 /// Roles whose tokens the hub signs itself (people and tools, not nodes).
 pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
 
@@ -444,12 +451,136 @@ impl HubStore {
                 "public key is not a valid Ed25519 key".into(),
             ));
         }
-        let scopes = serde_json::to_string(scopes)
+        if node == HUB_NODE {
+            return Err(StoreError::Config(format!(
+                "node {node:?}: the name is the hub's own"
+            )));
+        }
+        let scopes_text = serde_json::to_string(scopes)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
-        self.lock()?.execute(
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
-            params![node, public_key.as_slice(), scopes, now_ms() as i64],
+            params![node, public_key.as_slice(), scopes_text, now_ms() as i64],
+        )?;
+        self.audit(
+            &tx,
+            serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": scopes}),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The ops of the hub's own stream of administrative acts, in seq order.
+    pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let conn = self.lock()?;
+        let mut statement = conn.prepare(
+            "SELECT l.op FROM log l JOIN streams s ON s.id = l.stream_id
+             WHERE s.node = ?1 AND s.stream = ?2 ORDER BY l.seq",
+        )?;
+        let ops = statement
+            .query_map(params![HUB_NODE, AUDIT_STREAM], |row| row.get(0))?
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        Ok(ops)
+    }
+
+    /// Appends an administrative act to the hub's own signed stream
+    /// (`hub:audit`), as a leaf of the log, inside the caller's transaction:
+    /// enrollments and revocations become as tamper-evident as the nodes'
+    /// records. The ops carry the scope `hub=audit`, which nodes are not
+    /// granted, so they are not handed out by pulls.
+    fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<(), StoreError> {
+        let now = now_ms();
+        let stream: Option<(i64, i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, head_seq, head_hash FROM streams WHERE node = ?1 AND stream = ?2",
+                params![HUB_NODE, AUDIT_STREAM],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        let (stream_id, mut head) = match stream {
+            Some((id, seq, hash)) => (
+                id,
+                StreamHead {
+                    seq: seq as u64,
+                    hash: Hash::from_slice(&hash)
+                        .ok_or_else(|| StoreError::Damaged("head of hub:audit".into()))?,
+                },
+            ),
+            None => {
+                tx.execute(
+                    "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
+                    params![HUB_NODE, AUDIT_STREAM, Hash::ZERO.0.as_slice()],
+                )?;
+                (tx.last_insert_rowid(), StreamHead::EMPTY)
+            }
+        };
+        let payload = cairn_core::canonical::to_canonical_bytes(&record)
+            .map_err(|error| StoreError::Internal(error.to_string()))?;
+        let scope: BTreeMap<String, String> =
+            [(HUB_NODE.to_string(), AUDIT_STREAM.to_string())].into();
+        let (op, bytes) = head.append(cairn_core::op::OpDraft {
+            node: HUB_NODE.into(),
+            stream: AUDIT_STREAM.into(),
+            hlc: cairn_core::hlc::Hlc {
+                wall_ms: now,
+                counter: 0,
+            },
+            collection: AUDIT_COLLECTION.into(),
+            action: cairn_core::op::Action::Append,
+            key: String::new(),
+            scope,
+            base: Default::default(),
+            ref_hash: None,
+            reason: String::new(),
+            payload,
+        });
+        let leaf = log_size(tx)?;
+        tx.execute(
+            "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                leaf as i64,
+                stream_id,
+                op.seq as i64,
+                op.op_hash.0.as_slice(),
+                bytes,
+                HUB_NODE,
+                crate::schema::scope_text(&op.draft.scope),
+                now as i64
+            ],
+        )?;
+        let reader = TreeReader::new(tx);
+        let nodes = merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
+            reader.subtree(level, index)
+        })
+        .ok_or_else(|| {
+            StoreError::Damaged(format!(
+                "log tree is missing the left neighbour of leaf {leaf}"
+            ))
+        })?;
+        for (level, index, hash) in nodes {
+            tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
+                .execute(params![level, index as i64, hash.0.as_slice()])?;
+            reader.remember(level, index, hash);
+        }
+        tx.execute(
+            "UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3",
+            params![head.seq as i64, head.hash.0.as_slice(), stream_id],
+        )?;
+        let size = leaf + 1;
+        let root = merkle::root(&reader, size)
+            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
+        let checkpoint = LogCheckpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let signed = note::sign(&checkpoint, &self.origin, &self.identity);
+        tx.execute(
+            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+            params![size as i64, root.0.as_slice(), signed, now as i64],
         )?;
         Ok(())
     }
@@ -665,10 +796,17 @@ impl HubStore {
         grants.remove(label);
         let scopes = serde_json::to_string(&grants)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
-        conn.execute(
+        let mut conn = conn;
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE nodes SET scopes = ?1 WHERE node = ?2",
             params![scopes, node],
         )?;
+        self.audit(
+            &tx,
+            serde_json::json!({"action": "revoke", "node": node, "label": format!("{label}={value}")}),
+        )?;
+        tx.commit()?;
         Ok(true)
     }
 
@@ -695,6 +833,11 @@ impl HubStore {
     ) -> Result<String, StoreError> {
         cairn_core::names::check_name(node)
             .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
+        if node == HUB_NODE {
+            return Err(StoreError::Config(format!(
+                "node {node:?}: the name is the hub's own"
+            )));
+        }
         let token = hex::encode(files::random_seed()?);
         let scopes = serde_json::to_string(scopes)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
@@ -748,6 +891,12 @@ impl HubStore {
             params![now_ms() as i64, Hash::of(token.as_bytes()).0.as_slice()],
         )
         .map_err(StoreError::from)?;
+        let granted: serde_json::Value = serde_json::from_str(&scopes)
+            .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
+        self.audit(
+            &tx,
+            serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": granted, "by": "one-time token"}),
+        )?;
         tx.commit().map_err(StoreError::from)?;
         Ok(())
     }

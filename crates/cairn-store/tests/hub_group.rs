@@ -65,7 +65,8 @@ fn a_group_shares_one_checkpoint_and_a_refused_push_leaves_nothing() {
     );
     let checkpoint =
         cairn_core::note::verify(&first.checkpoint, "test.hub", &hub.public_key()).unwrap();
-    assert_eq!(checkpoint.size, 7, "the refused push took no leaves");
+    // Two enrollments (the hub's own audit ops) and 3 + 4 pushed ops.
+    assert_eq!(checkpoint.size, 9, "the refused push took no leaves");
     for (answer, request) in [(&first, &requests[0]), (&second, &requests[2])] {
         let receipt = answer.receipt.as_ref().unwrap();
         let hashes = |hex: &[String]| -> Vec<Hash> {
@@ -93,5 +94,43 @@ fn a_group_shares_one_checkpoint_and_a_refused_push_leaves_nothing() {
     let again = hub.push(&requests[0]).unwrap();
     assert!(again.results.iter().all(|r| r.status == "duplicate"));
     assert!(again.receipt.is_none());
-    assert_eq!(hub.status().unwrap().log_size, 7);
+    assert_eq!(hub.status().unwrap().log_size, 9);
+}
+
+#[test]
+fn enrollments_and_revocations_are_ops_of_the_hub_in_its_own_log() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let a = NodeIdentity::from_seed("a", [1; 32]);
+    let scopes = [("site".to_string(), "x".to_string())].into();
+    hub.enroll("a", a.public_key(), &scopes).unwrap();
+    assert!(hub.revoke("a", "site", "x").unwrap());
+    // The hub's name is its own.
+    let taken = hub.enroll("hub", a.public_key(), &scopes).unwrap_err();
+    assert!(taken.to_string().contains("the hub's own"), "{taken}");
+    assert!(hub.create_enrollment("hub", &scopes, 60_000).is_err());
+
+    let status = hub.status().unwrap();
+    assert_eq!(status.log_size, 2);
+    assert_eq!(status.streams["hub:audit"], (2, false));
+    // The ops chain, name the acts, and never reach a node's pull.
+    let pulled = hub.pull("a", 0, 100).unwrap();
+    assert!(pulled.ops.is_empty(), "audit ops are not handed to nodes");
+    let snapshot = hub.snapshot("a").unwrap();
+    assert!(snapshot.ops.is_empty());
+    let checkpoint =
+        cairn_core::note::verify(&pulled.checkpoint, "test.hub", &hub.public_key()).unwrap();
+    assert_eq!(checkpoint.size, 2);
+    let export = hub.audit_ops().unwrap();
+    let mut verifier =
+        cairn_core::chain::StreamVerifier::new("hub", "audit", hub.public_key(), Vec::new());
+    let mut actions = Vec::new();
+    for (seq, bytes) in export.iter().enumerate() {
+        let op = cairn_core::op::Op::decode(bytes).unwrap();
+        verifier.push(seq as u64 + 1, op.op_hash, bytes).unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&op.draft.payload).unwrap();
+        actions.push(record["action"].as_str().unwrap().to_string());
+    }
+    assert_eq!(actions, ["enroll", "revoke"]);
 }

@@ -96,6 +96,9 @@ pub enum HubCommand {
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
+    /// The hub's own record of its administrative acts (enrollments,
+    /// revocations): ops of node `hub`, stream `audit`, in its log.
+    Audit,
     /// Issue a short-lived token for a person or tool (operator, auditor,
     /// admin), signed with the hub's key: `GET /v1/status` takes one.
     Token {
@@ -913,6 +916,41 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 );
             } else {
                 println!("{token}");
+            }
+            Ok(())
+        }
+        HubCommand::Audit => {
+            let ops = open_hub(cli)?.audit_ops()?;
+            let mut records = Vec::new();
+            for bytes in &ops {
+                let op = cairn_core::op::Op::decode(bytes)
+                    .map_err(|fault| Failure::fault(anyhow::anyhow!("audit op: {fault}")))?;
+                let record: Value = serde_json::from_slice(&op.draft.payload)
+                    .map_err(|error| Failure::fault(anyhow::anyhow!("audit op: {error}")))?;
+                records.push(json!({"seq": op.seq, "written_ms": op.draft.hlc.wall_ms, "op_hash": op.op_hash.to_hex(), "record": record}));
+            }
+            if cli.json {
+                output::json(&json!({"ops": records}));
+            } else {
+                let rows = records
+                    .iter()
+                    .map(|entry| {
+                        let record = &entry["record"];
+                        vec![
+                            entry["seq"].to_string(),
+                            output::cell(&record["action"]),
+                            output::cell(&record["node"]),
+                            record
+                                .get("scopes")
+                                .or_else(|| record.get("label"))
+                                .map_or(String::new(), |detail| detail.to_string()),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    output::table(&["seq", "action", "node", "detail"], rows)
+                );
             }
             Ok(())
         }
