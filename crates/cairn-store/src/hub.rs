@@ -473,6 +473,29 @@ impl HubStore {
         Ok(())
     }
 
+    /// Signs and stores the log checkpoint at `size`; returns the note.
+    fn sign_log(
+        &self,
+        tx: &Connection,
+        reader: &TreeReader<'_>,
+        size: u64,
+        now: u64,
+    ) -> Result<String, StoreError> {
+        let root = merkle::root(reader, size)
+            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
+        let checkpoint = LogCheckpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let signed = note::sign(&checkpoint, &self.origin, &self.identity);
+        tx.execute(
+            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+            params![size as i64, root.0.as_slice(), signed, now as i64],
+        )?;
+        Ok(signed)
+    }
+
     /// The ops of the hub's own stream of administrative acts, in seq order.
     pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let conn = self.lock()?;
@@ -538,50 +561,13 @@ impl HubStore {
             payload,
         });
         let leaf = log_size(tx)?;
-        tx.execute(
-            "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                leaf as i64,
-                stream_id,
-                op.seq as i64,
-                op.op_hash.0.as_slice(),
-                bytes,
-                HUB_NODE,
-                crate::schema::scope_text(&op.draft.scope),
-                now as i64
-            ],
-        )?;
         let reader = TreeReader::new(tx);
-        let nodes = merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
-            reader.subtree(level, index)
-        })
-        .ok_or_else(|| {
-            StoreError::Damaged(format!(
-                "log tree is missing the left neighbour of leaf {leaf}"
-            ))
-        })?;
-        for (level, index, hash) in nodes {
-            tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
-                .execute(params![level, index as i64, hash.0.as_slice()])?;
-            reader.remember(level, index, hash);
-        }
+        append_leaf(tx, &reader, leaf, stream_id, &op, &bytes, now)?;
         tx.execute(
             "UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3",
             params![head.seq as i64, head.hash.0.as_slice(), stream_id],
         )?;
-        let size = leaf + 1;
-        let root = merkle::root(&reader, size)
-            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
-        let checkpoint = LogCheckpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-        };
-        let signed = note::sign(&checkpoint, &self.origin, &self.identity);
-        tx.execute(
-            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
-            params![size as i64, root.0.as_slice(), signed, now as i64],
-        )?;
+        self.sign_log(tx, &reader, leaf + 1, now)?;
         Ok(())
     }
 
@@ -958,18 +944,7 @@ impl HubStore {
                 }
             }
         }
-        let root = merkle::root(&reader, size)
-            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
-        let checkpoint = LogCheckpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-        };
-        let signed = note::sign(&checkpoint, &self.origin, &self.identity);
-        tx.execute(
-            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
-            params![size as i64, root.0.as_slice(), signed, now as i64],
-        )?;
+        let signed = self.sign_log(&tx, &reader, size, now)?;
         let mut answers = Vec::with_capacity(applied.len());
         for one in applied {
             answers.push(match one {
@@ -1097,6 +1072,46 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
     }
 }
 
+/// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
+/// the tree nodes it completes, remembering them in `reader`.
+fn append_leaf(
+    tx: &Connection,
+    reader: &TreeReader<'_>,
+    leaf: u64,
+    stream_id: i64,
+    op: &cairn_core::op::Op,
+    bytes: &[u8],
+    now: u64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        leaf as i64,
+        stream_id,
+        op.seq as i64,
+        op.op_hash.0.as_slice(),
+        bytes,
+        op.draft.node,
+        crate::schema::scope_text(&op.draft.scope),
+        now as i64
+    ])?;
+    let nodes = merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
+        reader.subtree(level, index)
+    })
+    .ok_or_else(|| {
+        StoreError::Damaged(format!(
+            "log tree is missing the left neighbour of leaf {leaf}"
+        ))
+    })?;
+    for (level, index, hash) in nodes {
+        reader.remember(level, index, hash);
+        tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
+            .execute(params![level, index as i64, hash.0.as_slice()])?;
+    }
+    Ok(())
+}
+
 /// What one push of a group did, before the group's checkpoint exists.
 struct Applied {
     results: Vec<OpResult>,
@@ -1195,31 +1210,7 @@ fn push_one(
             Verdict::Accepted => {
                 let op = op.as_ref().expect("accepted ops decoded");
                 let leaf = *size;
-                tx.prepare_cached("INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
-                        .execute(params![
-                            leaf as i64,
-                            stream_id,
-                            op.seq as i64,
-                            op.op_hash.0.as_slice(),
-                            bytes,
-                            request.node,
-                            crate::schema::scope_text(&op.draft.scope),
-                            now as i64
-                        ])?;
-                let nodes =
-                    merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
-                        reader.subtree(level, index)
-                    })
-                    .ok_or_else(|| {
-                        StoreError::Damaged(format!(
-                            "log tree is missing the left neighbour of leaf {leaf}"
-                        ))
-                    })?;
-                for (level, index, hash) in nodes {
-                    reader.remember(level, index, hash);
-                    tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
-                        .execute(params![level, index as i64, hash.0.as_slice()])?;
-                }
+                append_leaf(tx, reader, leaf, stream_id, op, bytes, now)?;
                 *size += 1;
                 accepted_leaves.push(results.len());
                 results.push(OpResult {

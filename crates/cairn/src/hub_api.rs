@@ -188,24 +188,26 @@ impl PushQueue {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let closed = || AppError::Server("the hub's writer has stopped".into());
         self.0.send((request, reply)).await.map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(|error| match error {
-                PushError::UnknownNode(node) => AppError::client(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    Violation::new(
-                        "node",
-                        "enrolled",
-                        format!("{node:?} is not enrolled at this hub"),
-                    ),
-                ),
-                PushError::Invalid(message) => {
-                    AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
-                }
-                other => AppError::Server(other.to_string()),
-            })
+        answer.await.map_err(|_| closed())?.map_err(hub_error)
+    }
+}
+
+/// The HTTP answer to a refused push, pull or snapshot.
+fn hub_error(error: PushError) -> AppError {
+    match error {
+        PushError::UnknownNode(node) => AppError::client(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Violation::new(
+                "node",
+                "enrolled",
+                format!("{node:?} is not enrolled at this hub"),
+            ),
+        ),
+        PushError::Invalid(message) => {
+            AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
+        }
+        other => AppError::Server(other.to_string()),
     }
 }
 
@@ -706,14 +708,7 @@ async fn pull(
     let hub = state.hub.clone();
     let page = blocking(move || {
         let node = authenticate(&hub, &headers)?;
-        hub.pull(&node, from, limit).map_err(|error| match error {
-            PushError::UnknownNode(node) => AppError::client(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                Violation::new("node", "enrolled", format!("{node:?} is not enrolled")),
-            ),
-            other => AppError::Server(other.to_string()),
-        })
+        hub.pull(&node, from, limit).map_err(hub_error)
     })
     .await?;
     Ok(axum::Json(json!(page)))
@@ -736,14 +731,7 @@ async fn snapshot(
     let hub = state.hub.clone();
     let snapshot = blocking(move || {
         let node = authenticate(&hub, &headers)?;
-        hub.snapshot(&node).map_err(|error| match error {
-            PushError::UnknownNode(node) => AppError::client(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                Violation::new("node", "enrolled", format!("{node:?} is not enrolled")),
-            ),
-            other => AppError::Server(other.to_string()),
-        })
+        hub.snapshot(&node).map_err(hub_error)
     })
     .await?;
     use base64::Engine;
