@@ -449,8 +449,9 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         stock[0]["fields"]["quantity"]
     );
     println!(
-        "hub log: {} ops, root {}, nothing quarantined",
+        "hub log: {} ops ({} of them the hub's own enrollment records), root {}, nothing quarantined",
         hub_status["log_size"],
+        hub_status["streams"]["hub:audit"][0].as_u64().unwrap_or(0),
         output::cell(&hub_status["root"])
     );
     println!("demo OK");
