@@ -33,8 +33,10 @@ impl Default for LinkConfig {
             backoff_base_ms: 200,
             backoff_cap_ms: 30_000,
             batch_ops_min: 16,
-            batch_ops_max: 4_096,
-            slow_push_ms: 2_000,
+            // The hub's limit (`cairn_store::hub::PUSH_OPS_MAX`).
+            batch_ops_max: 8_192,
+            // 3/5 of `cairn edge serve`'s default request timeout (10 s).
+            slow_push_ms: 6_000,
         }
     }
 }
@@ -138,11 +140,18 @@ impl Link {
         }
     }
 
-    /// A push or probe succeeded, taking `elapsed_ms`.
-    pub fn succeeded(&mut self, elapsed_ms: u64) {
+    /// A round (pushes and pulls) succeeded: the breaker closes. Its length
+    /// says nothing about the link, so the batch size stays.
+    pub fn round_succeeded(&mut self) {
         self.breaker = Breaker::Closed;
         self.failures = 0;
         self.retry_at_ms = 0;
+    }
+
+    /// A push or probe succeeded, taking `elapsed_ms`: the breaker closes
+    /// and the batch size doubles, or halves when it was slow.
+    pub fn succeeded(&mut self, elapsed_ms: u64) {
+        self.round_succeeded();
         self.batch_ops = if elapsed_ms > self.config.slow_push_ms {
             (self.batch_ops / 2).max(self.config.batch_ops_min)
         } else {
@@ -242,6 +251,10 @@ mod tests {
             link.succeeded(900);
         }
         assert_eq!(link.batch_ops(), 10);
+        // A long round of many batches is not a slow link.
+        link.round_succeeded();
+        assert_eq!(link.batch_ops(), 10);
+        assert_eq!(link.breaker(), Breaker::Closed);
     }
 
     #[test]

@@ -1038,6 +1038,12 @@ pub struct LinkBenchArgs {
     /// Ops per push (at most the hub's limit).
     #[arg(long, default_value_t = cairn_store::hub::PUSH_OPS_MAX)]
     pub batch: usize,
+    /// Ops the edge's own sync client pushes (0 skips that run).
+    #[arg(long, default_value_t = 40_000)]
+    pub client_ops: usize,
+    /// Most seconds the sync client may take.
+    #[arg(long, default_value_t = 300)]
+    pub client_seconds: u64,
 }
 
 /// Runs `cairn bench link`: pushes through an emulated satellite link.
@@ -1135,6 +1141,23 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
     let hub_dir = args.dir.join("hub");
     cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
     let mut sims = [SimNode::new("sat-binary", 1), SimNode::new("sat-json", 2)];
+    // A real edge too, whose own sync client pushes its backlog.
+    let edge = Arc::new(fresh_store(&args.dir, "edge")?);
+    let hub_key = {
+        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
+        hub.enroll(
+            &edge.settings().node,
+            edge.settings().public_key,
+            &[("site".to_string(), "bench".to_string())].into(),
+        )?;
+        hub.public_key()
+    };
+    let mut first = 0;
+    while first < args.client_ops {
+        let last = (first + BATCH_RECORDS).min(args.client_ops);
+        edge.write_batch((first..last).map(request).collect())?;
+        first = last;
+    }
     let (mut child, hub_url) = start_bench_hub(&hub_dir, &sims)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1195,6 +1218,47 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
                 "seconds": seconds,
                 "bytes_per_op": bytes as f64 / pushed.max(1) as f64,
                 "uplink_utilization": bytes as f64 / (seconds * bytes_per_sec as f64),
+            }));
+        }
+        // The edge's own sync client: health probe, negotiated encoding,
+        // batches sized by cairn_core::link, receipts checked, acks stored.
+        if args.client_ops > 0 {
+            eprintln!(
+                "bench: the edge's sync client pushing {} ops over the shaped link",
+                args.client_ops
+            );
+            let settings = crate::sync::SyncSettings {
+                hub_url: format!("http://{}", proxy.addr),
+                hub_key: Some(("bench.hub".to_string(), hub_key)),
+                hub_pin: None,
+                interval_ms: 50,
+                // `cairn edge serve`'s defaults.
+                timeout_ms: 10_000,
+                encoding: crate::sync::Encoding::Auto,
+                link: cairn_core::link::LinkConfig::default(),
+            };
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let up_before = proxy.uplink_bytes();
+            let started = Instant::now();
+            let client = tokio::spawn(crate::sync::run(edge.clone(), settings, stopped));
+            let drained = loop {
+                let pending = edge.status(0)?.pending_total;
+                if pending == 0 || started.elapsed() > Duration::from_secs(args.client_seconds) {
+                    break pending == 0;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            let _ = stop.send(true);
+            let _ = client.await;
+            anyhow::ensure!(drained, "the sync client did not drain its backlog in time");
+            let up = (proxy.uplink_bytes() - up_before) as f64;
+            rows.push(json!({
+                "encoding": "sync client (auto, adaptive batches)",
+                "ops": args.client_ops,
+                "seconds": seconds,
+                "bytes_per_op": up / args.client_ops as f64,
+                "uplink_utilization": up / (seconds * bytes_per_sec as f64),
             }));
         }
         anyhow::Ok(rows)

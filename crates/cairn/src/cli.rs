@@ -554,6 +554,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 link: cairn_core::link::LinkConfig {
                     failures_to_open: (*breaker_failures).max(1),
                     open_ms: *breaker_open_ms,
+                    // A push taking 3/5 of the request timeout shrinks the batch.
+                    slow_push_ms: (*sync_timeout_ms).max(100) * 3 / 5,
                     ..cairn_core::link::LinkConfig::default()
                 },
             });
@@ -1032,6 +1034,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             &store,
             &link,
             args.batch_ops.max(1),
+            None,
             &Default::default(),
             args.encoding,
             progress.as_ref(),

@@ -47,8 +47,15 @@ pub struct Proxy {
     online: watch::Sender<bool>,
     fault: watch::Sender<Fault>,
     task: tokio::task::JoinHandle<()>,
-    /// Bytes forwarded, both directions (unshaped connections).
-    traffic: Arc<AtomicU64>,
+    /// Bytes forwarded: client to target, target to client.
+    traffic: Arc<Traffic>,
+}
+
+/// Bytes a proxy forwarded, by direction.
+#[derive(Default)]
+struct Traffic {
+    up: AtomicU64,
+    down: AtomicU64,
 }
 
 /// Most bytes buffered per read.
@@ -62,7 +69,7 @@ impl Proxy {
         let (online, online_watch) = watch::channel(true);
         let (fault, fault_watch) = watch::channel(Fault::None);
         let counter = Arc::new(AtomicU64::new(1));
-        let traffic = Arc::new(AtomicU64::new(0));
+        let traffic = Arc::new(Traffic::default());
         let forwarded = traffic.clone();
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
@@ -92,10 +99,15 @@ impl Proxy {
         })
     }
 
-    /// Bytes forwarded so far in both directions (unshaped connections):
-    /// what a benchmark puts on the wire.
+    /// Bytes forwarded so far in both directions: what a benchmark puts on
+    /// the wire.
     pub fn bytes(&self) -> u64 {
-        self.traffic.load(Ordering::Relaxed)
+        self.uplink_bytes() + self.traffic.down.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded so far from clients to the target.
+    pub fn uplink_bytes(&self) -> u64 {
+        self.traffic.up.load(Ordering::Relaxed)
     }
 
     /// Takes the network away: new connections are refused, open ones broken.
@@ -125,7 +137,7 @@ async fn copy_limited(
     mut from: impl AsyncReadExt + Unpin,
     mut to: impl AsyncWriteExt + Unpin,
     limit: Option<usize>,
-    traffic: &AtomicU64,
+    counted: &AtomicU64,
 ) {
     let mut buffer = vec![0u8; CHUNK_BYTES];
     let mut sent = 0usize;
@@ -141,7 +153,7 @@ async fn copy_limited(
         if to.write_all(&buffer[..allowed]).await.is_err() {
             return;
         }
-        traffic.fetch_add(allowed as u64, Ordering::Relaxed);
+        counted.fetch_add(allowed as u64, Ordering::Relaxed);
         sent += allowed;
         if limit.is_some_and(|limit| sent >= limit) {
             return;
@@ -157,6 +169,7 @@ async fn shaped(
     mut to: impl AsyncWriteExt + Unpin,
     bytes_per_sec: u64,
     one_way_ms: u64,
+    counted: &AtomicU64,
 ) {
     let (queue, mut delivered) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
     let reader = async move {
@@ -193,6 +206,7 @@ async fn shaped(
             if to.write_all(&chunk).await.is_err() {
                 return;
             }
+            counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         let _ = to.shutdown().await;
     };
@@ -204,7 +218,7 @@ async fn serve(
     target: SocketAddr,
     fault: Fault,
     jitter: u64,
-    traffic: &AtomicU64,
+    traffic: &Traffic,
 ) {
     match fault {
         Fault::Drop => {}
@@ -264,8 +278,8 @@ async fn serve(
             let (inbound_read, inbound_write) = inbound.into_split();
             let (outbound_read, outbound_write) = outbound.into_split();
             tokio::select! {
-                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms) => {}
-                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms) => {}
+                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms, &traffic.up) => {}
+                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms, &traffic.down) => {}
             }
         }
         Fault::None | Fault::Delay(_) | Fault::ResetRequest(_) | Fault::ResetResponse(_) => {
@@ -284,8 +298,8 @@ async fn serve(
             let (outbound_read, outbound_write) = outbound.into_split();
             // Either direction ending (or hitting its limit) ends the connection.
             tokio::select! {
-                _ = copy_limited(inbound_read, outbound_write, request_limit, traffic) => {}
-                _ = copy_limited(outbound_read, inbound_write, response_limit, traffic) => {}
+                _ = copy_limited(inbound_read, outbound_write, request_limit, &traffic.up) => {}
+                _ = copy_limited(outbound_read, inbound_write, response_limit, &traffic.down) => {}
             }
         }
     }

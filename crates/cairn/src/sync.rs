@@ -181,11 +181,14 @@ async fn hub_speaks_binary(client: &reqwest::Client, hub_url: &str) -> bool {
     })
 }
 
-/// Pushes everything pending, batch by batch.
+/// Pushes everything pending, batch by batch: `batch_ops` ops each, or,
+/// given `sizer`, as many as it says, telling it how long each push took so
+/// the size follows the link within a round.
 pub async fn push_all(
     store: &EdgeStore,
     hub: &HubLink<'_>,
     batch_ops: usize,
+    mut sizer: Option<&mut cairn_core::link::Link>,
     skip: &std::collections::BTreeSet<String>,
     encoding: Encoding,
     progress: Option<&indicatif::ProgressBar>,
@@ -204,9 +207,11 @@ pub async fn push_all(
             continue;
         }
         loop {
+            let batch_ops = sizer.as_ref().map_or(batch_ops, |link| link.batch_ops());
             let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
                 break;
             };
+            let push_started = std::time::Instant::now();
             let token = store.sign_token(&audience, now_ms() / 1000);
             let request = client.post(format!("{hub_url}/v1/push")).bearer_auth(token);
             let request = if binary {
@@ -243,6 +248,9 @@ pub async fn push_all(
                 .context("the hub's answer has no checkpoint")?;
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
+            if let Some(link) = sizer.as_deref_mut() {
+                link.succeeded(push_started.elapsed().as_millis() as u64);
+            }
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
             let mut confirmed: Option<u64> = None;
@@ -508,7 +516,7 @@ pub async fn run(
     let client = match crate::tls::client(
         &settings.hub_url,
         settings.hub_pin,
-        Some(std::time::Duration::from_secs(30)),
+        Some(std::time::Duration::from_millis(settings.timeout_ms)),
     ) {
         Ok(client) => client,
         Err(error) => {
@@ -546,7 +554,6 @@ pub async fn run(
                 0
             }
             Step::Push { batch_ops } => {
-                let started = std::time::Instant::now();
                 let key = settings
                     .hub_key
                     .as_ref()
@@ -557,8 +564,16 @@ pub async fn run(
                     key,
                 };
                 let round = async {
-                    let report =
-                        push_all(&store, &hub, batch_ops, &stuck, settings.encoding, None).await?;
+                    let report = push_all(
+                        &store,
+                        &hub,
+                        batch_ops,
+                        Some(&mut link),
+                        &stuck,
+                        settings.encoding,
+                        None,
+                    )
+                    .await?;
                     let pulled = pull_all(&store, &hub).await?;
                     if pulled.applied > 0 {
                         tracing::info!(applied = pulled.applied, "pulled from the hub");
@@ -567,7 +582,7 @@ pub async fn run(
                 };
                 match round.await {
                     Ok(report) => {
-                        link.succeeded(started.elapsed().as_millis() as u64);
+                        link.round_succeeded();
                         online = true;
                         last_sync_ms = Some(now_ms());
                         if !report.quarantined.is_empty() {
