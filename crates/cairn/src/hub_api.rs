@@ -146,6 +146,9 @@ const GROUP_OPS_MAX: usize = 16_384;
 /// Most pushes waiting for the writer.
 const PUSH_QUEUE_MAX: usize = 4_096;
 
+// A full push always fits in one group.
+const _: () = assert!(GROUP_OPS_MAX >= PUSH_OPS_MAX);
+
 type PushReply = tokio::sync::oneshot::Sender<Result<cairn_store::hub::PushResponse, PushError>>;
 
 /// Group commit for pushes: concurrent pushes (a thousand nodes coming back

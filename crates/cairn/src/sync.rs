@@ -659,6 +659,13 @@ mod tests {
     }
 
     #[test]
+    fn the_link_never_asks_for_more_than_a_push_may_hold() {
+        let config = cairn_core::link::LinkConfig::default();
+        assert!(config.batch_ops_max <= cairn_store::hub::PUSH_OPS_MAX);
+        assert!(config.batch_ops_min >= 1);
+    }
+
+    #[test]
     fn push_receipts_must_cover_the_accepted_ops_and_lead_to_the_root() {
         // Seven older leaves, then a push of four ops: the first a duplicate.
         let mut tree = merkle::MemoryTree::default();
