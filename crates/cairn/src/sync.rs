@@ -197,10 +197,12 @@ pub async fn push_all(
     let mut report = SyncReport::default();
     // Tokens are for this hub: its origin, from the known key or its health answer.
     let audience = hub_audience(client, hub_url, hub_key).await?;
-    let binary = match encoding {
-        Encoding::Json => false,
-        Encoding::Binary => true,
-        Encoding::Auto => hub_speaks_binary(client, hub_url).await,
+    // Asked of the hub only once there is something to push: an idle round
+    // costs no round trip for it (a satellite link's 600 ms).
+    let mut negotiated = match encoding {
+        Encoding::Json => Some(false),
+        Encoding::Binary => Some(true),
+        Encoding::Auto => None,
     };
     for stream in store.streams()? {
         if skip.contains(&stream) {
@@ -210,6 +212,10 @@ pub async fn push_all(
             let batch_ops = sizer.as_ref().map_or(batch_ops, |link| link.batch_ops());
             let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
                 break;
+            };
+            let binary = match negotiated {
+                Some(binary) => binary,
+                None => *negotiated.insert(hub_speaks_binary(client, hub_url).await),
             };
             let push_started = std::time::Instant::now();
             let token = store.sign_token(&audience, now_ms() / 1000);
