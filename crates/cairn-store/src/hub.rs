@@ -888,8 +888,8 @@ impl HubStore {
     }
 
     /// Verifies and applies a push (see [`HubStore::push_group`]).
-    pub fn push(&self, request: &PushRequest) -> Result<PushResponse, PushError> {
-        self.push_group(vec![request.clone()])
+    pub fn push(&self, request: PushRequest) -> Result<PushResponse, PushError> {
+        self.push_group(vec![request])
             .pop()
             .expect("one answer per request")
     }

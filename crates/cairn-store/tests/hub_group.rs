@@ -91,7 +91,7 @@ fn a_group_shares_one_checkpoint_and_a_refused_push_leaves_nothing() {
         .unwrap();
     }
     // Pushed again, alone: duplicates, the log unchanged.
-    let again = hub.push(&requests[0]).unwrap();
+    let again = hub.push(requests[0].clone()).unwrap();
     assert!(again.results.iter().all(|r| r.status == "duplicate"));
     assert!(again.receipt.is_none());
     assert_eq!(hub.status().unwrap().log_size, 9);

@@ -727,6 +727,49 @@ fn backlog(
     receiver
 }
 
+/// What pushing one backlog took.
+struct BacklogRun {
+    /// Ops the hub accepted.
+    pushed: usize,
+    /// Each push's latency, µs.
+    latencies: Vec<u64>,
+    /// Body bytes sent.
+    wire_bytes: usize,
+    /// Time from the first push to the last answer.
+    elapsed: Duration,
+}
+
+/// Pushes the bodies of `bodies` one after another, as one node does, until
+/// they run out or `bound` passes.
+async fn push_backlog<F, Fut>(
+    mut bodies: tokio::sync::mpsc::Receiver<(Vec<u8>, String)>,
+    bound: Duration,
+    push: F,
+) -> anyhow::Result<BacklogRun>
+where
+    F: Fn(Vec<u8>, String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(usize, u64)>>,
+{
+    let mut run = BacklogRun {
+        pushed: 0,
+        latencies: Vec::new(),
+        wire_bytes: 0,
+        elapsed: Duration::ZERO,
+    };
+    let started = Instant::now();
+    while let Some((body, token)) = bodies.recv().await {
+        if started.elapsed() >= bound {
+            break;
+        }
+        run.wire_bytes += body.len();
+        let (accepted, latency) = push(body, token).await?;
+        run.pushed += accepted;
+        run.latencies.push(latency);
+    }
+    run.elapsed = started.elapsed();
+    Ok(run)
+}
+
 /// Runs `cairn bench push`.
 pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -888,53 +931,31 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             "bench: one node pushing {} ops in batches of {}",
             args.ops, args.batch
         );
-        let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
-        let started = Instant::now();
         let origin = "bench.hub";
-        let mut bodies = backlog(spend(&mut sims, 0), args.ops, args.batch, false);
-        while let Some((body, token)) = bodies.recv().await {
-            if started.elapsed() >= bound {
-                break;
-            }
-            wire_bytes += body.len();
-            let (accepted, latency) = push(body, token).await?;
-            pushed += accepted;
-            latencies.push(latency);
-        }
-        drop(bodies);
+        let bodies = backlog(spend(&mut sims, 0), args.ops, args.batch, false);
+        let run = push_backlog(bodies, bound, push).await?;
         figures.push(Figure::new(
             format!("push, one node, JSON, batches of {}", args.batch),
-            pushed,
-            started.elapsed(),
-            latencies,
+            run.pushed,
+            run.elapsed,
+            run.latencies,
         ));
-        let bytes_per_op = wire_bytes as f64 / pushed.max(1) as f64;
+        let bytes_per_op = run.wire_bytes as f64 / run.pushed.max(1) as f64;
         // The same, with the compact binary body.
         eprintln!(
             "bench: one node pushing {} ops in batches of {}, binary+zstd",
             args.ops, args.batch
         );
-        let (mut pushed, mut latencies, mut wire_bytes) = (0usize, Vec::new(), 0usize);
         let binary_node = args.nodes + 2;
-        let started = Instant::now();
-        let mut bodies = backlog(spend(&mut sims, binary_node), args.ops, args.batch, true);
-        while let Some((body, token)) = bodies.recv().await {
-            if started.elapsed() >= bound {
-                break;
-            }
-            wire_bytes += body.len();
-            let (accepted, latency) = push_as(body, token, true).await?;
-            pushed += accepted;
-            latencies.push(latency);
-        }
-        drop(bodies);
+        let bodies = backlog(spend(&mut sims, binary_node), args.ops, args.batch, true);
+        let run = push_backlog(bodies, bound, |body, token| push_as(body, token, true)).await?;
         figures.push(Figure::new(
             format!("push, one node, binary+zstd, batches of {}", args.batch),
-            pushed,
-            started.elapsed(),
-            latencies,
+            run.pushed,
+            run.elapsed,
+            run.latencies,
         ));
-        let binary_bytes_per_op = wire_bytes as f64 / pushed.max(1) as f64;
+        let binary_bytes_per_op = run.wire_bytes as f64 / run.pushed.max(1) as f64;
         // Many nodes reconnecting at once.
         eprintln!(
             "bench: {} nodes reconnecting with {} ops each",
@@ -965,31 +986,21 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         if args.drain_ops > 0 {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);
             let drain = args.nodes + 1;
-            let (mut pushed, mut latencies) = (0usize, Vec::new());
-            let started = Instant::now();
-            let mut bodies = backlog(
+            let bodies = backlog(
                 spend(&mut sims, drain),
                 args.drain_ops,
                 cairn_store::hub::PUSH_OPS_MAX,
                 false,
             );
-            while let Some((body, token)) = bodies.recv().await {
-                if started.elapsed() >= bound {
-                    break;
-                }
-                let (accepted, latency) = push(body, token).await?;
-                pushed += accepted;
-                latencies.push(latency);
-            }
-            drop(bodies);
+            let run = push_backlog(bodies, bound, push).await?;
             figures.push(Figure::new(
                 format!(
                     "drain after an outage, batches of {}",
                     cairn_store::hub::PUSH_OPS_MAX
                 ),
-                pushed,
-                started.elapsed(),
-                latencies,
+                run.pushed,
+                run.elapsed,
+                run.latencies,
             ));
         }
         anyhow::Ok((figures, (bytes_per_op, binary_bytes_per_op)))

@@ -129,8 +129,9 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
             "line {number}: ops of {:?} in a bundle of {node:?}",
             request.node
         );
+        let stream = request.stream.clone();
         let response = hub
-            .push(&request)
+            .push(request)
             .with_context(|| format!("line {number}"))?;
         for result in response.results {
             match result.status {
@@ -138,7 +139,7 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
                 "duplicate" => report.duplicate += 1,
                 _ => report.quarantined.push(format!(
                     "{} seq {}: {}",
-                    request.stream,
+                    stream,
                     result.seq.map_or("?".into(), |seq| seq.to_string()),
                     result.reason.unwrap_or_default()
                 )),

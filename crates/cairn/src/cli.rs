@@ -769,19 +769,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         } => {
             let scopes = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            let key: [u8; 32] = hex::decode(public_key)
-                .ok()
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| {
-                    Failure::invalid(
-                        None,
-                        &[Violation::new(
-                            "public-key",
-                            "format",
-                            "must be 64 hex characters",
-                        )],
-                    )
-                })?;
+            let key = parse_key(public_key, "public-key")?;
             let hub = open_hub(cli)?;
             hub.enroll(node, key, &scopes)
                 .map_err(|error| match error {
@@ -1090,27 +1078,25 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// An Ed25519 public key given as 64 hex characters in option `field`.
+fn parse_key(text: &str, field: &str) -> Result<[u8; 32], Failure> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            Failure::invalid(
+                None,
+                &[Violation::new(field, "format", "must be 64 hex characters")],
+            )
+        })
+}
+
 fn parse_hub_key(
     key: &Option<String>,
     origin: &Option<String>,
 ) -> Result<Option<(String, [u8; 32])>, Failure> {
     match (key, origin) {
-        (Some(key), Some(origin)) => {
-            let key: [u8; 32] = hex::decode(key)
-                .ok()
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| {
-                    Failure::invalid(
-                        None,
-                        &[Violation::new(
-                            "hub-key",
-                            "format",
-                            "must be 64 hex characters",
-                        )],
-                    )
-                })?;
-            Ok(Some((origin.clone(), key)))
-        }
+        (Some(key), Some(origin)) => Ok(Some((origin.clone(), parse_key(key, "hub-key")?))),
         _ => Ok(None),
     }
 }
