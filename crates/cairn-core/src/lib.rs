@@ -20,6 +20,7 @@ pub mod names;
 pub mod note;
 pub mod op;
 pub mod pack;
+pub mod provenance;
 pub mod push;
 pub mod snapshot;
 pub mod token;

@@ -428,6 +428,14 @@ impl Op {
         bytes
     }
 
+    /// The hashed part of an encoded op: every byte before the payload
+    /// length, the preimage of `op_hash`. It links the op into its chain
+    /// without revealing the payload (see [`OpHeader`]).
+    pub fn header_bytes(bytes: &[u8]) -> Result<&[u8], OpFault> {
+        let (_, header_end) = decode_structure(bytes).map_err(OpFault::Malformed)?;
+        Ok(&bytes[..header_end])
+    }
+
     /// `node:stream` of the author's stream.
     pub fn stream_key(&self) -> String {
         stream_key(&self.draft.node, &self.draft.stream)
@@ -436,6 +444,53 @@ impl Op {
     /// The id of the record an op creates: `node:stream:seq`.
     pub fn record_id(&self) -> String {
         format!("{}:{}:{}", self.draft.node, self.draft.stream, self.seq)
+    }
+}
+
+/// An op's header without its payload: enough to link the op into its
+/// stream's chain, and nothing of what it records beyond its header fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpHeader {
+    /// Author node.
+    pub node: String,
+    /// Author stream.
+    pub stream: String,
+    /// Position in the stream.
+    pub seq: u64,
+    /// `op_hash` of the previous op.
+    pub prev_hash: Hash,
+    /// SHA-256 of the header bytes: the op's `op_hash`.
+    pub op_hash: Hash,
+}
+
+impl OpHeader {
+    /// Decodes the bytes [`Op::header_bytes`] returns, as strictly as
+    /// [`Op::decode`] decodes a whole op, and hashes them.
+    pub fn decode(header: &[u8]) -> Result<OpHeader, DecodeError> {
+        let mut reader = Reader {
+            bytes: header,
+            offset: 0,
+        };
+        let (draft, seq, _payload_hash, prev_hash) = decode_header(&mut reader)?;
+        if reader.offset != header.len() {
+            return reader.fail(format!(
+                "{} bytes after the header",
+                header.len() - reader.offset
+            ));
+        }
+        if let Err(error) = draft.check_header() {
+            return Err(DecodeError {
+                offset: 0,
+                what: error.to_string(),
+            });
+        }
+        Ok(OpHeader {
+            node: draft.node,
+            stream: draft.stream,
+            seq,
+            prev_hash,
+            op_hash: Hash::of(header),
+        })
     }
 }
 
@@ -464,6 +519,38 @@ fn decode_structure(bytes: &[u8]) -> Result<(Op, usize), DecodeError> {
             bytes.len()
         ));
     }
+    let (mut draft, seq, payload_hash, prev_hash) = decode_header(&mut reader)?;
+    let header_end = reader.offset;
+    let payload_len = reader.u32()? as usize;
+    if payload_len > PAYLOAD_BYTES_MAX {
+        return reader.fail(format!(
+            "payload is {payload_len} bytes, at most {PAYLOAD_BYTES_MAX}"
+        ));
+    }
+    draft.payload = reader.take(payload_len)?.to_vec();
+    if reader.offset != bytes.len() {
+        return reader.fail(format!("{} trailing bytes", bytes.len() - reader.offset));
+    }
+    if let Err(error) = draft.check() {
+        return Err(DecodeError {
+            offset: 0,
+            what: error.to_string(),
+        });
+    }
+    let op = Op {
+        draft,
+        seq,
+        payload_hash,
+        prev_hash,
+        op_hash: Hash::ZERO,
+    };
+    Ok((op, header_end))
+}
+
+/// Reads the header, up to and including `prev_hash`: a draft with an empty
+/// payload, the seq, `payload_hash` and `prev_hash`. Field rules beyond
+/// structure are the caller's to check.
+fn decode_header(reader: &mut Reader<'_>) -> Result<(OpDraft, u64, Hash, Hash), DecodeError> {
     if reader.take(OP_TAG.len())? != OP_TAG {
         return Err(DecodeError {
             offset: 0,
@@ -524,17 +611,6 @@ fn decode_structure(bytes: &[u8]) -> Result<(Op, usize), DecodeError> {
     let reason = reader.str("reason", REASON_BYTES_MAX)?;
     let payload_hash = Hash(reader.array()?);
     let prev_hash = Hash(reader.array()?);
-    let header_end = reader.offset;
-    let payload_len = reader.u32()? as usize;
-    if payload_len > PAYLOAD_BYTES_MAX {
-        return reader.fail(format!(
-            "payload is {payload_len} bytes, at most {PAYLOAD_BYTES_MAX}"
-        ));
-    }
-    let payload = reader.take(payload_len)?.to_vec();
-    if reader.offset != bytes.len() {
-        return reader.fail(format!("{} trailing bytes", bytes.len() - reader.offset));
-    }
     if seq == 0 {
         return Err(DecodeError {
             offset: 0,
@@ -552,22 +628,9 @@ fn decode_structure(bytes: &[u8]) -> Result<(Op, usize), DecodeError> {
         base: VersionVector(base),
         ref_hash,
         reason,
-        payload,
+        payload: Vec::new(),
     };
-    if let Err(error) = draft.check() {
-        return Err(DecodeError {
-            offset: 0,
-            what: error.to_string(),
-        });
-    }
-    let op = Op {
-        draft,
-        seq,
-        payload_hash,
-        prev_hash,
-        op_hash: Hash::ZERO,
-    };
-    Ok((op, header_end))
+    Ok((draft, seq, payload_hash, prev_hash))
 }
 
 #[cfg(test)]

@@ -32,6 +32,35 @@ pub const PULL_OPS_MAX: usize = 1_000;
 /// cannot make one request walk the whole log).
 pub const PULL_SCAN_MAX: usize = 20_000;
 
+/// Most seqs one page's chain proofs may span (the ops and the headers
+/// between them and their checkpoints). Every accepted op is at most
+/// [`PUSH_OPS_MAX`] − 1 seqs below a checkpoint, so a page always fits at
+/// least one op.
+pub const CHAIN_SPAN_MAX: usize = 16_384;
+/// Version of the hub schema, kept in `meta`.
+const HUB_SCHEMA_VERSION: &str = "2";
+
+/// A checkpoint an origin node signed, with the headers that link the ops
+/// of a page to it (`cairn_core::provenance`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChainSegment {
+    /// Origin node.
+    pub node: String,
+    /// Its stream.
+    pub stream: String,
+    /// Seq of the checkpoint.
+    pub seq: u64,
+    /// `op_hash` at that seq, hex.
+    pub head: String,
+    /// The origin's Ed25519 signature, hex.
+    pub signature: String,
+    /// The key that signed it, hex.
+    pub public_key: String,
+    /// Headers (`Op::header_bytes`) of the ops between the page's ops and
+    /// the checkpoint that the page does not carry, base64, in seq order.
+    pub headers: Vec<String>,
+}
+
 /// One op handed to a pulling node, with its receipt.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PulledOp {
@@ -56,6 +85,9 @@ pub struct PullResponse {
     pub checkpoint: String,
     /// Public keys of the nodes whose ops are in the page, hex.
     pub nodes: BTreeMap<String, String>,
+    /// The origins' checkpoints and the headers that link every op of the
+    /// page to one of them.
+    pub chains: Vec<ChainSegment>,
     /// The scopes the node is granted now (a revoked label makes it purge).
     pub grants: BTreeMap<String, String>,
 }
@@ -82,6 +114,131 @@ pub struct Snapshot {
     pub manifest: String,
     /// The ops, in log order.
     pub ops: Vec<Vec<u8>>,
+    /// The origins' checkpoints and the headers that link the ops to them.
+    pub chains: Vec<ChainSegment>,
+}
+
+/// The chain proofs of a page or snapshot, planned op by op as the log is
+/// scanned: each op needs the seqs from itself up to the first checkpoint
+/// its origin signed at or above it.
+#[derive(Default)]
+struct ChainPlan {
+    streams: BTreeMap<i64, StreamPlan>,
+    /// Seqs spanned so far, over every stream.
+    span: usize,
+}
+
+#[derive(Default)]
+struct StreamPlan {
+    /// Seqs of the ops carried in full.
+    carried: std::collections::BTreeSet<u64>,
+    /// Checkpoint seqs used.
+    checkpoints: std::collections::BTreeSet<u64>,
+    /// Highest seq spanned so far (ops come in increasing seq per stream).
+    spanned_to: u64,
+    /// Spans `[from, to]`, ascending and disjoint.
+    spans: Vec<(u64, u64)>,
+}
+
+impl ChainPlan {
+    /// The checkpoint that covers op `seq` of `stream_id` and how many seqs
+    /// it adds to the span.
+    fn cost(
+        &self,
+        conn: &Connection,
+        stream_id: i64,
+        seq: u64,
+    ) -> Result<(u64, usize), StoreError> {
+        let plan = self.streams.get(&stream_id);
+        let cached = plan
+            .and_then(|plan| plan.checkpoints.last().copied())
+            .filter(|&checkpoint| checkpoint >= seq);
+        let checkpoint = match cached {
+            Some(checkpoint) => checkpoint,
+            None => conn
+                .prepare_cached(
+                    "SELECT seq FROM origin_checkpoints WHERE stream_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+                )?
+                .query_row(params![stream_id, seq as i64], |row| row.get::<_, i64>(0))
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::Damaged(format!(
+                        "no origin checkpoint covers seq {seq} of stream {stream_id}"
+                    ))
+                })? as u64,
+        };
+        let from = plan.map_or(seq, |plan| seq.max(plan.spanned_to + 1));
+        Ok((checkpoint, (checkpoint + 1).saturating_sub(from) as usize))
+    }
+
+    fn add(&mut self, stream_id: i64, seq: u64, checkpoint: u64, added: usize) {
+        let plan = self.streams.entry(stream_id).or_default();
+        plan.carried.insert(seq);
+        plan.checkpoints.insert(checkpoint);
+        match plan.spans.last_mut() {
+            Some(last) if seq <= last.1 + 1 => last.1 = last.1.max(checkpoint),
+            _ => plan.spans.push((seq, checkpoint)),
+        }
+        plan.spanned_to = plan.spanned_to.max(checkpoint);
+        self.span += added;
+    }
+
+    /// Reads the checkpoints and the headers of the seqs not carried.
+    fn finish(self, conn: &Connection) -> Result<Vec<ChainSegment>, StoreError> {
+        use base64::Engine;
+        let mut segments = Vec::new();
+        for (stream_id, plan) in self.streams {
+            let (node, stream): (String, String) = conn.query_row(
+                "SELECT node, stream FROM streams WHERE id = ?1",
+                [stream_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let mut headers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, op FROM log WHERE stream_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+            )?;
+            for &(from, to) in &plan.spans {
+                let mut rows = statement.query(params![stream_id, from as i64, to as i64])?;
+                while let Some(row) = rows.next()? {
+                    let seq = row.get::<_, i64>(0)? as u64;
+                    if plan.carried.contains(&seq) {
+                        continue;
+                    }
+                    let bytes: Vec<u8> = row.get(1)?;
+                    let header = cairn_core::op::Op::header_bytes(&bytes).map_err(|fault| {
+                        StoreError::Damaged(format!("{node}:{stream} seq {seq}: {fault}"))
+                    })?;
+                    // Each header goes with the first checkpoint at or above it.
+                    let checkpoint = plan.checkpoints.range(seq..).next().copied().unwrap_or(to);
+                    headers
+                        .entry(checkpoint)
+                        .or_default()
+                        .push(base64::engine::general_purpose::STANDARD.encode(header));
+                }
+            }
+            for checkpoint in plan.checkpoints {
+                let (signature, public_key, head): (Vec<u8>, Vec<u8>, Vec<u8>) = conn
+                    .prepare_cached(
+                        "SELECT c.signature, c.public_key, l.op_hash FROM origin_checkpoints c
+                         JOIN log l ON l.stream_id = c.stream_id AND l.seq = c.seq
+                         WHERE c.stream_id = ?1 AND c.seq = ?2",
+                    )?
+                    .query_row(params![stream_id, checkpoint as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?;
+                segments.push(ChainSegment {
+                    node: node.clone(),
+                    stream: stream.clone(),
+                    seq: checkpoint,
+                    head: hex::encode(head),
+                    signature: hex::encode(signature),
+                    public_key: hex::encode(public_key),
+                    headers: headers.remove(&checkpoint).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(segments)
+    }
 }
 
 /// The scope labels `node` is granted.
@@ -139,6 +296,13 @@ CREATE TABLE tree (
     idx   INTEGER NOT NULL,
     hash  BLOB NOT NULL,
     PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE origin_checkpoints (
+    stream_id  INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    signature  BLOB NOT NULL,
+    public_key BLOB NOT NULL,
+    PRIMARY KEY (stream_id, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE log_checkpoints (
     size       INTEGER PRIMARY KEY,
@@ -386,8 +550,8 @@ impl HubStore {
         let tx = conn.transaction()?;
         tx.execute_batch(HUB_DDL)?;
         tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', '1')",
-            [origin],
+            "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', ?2)",
+            [origin, HUB_SCHEMA_VERSION],
         )?;
         tx.commit()?;
         Ok(())
@@ -406,6 +570,17 @@ impl HubStore {
             )));
         }
         let mut conn = crate::schema::open(&hub_db_path(dir))?;
+        let version: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )?;
+        if version != HUB_SCHEMA_VERSION {
+            return Err(StoreError::Config(format!(
+                "{} holds hub schema {version}, this build reads {HUB_SCHEMA_VERSION}",
+                dir.display()
+            )));
+        }
         let origin: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |row| {
                 row.get(0)
@@ -563,6 +738,10 @@ impl HubStore {
         let leaf = log_size(tx)?;
         let reader = TreeReader::new(tx);
         append_leaf(tx, &reader, leaf, stream_id, &op, &bytes, now)?;
+        let checkpoint = self
+            .identity
+            .sign_checkpoint(AUDIT_STREAM, op.seq, op.op_hash);
+        keep_origin_checkpoint(tx, stream_id, &checkpoint, &self.identity.public_key())?;
         tx.execute(
             "UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3",
             params![head.seq as i64, head.hash.0.as_slice(), stream_id],
@@ -601,19 +780,27 @@ impl HubStore {
             ),
         };
         let mut statement = conn.prepare_cached(
-            "SELECT leaf, op, node, scope FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
+            "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
         )?;
         let mut rows = statement.query(params![from as i64, PULL_SCAN_MAX as i64])?;
         let (mut ops, mut next, mut origins) =
             (Vec::new(), from, std::collections::BTreeSet::new());
+        let mut chains = ChainPlan::default();
         let reader = TreeReader::new(&conn);
         while let Some(row) = rows.next()? {
             let leaf = row.get::<_, i64>(0)? as u64;
-            next = leaf + 1;
             let origin: String = row.get(2)?;
             if !visible(node, &grants, &origin, &row.get::<_, String>(3)?) {
+                next = leaf + 1;
                 continue;
             }
+            let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
+            let (checkpoint, span) = chains.cost(&conn, stream_id, seq)?;
+            if !ops.is_empty() && chains.span + span > CHAIN_SPAN_MAX {
+                break; // This op starts the next page.
+            }
+            chains.add(stream_id, seq, checkpoint, span);
+            next = leaf + 1;
             let bytes: Vec<u8> = row.get(1)?;
             // The log only holds verified ops; a stored op that no longer
             // decodes is damage, reported rather than handed out.
@@ -647,6 +834,7 @@ impl HubStore {
             more: next < size,
             checkpoint: note,
             nodes,
+            chains: chains.finish(&conn)?,
             grants,
         })
     }
@@ -658,22 +846,31 @@ impl HubStore {
     pub fn snapshot(&self, node: &str) -> Result<Snapshot, PushError> {
         let conn = self.lock()?;
         let grants = granted_scopes(&conn, node)?;
-        let mut statement =
-            conn.prepare_cached("SELECT leaf, op, node, scope FROM log ORDER BY leaf LIMIT ?1")?;
+        let mut statement = conn.prepare_cached(
+            "SELECT leaf, op, node, scope, stream_id, seq FROM log ORDER BY leaf LIMIT ?1",
+        )?;
         let mut rows = statement.query([SNAPSHOT_SCAN_MAX as i64])?;
         let (mut ops, mut next) = (Vec::new(), 0);
         let mut digest = SnapshotDigest::default();
+        let mut chains = ChainPlan::default();
         while let Some(row) = rows.next()? {
             let leaf = row.get::<_, i64>(0)? as u64;
-            next = leaf + 1;
             if !visible(
                 node,
                 &grants,
                 &row.get::<_, String>(2)?,
                 &row.get::<_, String>(3)?,
             ) {
+                next = leaf + 1;
                 continue;
             }
+            let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
+            let (checkpoint, span) = chains.cost(&conn, stream_id, seq)?;
+            if !ops.is_empty() && chains.span + span > SNAPSHOT_OPS_MAX + CHAIN_SPAN_MAX {
+                break; // The node pulls this op and the rest.
+            }
+            chains.add(stream_id, seq, checkpoint, span);
+            next = leaf + 1;
             let bytes: Vec<u8> = row.get(1)?;
             let op = cairn_core::op::Op::decode(&bytes)
                 .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
@@ -683,6 +880,9 @@ impl HubStore {
                 break;
             }
         }
+        drop(rows);
+        drop(statement);
+        let chains = chains.finish(&conn)?;
         let (count, digest) = digest.finish();
         let manifest = SnapshotManifest {
             origin: self.origin.clone(),
@@ -694,6 +894,7 @@ impl HubStore {
         Ok(Snapshot {
             manifest: manifest.sign(&self.identity),
             ops,
+            chains,
         })
     }
 
@@ -1074,6 +1275,26 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
 
 /// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
 /// the tree nodes it completes, remembering them in `reader`.
+/// Keeps the checkpoint that signs a stream's newly accepted ops: pulls
+/// hand it out so that nodes can check those ops against their origin.
+fn keep_origin_checkpoint(
+    tx: &Connection,
+    stream_id: i64,
+    checkpoint: &Checkpoint,
+    public_key: &[u8; 32],
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO origin_checkpoints (stream_id, seq, signature, public_key) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        stream_id,
+        checkpoint.seq as i64,
+        checkpoint.signature.as_slice(),
+        public_key.as_slice()
+    ])?;
+    Ok(())
+}
+
 fn append_leaf(
     tx: &Connection,
     reader: &TreeReader<'_>,
@@ -1274,6 +1495,11 @@ fn push_one(
             stream_id
         ],
     )?;
+    if !accepted_leaves.is_empty() {
+        // Accepted ops always end at the checkpoint's seq (it signs the
+        // batch's last op, and nothing is accepted when it does not verify).
+        keep_origin_checkpoint(tx, stream_id, &request.checkpoint, &public_key)?;
+    }
     // Accepted ops took contiguous leaves, appended under the lock.
     let begin = accepted_leaves
         .first()

@@ -744,7 +744,7 @@ async fn snapshot(
         .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
         .collect();
     Ok(axum::Json(
-        json!({"manifest": snapshot.manifest, "ops": ops}),
+        json!({"manifest": snapshot.manifest, "ops": ops, "chains": snapshot.chains}),
     ))
 }
 

@@ -1,11 +1,15 @@
 //! The edge's sync client: pushes unacknowledged ops to the hub, stream by
 //! stream (critical first), in batches that end at a signed checkpoint, and
-//! records the hub's watermark. Receipts are checked: every accepted op's
-//! inclusion proof must lead to the root of the log checkpoint the hub
-//! returned (and that checkpoint's signature, when the hub's key is known).
+//! records the hub's watermark. Receipts are checked: a push's accepted ops
+//! must lead, through one range proof, to the root of the log checkpoint the
+//! hub returned (and that checkpoint's signature, when the hub's key is
+//! known).
 //!
-//! This is the first slice of issue 3: pull, backoff, the circuit breaker
-//! and adaptive batches are still to come.
+//! Pulls are checked twice before anything is merged: each op's inclusion
+//! proof against the page's log checkpoint (the hub logged it), and its
+//! chain up to a checkpoint its origin node signed (the origin wrote it,
+//! `cairn_core::provenance`). [`run`] is the background loop with the
+//! health probe, backoff, circuit breaker and adaptive batches.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -324,10 +328,69 @@ pub struct PullReport {
     pub held: u64,
     /// Receipts whose inclusion proof verified.
     pub receipts_verified: u64,
+    /// Ops whose chain led to a checkpoint their origin signed.
+    pub origins_verified: u64,
+    /// Origin checkpoint signatures verified.
+    pub origin_checkpoints: u64,
     /// Scope labels the hub revoked since the last pull.
     pub purged_labels: Vec<String>,
     /// Records recomputed or removed by that purge.
     pub purged_records: u64,
+}
+
+/// Checks that `ops`, received from the hub, are what their origin nodes
+/// wrote: each is linked by its stream's chain (through the headers of the
+/// ops this node may not see) to a checkpoint its origin signed.
+fn check_origins(
+    ops: &[(cairn_core::op::Op, Vec<u8>)],
+    chains: &Value,
+    report: &mut PullReport,
+) -> anyhow::Result<()> {
+    let segments = chains.as_array().context("the answer has no chains")?;
+    let mut proofs = Vec::with_capacity(segments.len());
+    for (index, segment) in segments.iter().enumerate() {
+        let text = |field: &str| {
+            segment[field]
+                .as_str()
+                .with_context(|| format!("chains[{index}].{field} must be a string"))
+        };
+        let bytes = |field: &str, len: usize| -> anyhow::Result<Vec<u8>> {
+            hex::decode(text(field)?)
+                .ok()
+                .filter(|bytes| bytes.len() == len)
+                .with_context(|| format!("chains[{index}].{field} must be {len} bytes of hex"))
+        };
+        let headers = segment["headers"]
+            .as_array()
+            .with_context(|| format!("chains[{index}].headers must be an array"))?
+            .iter()
+            .map(|header| {
+                header
+                    .as_str()
+                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                    .with_context(|| format!("chains[{index}].headers: each must be base64"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        proofs.push(cairn_core::provenance::ChainProof {
+            checkpoint: cairn_core::identity::Checkpoint {
+                node: text("node")?.to_string(),
+                stream: text("stream")?.to_string(),
+                seq: segment["seq"]
+                    .as_u64()
+                    .with_context(|| format!("chains[{index}].seq must be an integer"))?,
+                head: Hash::from_slice(&bytes("head", 32)?).expect("32 bytes"),
+                signature: bytes("signature", 64)?.try_into().expect("64 bytes"),
+            },
+            public_key: bytes("public_key", 32)?.try_into().expect("32 bytes"),
+            headers,
+        });
+    }
+    let ops: Vec<&cairn_core::op::Op> = ops.iter().map(|(op, _)| op).collect();
+    let proven = cairn_core::provenance::verify(&ops, &proofs)
+        .context("a pulled op is not what its origin node signed")?;
+    report.origins_verified += proven.ops as u64;
+    report.origin_checkpoints += proven.checkpoints as u64;
+    Ok(())
 }
 
 /// Compares the hub's grants with the last ones seen: labels no longer
@@ -418,6 +481,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
             report.receipts_verified += 1;
             verified.push((op, bytes));
         }
+        check_origins(&verified, &page["chains"], &mut report)?;
         let received = verified.len() as u64;
         let applied = store.apply_pulled_async(verified).await?;
         report.applied += applied.len() as u64;
@@ -478,6 +542,7 @@ async fn bootstrap(
     let (manifest, ops) =
         cairn_core::snapshot::verify(manifest, encoded, &store.settings().node, origin, &key)
             .context("the hub's snapshot does not verify")?;
+    check_origins(&ops, &answer["chains"], report)?;
     let received = ops.len() as u64;
     let applied = store.apply_pulled_async(ops).await?.len() as u64;
     report.snapshot_ops = received;

@@ -45,9 +45,35 @@ fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
         &till_a,
         json!({"ndc": "00002-1433-80", "quantity": 100, "description": "insulin pens"}),
     );
+    // Last in till-a's push, a record of another pharmacy, which till-b
+    // may not see: till-b proves the op it pulls against till-a's signed
+    // checkpoint through this one's header, never receiving its payload.
+    ok(&cairn(
+        &till_a,
+        &[
+            "--json",
+            "record",
+            "add",
+            "inventory",
+            &json!({"ndc": "00169-7501-11", "quantity": 7}).to_string(),
+            "--key",
+            "00169-7501-11",
+            "--scope",
+            "pharmacy=elm-st",
+        ],
+    ));
     sync(&till_a, &hub);
     let pulled = sync(&till_b, &hub);
     assert_eq!(pulled["pulled"]["applied"], 1, "{pulled}");
+    assert_eq!(pulled["pulled"]["origins_verified"], 1, "{pulled}");
+    assert_eq!(pulled["pulled"]["origin_checkpoints"], 1, "{pulled}");
+    assert_eq!(
+        cairn(&till_b, &["record", "get", "inventory", "00169-7501-11"])
+            .status
+            .code(),
+        Some(6),
+        "the other pharmacy's record stays out"
+    );
 
     // Offline on both tills: two sales and two different descriptions.
     put(
@@ -206,6 +232,7 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
     let first = ok(&cairn(&till_z, &["--json", "sync"]));
     assert_eq!(first["pulled"]["snapshot_ops"], 30, "{first}");
     assert_eq!(first["pulled"]["applied"], 30, "{first}");
+    assert_eq!(first["pulled"]["origins_verified"], 30, "{first}");
     assert_eq!(
         first["pulled"]["receipts_verified"], 0,
         "a snapshot needs no proof per op: {first}"
@@ -225,6 +252,7 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
     assert_eq!(second["pulled"]["snapshot_ops"], 0, "{second}");
     assert_eq!(second["pulled"]["applied"], 1, "{second}");
     assert_eq!(second["pulled"]["receipts_verified"], 1, "{second}");
+    assert_eq!(second["pulled"]["origins_verified"], 1, "{second}");
     assert_eq!(list(&till_a), list(&till_z));
     assert_eq!(ok(&cairn(&till_z, &["--json", "verify"]))["intact"], true);
 
@@ -250,4 +278,102 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
         "{}",
         unknown.1
     );
+}
+
+/// A hub that rewrites an op it holds, then rebuilds its Merkle tree and
+/// signs a fresh log checkpoint over it, hands out a page whose receipts
+/// all verify. The pulling node still refuses it: the op no longer chains
+/// to the checkpoint its origin signed. Nothing of the page is merged.
+#[test]
+fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
+    let till_b = enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
+    let hub = Edge::start_hub(&hub_dir);
+    for n in 0..3 {
+        let ndc = format!("00002-1433-{n:02}");
+        ok(&cairn(
+            &till_a,
+            &[
+                "--json",
+                "record",
+                "add",
+                "inventory",
+                &json!({"ndc": ndc, "quantity": 10}).to_string(),
+                "--key",
+                &ndc,
+            ],
+        ));
+    }
+    sync(&till_a, &hub);
+    hub.kill();
+
+    // The hub's operator (or an intruder with its key) turns 10 into 99.
+    let conn = rusqlite::Connection::open(hub_dir.join("hub.db")).unwrap();
+    let (leaf, bytes): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT leaf, op FROM log WHERE node = 'till-a' AND seq = 2",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let op = cairn_core::op::Op::decode(&bytes).unwrap();
+    let mut draft = op.draft.clone();
+    let mut payload: serde_json::Value = serde_json::from_slice(&draft.payload).unwrap();
+    payload["quantity"] = json!(99);
+    draft.payload = cairn_core::canonical::to_canonical_bytes(&payload).unwrap();
+    let (forged, forged_bytes) = draft.seal(op.seq, op.prev_hash);
+    conn.execute(
+        "UPDATE log SET op = ?1, op_hash = ?2 WHERE leaf = ?3",
+        rusqlite::params![forged_bytes, forged.op_hash.0.as_slice(), leaf],
+    )
+    .unwrap();
+    // A consistent tree over the forged log, and no old checkpoint left.
+    let hashes: Vec<Vec<u8>> = conn
+        .prepare("SELECT op_hash FROM log ORDER BY leaf")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut tree = std::collections::HashMap::new();
+    for (index, hash) in hashes.iter().enumerate() {
+        let leaf_hash = cairn_core::merkle::leaf_hash(hash);
+        let nodes = cairn_core::merkle::append_nodes(index as u64, leaf_hash, |level, at| {
+            tree.get(&(level, at)).copied()
+        })
+        .unwrap();
+        for (level, at, node) in nodes {
+            tree.insert((level, at), node);
+        }
+    }
+    conn.execute_batch("DELETE FROM tree; DELETE FROM log_checkpoints;")
+        .unwrap();
+    for ((level, at), node) in &tree {
+        conn.execute(
+            "INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)",
+            rusqlite::params![level, *at as i64, node.0.as_slice()],
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    let hub = Edge::start_hub(&hub_dir);
+    let refused = cairn(&till_b, &["--json", "sync", "--hub", &hub.url]);
+    let said = String::from_utf8_lossy(&refused.stderr).to_string()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert_ne!(refused.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("not what its origin node signed") && said.contains("till-a:standard"),
+        "the refusal names the origin check and the stream: {said}"
+    );
+    assert!(!said.contains("receipt"), "the receipts did verify: {said}");
+    let listed = ok(&cairn(&till_b, &["--json", "record", "list", "inventory"]));
+    assert_eq!(listed["records"], json!([]), "nothing merged: {listed}");
+    hub.kill();
 }

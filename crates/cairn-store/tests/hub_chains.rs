@@ -1,0 +1,168 @@
+//! Chain proofs in pulls and snapshots: every op handed to a node comes with
+//! its origin's signed checkpoint and the headers (never the payloads) of
+//! the ops between, and a page stops before its proofs grow past
+//! `CHAIN_SPAN_MAX` seqs.
+
+use base64::Engine;
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::identity::{Checkpoint, NodeIdentity};
+use cairn_core::op::{Action, Op, OpDraft};
+use cairn_core::provenance::{self, ChainProof, Proven};
+use cairn_store::hub::{
+    CHAIN_SPAN_MAX, ChainSegment, HubStore, PUSH_OPS_MAX, PullResponse, PushRequest,
+};
+
+/// A push of `count` ops; only the first is in scope `site=x`, the others
+/// are in `site=y`.
+fn push(identity: &NodeIdentity, head: &mut StreamHead, count: usize) -> PushRequest {
+    let ops = (0..count)
+        .map(|n| {
+            let site = if n == 0 { "x" } else { "y" };
+            head.append(OpDraft {
+                node: identity.node.clone(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1_700_000_000_000,
+                    counter: n as u32,
+                },
+                collection: "notes".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("site".to_string(), site.to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: format!("{{\"secret\":{n}}}").into_bytes(),
+            })
+            .1
+        })
+        .collect();
+    PushRequest {
+        decoded: None,
+        node: identity.node.clone(),
+        stream: "standard".into(),
+        ops,
+        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+    }
+}
+
+fn decoded(page: &PullResponse) -> Vec<Op> {
+    page.ops
+        .iter()
+        .map(|item| {
+            Op::decode(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(&item.op)
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn proofs(chains: &[ChainSegment]) -> Vec<ChainProof> {
+    let unhex = |text: &str| hex::decode(text).unwrap();
+    chains
+        .iter()
+        .map(|segment| ChainProof {
+            checkpoint: Checkpoint {
+                node: segment.node.clone(),
+                stream: segment.stream.clone(),
+                seq: segment.seq,
+                head: Hash::from_slice(&unhex(&segment.head)).unwrap(),
+                signature: unhex(&segment.signature).try_into().unwrap(),
+            },
+            public_key: unhex(&segment.public_key).try_into().unwrap(),
+            headers: segment
+                .headers
+                .iter()
+                .map(|header| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(header)
+                        .unwrap()
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let author = NodeIdentity::from_seed("author", [1; 32]);
+    let reader = NodeIdentity::from_seed("reader", [2; 32]);
+    let both = [("site".to_string(), "x".to_string())].into();
+    hub.enroll("author", author.public_key(), &Default::default())
+        .unwrap();
+    hub.enroll("reader", reader.public_key(), &both).unwrap();
+    // Five full pushes: the reader may see one op in each, 8,191 seqs below
+    // the checkpoint that ends the push.
+    let mut head = StreamHead::EMPTY;
+    for _ in 0..5 {
+        let answer = hub.push(push(&author, &mut head, PUSH_OPS_MAX)).unwrap();
+        assert!(
+            answer
+                .results
+                .iter()
+                .all(|result| result.status == "accepted")
+        );
+    }
+    let fits = CHAIN_SPAN_MAX / PUSH_OPS_MAX;
+    assert!(fits < 5, "the test needs more pushes than a page spans");
+
+    let first = hub.pull("reader", 0, 1_000).unwrap();
+    let proofs_of_first = proofs(&first.chains);
+    let (mut page, mut sizes) = (first.clone(), Vec::new());
+    loop {
+        let ops = decoded(&page);
+        assert_eq!(
+            provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&page.chains)).unwrap(),
+            Proven {
+                ops: ops.len(),
+                checkpoints: ops.len(),
+                headers: ops.len() * (PUSH_OPS_MAX - 1),
+            }
+        );
+        // Headers carry no payload: no `secret` of the scope the reader lacks.
+        for segment in &page.chains {
+            for header in &segment.headers {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(header)
+                    .unwrap();
+                assert!(!bytes.windows(6).any(|window| window == b"secret"));
+            }
+        }
+        sizes.push(ops.len());
+        if !page.more {
+            break;
+        }
+        // The next page starts at the op this one left out.
+        page = hub.pull("reader", page.next, 1_000).unwrap();
+    }
+    assert_eq!(
+        sizes,
+        [fits, fits, 5 - 2 * fits],
+        "each page stops before its proofs outgrow the bound"
+    );
+
+    // A snapshot spans more: all five, each proven.
+    let snapshot = hub.snapshot("reader").unwrap();
+    let ops: Vec<Op> = snapshot
+        .ops
+        .iter()
+        .map(|bytes| Op::decode(bytes).unwrap())
+        .collect();
+    assert_eq!(ops.len(), 5);
+    let proven =
+        provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&snapshot.chains)).unwrap();
+    assert_eq!(proven.checkpoints, 5);
+
+    // A page whose proofs were cut short proves nothing.
+    let mut short = proofs_of_first.clone();
+    short[0].headers.pop();
+    let ops = decoded(&first);
+    assert!(provenance::verify(&ops.iter().collect::<Vec<_>>(), &short).is_err());
+}
