@@ -86,8 +86,11 @@ pub struct PullResponse {
     /// Public keys of the nodes whose ops are in the page, hex.
     pub nodes: BTreeMap<String, String>,
     /// The origins' checkpoints and the headers that link every op of the
-    /// page to one of them.
+    /// page (and of `enrollments`) to one of them.
     pub chains: Vec<ChainSegment>,
+    /// The hub's acts (`hub:audit` ops, base64) that enrolled the keys
+    /// that signed those checkpoints.
+    pub enrollments: Vec<String>,
     /// The scopes the node is granted now (a revoked label makes it purge).
     pub grants: BTreeMap<String, String>,
 }
@@ -114,8 +117,11 @@ pub struct Snapshot {
     pub manifest: String,
     /// The ops, in log order.
     pub ops: Vec<Vec<u8>>,
-    /// The origins' checkpoints and the headers that link the ops to them.
+    /// The origins' checkpoints and the headers that link the ops (and
+    /// `enrollments`) to them.
     pub chains: Vec<ChainSegment>,
+    /// The `hub:audit` ops that enrolled the keys that signed `chains`.
+    pub enrollments: Vec<Vec<u8>>,
 }
 
 /// The chain proofs of a page or snapshot, planned op by op as the log is
@@ -181,6 +187,54 @@ impl ChainPlan {
         }
         plan.spanned_to = plan.spanned_to.max(checkpoint);
         self.span += added;
+    }
+
+    /// Adds the `hub:audit` acts that enrolled the keys of the planned
+    /// checkpoints, and returns them encoded: the receiver checks each key
+    /// against the act, and the act against the hub's own key.
+    fn add_enrollments(&mut self, conn: &Connection) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut wanted = std::collections::BTreeSet::new();
+        for (&stream_id, plan) in &self.streams {
+            for &checkpoint in &plan.checkpoints {
+                let (node, public_key): (String, Vec<u8>) = conn
+                    .prepare_cached(
+                        "SELECT s.node, c.public_key FROM origin_checkpoints c
+                         JOIN streams s ON s.id = c.stream_id
+                         WHERE c.stream_id = ?1 AND c.seq = ?2",
+                    )?
+                    .query_row(params![stream_id, checkpoint as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+                if node == HUB_NODE {
+                    continue;
+                }
+                let seq: i64 = conn
+                    .prepare_cached(
+                        "SELECT audit_seq FROM node_keys WHERE node = ?1 AND public_key = ?2",
+                    )?
+                    .query_row(params![node, public_key], |row| row.get(0))
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::Damaged(format!("no enrollment of {node}'s signing key"))
+                    })?;
+                wanted.insert(seq as u64);
+            }
+        }
+        let mut ops = Vec::with_capacity(wanted.len());
+        for seq in wanted {
+            let (stream_id, bytes): (i64, Vec<u8>) = conn
+                .prepare_cached(
+                    "SELECT l.stream_id, l.op FROM log l JOIN streams s ON s.id = l.stream_id
+                     WHERE s.node = ?1 AND s.stream = ?2 AND l.seq = ?3",
+                )?
+                .query_row(params![HUB_NODE, AUDIT_STREAM, seq as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            let (checkpoint, span) = self.cost(conn, stream_id, seq)?;
+            self.add(stream_id, seq, checkpoint, span);
+            ops.push(bytes);
+        }
+        Ok(ops)
     }
 
     /// Reads the checkpoints and the headers of the seqs not carried.
@@ -296,6 +350,12 @@ CREATE TABLE tree (
     idx   INTEGER NOT NULL,
     hash  BLOB NOT NULL,
     PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE node_keys (
+    node       TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    audit_seq  INTEGER NOT NULL,
+    PRIMARY KEY (node, public_key)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE origin_checkpoints (
     stream_id  INTEGER NOT NULL,
@@ -640,10 +700,11 @@ impl HubStore {
              ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
             params![node, public_key.as_slice(), scopes_text, now_ms() as i64],
         )?;
-        self.audit(
+        let seq = self.audit(
             &tx,
             serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": scopes}),
         )?;
+        keep_node_key(&tx, node, &public_key, seq)?;
         tx.commit()?;
         Ok(())
     }
@@ -689,7 +750,9 @@ impl HubStore {
     /// enrollments and revocations become as tamper-evident as the nodes'
     /// records. The ops carry the scope `hub=audit`, which nodes are not
     /// granted, so they are not handed out by pulls.
-    fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<(), StoreError> {
+    ///
+    /// Returns the act's seq in `hub:audit`.
+    fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<u64, StoreError> {
         let now = now_ms();
         let stream: Option<(i64, i64, Vec<u8>)> = tx
             .query_row(
@@ -747,7 +810,7 @@ impl HubStore {
             params![head.seq as i64, head.hash.0.as_slice(), stream_id],
         )?;
         self.sign_log(tx, &reader, leaf + 1, now)?;
-        Ok(())
+        Ok(op.seq)
     }
 
     /// Ops visible to `node` from leaf `from` on: in its granted scopes and
@@ -828,6 +891,11 @@ impl HubStore {
             )?;
             nodes.insert(origin, hex::encode(key));
         }
+        let enrollments = chains
+            .add_enrollments(&conn)?
+            .iter()
+            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+            .collect();
         Ok(PullResponse {
             ops,
             next,
@@ -835,6 +903,7 @@ impl HubStore {
             checkpoint: note,
             nodes,
             chains: chains.finish(&conn)?,
+            enrollments,
             grants,
         })
     }
@@ -882,6 +951,7 @@ impl HubStore {
         }
         drop(rows);
         drop(statement);
+        let enrollments = chains.add_enrollments(&conn)?;
         let chains = chains.finish(&conn)?;
         let (count, digest) = digest.finish();
         let manifest = SnapshotManifest {
@@ -895,6 +965,7 @@ impl HubStore {
             manifest: manifest.sign(&self.identity),
             ops,
             chains,
+            enrollments,
         })
     }
 
@@ -1080,10 +1151,11 @@ impl HubStore {
         .map_err(StoreError::from)?;
         let granted: serde_json::Value = serde_json::from_str(&scopes)
             .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
-        self.audit(
+        let seq = self.audit(
             &tx,
             serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": granted, "by": "one-time token"}),
         )?;
+        keep_node_key(&tx, node, &public_key, seq)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(())
     }
@@ -1275,6 +1347,23 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
 
 /// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
 /// the tree nodes it completes, remembering them in `reader`.
+/// Remembers which act of `hub:audit` enrolled `node` with `public_key`:
+/// pulls hand that op out beside every checkpoint the key signed, so that
+/// nodes only trust keys the hub logged.
+fn keep_node_key(
+    tx: &Connection,
+    node: &str,
+    public_key: &[u8; 32],
+    audit_seq: u64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO node_keys (node, public_key, audit_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (node, public_key) DO UPDATE SET audit_seq = ?3",
+        params![node, public_key.as_slice(), audit_seq as i64],
+    )?;
+    Ok(())
+}
+
 /// Keeps the checkpoint that signs a stream's newly accepted ops: pulls
 /// hand it out so that nodes can check those ops against their origin.
 fn keep_origin_checkpoint(

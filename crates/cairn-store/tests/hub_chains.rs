@@ -47,17 +47,20 @@ fn push(identity: &NodeIdentity, head: &mut StreamHead, count: usize) -> PushReq
     }
 }
 
+/// The page's ops, then the hub's acts that enrolled their signing keys.
 fn decoded(page: &PullResponse) -> Vec<Op> {
+    let decode = |text: &String| {
+        Op::decode(
+            &base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap(),
+        )
+        .unwrap()
+    };
     page.ops
         .iter()
-        .map(|item| {
-            Op::decode(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(&item.op)
-                    .unwrap(),
-            )
-            .unwrap()
-        })
+        .map(|item| decode(&item.op))
+        .chain(page.enrollments.iter().map(decode))
         .collect()
 }
 
@@ -118,12 +121,19 @@ fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
     let (mut page, mut sizes) = (first.clone(), Vec::new());
     loop {
         let ops = decoded(&page);
+        // One act: the author's enrollment, under the hub's own checkpoint.
+        assert_eq!(page.enrollments.len(), 1);
+        let act: serde_json::Value =
+            serde_json::from_slice(&ops.last().unwrap().draft.payload).unwrap();
+        assert_eq!(act["action"], "enroll");
+        assert_eq!(act["public_key"], hex::encode(author.public_key()));
+        let carried = page.ops.len();
         assert_eq!(
             provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&page.chains)).unwrap(),
             Proven {
-                ops: ops.len(),
-                checkpoints: ops.len(),
-                headers: ops.len() * (PUSH_OPS_MAX - 1),
+                ops: carried + 1,
+                checkpoints: carried + 1,
+                headers: carried * (PUSH_OPS_MAX - 1),
             }
         );
         // Headers carry no payload: no `secret` of the scope the reader lacks.
@@ -135,7 +145,7 @@ fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
                 assert!(!bytes.windows(6).any(|window| window == b"secret"));
             }
         }
-        sizes.push(ops.len());
+        sizes.push(carried);
         if !page.more {
             break;
         }
@@ -153,16 +163,77 @@ fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
     let ops: Vec<Op> = snapshot
         .ops
         .iter()
+        .chain(&snapshot.enrollments)
         .map(|bytes| Op::decode(bytes).unwrap())
         .collect();
-    assert_eq!(ops.len(), 5);
+    assert_eq!(snapshot.ops.len(), 5);
     let proven =
         provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&snapshot.chains)).unwrap();
-    assert_eq!(proven.checkpoints, 5);
+    assert_eq!(
+        proven.checkpoints,
+        5 + 1,
+        "five of the author's, one of the hub's"
+    );
 
     // A page whose proofs were cut short proves nothing.
     let mut short = proofs_of_first.clone();
-    short[0].headers.pop();
+    let author_segment = short
+        .iter_mut()
+        .find(|proof| proof.checkpoint.node == "author")
+        .unwrap();
+    assert!(author_segment.headers.pop().is_some());
     let ops = decoded(&first);
     assert!(provenance::verify(&ops.iter().collect::<Vec<_>>(), &short).is_err());
+}
+
+/// A node re-enrolled with a new key keeps its stream: ops signed before
+/// come with the old key and the act that enrolled it, ops signed after with
+/// the new one and its act.
+#[test]
+fn a_rekeyed_node_s_ops_come_with_the_act_that_enrolled_each_key() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let (old, new) = (
+        NodeIdentity::from_seed("author", [1; 32]),
+        NodeIdentity::from_seed("author", [4; 32]),
+    );
+    let reader = NodeIdentity::from_seed("reader", [2; 32]);
+    let granted = [("site".to_string(), "x".to_string())].into();
+    hub.enroll("author", old.public_key(), &Default::default())
+        .unwrap();
+    hub.enroll("reader", reader.public_key(), &granted).unwrap();
+    let mut head = StreamHead::EMPTY;
+    hub.push(push(&old, &mut head, 1)).unwrap();
+    hub.enroll("author", new.public_key(), &Default::default())
+        .unwrap();
+    hub.push(push(&new, &mut head, 1)).unwrap();
+
+    let page = hub.pull("reader", 0, 1_000).unwrap();
+    assert_eq!(page.ops.len(), 2);
+    let ops = decoded(&page);
+    provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&page.chains)).unwrap();
+    let acts: Vec<serde_json::Value> = ops[2..]
+        .iter()
+        .map(|act| serde_json::from_slice(&act.draft.payload).unwrap())
+        .collect();
+    for segment in page
+        .chains
+        .iter()
+        .filter(|segment| segment.node == "author")
+    {
+        assert!(
+            acts.iter()
+                .any(|act| act["public_key"] == segment.public_key.as_str()),
+            "no act enrolls the key of checkpoint {}",
+            segment.seq
+        );
+    }
+    let keys: std::collections::BTreeSet<&str> = page
+        .chains
+        .iter()
+        .filter(|s| s.node == "author")
+        .map(|s| s.public_key.as_str())
+        .collect();
+    assert_eq!(keys.len(), 2, "each checkpoint with the key that signed it");
 }

@@ -743,9 +743,16 @@ async fn snapshot(
         .iter()
         .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
         .collect();
-    Ok(axum::Json(
-        json!({"manifest": snapshot.manifest, "ops": ops, "chains": snapshot.chains}),
-    ))
+    Ok(axum::Json(json!({
+        "manifest": snapshot.manifest,
+        "ops": ops,
+        "chains": snapshot.chains,
+        "enrollments": snapshot
+            .enrollments
+            .iter()
+            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+            .collect::<Vec<_>>(),
+    })))
 }
 
 #[cfg(test)]

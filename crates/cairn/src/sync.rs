@@ -340,13 +340,33 @@ pub struct PullReport {
 
 /// Checks that `ops`, received from the hub, are what their origin nodes
 /// wrote: each is linked by its stream's chain (through the headers of the
-/// ops this node may not see) to a checkpoint its origin signed.
+/// ops this node may not see) to a checkpoint its origin signed. With the
+/// hub's key known, each signing key must also be one the hub enrolled in
+/// its own signed stream (`hub:audit`), whose acts come with the answer: a
+/// hub cannot vouch for a key without logging it.
 fn check_origins(
     ops: &[(cairn_core::op::Op, Vec<u8>)],
-    chains: &Value,
+    answer: &Value,
+    hub_key: Option<[u8; 32]>,
     report: &mut PullReport,
 ) -> anyhow::Result<()> {
-    let segments = chains.as_array().context("the answer has no chains")?;
+    let segments = answer["chains"]
+        .as_array()
+        .context("the answer has no chains")?;
+    let enrollments = answer["enrollments"]
+        .as_array()
+        .context("the answer has no enrollments")?
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let bytes = item
+                .as_str()
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                .with_context(|| format!("enrollments[{index}] must be base64"))?;
+            cairn_core::op::Op::decode(&bytes)
+                .map_err(|fault| anyhow::anyhow!("enrollments[{index}]: {fault}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut proofs = Vec::with_capacity(segments.len());
     for (index, segment) in segments.iter().enumerate() {
         let text = |field: &str| {
@@ -385,12 +405,42 @@ fn check_origins(
             headers,
         });
     }
-    let ops: Vec<&cairn_core::op::Op> = ops.iter().map(|(op, _)| op).collect();
-    let proven = cairn_core::provenance::verify(&ops, &proofs)
+    let mut all: Vec<&cairn_core::op::Op> = ops.iter().map(|(op, _)| op).collect();
+    all.extend(&enrollments);
+    let proven = cairn_core::provenance::verify(&all, &proofs)
         .context("a pulled op is not what its origin node signed")?;
-    report.origins_verified += proven.ops as u64;
+    if let Some(hub_key) = hub_key {
+        for proof in &proofs {
+            let node = &proof.checkpoint.node;
+            let logged = if node == cairn_store::hub::HUB_NODE {
+                proof.public_key == hub_key
+            } else {
+                enrollments
+                    .iter()
+                    .any(|act| enrolls(act, node, &proof.public_key))
+            };
+            anyhow::ensure!(
+                logged,
+                "the key that signed {node}:{} seq {} is not one the hub enrolled",
+                proof.checkpoint.stream,
+                proof.checkpoint.seq
+            );
+        }
+    }
+    report.origins_verified += ops.len() as u64;
     report.origin_checkpoints += proven.checkpoints as u64;
     Ok(())
+}
+
+/// True when `act` is the hub's act enrolling `node` with `public_key`.
+fn enrolls(act: &cairn_core::op::Op, node: &str, public_key: &[u8; 32]) -> bool {
+    let record: Value = serde_json::from_slice(&act.draft.payload).unwrap_or_default();
+    act.draft.node == cairn_store::hub::HUB_NODE
+        && act.draft.stream == cairn_store::hub::AUDIT_STREAM
+        && act.draft.collection == cairn_store::hub::AUDIT_COLLECTION
+        && record["action"] == "enroll"
+        && record["node"] == node
+        && record["public_key"] == hex::encode(public_key)
 }
 
 /// Compares the hub's grants with the last ones seen: labels no longer
@@ -481,7 +531,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
             report.receipts_verified += 1;
             verified.push((op, bytes));
         }
-        check_origins(&verified, &page["chains"], &mut report)?;
+        check_origins(&verified, &page, hub_key.map(|(_, key)| key), &mut report)?;
         let received = verified.len() as u64;
         let applied = store.apply_pulled_async(verified).await?;
         report.applied += applied.len() as u64;
@@ -542,7 +592,7 @@ async fn bootstrap(
     let (manifest, ops) =
         cairn_core::snapshot::verify(manifest, encoded, &store.settings().node, origin, &key)
             .context("the hub's snapshot does not verify")?;
-    check_origins(&ops, &answer["chains"], report)?;
+    check_origins(&ops, &answer, Some(key), report)?;
     let received = ops.len() as u64;
     let applied = store.apply_pulled_async(ops).await?.len() as u64;
     report.snapshot_ops = received;
@@ -727,6 +777,117 @@ mod tests {
                 .1
             })
             .collect()
+    }
+
+    /// A segment as the hub sends it.
+    fn segment(checkpoint: &cairn_core::identity::Checkpoint, key: [u8; 32]) -> Value {
+        json!({
+            "node": checkpoint.node,
+            "stream": checkpoint.stream,
+            "seq": checkpoint.seq,
+            "head": checkpoint.head.to_hex(),
+            "signature": hex::encode(checkpoint.signature),
+            "public_key": hex::encode(key),
+            "headers": [],
+        })
+    }
+
+    #[test]
+    fn pulled_ops_need_their_origin_chain_and_a_key_the_hub_enrolled() {
+        let author = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
+        let hub = cairn_core::identity::NodeIdentity::from_seed("hub", [2; 32]);
+        let rogue = cairn_core::identity::NodeIdentity::from_seed("hub", [3; 32]);
+        let pulled: Vec<(cairn_core::op::Op, Vec<u8>)> = ops(3)
+            .into_iter()
+            .map(|bytes| (cairn_core::op::Op::decode(&bytes).unwrap(), bytes))
+            .collect();
+        let head = pulled[2].0.op_hash;
+        let signed = author.sign_checkpoint("standard", 3, head);
+        let act = |key: [u8; 32]| {
+            let mut head = StreamHead::EMPTY;
+            head.append(OpDraft {
+                node: "hub".into(),
+                stream: "audit".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1,
+                    counter: 0,
+                },
+                collection: "hub_audit".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("hub".to_string(), "audit".to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: cairn_core::canonical::to_canonical_bytes(
+                    &json!({"action": "enroll", "node": "a", "public_key": hex::encode(key)}),
+                )
+                .unwrap(),
+            })
+        };
+        let (enrolled, enrolled_bytes) = act(author.public_key());
+        let answer = |act: &(cairn_core::op::Op, Vec<u8>),
+                      signer: &cairn_core::identity::NodeIdentity| {
+            let by_hub = signer.sign_checkpoint("audit", 1, act.0.op_hash);
+            json!({
+                "chains": [segment(&signed, author.public_key()), segment(&by_hub, signer.public_key())],
+                "enrollments": [base64::engine::general_purpose::STANDARD.encode(&act.1)],
+            })
+        };
+        let check = |answer: &Value, hub_key: Option<[u8; 32]>| {
+            let mut report = PullReport::default();
+            check_origins(&pulled, answer, hub_key, &mut report).map(|()| report)
+        };
+        let good = answer(&(enrolled.clone(), enrolled_bytes.clone()), &hub);
+        let report = check(&good, Some(hub.public_key())).unwrap();
+        assert_eq!((report.origins_verified, report.origin_checkpoints), (3, 2));
+
+        // The act enrolled another key: the author's key is not vouched for.
+        let other = act([9; 32]);
+        let error = check(&answer(&other, &hub), Some(hub.public_key())).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("a:standard seq 3 is not one the hub enrolled"),
+            "{error:#}"
+        );
+        // The act is signed by a key that is not the hub's.
+        let error = check(
+            &answer(&(enrolled, enrolled_bytes), &rogue),
+            Some(hub.public_key()),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("hub:audit seq 1 is not one the hub enrolled"),
+            "{error:#}"
+        );
+        // Without the hub's key, only the chains can be checked.
+        assert!(check(&answer(&other, &hub), None).is_ok());
+
+        // A missing op of the chain, and malformed answers, each named.
+        let mut short = good.clone();
+        short["chains"][0]["seq"] = json!(2);
+        assert!(check(&short, None).is_err());
+        for (edit, expected) in [
+            (json!({"enrollments": []}), "the answer has no chains"),
+            (
+                json!({"chains": [{"node": "a"}], "enrollments": []}),
+                "chains[0].headers must be an array",
+            ),
+            (
+                json!({"chains": [], "enrollments": ["%%"]}),
+                "enrollments[0] must be base64",
+            ),
+            (json!({"chains": []}), "the answer has no enrollments"),
+        ] {
+            let error = check(&edit, None).unwrap_err();
+            assert!(format!("{error:#}").contains(expected), "{error:#}");
+        }
+        let mut bad_hex = good.clone();
+        bad_hex["chains"][0]["signature"] = json!("zz");
+        let error = check(&bad_hex, None).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("chains[0].signature must be 64 bytes of hex"),
+            "{error:#}"
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ fn two_offline_tills_converge_through_the_hub_and_scopes_hold() {
     let pulled = sync(&till_b, &hub);
     assert_eq!(pulled["pulled"]["applied"], 1, "{pulled}");
     assert_eq!(pulled["pulled"]["origins_verified"], 1, "{pulled}");
-    assert_eq!(pulled["pulled"]["origin_checkpoints"], 1, "{pulled}");
+    // till-a's checkpoint, and the hub's over the act that enrolled its key.
+    assert_eq!(pulled["pulled"]["origin_checkpoints"], 2, "{pulled}");
     assert_eq!(
         cairn(&till_b, &["record", "get", "inventory", "00169-7501-11"])
             .status
@@ -280,60 +281,10 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
     );
 }
 
-/// A hub that rewrites an op it holds, then rebuilds its Merkle tree and
-/// signs a fresh log checkpoint over it, hands out a page whose receipts
-/// all verify. The pulling node still refuses it: the op no longer chains
-/// to the checkpoint its origin signed. Nothing of the page is merged.
-#[test]
-fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
-    let work = tempfile::tempdir().unwrap();
-    let hub_dir = work.path().join("hub");
-    ok(&cairn(
-        &hub_dir,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ));
-    let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
-    let till_b = enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
-    let hub = Edge::start_hub(&hub_dir);
-    for n in 0..3 {
-        let ndc = format!("00002-1433-{n:02}");
-        ok(&cairn(
-            &till_a,
-            &[
-                "--json",
-                "record",
-                "add",
-                "inventory",
-                &json!({"ndc": ndc, "quantity": 10}).to_string(),
-                "--key",
-                &ndc,
-            ],
-        ));
-    }
-    sync(&till_a, &hub);
-    hub.kill();
-
-    // The hub's operator (or an intruder with its key) turns 10 into 99.
-    let conn = rusqlite::Connection::open(hub_dir.join("hub.db")).unwrap();
-    let (leaf, bytes): (i64, Vec<u8>) = conn
-        .query_row(
-            "SELECT leaf, op FROM log WHERE node = 'till-a' AND seq = 2",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
-    let op = cairn_core::op::Op::decode(&bytes).unwrap();
-    let mut draft = op.draft.clone();
-    let mut payload: serde_json::Value = serde_json::from_slice(&draft.payload).unwrap();
-    payload["quantity"] = json!(99);
-    draft.payload = cairn_core::canonical::to_canonical_bytes(&payload).unwrap();
-    let (forged, forged_bytes) = draft.seal(op.seq, op.prev_hash);
-    conn.execute(
-        "UPDATE log SET op = ?1, op_hash = ?2 WHERE leaf = ?3",
-        rusqlite::params![forged_bytes, forged.op_hash.0.as_slice(), leaf],
-    )
-    .unwrap();
-    // A consistent tree over the forged log, and no old checkpoint left.
+/// Rebuilds the hub's Merkle tree over its (edited) log and drops every
+/// signed log checkpoint, so the hub signs a fresh one over the edit: what
+/// an operator with the hub's key could do.
+fn rebuild_tree(conn: &rusqlite::Connection) {
     let hashes: Vec<Vec<u8>> = conn
         .prepare("SELECT op_hash FROM log ORDER BY leaf")
         .unwrap()
@@ -361,19 +312,151 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
         )
         .unwrap();
     }
-    drop(conn);
+}
 
+/// Rewrites op `seq` of till-a in the hub's log: its quantity becomes
+/// `quantity`, and it is resealed after `prev` (its own prev_hash if none).
+fn forge(
+    conn: &rusqlite::Connection,
+    seq: u64,
+    quantity: i64,
+    prev: Option<cairn_core::hash::Hash>,
+) -> cairn_core::op::Op {
+    let bytes: Vec<u8> = conn
+        .query_row(
+            "SELECT op FROM log WHERE node = 'till-a' AND seq = ?1",
+            [seq as i64],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let op = cairn_core::op::Op::decode(&bytes).unwrap();
+    let mut draft = op.draft.clone();
+    let mut payload: serde_json::Value = serde_json::from_slice(&draft.payload).unwrap();
+    payload["quantity"] = json!(quantity);
+    draft.payload = cairn_core::canonical::to_canonical_bytes(&payload).unwrap();
+    let (forged, forged_bytes) = draft.seal(op.seq, prev.unwrap_or(op.prev_hash));
+    let changed = conn
+        .execute(
+            "UPDATE log SET op = ?1, op_hash = ?2 WHERE node = 'till-a' AND seq = ?3",
+            rusqlite::params![forged_bytes, forged.op_hash.0.as_slice(), seq as i64],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    forged
+}
+
+/// A hub that rewrites an op it holds, rebuilds its Merkle tree and signs a
+/// fresh log checkpoint over it hands out a page whose receipts all verify.
+/// The pulling node still refuses it: the op no longer chains to the
+/// checkpoint its origin signed. Re-signing the forged chain with a key of
+/// the hub's choosing fails too: that key was never enrolled in the hub's
+/// own signed stream. Nothing of either page is merged.
+#[test]
+fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let hub_key = ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
+    let till_b = enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
     let hub = Edge::start_hub(&hub_dir);
-    let refused = cairn(&till_b, &["--json", "sync", "--hub", &hub.url]);
-    let said = String::from_utf8_lossy(&refused.stderr).to_string()
-        + &String::from_utf8_lossy(&refused.stdout);
-    assert_ne!(refused.status.code(), Some(0), "{said}");
-    assert!(
-        said.contains("not what its origin node signed") && said.contains("till-a:standard"),
-        "the refusal names the origin check and the stream: {said}"
-    );
-    assert!(!said.contains("receipt"), "the receipts did verify: {said}");
-    let listed = ok(&cairn(&till_b, &["--json", "record", "list", "inventory"]));
-    assert_eq!(listed["records"], json!([]), "nothing merged: {listed}");
+    // till-b starts from an (empty) snapshot, so what follows comes by pages.
+    let first = ok(&cairn(
+        &till_b,
+        &[
+            "--json",
+            "sync",
+            "--hub",
+            &hub.url,
+            "--hub-key",
+            &hub_key,
+            "--hub-origin",
+            "test.hub",
+        ],
+    ));
+    assert_eq!(first["pulled"]["snapshot_ops"], 0, "{first}");
+    for n in 0..3 {
+        let ndc = format!("00002-1433-{n:02}");
+        ok(&cairn(
+            &till_a,
+            &[
+                "--json",
+                "record",
+                "add",
+                "inventory",
+                &json!({"ndc": ndc, "quantity": 10}).to_string(),
+                "--key",
+                &ndc,
+            ],
+        ));
+    }
+    sync(&till_a, &hub);
     hub.kill();
+    let pull = |expected: &str| {
+        let hub = Edge::start_hub(&hub_dir);
+        let refused = cairn(
+            &till_b,
+            &[
+                "--json",
+                "sync",
+                "--hub",
+                &hub.url,
+                "--hub-key",
+                &hub_key,
+                "--hub-origin",
+                "test.hub",
+            ],
+        );
+        let said = String::from_utf8_lossy(&refused.stderr).to_string()
+            + &String::from_utf8_lossy(&refused.stdout);
+        assert_ne!(refused.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains(expected) && said.contains("till-a"),
+            "the refusal says {expected:?} and names the stream: {said}"
+        );
+        assert!(!said.contains("receipt"), "the receipts did verify: {said}");
+        assert!(!said.contains("snapshot"), "this was a pull page: {said}");
+        let listed = ok(&cairn(&till_b, &["--json", "record", "list", "inventory"]));
+        assert_eq!(listed["records"], json!([]), "nothing merged: {listed}");
+        hub.kill();
+    };
+
+    // The hub's operator (or an intruder with its key) turns 10 into 99.
+    let conn = rusqlite::Connection::open(hub_dir.join("hub.db")).unwrap();
+    let forged = forge(&conn, 2, 99, None);
+    rebuild_tree(&conn);
+    drop(conn);
+    pull("not what its origin node signed");
+
+    // Then reseals the rest of the chain and signs it with a key of its own,
+    // which it claims till-a uses.
+    let conn = rusqlite::Connection::open(hub_dir.join("hub.db")).unwrap();
+    let last = forge(&conn, 3, 10, Some(forged.op_hash));
+    let rogue = cairn_core::identity::NodeIdentity::from_seed("till-a", [66; 32]);
+    let checkpoint = rogue.sign_checkpoint("standard", 3, last.op_hash);
+    let changed = conn
+        .execute(
+            "UPDATE origin_checkpoints SET signature = ?1, public_key = ?2
+             WHERE seq = 3 AND stream_id = (SELECT id FROM streams WHERE node = 'till-a')",
+            rusqlite::params![
+                checkpoint.signature.as_slice(),
+                rogue.public_key().as_slice()
+            ],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    conn.execute(
+        "INSERT INTO node_keys (node, public_key, audit_seq)
+         SELECT node, ?1, audit_seq FROM node_keys WHERE node = 'till-a'",
+        [rogue.public_key().as_slice()],
+    )
+    .unwrap();
+    rebuild_tree(&conn);
+    drop(conn);
+    pull("is not one the hub enrolled");
 }
