@@ -479,6 +479,43 @@ impl From<rusqlite::Error> for PushError {
     }
 }
 
+/// An operator's decision on an equivocation (see [`HubStore::resolve`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Resolution {
+    /// The node.
+    pub node: String,
+    /// Its stream.
+    pub stream: String,
+    /// The head the hub keeps.
+    pub kept_seq: u64,
+    /// Its hash, hex.
+    pub kept_hash: String,
+    /// Quarantined items of the stream, all kept.
+    pub quarantined: u64,
+    /// Why.
+    pub reason: String,
+    /// Who decided (a staff token's subject, or `cli`).
+    pub by: String,
+}
+
+/// Why a resolution was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The hub holds no such stream.
+    #[error("the hub holds no stream {0}")]
+    UnknownStream(String),
+    /// The stream is not held.
+    #[error("stream {0} is not held: there is nothing to resolve")]
+    NotHeld(String),
+    /// The reason is missing or too long.
+    #[error("reason {0}")]
+    Reason(String),
+    /// A storage fault.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
 /// Why an enrollment was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -1066,6 +1103,87 @@ impl HubStore {
         )?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Releases a stream an equivocation held, keeping the hub's version:
+    /// its head stays where it is, both diverging versions stay in the
+    /// quarantine, and pushes that extend the head are accepted again (a
+    /// push that still rewrites a held seq holds the stream anew). The act,
+    /// with who decided and why, is an op of the hub's own stream.
+    pub fn resolve(
+        &self,
+        node: &str,
+        stream: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Resolution, ResolveError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > cairn_core::limits::REASON_BYTES_MAX {
+            return Err(ResolveError::Reason(format!(
+                "must be 1 to {} bytes of text",
+                cairn_core::limits::REASON_BYTES_MAX
+            )));
+        }
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let row: Option<(i64, i64, Vec<u8>, bool)> = tx
+            .query_row(
+                "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
+                params![node, stream],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some((stream_id, head_seq, head_hash, held)) = row else {
+            return Err(ResolveError::UnknownStream(format!("{node}:{stream}")));
+        };
+        if !held {
+            return Err(ResolveError::NotHeld(format!("{node}:{stream}")));
+        }
+        let quarantined: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM quarantine WHERE node = ?1 AND stream = ?2",
+                params![node, stream],
+                |row| row.get(0),
+            )
+            .map_err(StoreError::from)?;
+        let resolution = Resolution {
+            node: node.to_string(),
+            stream: stream.to_string(),
+            kept_seq: head_seq as u64,
+            kept_hash: hex::encode(&head_hash),
+            quarantined: quarantined as u64,
+            reason: reason.to_string(),
+            by: by.to_string(),
+        };
+        self.audit(
+            &tx,
+            serde_json::json!({
+                "action": "resolve",
+                "node": node,
+                "stream": stream,
+                "decision": "keep the hub's version",
+                "kept_seq": resolution.kept_seq,
+                "kept_hash": resolution.kept_hash,
+                "quarantined": resolution.quarantined,
+                "reason": reason,
+                "by": by,
+            }),
+        )?;
+        tx.execute("UPDATE streams SET held = 0 WHERE id = ?1", [stream_id])
+            .map_err(StoreError::from)?;
+        tx.execute(
+            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('resolved', ?1, ?2, ?3, ?4)",
+            params![
+                node,
+                stream,
+                format!("released by {by}, keeping seq {head_seq} as held: {reason}"),
+                now_ms() as i64
+            ],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(resolution)
     }
 
     /// The enrolled public key of `node`.

@@ -120,6 +120,21 @@ pub enum HubCommand {
         #[arg(long = "scope")]
         scope: String,
     },
+    /// Release a stream an equivocation held, keeping the hub's version
+    /// (both diverging versions stay in the quarantine). Recorded as an act
+    /// of the hub's own stream.
+    Resolve {
+        /// The node.
+        node: String,
+        /// Its held stream.
+        stream: String,
+        /// Why (recorded with the act).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (recorded with the act).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
     /// Verify and ingest an offline bundle exactly as pushes would be.
     Import {
         /// The bundle file.
@@ -838,6 +853,39 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             } else {
                 println!(
                     "revoked {label}={value} from {node}; it purges what it pulled under it at its next sync"
+                );
+            }
+            Ok(())
+        }
+        HubCommand::Resolve {
+            node,
+            stream,
+            reason,
+            by,
+        } => {
+            let hub = open_hub(cli)?;
+            let resolution =
+                hub.resolve(node, stream, reason, by)
+                    .map_err(|error| match error {
+                        cairn_store::hub::ResolveError::UnknownStream(_) => Failure::invalid(
+                            None,
+                            &[Violation::new("stream", "exists", error.to_string())],
+                        ),
+                        cairn_store::hub::ResolveError::NotHeld(_) => Failure::invalid(
+                            None,
+                            &[Violation::new("stream", "held", error.to_string())],
+                        ),
+                        cairn_store::hub::ResolveError::Reason(message) => {
+                            Failure::invalid(None, &[Violation::new("reason", "length", message)])
+                        }
+                        other => Failure::fault(anyhow::anyhow!(other)),
+                    })?;
+            if cli.json {
+                output::json(&json!(resolution));
+            } else {
+                println!(
+                    "released {node}:{stream} at seq {}, the hub's version kept; {} quarantined items stay",
+                    resolution.kept_seq, resolution.quarantined
                 );
             }
             Ok(())

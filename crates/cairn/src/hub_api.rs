@@ -17,7 +17,9 @@ use base64::Engine;
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_core::pack::Violation;
-use cairn_store::hub::{HubStore, PULL_OPS_MAX, PUSH_OPS_MAX, PushError, PushRequest};
+use cairn_store::hub::{
+    HubStore, PULL_OPS_MAX, PUSH_OPS_MAX, PushError, PushRequest, ResolveError,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -223,6 +225,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/pull", get(pull))
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/enroll", post(enroll))
+        .route("/v1/resolve", post(resolve))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -579,6 +582,72 @@ async fn push(
     }
     let response = state.pushes.push(request).await?;
     Ok(json_answer(&headers, &json!(response)))
+}
+
+/// Roles that may resolve an equivocation.
+const RESOLVER_ROLES: [&str; 2] = ["operator", "admin"];
+
+/// `POST /v1/resolve` `{"node", "stream", "reason"}`: an operator or admin
+/// releases a stream an equivocation held, keeping the hub's version
+/// (`HubStore::resolve`).
+async fn resolve(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>, AppError> {
+    let hub = state.hub.clone();
+    let auth_headers = headers.clone();
+    let by = blocking(move || authorize(&hub, &auth_headers, &RESOLVER_ROLES)).await?;
+    let value = body_json(&headers, body).await?;
+    let mut violations = Vec::new();
+    let mut text = |name: &'static str| -> String {
+        match value.get(name).and_then(Value::as_str) {
+            Some(text) => text.to_string(),
+            None => {
+                violations.push(Violation::new(name, "required", "must be a string"));
+                String::new()
+            }
+        }
+    };
+    let (node, stream, reason) = (text("node"), text("stream"), text("reason"));
+    if let Some(object) = value.as_object() {
+        for name in object
+            .keys()
+            .filter(|name| !["node", "stream", "reason"].contains(&name.as_str()))
+        {
+            violations.push(Violation::new(
+                name.clone(),
+                "unknown_field",
+                "expected node, stream, reason",
+            ));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(AppError::invalid(None, violations));
+    }
+    let hub = state.hub.clone();
+    let resolution = blocking(move || {
+        hub.resolve(&node, &stream, &reason, &by)
+            .map_err(|error| match error {
+                ResolveError::UnknownStream(_) => AppError::client(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    Violation::new("stream", "exists", error.to_string()),
+                ),
+                ResolveError::NotHeld(_) => AppError::client(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    Violation::new("stream", "held", error.to_string()),
+                ),
+                ResolveError::Reason(message) => {
+                    AppError::invalid(None, vec![Violation::new("reason", "length", message)])
+                }
+                other => AppError::Server(other.to_string()),
+            })
+    })
+    .await?;
+    tracing::warn!(node = %resolution.node, stream = %resolution.stream, by = %resolution.by, "equivocation resolved");
+    Ok(axum::Json(json!(resolution)))
 }
 
 async fn enroll(

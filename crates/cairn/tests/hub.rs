@@ -891,3 +891,237 @@ async fn hub_status_takes_a_staff_token_the_hub_issues() {
     );
     assert_eq!(too_long.status.code(), Some(3));
 }
+
+/// An equivocation holds the stream until an operator resolves it: over
+/// HTTP with a staff token (operator or admin) or with `cairn hub resolve`.
+/// The hub keeps its version, both diverging versions stay quarantined, the
+/// act is an op of the hub's own stream, and the node's next ops that
+/// extend the hub's head are accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let hub_key = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edge = work.path().join("edge");
+    let edge_key = edge_init(&edge, "hangar-7");
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &edge_key]
+        )
+        .status
+        .success()
+    );
+    add(&edge, 3);
+    let backup = work.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for name in ["cairn.db", "node.key"] {
+        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
+    }
+    add(&edge, 2);
+    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let sync_now = |dir: &Path| tokio::task::block_in_place(|| sync(dir, &hub, &hub_key));
+    assert_eq!(sync_now(&edge).0, 0);
+    // The restored backup rewrites seq 4: the stream is held, and the
+    // node's own next op waits behind it.
+    add(&backup, 1);
+    assert_eq!(sync_now(&backup).0, SYNC_INCOMPLETE);
+    add(&edge, 1);
+    let (code, report) = sync_now(&edge);
+    assert_eq!(code, SYNC_INCOMPLETE, "{report}");
+
+    let issue = |role: &str| {
+        json_out(&cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "token",
+                "--subject",
+                "olga",
+                "--role",
+                role,
+            ],
+        ))["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let client = cairn::tls::builder().build().unwrap();
+    let resolve = |token: Option<String>, body: serde_json::Value| {
+        let request = client.post(format!("{}/v1/resolve", hub.url)).json(&body);
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let code = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (code, body)
+        }
+    };
+    let held = serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": "restored from an old backup; the hub's copy is the record"});
+    let rule = |answer: &(u16, serde_json::Value)| {
+        (
+            answer.0,
+            answer.1["error"]["violations"][0]["field"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            answer.1["error"]["violations"][0]["rule"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    // Who may not, and bad bodies: nothing changes.
+    assert_eq!(
+        rule(&resolve(None, held.clone()).await),
+        (401, "authorization".into(), "required".into())
+    );
+    assert_eq!(
+        rule(&resolve(Some(issue("auditor")), held.clone()).await),
+        (403, "authorization".into(), "role".into())
+    );
+    let operator = issue("operator");
+    assert_eq!(
+        rule(
+            &resolve(
+                Some(operator.clone()),
+                serde_json::json!({"node": "hangar-7", "stream": "standard"})
+            )
+            .await
+        ),
+        (422, "reason".into(), "required".into())
+    );
+    assert_eq!(
+        rule(
+            &resolve(
+                Some(operator.clone()),
+                serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": " "})
+            )
+            .await
+        ),
+        (422, "reason".into(), "length".into())
+    );
+    assert_eq!(
+        rule(
+            &resolve(
+                Some(operator.clone()),
+                serde_json::json!({"node": "hangar-7", "stream": "nope", "reason": "x"})
+            )
+            .await
+        ),
+        (404, "stream".into(), "exists".into())
+    );
+    assert_eq!(
+        rule(
+            &resolve(
+                Some(operator.clone()),
+                serde_json::json!({"node": 7, "stream": "standard", "reason": "x"})
+            )
+            .await
+        ),
+        (422, "node".into(), "required".into())
+    );
+    assert_eq!(
+        rule(
+            &resolve(
+                Some(operator.clone()),
+                serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": "x", "seq": 4})
+            )
+            .await
+        ),
+        (422, "seq".into(), "unknown_field".into())
+    );
+    let malformed = client
+        .post(format!("{}/v1/resolve", hub.url))
+        .bearer_auth(&operator)
+        .header("content-type", "application/json")
+        .body("{\"node\":")
+        .send()
+        .await
+        .unwrap();
+    let code = malformed.status().as_u16();
+    let body: serde_json::Value = malformed.json().await.unwrap();
+    assert_eq!(rule(&(code, body)), (400, "body".into(), "json".into()));
+    let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(
+        status["streams"]["hangar-7:standard"],
+        serde_json::json!([5, true])
+    );
+
+    let (code, resolution) = resolve(Some(operator.clone()), held.clone()).await;
+    assert_eq!(code, 200, "{resolution}");
+    assert_eq!(resolution["kept_seq"], 5);
+    assert_eq!(resolution["by"], "olga");
+    assert!(
+        resolution["quarantined"].as_u64().unwrap() >= 2,
+        "{resolution}"
+    );
+    assert_eq!(
+        rule(&resolve(Some(operator), held.clone()).await),
+        (409, "stream".into(), "held".into())
+    );
+    let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(
+        status["streams"]["hangar-7:standard"],
+        serde_json::json!([5, false])
+    );
+    assert!(
+        status["alerts"].to_string().contains("released by olga"),
+        "{status}"
+    );
+    let audit = json_out(&cairn(&hub_dir, &["--json", "hub", "audit"]));
+    let acts = audit["ops"].as_array().unwrap();
+    let last = &acts.last().unwrap()["record"];
+    assert_eq!(last["action"], "resolve", "{audit}");
+    assert_eq!(last["kept_seq"], 5);
+
+    // The node's waiting op extends the hub's head: accepted now.
+    let (code, report) = sync_now(&edge);
+    assert_eq!(
+        (code, report["accepted"].clone()),
+        (0, serde_json::json!(1)),
+        "{report}"
+    );
+
+    // The backup still rewrites seq 4: held again, and resolved from the CLI.
+    assert_eq!(sync_now(&backup).0, SYNC_INCOMPLETE);
+    let output = cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "resolve",
+            "hangar-7",
+            "standard",
+            "--reason",
+            "the backup node is being re-initialized",
+            "--by",
+            "olga",
+        ],
+    );
+    assert_eq!(
+        json_out(&output)["kept_seq"],
+        6,
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let output = cairn(
+        &hub_dir,
+        &[
+            "--json", "hub", "resolve", "hangar-7", "standard", "--reason", "again",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(json_out(&output)["error"]["violations"][0]["rule"], "held");
+    hub.kill();
+}
