@@ -217,12 +217,211 @@ pub fn payload_hash(canonical_bytes: &[u8]) -> Hash {
     Hash::of(canonical_bytes)
 }
 
-/// True when `bytes` are exactly the canonical encoding of the JSON they hold.
+/// True when `bytes` are exactly the canonical encoding of the JSON they hold
+/// and pass Cairn's restrictions.
+///
+/// One pass over the bytes, without building the value: every op decoded
+/// anywhere (a push at the hub, a pull, `cairn verify`) checks its payload
+/// here. Parsing into a `Value`, re-encoding and comparing was most of the
+/// hub's decode time. The property tests hold it to that definition.
 pub fn is_canonical(bytes: &[u8]) -> bool {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(value) => check(&value).is_ok() && encode_unchecked(&value) == bytes,
-        Err(_) => false,
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let mut validator = Validator {
+        text,
+        bytes,
+        at: 0,
+    };
+    validator.value(0) && validator.at == bytes.len()
+}
+
+/// The cursor of [`is_canonical`]: each method consumes one production of
+/// the canonical grammar and returns false at the first byte that is not
+/// in canonical form.
+struct Validator<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Validator<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
     }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        if depth > JSON_DEPTH_MAX {
+            return false;
+        }
+        match self.peek() {
+            Some(b'n') => self.literal(b"null"),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'"') => self.string().is_some(),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'[') => {
+                self.at += 1;
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return true;
+                }
+                loop {
+                    if !self.value(depth + 1) {
+                        return false;
+                    }
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return true;
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.at += 1;
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return true;
+                }
+                let mut previous: Option<&'a str> = None;
+                loop {
+                    let Some(key) = self.string() else {
+                        return false;
+                    };
+                    if previous.is_some_and(|previous| !raw_key_less(previous, key)) {
+                        return false;
+                    }
+                    previous = Some(key);
+                    if self.peek() != Some(b':') {
+                        return false;
+                    }
+                    self.at += 1;
+                    if !self.value(depth + 1) {
+                        return false;
+                    }
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return true;
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// A string in canonical form; returns its raw content (escapes kept).
+    fn string(&mut self) -> Option<&'a str> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        self.at += 1;
+        let start = self.at;
+        loop {
+            let byte = self.peek()?;
+            self.at += 1;
+            match byte {
+                b'"' => return Some(&self.text[start..self.at - 1]),
+                0x00..=0x1f => return None,
+                b'\\' => {
+                    let escape = self.peek()?;
+                    self.at += 1;
+                    match escape {
+                        b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => {}
+                        b'u' => {
+                            // Only control characters without a short form.
+                            let hex = self.bytes.get(self.at..self.at + 4)?;
+                            let lower = |digit: u8| matches!(digit, b'0'..=b'9' | b'a'..=b'f');
+                            if hex[0] != b'0' || hex[1] != b'0' || !lower(hex[2]) || !lower(hex[3])
+                            {
+                                return None;
+                            }
+                            let code = u8::from_str_radix(&self.text[self.at + 2..self.at + 4], 16)
+                                .ok()?;
+                            if code >= 0x20 || matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return None;
+                            }
+                            self.at += 4;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A number exactly as ECMAScript prints its double (`ryu-js`). The
+    /// safe-integer rule is the writer's (it refuses input it would round);
+    /// whatever the encoder can print is canonical here.
+    fn number(&mut self) -> bool {
+        let start = self.at;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+            self.at += 1;
+        }
+        let token = &self.text[start..self.at];
+        // Rust's float syntax is looser than JSON's (`inf`, `.5`, `1.`), but
+        // only exact canonical forms survive the comparison below.
+        let Ok(double) = token.parse::<f64>() else {
+            return false;
+        };
+        double.is_finite()
+            && ryu_js::Buffer::new().format_finite(double) == token
+    }
+}
+
+/// Whether raw (still escaped) canonical key `a` sorts strictly before `b`
+/// in RFC 8785 order, by UTF-16 code units of the unescaped text.
+fn raw_key_less(a: &str, b: &str) -> bool {
+    // Without escapes and without characters from U+E000 up, UTF-8 byte
+    // order is UTF-16 order: the common case, compared in place.
+    let plain = |key: &str| !key.bytes().any(|byte| byte == b'\\' || byte >= 0xEE);
+    if plain(a) && plain(b) {
+        return a < b;
+    }
+    utf16_cmp(&unescape(a), &unescape(b)).is_lt()
+}
+
+/// The text of a raw canonical string (its escapes already validated).
+fn unescape(raw: &str) -> String {
+    let mut text = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(char) = chars.next() {
+        if char != '\\' {
+            text.push(char);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => text.push('\u{8}'),
+            Some('t') => text.push('\t'),
+            Some('n') => text.push('\n'),
+            Some('f') => text.push('\u{c}'),
+            Some('r') => text.push('\r'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let code = u32::from_str_radix(&hex, 16).unwrap_or(0);
+                text.push(char::from_u32(code).unwrap_or('\0'));
+            }
+            Some(other) => text.push(other),
+            None => {}
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -261,6 +460,88 @@ mod tests {
             deep = json!([deep]);
         }
         assert!(matches!(check(&deep), Err(CanonicalError::TooDeep { .. })));
+    }
+
+    /// The definition `is_canonical` is held to: parse (exactly: the tests
+    /// build serde_json with `float_roundtrip`), re-encode, compare, within
+    /// the nesting bound.
+    fn canonical_by_reencoding(bytes: &[u8]) -> bool {
+        fn depth(value: &Value) -> usize {
+            match value {
+                Value::Array(items) if !items.is_empty() => {
+                    1 + items.iter().map(depth).max().unwrap_or(0)
+                }
+                Value::Object(map) if !map.is_empty() => {
+                    1 + map.values().map(depth).max().unwrap_or(0)
+                }
+                _ => 0,
+            }
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(value) => depth(&value) <= JSON_DEPTH_MAX && encode_unchecked(&value) == bytes,
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn canonical_detection_of_each_form() {
+        for (text, canonical) in [
+            (r#"{"a":1,"b":[true,false,null]}"#, true),
+            (r#"{"b":1,"a":2}"#, false),
+            (r#"{"a":1,"a":2}"#, false),
+            (r#"{"a": 1}"#, false),
+            (" 1", false),
+            ("1 ", false),
+            ("", false),
+            ("not json", false),
+            ("[1,]", false),
+            ("{\"a\"}", false),
+            ("-0", false),
+            ("0", true),
+            ("1.0", false),
+            ("1.5", true),
+            ("1e21", false),
+            ("1e+21", true),
+            ("0.000001", true),
+            ("1e-7", true),
+            ("9007199254740991", true),
+            // 2^53 is a double the encoder prints; the writer refuses it as
+            // an input integer, but its canonical form is this.
+            ("9007199254740992", true),
+            ("9007199254740993", false),
+            ("32839869154780930000", true),
+            ("-9007199254740991", true),
+            ("01", false),
+            (".5", false),
+            ("inf", false),
+            (r#""\u001f""#, true),
+            (r#""\u001F""#, false),
+            (r#""\u000a""#, false),
+            (r#""\n""#, true),
+            (r#""\/""#, false),
+            (r#""\u0041""#, false),
+            ("\"\u{7f}\"", true),
+            ("\"\u{1}\"", false),
+            (r#""\ud83d\ude00""#, false),
+            ("\"\u{1F600}\"", true),
+            ("{\"\u{10000}\":1,\"\u{E000}\":2}", true),
+            ("{\"\u{E000}\":1,\"\u{10000}\":2}", false),
+            (r#"{"\n":1,"a":2}"#, true),
+            (r#"{"a":2,"\n":1}"#, false),
+        ] {
+            assert_eq!(is_canonical(text.as_bytes()), canonical, "{text:?}");
+            assert_eq!(canonical_by_reencoding(text.as_bytes()), canonical, "{text:?}");
+        }
+        assert!(!is_canonical(b"\"\xff\""));
+        let mut deep = json!(1);
+        for _ in 0..JSON_DEPTH_MAX {
+            deep = json!([deep]);
+        }
+        assert!(is_canonical(&to_canonical_bytes(&deep).unwrap()));
+        let deeper = encode_unchecked(&json!([deep]));
+        assert!(!is_canonical(&deeper));
+        assert!(!canonical_by_reencoding(&deeper));
+        assert!(is_canonical(&encode_unchecked(&json!([[]]))));
     }
 
     #[test]
@@ -314,6 +595,46 @@ mod tests {
             let reference = serde_json_canonicalizer::to_vec(&value).unwrap();
             proptest::prop_assert_eq!(&encode_unchecked(&value), &reference);
             proptest::prop_assert_eq!(to_canonical_bytes(&value).unwrap(), reference);
+        }
+
+        /// And on text made of JSON's own characters, mostly malformed.
+        #[test]
+        fn the_one_pass_check_agrees_on_json_like_text(
+            text in "[\\[\\]{}\",:0-9eE.+\\-a-u\\\\ ]{0,24}",
+        ) {
+            proptest::prop_assert_eq!(
+                is_canonical(text.as_bytes()),
+                canonical_by_reencoding(text.as_bytes()),
+                "{:?}",
+                text
+            );
+        }
+
+        /// The one-pass check agrees with parsing and re-encoding, on
+        /// canonical bytes and on every single-byte edit of them.
+        #[test]
+        fn the_one_pass_check_agrees_with_reencoding(
+            value in json_value(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+            edit in 0..4u8,
+        ) {
+            let canonical = encode_unchecked(&value);
+            proptest::prop_assert!(is_canonical(&canonical));
+            let mut edited = canonical.clone();
+            let index = at.index(edited.len() + 1);
+            match edit {
+                0 if index < edited.len() => edited[index] = byte,
+                1 => edited.insert(index, byte),
+                2 if index < edited.len() => { edited.remove(index); }
+                _ => edited.insert(index, b' '),
+            }
+            proptest::prop_assert_eq!(
+                is_canonical(&edited),
+                canonical_by_reencoding(&edited),
+                "{:?}",
+                String::from_utf8_lossy(&edited)
+            );
         }
     }
 }
