@@ -228,11 +228,7 @@ pub fn is_canonical(bytes: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return false;
     };
-    let mut validator = Validator {
-        text,
-        bytes,
-        at: 0,
-    };
+    let mut validator = Validator { text, bytes, at: 0 };
     validator.value(0) && validator.at == bytes.len()
 }
 
@@ -380,8 +376,7 @@ impl<'a> Validator<'a> {
         let Ok(double) = token.parse::<f64>() else {
             return false;
         };
-        double.is_finite()
-            && ryu_js::Buffer::new().format_finite(double) == token
+        double.is_finite() && ryu_js::Buffer::new().format_finite(double) == token
     }
 }
 
@@ -530,7 +525,11 @@ mod tests {
             (r#"{"a":2,"\n":1}"#, false),
         ] {
             assert_eq!(is_canonical(text.as_bytes()), canonical, "{text:?}");
-            assert_eq!(canonical_by_reencoding(text.as_bytes()), canonical, "{text:?}");
+            assert_eq!(
+                canonical_by_reencoding(text.as_bytes()),
+                canonical,
+                "{text:?}"
+            );
         }
         assert!(!is_canonical(b"\"\xff\""));
         let mut deep = json!(1);

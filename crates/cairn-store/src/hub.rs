@@ -598,6 +598,42 @@ impl<'a> TreeReader<'a> {
     }
 }
 
+/// The lowest level of the tree the hub stores: complete subtrees of 16
+/// leaves and up. Smaller ones are rehashed from `log.op_hash` when a proof
+/// needs them (at most 15 leaves, one range read). Storing every node cost
+/// two tree rows per pushed op; this costs one per eight.
+const TREE_STORED_LEVEL: u32 = 4;
+
+impl TreeReader<'_> {
+    /// Rehashes the complete subtree `(level, index)` from its leaves.
+    fn compute(&self, level: u32, index: u64) -> Option<Hash> {
+        let first = index.checked_shl(level)?;
+        let count = 1u64 << level;
+        let mut statement = self
+            .0
+            .prepare_cached("SELECT op_hash FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf")
+            .ok()?;
+        let mut rows = statement
+            .query(params![first as i64, (first + count) as i64])
+            .ok()?;
+        let mut hashes = Vec::with_capacity(count as usize);
+        while let Some(row) = rows.next().ok()? {
+            let bytes: Vec<u8> = row.get(0).ok()?;
+            hashes.push(merkle::leaf_hash(&bytes));
+        }
+        if hashes.len() as u64 != count {
+            return None; // Not complete (yet).
+        }
+        while hashes.len() > 1 {
+            hashes = hashes
+                .chunks(2)
+                .map(|pair| merkle::node_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        hashes.pop()
+    }
+}
+
 impl SubtreeSource for TreeReader<'_> {
     fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
         if let Some(hash) = self.1.borrow().get(&(level, index)) {
@@ -616,6 +652,9 @@ impl TreeReader<'_> {
     }
 
     fn read(&self, level: u32, index: u64) -> Option<Hash> {
+        if level < TREE_STORED_LEVEL {
+            return self.compute(level, index);
+        }
         let bytes: Vec<u8> = self
             .0
             .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
@@ -1534,8 +1573,10 @@ fn append_leaf(
     })?;
     for (level, index, hash) in nodes {
         reader.remember(level, index, hash);
-        tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
-            .execute(params![level, index as i64, hash.0.as_slice()])?;
+        if level >= TREE_STORED_LEVEL {
+            tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
+                .execute(params![level, index as i64, hash.0.as_slice()])?;
+        }
     }
     Ok(())
 }

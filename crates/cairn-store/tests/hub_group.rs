@@ -134,3 +134,93 @@ fn enrollments_and_revocations_are_ops_of_the_hub_in_its_own_log() {
     }
     assert_eq!(actions, ["enroll", "revoke"]);
 }
+
+/// The hub stores only subtrees of 16 leaves and up and rehashes smaller
+/// ones from the log: every root, inclusion proof and consistency proof it
+/// serves must still be those of the full RFC 6962 tree, at every size.
+#[test]
+fn proofs_from_a_partly_stored_tree_match_the_full_tree_at_every_size() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let scopes = [("site".to_string(), "x".to_string())].into();
+    let author = NodeIdentity::from_seed("a", [1; 32]);
+    let reader = NodeIdentity::from_seed("r", [2; 32]);
+    hub.enroll("a", author.public_key(), &scopes).unwrap();
+    hub.enroll("r", reader.public_key(), &scopes).unwrap();
+    // One push per op, so the log passes through every size.
+    let all = batch(&author, 70);
+    let mut mirror = merkle::MemoryTree::default();
+    let mut roots = Vec::new();
+    // The two enrollments are the first leaves.
+    let enrolled =
+        cairn_core::note::verify(&hub.checkpoint().unwrap(), "test.hub", &hub.public_key())
+            .unwrap();
+    assert_eq!(enrolled.size, 2);
+    for bytes in hub.audit_ops().unwrap() {
+        let op = cairn_core::op::Op::decode(&bytes).unwrap();
+        mirror.push(merkle::leaf_hash(&op.op_hash.0));
+    }
+    for (n, bytes) in all.ops.iter().enumerate() {
+        let op = cairn_core::op::Op::decode(bytes).unwrap();
+        let request = PushRequest {
+            decoded: None,
+            node: "a".into(),
+            stream: "standard".into(),
+            ops: vec![bytes.clone()],
+            checkpoint: author.sign_checkpoint("standard", op.seq, op.op_hash),
+        };
+        let answer = hub.push(request).unwrap();
+        assert_eq!(answer.results[0].status, "accepted", "op {n}");
+        mirror.push(merkle::leaf_hash(&op.op_hash.0));
+        let signed =
+            cairn_core::note::verify(&answer.checkpoint, "test.hub", &hub.public_key()).unwrap();
+        assert_eq!(signed.size, mirror.size());
+        assert_eq!(
+            Some(signed.root),
+            merkle::root(&mirror, mirror.size()),
+            "size {}",
+            signed.size
+        );
+        roots.push((signed.size, signed.root));
+    }
+    roots.insert(0, (2, merkle::root(&mirror, 2).unwrap()));
+    for &(old, old_root) in &roots {
+        for &(new, new_root) in &roots {
+            if old > new || old == 0 {
+                continue;
+            }
+            let proof: Vec<Hash> = hub
+                .consistency_proof(old, new)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|hex| Hash::from_hex(hex).unwrap())
+                .collect();
+            merkle::verify_consistency(old, new, &old_root, &new_root, &proof)
+                .unwrap_or_else(|error| panic!("{old} -> {new}: {error}"));
+        }
+    }
+    // Inclusion proofs of every pulled op against the final checkpoint.
+    let page = hub.pull("r", 0, 1_000).unwrap();
+    assert_eq!(page.ops.len(), 70);
+    let last = roots.last().unwrap();
+    for item in &page.ops {
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &item.op).unwrap();
+        let op = cairn_core::op::Op::decode(&bytes).unwrap();
+        let proof: Vec<Hash> = item
+            .proof
+            .iter()
+            .map(|hex| Hash::from_hex(hex).unwrap())
+            .collect();
+        merkle::verify_inclusion(
+            item.leaf,
+            last.0,
+            &merkle::leaf_hash(&op.op_hash.0),
+            &proof,
+            &last.1,
+        )
+        .unwrap_or_else(|error| panic!("leaf {}: {error}", item.leaf));
+    }
+}
