@@ -645,8 +645,13 @@ impl SimNode {
 
     /// The next `count` ops as a JSON push body.
     fn batch(&mut self, count: usize) -> Vec<u8> {
-        use base64::Engine;
         let (ops, checkpoint) = self.ops(count);
+        self.json_body(&ops, &checkpoint)
+    }
+
+    /// A JSON push body of sealed ops.
+    fn json_body(&self, ops: &[Vec<u8>], checkpoint: &cairn_core::identity::Checkpoint) -> Vec<u8> {
+        use base64::Engine;
         json!({
             "node": self.identity.node,
             "stream": "standard",
@@ -660,6 +665,15 @@ impl SimNode {
     /// The next `count` ops as a binary (postcard + zstd) push body.
     fn batch_binary(&mut self, count: usize) -> Vec<u8> {
         let (ops, checkpoint) = self.ops(count);
+        self.binary_body(ops, &checkpoint)
+    }
+
+    /// A binary (postcard + zstd) push body of sealed ops.
+    fn binary_body(
+        &self,
+        ops: Vec<Vec<u8>>,
+        checkpoint: &cairn_core::identity::Checkpoint,
+    ) -> Vec<u8> {
         crate::hub_api::PushWire {
             node: self.identity.node.clone(),
             stream: "standard".into(),
@@ -694,26 +708,39 @@ fn spend(sims: &mut [SimNode], index: usize) -> SimNode {
     std::mem::replace(&mut sims[index], SimNode::new("spent", u64::MAX))
 }
 
-/// The push bodies (with tokens) of `total` ops of `sim`, `batch` ops each,
-/// built on a thread of their own at most [`BODIES_AHEAD`] pushes ahead. A
-/// real edge pushes ops it encoded, hashed and signed when they were
-/// written; the pushes measured should not wait for the simulator to do
-/// that work in their place. The thread shares the machine with the hub.
+/// Sealed ops waiting to be pushed: batches with the checkpoint of each.
+type Sealed = Vec<(Vec<Vec<u8>>, cairn_core::identity::Checkpoint)>;
+
+/// The next `total` ops of `sim` in batches of `batch`, sealed (encoded,
+/// hashed, chained and signed) before the clock starts: a real edge does
+/// that when the ops are written (`bench edge` measures it), not when it
+/// pushes them.
+fn seal_backlog(sim: &mut SimNode, total: usize, batch: usize) -> Sealed {
+    let mut sealed = Vec::with_capacity(total.div_ceil(batch.max(1)));
+    let mut built = 0;
+    while built < total {
+        let count = batch.min(total - built);
+        sealed.push(sim.ops(count));
+        built += count;
+    }
+    sealed
+}
+
+/// The push bodies (with tokens) of `sealed`, encoded on a thread of their
+/// own at most [`BODIES_AHEAD`] pushes ahead, as an edge's sync client
+/// encodes what it sends. The thread shares the machine with the hub.
 fn backlog(
-    mut sim: SimNode,
-    total: usize,
-    batch: usize,
+    sim: SimNode,
+    sealed: Sealed,
     binary: bool,
 ) -> tokio::sync::mpsc::Receiver<(Vec<u8>, String)> {
     let (sender, receiver) = tokio::sync::mpsc::channel(BODIES_AHEAD);
     std::thread::spawn(move || {
-        let mut built = 0;
-        while built < total {
-            let count = batch.min(total - built);
+        for (ops, checkpoint) in sealed {
             let body = if binary {
-                sim.batch_binary(count)
+                sim.binary_body(ops, &checkpoint)
             } else {
-                sim.batch(count)
+                sim.json_body(&ops, &checkpoint)
             };
             if sender
                 .blocking_send((body, sim.token("bench.hub")))
@@ -721,7 +748,6 @@ fn backlog(
             {
                 return;
             }
-            built += count;
         }
     });
     receiver
@@ -932,7 +958,9 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             args.ops, args.batch
         );
         let origin = "bench.hub";
-        let bodies = backlog(spend(&mut sims, 0), args.ops, args.batch, false);
+        let mut sim = spend(&mut sims, 0);
+        let sealed = seal_backlog(&mut sim, args.ops, args.batch);
+        let bodies = backlog(sim, sealed, false);
         let run = push_backlog(bodies, bound, push).await?;
         figures.push(Figure::new(
             format!("push, one node, JSON, batches of {}", args.batch),
@@ -947,7 +975,9 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             args.ops, args.batch
         );
         let binary_node = args.nodes + 2;
-        let bodies = backlog(spend(&mut sims, binary_node), args.ops, args.batch, true);
+        let mut sim = spend(&mut sims, binary_node);
+        let sealed = seal_backlog(&mut sim, args.ops, args.batch);
+        let bodies = backlog(sim, sealed, true);
         let run = push_backlog(bodies, bound, |body, token| push_as(body, token, true)).await?;
         figures.push(Figure::new(
             format!("push, one node, binary+zstd, batches of {}", args.batch),
@@ -986,12 +1016,9 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         if args.drain_ops > 0 {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);
             let drain = args.nodes + 1;
-            let bodies = backlog(
-                spend(&mut sims, drain),
-                args.drain_ops,
-                cairn_store::hub::PUSH_OPS_MAX,
-                false,
-            );
+            let mut sim = spend(&mut sims, drain);
+            let sealed = seal_backlog(&mut sim, args.drain_ops, cairn_store::hub::PUSH_OPS_MAX);
+            let bodies = backlog(sim, sealed, false);
             let run = push_backlog(bodies, bound, push).await?;
             figures.push(Figure::new(
                 format!(
