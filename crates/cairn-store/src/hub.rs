@@ -468,6 +468,18 @@ pub enum PushError {
     /// The batch breaks a limit.
     #[error("{0}")]
     Invalid(String),
+    /// The push starts past the stream's head: an earlier push of the
+    /// stream has not arrived (or was refused). Nothing was stored; the
+    /// node pushes again from `expected`.
+    #[error("{stream}: the hub's head is seq {}, this push starts at seq {got}; push from seq {expected}", expected - 1)]
+    Gap {
+        /// `node:stream`.
+        stream: String,
+        /// The seq the hub expects next.
+        expected: u64,
+        /// The push's first seq.
+        got: u64,
+    },
     /// A storage fault; nothing was persisted.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -1043,6 +1055,18 @@ impl HubStore {
             chains,
             enrollments,
         })
+    }
+
+    /// The hub's head seq of a stream and whether it is held (`None` for a
+    /// stream it has never seen).
+    pub fn stream_head(&self, node: &str, stream: &str) -> Result<Option<(u64, bool)>, StoreError> {
+        Ok(self
+            .lock()?
+            .prepare_cached("SELECT head_seq, held FROM streams WHERE node = ?1 AND stream = ?2")?
+            .query_row(params![node, stream], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+            })
+            .optional()?)
     }
 
     /// The hub's head of every stream of `node`: stream to (seq, op hash).
@@ -1663,6 +1687,20 @@ fn push_one(
         Some(decoded) if decoded.len() == request.ops.len() => decoded,
         _ => push::decode_push(&request.ops),
     };
+    // A push that starts past the head is out of order, not damaged: it is
+    // refused whole (the writer first lets it wait for its predecessor).
+    if let Some(Ok(first)) = decoded.first()
+        && !held
+        && first.draft.node == request.node
+        && first.draft.stream == request.stream
+        && first.seq > head.seq + 1
+    {
+        return Err(PushError::Gap {
+            stream: format!("{}:{}", request.node, request.stream),
+            expected: head.seq + 1,
+            got: first.seq,
+        });
+    }
     let outcome = push::verify_decoded(
         &view,
         decoded,

@@ -224,3 +224,54 @@ fn proofs_from_a_partly_stored_tree_match_the_full_tree_at_every_size() {
         .unwrap_or_else(|error| panic!("leaf {}: {error}", item.leaf));
     }
 }
+
+/// A push that starts past the stream's head (its predecessor has not
+/// arrived) is refused whole, with the seq to push from, and leaves
+/// nothing behind: no leaf, no quarantine. Once the predecessor is in, the
+/// same push is accepted.
+#[test]
+fn a_push_past_the_head_is_refused_whole_until_its_predecessor_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let author = NodeIdentity::from_seed("a", [1; 32]);
+    hub.enroll("a", author.public_key(), &Default::default())
+        .unwrap();
+    let all = batch(&author, 6);
+    let split = |from: usize, to: usize| {
+        let last = cairn_core::op::Op::decode(&all.ops[to - 1]).unwrap();
+        PushRequest {
+            decoded: None,
+            node: "a".into(),
+            stream: "standard".into(),
+            ops: all.ops[from..to].to_vec(),
+            checkpoint: author.sign_checkpoint("standard", last.seq, last.op_hash),
+        }
+    };
+    let before = hub.status().unwrap();
+    match hub.push(split(3, 6)) {
+        Err(PushError::Gap {
+            stream,
+            expected,
+            got,
+        }) => assert_eq!((stream.as_str(), expected, got), ("a:standard", 1, 4)),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    let after = hub.status().unwrap();
+    assert_eq!(after.log_size, before.log_size, "no leaf");
+    assert_eq!(after.quarantined, 0, "nothing quarantined");
+    assert!(
+        !after.streams.contains_key("a:standard"),
+        "not even the stream"
+    );
+    for (from, to) in [(0, 3), (3, 6)] {
+        let answer = hub.push(split(from, to)).unwrap();
+        assert!(
+            answer
+                .results
+                .iter()
+                .all(|result| result.status == "accepted"),
+            "{answer:?}"
+        );
+    }
+}

@@ -774,7 +774,7 @@ async fn push_backlog<F, Fut>(
 ) -> anyhow::Result<BacklogRun>
 where
     F: Fn(Vec<u8>, String) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<(usize, u64)>>,
+    Fut: std::future::Future<Output = anyhow::Result<(usize, u64)>> + Send + 'static,
 {
     let mut run = BacklogRun {
         pushed: 0,
@@ -783,12 +783,21 @@ where
         elapsed: Duration::ZERO,
     };
     let started = Instant::now();
-    while let Some((body, token)) = bodies.recv().await {
-        if started.elapsed() >= bound {
-            break;
+    // As the edge's sync client does: a few pushes in flight, answers
+    // taken in order (the hub applies them in seq order).
+    let mut in_flight = std::collections::VecDeque::new();
+    loop {
+        while in_flight.len() < crate::sync::PUSHES_IN_FLIGHT && started.elapsed() < bound {
+            let Some((body, token)) = bodies.recv().await else {
+                break;
+            };
+            run.wire_bytes += body.len();
+            in_flight.push_back(tokio::spawn(push(body, token)));
         }
-        run.wire_bytes += body.len();
-        let (accepted, latency) = push(body, token).await?;
+        let Some(answer) = in_flight.pop_front() else {
+            break;
+        };
+        let (accepted, latency) = answer.await??;
         run.pushed += accepted;
         run.latencies.push(latency);
     }

@@ -153,6 +153,84 @@ const _: () = assert!(GROUP_OPS_MAX >= PUSH_OPS_MAX);
 
 type PushReply = tokio::sync::oneshot::Sender<Result<cairn_store::hub::PushResponse, PushError>>;
 
+/// How long a push that starts past its stream's head waits for the pushes
+/// before it. A node keeps two pushes of a stream in flight, and the second
+/// may reach the writer first; after this it is refused (`PushError::Gap`,
+/// nothing stored) and the node pushes again.
+const PARK_MS: u64 = 2_000;
+
+/// A push on its way to the writer.
+struct Waiting {
+    request: PushRequest,
+    reply: PushReply,
+    since: std::time::Instant,
+}
+
+impl Waiting {
+    fn new(request: PushRequest, reply: PushReply) -> Waiting {
+        Waiting {
+            request,
+            reply,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// The seqs of the first and last ops, when they decoded.
+    fn seqs(&self) -> Option<(u64, u64)> {
+        let decoded = self.request.decoded.as_ref()?;
+        match (decoded.first(), decoded.last()) {
+            (Some(Ok(first)), Some(Ok(last))) => Some((first.seq, last.seq)),
+            _ => None,
+        }
+    }
+}
+
+/// Splits a gathered group into the pushes to apply now, each stream's in
+/// seq order, and those that start past the head their stream will have
+/// (their predecessor has not arrived yet) and may still wait.
+fn in_stream_order(hub: &HubStore, mut group: Vec<Waiting>) -> (Vec<Waiting>, Vec<Waiting>) {
+    group.sort_by(|a, b| {
+        (
+            &a.request.node,
+            &a.request.stream,
+            a.seqs().map(|(first, _)| first),
+        )
+            .cmp(&(
+                &b.request.node,
+                &b.request.stream,
+                b.seqs().map(|(first, _)| first),
+            ))
+    });
+    let (mut ready, mut waiting) = (Vec::with_capacity(group.len()), Vec::new());
+    let mut heads: std::collections::HashMap<(String, String), u64> = Default::default();
+    for push in group {
+        let key = (push.request.node.clone(), push.request.stream.clone());
+        let head = match heads.get(&key) {
+            Some(&head) => Some(head),
+            // A store fault here is the writer's to report: apply as is.
+            None => match hub.stream_head(&key.0, &key.1) {
+                Ok(Some((_, true))) | Err(_) => None,
+                Ok(Some((seq, false))) => Some(seq),
+                Ok(None) => Some(0),
+            },
+        };
+        match (head, push.seqs()) {
+            (Some(head), Some((first, _)))
+                if first > head + 1
+                    && push.since.elapsed() < std::time::Duration::from_millis(PARK_MS) =>
+            {
+                waiting.push(push);
+            }
+            (Some(head), Some((_, last))) => {
+                heads.insert(key, head.max(last));
+                ready.push(push);
+            }
+            _ => ready.push(push),
+        }
+    }
+    (ready, waiting)
+}
+
 /// Group commit for pushes: concurrent pushes (a thousand nodes coming back
 /// at once) wait here, and the writer thread applies whatever has gathered
 /// with one `HubStore::push_group`: one transaction, one fsync, one signed
@@ -168,19 +246,44 @@ impl PushQueue {
         std::thread::Builder::new()
             .name("cairn-hub-writer".into())
             .spawn(move || {
-                while let Some(first) = receiver.blocking_recv() {
-                    let mut ops = first.0.ops.len();
-                    let mut group = vec![first];
+                let mut parked: Vec<Waiting> = Vec::new();
+                loop {
+                    // Block for work only when nothing is parked; parked
+                    // pushes are looked at again every millisecond.
+                    let first = if parked.is_empty() {
+                        match receiver.blocking_recv() {
+                            Some(first) => Some(first),
+                            None => break,
+                        }
+                    } else {
+                        receiver.try_recv().ok()
+                    };
+                    let mut group: Vec<Waiting> = std::mem::take(&mut parked);
+                    let mut ops: usize =
+                        group.iter().map(|waiting| waiting.request.ops.len()).sum();
+                    if let Some((request, reply)) = first {
+                        ops += request.ops.len();
+                        group.push(Waiting::new(request, reply));
+                    }
                     while ops < GROUP_OPS_MAX {
                         match receiver.try_recv() {
-                            Ok(next) => {
-                                ops += next.0.ops.len();
-                                group.push(next);
+                            Ok((request, reply)) => {
+                                ops += request.ops.len();
+                                group.push(Waiting::new(request, reply));
                             }
                             Err(_) => break,
                         }
                     }
-                    let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    let (ready, waiting) = in_stream_order(&hub, group);
+                    parked = waiting;
+                    if ready.is_empty() {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        continue;
+                    }
+                    let (requests, replies): (Vec<_>, Vec<_>) = ready
+                        .into_iter()
+                        .map(|waiting| (waiting.request, waiting.reply))
+                        .unzip();
                     for (reply, answer) in replies.into_iter().zip(hub.push_group(requests)) {
                         let _ = reply.send(answer);
                     }
@@ -212,6 +315,11 @@ fn hub_error(error: PushError) -> AppError {
         PushError::Invalid(message) => {
             AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
         }
+        error @ PushError::Gap { .. } => AppError::client(
+            StatusCode::CONFLICT,
+            "conflict",
+            Violation::new("ops[0]", "contiguous", error.to_string()),
+        ),
         other => AppError::Server(other.to_string()),
     }
 }

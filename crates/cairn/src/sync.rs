@@ -212,54 +212,77 @@ pub async fn push_all(
         if skip.contains(&stream) {
             continue;
         }
+        // Up to PUSHES_IN_FLIGHT pushes of the stream travel at once, so
+        // the link and the hub are busy while an answer is on its way; the
+        // hub applies them in seq order. Answers are handled in order.
+        let mut in_flight: std::collections::VecDeque<InFlight> = Default::default();
+        let mut sent_to: Option<u64> = None;
+        let mut last_answer = std::time::Instant::now();
         loop {
-            let batch_ops = sizer.as_ref().map_or(batch_ops, |link| link.batch_ops());
-            let Some(batch) = store.pending_batch(&stream, batch_ops)? else {
+            while in_flight.len() < PUSHES_IN_FLIGHT {
+                let batch_ops = sizer.as_ref().map_or(batch_ops, |link| link.batch_ops());
+                let Some(batch) = store.pending_batch_after(&stream, sent_to, batch_ops)? else {
+                    break;
+                };
+                let binary = match negotiated {
+                    Some(binary) => binary,
+                    None => *negotiated.insert(hub_speaks_binary(client, hub_url).await),
+                };
+                let token = store.sign_token(&audience, now_ms() / 1000);
+                let body = push_body(&store.settings().node, &batch, binary)?;
+                report.bytes_sent += body.len() as u64;
+                sent_to = Some(batch.checkpoint.seq);
+                let request = client
+                    .post(format!("{hub_url}/v1/push"))
+                    .bearer_auth(token)
+                    .body(body);
+                let request = if binary {
+                    request
+                        .header(reqwest::header::CONTENT_TYPE, crate::hub_api::BINARY_PUSH)
+                        .header(reqwest::header::CONTENT_ENCODING, "zstd")
+                } else {
+                    request.header(reqwest::header::CONTENT_TYPE, "application/json")
+                };
+                let answer = tokio::spawn(async move {
+                    let response = request.send().await.context("the hub is unreachable")?;
+                    hub_answer(response, "push").await
+                });
+                in_flight.push_back(InFlight {
+                    batch,
+                    answer,
+                    sent: std::time::Instant::now(),
+                });
+            }
+            let Some(InFlight {
+                batch,
+                answer,
+                sent,
+            }) = in_flight.pop_front()
+            else {
                 break;
             };
-            let binary = match negotiated {
-                Some(binary) => binary,
-                None => *negotiated.insert(hub_speaks_binary(client, hub_url).await),
-            };
-            let push_started = std::time::Instant::now();
-            let token = store.sign_token(&audience, now_ms() / 1000);
-            let request = client.post(format!("{hub_url}/v1/push")).bearer_auth(token);
-            let request = if binary {
-                let body = crate::hub_api::PushWire {
-                    node: store.settings().node.clone(),
-                    stream: batch.stream.clone(),
-                    ops: batch.ops.clone(),
-                    checkpoint_seq: batch.checkpoint.seq,
-                    checkpoint_head: batch.checkpoint.head.0,
-                    checkpoint_signature: batch.checkpoint.signature.to_vec(),
+            let answer = match answer.await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(error)) => {
+                    abort_all(&mut in_flight);
+                    return Err(error);
                 }
-                .encode();
-                report.bytes_sent += body.len() as u64;
-                request
-                    .header(reqwest::header::CONTENT_TYPE, crate::hub_api::BINARY_PUSH)
-                    .header(reqwest::header::CONTENT_ENCODING, "zstd")
-                    .body(body)
-            } else {
-                let body = serde_json::to_vec(&json!({
-                    "node": store.settings().node,
-                    "stream": batch.stream,
-                    "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-                    "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
-                }))?;
-                report.bytes_sent += body.len() as u64;
-                request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
+                Err(error) => {
+                    abort_all(&mut in_flight);
+                    return Err(anyhow::anyhow!("the push task failed: {error}"));
+                }
             };
-            let response = request.send().await.context("the hub is unreachable")?;
-            let answer = hub_answer(response, "push").await?;
+            // How long the hub took with this push once the one before it
+            // was answered: a push queued behind another is not slow.
+            let served_ms = last_answer.max(sent).elapsed().as_millis() as u64;
+            last_answer = std::time::Instant::now();
             let note_text = answer["checkpoint"]
                 .as_str()
                 .context("the hub's answer has no checkpoint")?;
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
-                link.succeeded(push_started.elapsed().as_millis() as u64);
+                link.succeeded(served_ms);
             }
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
@@ -309,12 +332,60 @@ pub async fn push_all(
             }
             if !unbroken || confirmed != Some(batch.checkpoint.seq) {
                 // The hub holds the stream or quarantined part of the batch:
-                // resending the same ops cannot help. Stop and report.
+                // resending the same ops cannot help. Stop and report; a
+                // push already behind this one is answered as it may be.
+                abort_all(&mut in_flight);
                 break;
             }
         }
     }
     Ok(report)
+}
+
+/// Pushes of one stream that may be on their way at once.
+pub const PUSHES_IN_FLIGHT: usize = 2;
+
+/// A push sent and not yet answered.
+struct InFlight {
+    batch: cairn_store::PendingBatch,
+    answer: tokio::task::JoinHandle<anyhow::Result<Value>>,
+    sent: std::time::Instant,
+}
+
+/// Stops waiting for the pushes still in flight. The hub may apply them
+/// all the same; the next round finds their ops duplicates and
+/// acknowledges them then.
+fn abort_all(in_flight: &mut std::collections::VecDeque<InFlight>) {
+    for push in in_flight.drain(..) {
+        push.answer.abort();
+    }
+}
+
+/// The body of a push, JSON or binary (postcard + zstd).
+fn push_body(
+    node: &str,
+    batch: &cairn_store::PendingBatch,
+    binary: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let checkpoint = &batch.checkpoint;
+    Ok(if binary {
+        crate::hub_api::PushWire {
+            node: node.to_string(),
+            stream: batch.stream.clone(),
+            ops: batch.ops.clone(),
+            checkpoint_seq: checkpoint.seq,
+            checkpoint_head: checkpoint.head.0,
+            checkpoint_signature: checkpoint.signature.to_vec(),
+        }
+        .encode()
+    } else {
+        serde_json::to_vec(&json!({
+            "node": node,
+            "stream": batch.stream,
+            "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+            "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
+        }))?
+    })
 }
 
 /// What a pull round brought.

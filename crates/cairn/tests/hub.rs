@@ -1125,3 +1125,127 @@ async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
     assert_eq!(json_out(&output)["error"]["violations"][0]["rule"], "held");
     hub.kill();
 }
+
+/// A node keeps two pushes of a stream in flight; when the second reaches
+/// the hub first, the hub holds it until the first is in and applies both
+/// in seq order. A push whose predecessor never comes is refused after a
+/// while, whole, as a 409 naming the seq to push from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
+    use cairn_core::op::{Action, OpDraft};
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
+    let key = hex::encode(node.public_key());
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let mut head = cairn_core::chain::StreamHead::EMPTY;
+    let ops: Vec<Vec<u8>> = (0..9)
+        .map(|n| {
+            head.append(OpDraft {
+                node: "hangar-7".into(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1_700_000_000_000 + n,
+                    counter: 0,
+                },
+                collection: "maintenance_actions".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: Default::default(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: format!("{{\"n\":{n}}}").into_bytes(),
+            })
+            .1
+        })
+        .collect();
+    let body = |from: usize, to: usize| {
+        use base64::Engine;
+        let last = cairn_core::op::Op::decode(&ops[to - 1]).unwrap();
+        let checkpoint = node.sign_checkpoint("standard", last.seq, last.op_hash);
+        serde_json::json!({
+            "node": "hangar-7",
+            "stream": "standard",
+            "ops": ops[from..to].iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+            "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
+        })
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = cairn_core::token::sign(
+        &cairn_core::token::Claims {
+            sub: "hangar-7".into(),
+            aud: "test.hub".into(),
+            role: "node".into(),
+            iat: now,
+            exp: now + 300,
+        },
+        &node,
+    );
+    let client = cairn::tls::builder().build().unwrap();
+    let push = |body: serde_json::Value| {
+        let request = client
+            .post(format!("{}/v1/push", hub.url))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let code = response.status().as_u16();
+            (code, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // The second push leaves first; the first follows a moment later.
+    let second = tokio::spawn(push(body(3, 6)));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (code, first) = push(body(0, 3)).await;
+    assert_eq!(code, 200, "{first}");
+    let (code, second) = second.await.unwrap();
+    assert_eq!(code, 200, "{second}");
+    for answer in [&first, &second] {
+        assert!(
+            answer["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|result| result["status"] == "accepted"),
+            "{answer}"
+        );
+    }
+    assert_eq!(second["watermark"], 6);
+
+    // Seqs 7 to 9 never pushed: a push of 8 and 9 waits, then is refused.
+    let started = std::time::Instant::now();
+    let (code, refused) = push(body(7, 9)).await;
+    assert_eq!(code, 409, "{refused}");
+    let violation = &refused["error"]["violations"][0];
+    assert_eq!(violation["field"], "ops[0]");
+    assert_eq!(violation["rule"], "contiguous");
+    assert!(
+        violation["message"]
+            .as_str()
+            .unwrap()
+            .contains("push from seq 7"),
+        "{refused}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(status["streams"]["hangar-7:standard"][0], 6, "{status}");
+    assert_eq!(status["quarantined"], 0, "nothing quarantined: {status}");
+    hub.kill();
+}
