@@ -51,11 +51,15 @@ pub struct Proxy {
     traffic: Arc<Traffic>,
 }
 
-/// Bytes a proxy forwarded, by direction.
+/// Bytes a proxy forwarded, by direction, and when each direction of the
+/// shaped link is next free: one link, whatever the number of connections
+/// over it.
 #[derive(Default)]
 struct Traffic {
     up: AtomicU64,
     down: AtomicU64,
+    up_free: std::sync::Mutex<Option<tokio::time::Instant>>,
+    down_free: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Most bytes buffered per read.
@@ -170,11 +174,11 @@ async fn shaped(
     bytes_per_sec: u64,
     one_way_ms: u64,
     counted: &AtomicU64,
+    free: &std::sync::Mutex<Option<tokio::time::Instant>>,
 ) {
     let (queue, mut delivered) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
     let reader = async move {
         let mut buffer = vec![0u8; 4 * 1024];
-        let mut link_free = tokio::time::Instant::now();
         loop {
             let Ok(read) = from.read(&mut buffer).await else {
                 return;
@@ -185,7 +189,14 @@ async fn shaped(
             let now = tokio::time::Instant::now();
             let serialization =
                 Duration::from_micros(read as u64 * 1_000_000 / bytes_per_sec.max(1));
-            link_free = link_free.max(now) + serialization;
+            // Connections share the link: each chunk waits for the ones
+            // any connection put on it before.
+            let link_free = {
+                let mut free = free.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let link_free = free.unwrap_or(now).max(now) + serialization;
+                *free = Some(link_free);
+                link_free
+            };
             // The sender may not run ahead of the wire: wait for the link.
             tokio::time::sleep_until(link_free).await;
             if queue
@@ -278,8 +289,8 @@ async fn serve(
             let (inbound_read, inbound_write) = inbound.into_split();
             let (outbound_read, outbound_write) = outbound.into_split();
             tokio::select! {
-                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms, &traffic.up) => {}
-                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms, &traffic.down) => {}
+                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms, &traffic.up, &traffic.up_free) => {}
+                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms, &traffic.down, &traffic.down_free) => {}
             }
         }
         Fault::None | Fault::Delay(_) | Fault::ResetRequest(_) | Fault::ResetResponse(_) => {
@@ -427,5 +438,37 @@ mod shaping_tests {
         // 50 kB at 100 kB/s is 0.5 s, plus 0.1 s of latency.
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_share_one_shaped_link() {
+        let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = sink.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let mut total = 0;
+            for _ in 0..2 {
+                let (mut socket, _) = sink.accept().await.unwrap();
+                let mut data = Vec::new();
+                socket.read_to_end(&mut data).await.unwrap();
+                total += data.len();
+            }
+            total
+        });
+        let proxy = Proxy::start(target).await.unwrap();
+        proxy.set_fault(Fault::Shape {
+            bytes_per_sec: 100_000,
+            one_way_ms: 10,
+        });
+        let started = std::time::Instant::now();
+        let send = |addr| async move {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(&vec![7u8; 30_000]).await.unwrap();
+            client.shutdown().await.unwrap();
+        };
+        tokio::join!(send(proxy.addr), send(proxy.addr));
+        assert_eq!(received.await.unwrap(), 60_000);
+        // Two connections of 30 kB each take 0.6 s together, not 0.3 s.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(590), "{elapsed:?}");
     }
 }
