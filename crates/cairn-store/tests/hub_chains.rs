@@ -3,11 +3,13 @@
 //! the ops between, and a page stops before its proofs grow past
 //! `CHAIN_SPAN_MAX` seqs.
 
+mod common;
+
 use base64::Engine;
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
 use cairn_core::identity::{Checkpoint, NodeIdentity};
-use cairn_core::op::{Action, Op, OpDraft};
+use cairn_core::op::Op;
 use cairn_core::provenance::{self, ChainProof, Proven};
 use cairn_store::hub::{
     CHAIN_SPAN_MAX, ChainSegment, HubStore, PUSH_OPS_MAX, PullResponse, PushRequest,
@@ -16,35 +18,7 @@ use cairn_store::hub::{
 /// A push of `count` ops; only the first is in scope `site=x`, the others
 /// are in `site=y`.
 fn push(identity: &NodeIdentity, head: &mut StreamHead, count: usize) -> PushRequest {
-    let ops = (0..count)
-        .map(|n| {
-            let site = if n == 0 { "x" } else { "y" };
-            head.append(OpDraft {
-                node: identity.node.clone(),
-                stream: "standard".into(),
-                hlc: cairn_core::hlc::Hlc {
-                    wall_ms: 1_700_000_000_000,
-                    counter: n as u32,
-                },
-                collection: "notes".into(),
-                action: Action::Append,
-                key: String::new(),
-                scope: [("site".to_string(), site.to_string())].into(),
-                base: Default::default(),
-                ref_hash: None,
-                reason: String::new(),
-                payload: format!("{{\"secret\":{n}}}").into_bytes(),
-            })
-            .1
-        })
-        .collect();
-    PushRequest {
-        decoded: None,
-        node: identity.node.clone(),
-        stream: "standard".into(),
-        ops,
-        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-    }
+    common::push_after(identity, head, count, |n| if n == 0 { "x" } else { "y" })
 }
 
 /// The page's ops, then the hub's acts that enrolled their signing keys.

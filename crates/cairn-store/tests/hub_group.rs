@@ -2,43 +2,18 @@
 //! transaction and one signed checkpoint, each with its own range receipt,
 //! and a refused push in the group leaves nothing behind.
 
+mod common;
+
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
-use cairn_core::op::{Action, OpDraft};
 use cairn_store::hub::{HubStore, PushError, PushRequest};
 
-fn batch(identity: &NodeIdentity, count: u64) -> PushRequest {
+/// The first `count` ops of `identity`'s stream, in one push.
+fn batch(identity: &NodeIdentity, count: usize) -> PushRequest {
     let mut head = StreamHead::EMPTY;
-    let ops = (0..count)
-        .map(|n| {
-            head.append(OpDraft {
-                node: identity.node.clone(),
-                stream: "standard".into(),
-                hlc: cairn_core::hlc::Hlc {
-                    wall_ms: 1_700_000_000_000 + n,
-                    counter: 0,
-                },
-                collection: "notes".into(),
-                action: Action::Append,
-                key: String::new(),
-                scope: [("site".to_string(), "x".to_string())].into(),
-                base: Default::default(),
-                ref_hash: None,
-                reason: String::new(),
-                payload: format!("{{\"n\":{n}}}").into_bytes(),
-            })
-            .1
-        })
-        .collect();
-    PushRequest {
-        decoded: None,
-        node: identity.node.clone(),
-        stream: "standard".into(),
-        ops,
-        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-    }
+    common::push_after(identity, &mut head, count, |_| "x")
 }
 
 #[test]

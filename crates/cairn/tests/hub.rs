@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Edge, action, cairn, json_out};
+use common::{Edge, action, cairn, json_out, now_s, token_at};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -283,19 +283,9 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
         .status
         .success()
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_s();
     let token = |sub: &str, iat: u64, signer: &cairn_core::identity::NodeIdentity| {
-        let claims = cairn_core::token::Claims {
-            sub: sub.into(),
-            aud: "test.hub".into(),
-            role: "node".into(),
-            iat,
-            exp: iat + 300,
-        };
-        cairn_core::token::sign(&claims, signer)
+        token_at(sub, "node", iat, signer)
     };
     let send = |token: String, body: String| {
         let client = client.clone();
@@ -809,31 +799,9 @@ async fn hub_status_takes_a_staff_token_the_hub_issues() {
         .as_str()
         .unwrap()
         .to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let node_token = cairn_core::token::sign(
-        &cairn_core::token::Claims {
-            sub: "hangar-7".into(),
-            aud: "test.hub".into(),
-            role: "node".into(),
-            iat: now,
-            exp: now + 300,
-        },
-        &node,
-    );
+    let node_token = token_at("hangar-7", "node", now_s(), &node);
     // A staff role signed by a node's key instead of the hub's.
-    let forged = cairn_core::token::sign(
-        &cairn_core::token::Claims {
-            sub: "alice".into(),
-            aud: "test.hub".into(),
-            role: "admin".into(),
-            iat: now,
-            exp: now + 300,
-        },
-        &node,
-    );
+    let forged = token_at("alice", "admin", now_s(), &node);
     let client = cairn::tls::builder().build().unwrap();
     let status = |token: Option<String>| {
         let request = client.get(format!("{}/v1/status", hub.url));
@@ -1184,20 +1152,7 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
             "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
         })
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = cairn_core::token::sign(
-        &cairn_core::token::Claims {
-            sub: "hangar-7".into(),
-            aud: "test.hub".into(),
-            role: "node".into(),
-            iat: now,
-            exp: now + 300,
-        },
-        &node,
-    );
+    let token = token_at("hangar-7", "node", now_s(), &node);
     let client = cairn::tls::builder().build().unwrap();
     let push = |body: serde_json::Value| {
         let request = client

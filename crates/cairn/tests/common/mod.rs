@@ -215,3 +215,29 @@ pub fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
         state % bound.max(1)
     }
 }
+
+/// Seconds since the Unix epoch.
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A five-minute token for the hub `test.hub`, issued at `iat`, as `sub`
+/// with `role`, signed by `signer` (a node's own key, or a forger's).
+pub fn token_at(
+    sub: &str,
+    role: &str,
+    iat: u64,
+    signer: &cairn_core::identity::NodeIdentity,
+) -> String {
+    let claims = cairn_core::token::Claims {
+        sub: sub.into(),
+        aud: "test.hub".into(),
+        role: role.into(),
+        iat,
+        exp: iat + 300,
+    };
+    cairn_core::token::sign(&claims, signer)
+}

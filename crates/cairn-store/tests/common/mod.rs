@@ -1,0 +1,45 @@
+//! Pushes built by hand for the hub store's tests.
+
+use cairn_core::chain::StreamHead;
+use cairn_core::identity::NodeIdentity;
+use cairn_core::op::{Action, OpDraft};
+use cairn_store::hub::PushRequest;
+
+/// A push of the next `count` ops of `identity`'s `standard` stream after
+/// `head`, ledger notes whose scope `site` label `site_of(n)` gives (`n`
+/// counts from 0 within the push), signed at its last op.
+pub fn push_after(
+    identity: &NodeIdentity,
+    head: &mut StreamHead,
+    count: usize,
+    site_of: impl Fn(usize) -> &'static str,
+) -> PushRequest {
+    let ops = (0..count)
+        .map(|n| {
+            head.append(OpDraft {
+                node: identity.node.clone(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1_700_000_000_000 + head.seq,
+                    counter: 0,
+                },
+                collection: "notes".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("site".to_string(), site_of(n).to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: format!("{{\"secret\":{}}}", head.seq + 1).into_bytes(),
+            })
+            .1
+        })
+        .collect();
+    PushRequest {
+        decoded: None,
+        node: identity.node.clone(),
+        stream: "standard".into(),
+        ops,
+        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+    }
+}
