@@ -198,6 +198,9 @@ type PushReply = tokio::sync::oneshot::Sender<Result<cairn_store::hub::PushRespo
 /// nothing stored) and the node pushes again.
 const PARK_MS: u64 = 2_000;
 
+/// Most ops of pushes waiting for their predecessors at once.
+const PARKED_OPS_MAX: usize = 4 * PUSH_OPS_MAX;
+
 /// A push on its way to the writer.
 struct Waiting {
     request: PushRequest,
@@ -242,6 +245,11 @@ fn in_stream_order(hub: &HubStore, mut group: Vec<Waiting>) -> (Vec<Waiting>, Ve
     });
     let (mut ready, mut waiting) = (Vec::with_capacity(group.len()), Vec::new());
     let mut heads: std::collections::HashMap<(String, String), u64> = Default::default();
+    // What may wait is bounded, so that a node cannot park pushes without
+    // end: one per stream (a node keeps two in flight) and PARKED_OPS_MAX
+    // ops in all. Beyond that, a push past the head is refused at once.
+    let mut parked_streams = std::collections::HashSet::new();
+    let mut parked_ops = 0;
     for push in group {
         let key = (push.request.node.clone(), push.request.stream.clone());
         let head = match heads.get(&key) {
@@ -256,8 +264,12 @@ fn in_stream_order(hub: &HubStore, mut group: Vec<Waiting>) -> (Vec<Waiting>, Ve
         match (head, push.seqs()) {
             (Some(head), Some((first, _)))
                 if first > head + 1
-                    && push.since.elapsed() < std::time::Duration::from_millis(PARK_MS) =>
+                    && push.since.elapsed() < std::time::Duration::from_millis(PARK_MS)
+                    && parked_ops + push.request.ops.len() <= PARKED_OPS_MAX
+                    && !parked_streams.contains(&key) =>
             {
+                parked_ops += push.request.ops.len();
+                parked_streams.insert(key);
                 waiting.push(push);
             }
             (Some(head), Some((_, last))) => {
@@ -974,6 +986,65 @@ async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A push of the next `count` ops of node `a`'s stream, decoded.
+    fn waiting(head: &mut cairn_core::chain::StreamHead, count: u64) -> Waiting {
+        let identity = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
+        let ops: Vec<Vec<u8>> = (0..count)
+            .map(|_| {
+                head.append(cairn_core::op::OpDraft {
+                    node: "a".into(),
+                    stream: "standard".into(),
+                    hlc: cairn_core::hlc::Hlc {
+                        wall_ms: 1,
+                        counter: 0,
+                    },
+                    collection: "notes".into(),
+                    action: cairn_core::op::Action::Append,
+                    key: String::new(),
+                    scope: Default::default(),
+                    base: Default::default(),
+                    ref_hash: None,
+                    reason: String::new(),
+                    payload: b"{}".to_vec(),
+                })
+                .1
+            })
+            .collect();
+        let request = PushRequest {
+            decoded: Some(cairn_core::push::decode_push(&ops)),
+            node: "a".into(),
+            stream: "standard".into(),
+            checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+            ops,
+        };
+        Waiting::new(request, tokio::sync::oneshot::channel().0)
+    }
+
+    #[test]
+    fn pushes_wait_for_their_predecessors_but_only_one_per_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        HubStore::init(dir.path(), "test.hub").unwrap();
+        let hub = HubStore::open(dir.path()).unwrap();
+        let mut head = cairn_core::chain::StreamHead::EMPTY;
+        let (first, second, third) = (
+            waiting(&mut head, 2),
+            waiting(&mut head, 2),
+            waiting(&mut head, 2),
+        );
+        let seqs = |pushes: &[Waiting]| -> Vec<(u64, u64)> {
+            pushes.iter().filter_map(Waiting::seqs).collect()
+        };
+        // Arriving as third, second, first: applied as first, second, third.
+        let (ready, parked) = in_stream_order(&hub, vec![third, second, first]);
+        assert_eq!(seqs(&ready), [(1, 2), (3, 4), (5, 6)]);
+        assert!(parked.is_empty());
+        // Without their predecessor, one waits; the next is refused at once.
+        let (second, third) = (waiting(&mut head, 2), waiting(&mut head, 2));
+        let (ready, parked) = in_stream_order(&hub, vec![third, second]);
+        assert_eq!(seqs(&parked), [(7, 8)]);
+        assert_eq!(seqs(&ready), [(9, 10)]);
+    }
 
     #[test]
     fn push_bodies_name_every_bad_field() {
