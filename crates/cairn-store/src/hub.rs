@@ -568,6 +568,11 @@ pub struct HubStatus {
 /// An open hub store.
 pub struct HubStore {
     conn: Mutex<Connection>,
+    /// A second connection, for reads only (pulls, snapshots, key lookups,
+    /// status): in WAL mode it reads the last commit while the writer's
+    /// group transaction is open, so a push's authentication or a node's
+    /// pull never waits for a group commit.
+    reader: Mutex<Connection>,
     identity: NodeIdentity,
     origin: String,
     /// Declared after `conn`, so it is dropped after it: its thread ends
@@ -736,8 +741,11 @@ impl HubStore {
         // The WAL is folded into the database beside the pushes, not inside
         // the commit of whichever push crosses the threshold.
         let checkpointer = Checkpointer::start(&hub_db_path(dir), &mut conn)?;
+        let reader = crate::schema::open(&hub_db_path(dir))?;
+        reader.pragma_update(None, "query_only", true)?;
         Ok(HubStore {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
             identity,
             origin,
             _checkpointer: checkpointer,
@@ -758,6 +766,13 @@ impl HubStore {
         self.conn
             .lock()
             .map_err(|_| StoreError::Internal("hub lock poisoned".into()))
+    }
+
+    /// The read-only connection.
+    fn read(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.reader
+            .lock()
+            .map_err(|_| StoreError::Internal("hub reader lock poisoned".into()))
     }
 
     /// Registers (or re-keys) a node with its public key and granted scopes.
@@ -822,7 +837,7 @@ impl HubStore {
 
     /// The ops of the hub's own stream of administrative acts, in seq order.
     pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let mut statement = conn.prepare(
             "SELECT l.op FROM log l JOIN streams s ON s.id = l.stream_id
              WHERE s.node = ?1 AND s.stream = ?2 ORDER BY l.seq",
@@ -906,7 +921,7 @@ impl HubStore {
     /// granted to the node (an op without labels is visible to all).
     pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullResponse, PushError> {
         use base64::Engine;
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let grants = granted_scopes(&conn, node)?;
         let size = log_size(&conn)? as i64;
         let size = size as u64;
@@ -1001,7 +1016,7 @@ impl HubStore {
     /// manifest (`cairn_core::snapshot`): how a new node catches up without
     /// an inclusion proof per op.
     pub fn snapshot(&self, node: &str) -> Result<Snapshot, PushError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let grants = granted_scopes(&conn, node)?;
         let mut statement = conn.prepare_cached(
             "SELECT leaf, op, node, scope, stream_id, seq FROM log ORDER BY leaf LIMIT ?1",
@@ -1061,7 +1076,7 @@ impl HubStore {
     /// stream it has never seen).
     pub fn stream_head(&self, node: &str, stream: &str) -> Result<Option<(u64, bool)>, StoreError> {
         Ok(self
-            .lock()?
+            .read()?
             .prepare_cached("SELECT head_seq, held FROM streams WHERE node = ?1 AND stream = ?2")?
             .query_row(params![node, stream], |row| {
                 Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
@@ -1071,7 +1086,7 @@ impl HubStore {
 
     /// The hub's head of every stream of `node`: stream to (seq, op hash).
     pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let mut statement = conn.prepare(
             "SELECT stream, head_seq, head_hash FROM streams WHERE node = ?1 ORDER BY stream",
         )?;
@@ -1252,7 +1267,7 @@ impl HubStore {
     /// The enrolled public key of `node`.
     pub fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
         let key: Option<Vec<u8>> = self
-            .lock()?
+            .read()?
             .query_row(
                 "SELECT public_key FROM nodes WHERE node = ?1",
                 [node],
@@ -1440,7 +1455,7 @@ impl HubStore {
 
     /// The newest signed log checkpoint (signing one for the empty log if none exists).
     pub fn checkpoint(&self) -> Result<String, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let note: Option<String> = conn
             .query_row(
                 "SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1",
@@ -1464,7 +1479,7 @@ impl HubStore {
         old_size: u64,
         new_size: u64,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let size = log_size(&conn)? as i64;
         if new_size > size as u64 {
             return Ok(None);
@@ -1477,7 +1492,7 @@ impl HubStore {
 
     /// Log size, streams, quarantine and alerts.
     pub fn status(&self) -> Result<HubStatus, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let log_size = log_size(&conn)? as i64;
         let root = merkle::root(&TreeReader::new(&conn), log_size as u64).unwrap_or(Hash::ZERO);
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
