@@ -8,6 +8,10 @@
 //! checkpoint is written. The answer carries one receipt for the accepted
 //! ops, which take contiguous leaves: a range proof against that checkpoint.
 
+mod verify;
+
+pub use verify::{FAULTS_MAX, HubVerifyReport};
+
 use crate::StoreError;
 use crate::checkpointer::Checkpointer;
 use crate::files;

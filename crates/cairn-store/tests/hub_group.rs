@@ -250,3 +250,40 @@ fn a_push_past_the_head_is_refused_whole_until_its_predecessor_is_in() {
         );
     }
 }
+
+/// `HubStore::verify` finds an intact log intact, and a stored hash edited
+/// in the database both as a hash the op does not have and as signed log
+/// checkpoints whose roots the leaves no longer give.
+#[test]
+fn the_hub_verifies_its_log_and_names_an_edited_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let author = NodeIdentity::from_seed("a", [1; 32]);
+    {
+        let hub = HubStore::open(dir.path()).unwrap();
+        hub.enroll("a", author.public_key(), &Default::default())
+            .unwrap();
+        hub.push(batch(&author, 5)).unwrap();
+        let report = hub.verify().unwrap();
+        assert!(report.faults.is_empty(), "{:?}", report.faults);
+        assert_eq!(
+            (report.leaves, report.streams, report.origin_checkpoints),
+            (6, 2, 2)
+        );
+        assert!(report.log_checkpoints >= 2);
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    conn.execute(
+        "UPDATE log SET op_hash = zeroblob(32) WHERE node = 'a' AND seq = 2",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let report = HubStore::open(dir.path()).unwrap().verify().unwrap();
+    let faults = report.faults.join("\n");
+    assert!(
+        faults.contains("a:standard seq 2): the op hashes to"),
+        "{faults}"
+    );
+    assert!(faults.contains("its root is not the tree"), "{faults}");
+}

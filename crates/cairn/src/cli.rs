@@ -96,6 +96,10 @@ pub enum HubCommand {
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
+    /// Re-verify the whole log: every op's hashes, every stream's chain and
+    /// head, every origin checkpoint and its enrolled key, every signed log
+    /// checkpoint's root. Exit 4 with the faults when anything is off.
+    Verify,
     /// The hub's own record of its administrative acts (enrollments,
     /// revocations): ops of node `hub`, stream `audit`, in its log.
     Audit,
@@ -853,6 +857,37 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             } else {
                 println!(
                     "revoked {label}={value} from {node}; it purges what it pulled under it at its next sync"
+                );
+            }
+            Ok(())
+        }
+        HubCommand::Verify => {
+            let hub = open_hub(cli)?;
+            let report = hub
+                .verify()
+                .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?;
+            if !report.faults.is_empty() {
+                let text = report
+                    .faults
+                    .iter()
+                    .map(|fault| format!("TAMPERED: {fault}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(Failure {
+                    code: exit::TAMPERED,
+                    json: json!({"intact": false, "report": report}),
+                    text,
+                });
+            }
+            if cli.json {
+                output::json(&json!({"intact": true, "report": report}));
+            } else {
+                println!(
+                    "intact: {} leaves, {} streams, {} origin checkpoints and {} signed log checkpoints verified",
+                    report.leaves,
+                    report.streams,
+                    report.origin_checkpoints,
+                    report.log_checkpoints
                 );
             }
             Ok(())

@@ -402,11 +402,13 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         hub_status["quarantined"] == 0,
         "the hub quarantined ops: {hub_status}"
     );
+    // The auditor's check of the hub's whole log (exits non-zero on a fault).
+    let hub_verified = cairn(&exe, &hub_dir, &["hub", "verify"])?;
 
     if json_output {
         output::json(&json!({
             "ok": true,
-            "hub": {"log_size": hub_status["log_size"], "root": hub_status["root"], "quarantined": hub_status["quarantined"]},
+            "hub": {"log_size": hub_status["log_size"], "root": hub_status["root"], "quarantined": hub_status["quarantined"], "verify": hub_verified["report"]},
             "equipment": equipment[0]["fields"], "equipment_conflicts": equipment[0]["conflicts"],
             "stock": stock[0]["fields"],
         }));
@@ -453,6 +455,13 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         hub_status["log_size"],
         hub_status["streams"]["hub:audit"][0].as_u64().unwrap_or(0),
         output::cell(&hub_status["root"])
+    );
+    println!(
+        "hub verify: {} leaves, {} streams, {} origin checkpoints and {} signed log checkpoints intact",
+        hub_verified["report"]["leaves"],
+        hub_verified["report"]["streams"],
+        hub_verified["report"]["origin_checkpoints"],
+        hub_verified["report"]["log_checkpoints"]
     );
     println!("demo OK");
     Ok(())

@@ -397,6 +397,21 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     }
     sync(&till_a, &hub);
     hub.kill();
+    let audit = |expected: Option<&str>| {
+        let output = cairn(&hub_dir, &["--json", "hub", "verify"]);
+        let report = common::json_out(&output);
+        match expected {
+            None => assert_eq!(output.status.code(), Some(0), "{report}"),
+            Some(fault) => {
+                assert_eq!(output.status.code(), Some(4), "{report}");
+                assert!(
+                    report["report"]["faults"].to_string().contains(fault),
+                    "hub verify names {fault:?}: {report}"
+                );
+            }
+        }
+    };
+    audit(None);
     let pull = |expected: &str| {
         let hub = Edge::start_hub(&hub_dir);
         let refused = cairn(
@@ -432,6 +447,9 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     rebuild_tree(&conn);
     drop(conn);
     pull("not what its origin node signed");
+    audit(Some(
+        "till-a:standard seq 3: prev_hash does not match seq 2",
+    ));
 
     // Then reseals the rest of the chain and signs it with a key of its own,
     // which it claims till-a uses.
@@ -459,4 +477,7 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     rebuild_tree(&conn);
     drop(conn);
     pull("is not one the hub enrolled");
+    audit(Some(
+        "till-a:standard checkpoint seq 3: signed by a key the hub never enrolled",
+    ));
 }
