@@ -1000,32 +1000,46 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             run.latencies,
         ));
         let binary_bytes_per_op = run.wire_bytes as f64 / run.pushed.max(1) as f64;
-        // Many nodes reconnecting at once.
-        eprintln!(
-            "bench: {} nodes reconnecting with {} ops each",
-            args.nodes, args.per_node
-        );
-        let bodies: Vec<(Vec<u8>, String)> = sims[1..=args.nodes]
-            .iter_mut()
-            .map(|sim| (sim.batch(args.per_node), sim.token(origin)))
-            .collect();
-        let started = Instant::now();
-        let tasks: Vec<_> = bodies
-            .into_iter()
-            .map(|(body, token)| tokio::spawn(push(body, token)))
-            .collect();
-        let (mut drained, mut latencies) = (0usize, Vec::new());
-        for task in tasks {
-            let (accepted, latency) = task.await??;
-            drained += accepted;
-            latencies.push(latency);
+        // Many nodes reconnecting at once: with JSON bodies, then again
+        // (100 more ops each) with the binary body real edges negotiate.
+        for binary in [false, true] {
+            let encoding = if binary { "binary+zstd" } else { "JSON" };
+            eprintln!(
+                "bench: {} nodes reconnecting with {} ops each, {encoding}",
+                args.nodes, args.per_node
+            );
+            let bodies: Vec<(Vec<u8>, String)> = sims[1..=args.nodes]
+                .iter_mut()
+                .map(|sim| {
+                    let body = if binary {
+                        sim.batch_binary(args.per_node)
+                    } else {
+                        sim.batch(args.per_node)
+                    };
+                    (body, sim.token(origin))
+                })
+                .collect();
+            let started = Instant::now();
+            let tasks: Vec<_> = bodies
+                .into_iter()
+                .map(|(body, token)| tokio::spawn(push_as(body, token, binary)))
+                .collect();
+            let (mut drained, mut latencies) = (0usize, Vec::new());
+            for task in tasks {
+                let (accepted, latency) = task.await??;
+                drained += accepted;
+                latencies.push(latency);
+            }
+            figures.push(Figure::new(
+                format!(
+                    "{} nodes x {} ops at once, {encoding}",
+                    args.nodes, args.per_node
+                ),
+                drained,
+                started.elapsed(),
+                latencies,
+            ));
         }
-        figures.push(Figure::new(
-            format!("{} nodes x {} ops at once", args.nodes, args.per_node),
-            drained,
-            started.elapsed(),
-            latencies,
-        ));
         // A long outage's backlog.
         if args.drain_ops > 0 {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);
