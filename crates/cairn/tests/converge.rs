@@ -365,20 +365,24 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     let till_a = enrolled_node(work.path(), &hub_dir, "till-a", "pharmacy=main-st");
     let till_b = enrolled_node(work.path(), &hub_dir, "till-b", "pharmacy=main-st");
     let hub = Edge::start_hub(&hub_dir);
+    // till-b knows the hub's key, so it checks the keys that sign what it pulls.
+    let sync_b = |url: &str| {
+        cairn(
+            &till_b,
+            &[
+                "--json",
+                "sync",
+                "--hub",
+                url,
+                "--hub-key",
+                &hub_key,
+                "--hub-origin",
+                "test.hub",
+            ],
+        )
+    };
     // till-b starts from an (empty) snapshot, so what follows comes by pages.
-    let first = ok(&cairn(
-        &till_b,
-        &[
-            "--json",
-            "sync",
-            "--hub",
-            &hub.url,
-            "--hub-key",
-            &hub_key,
-            "--hub-origin",
-            "test.hub",
-        ],
-    ));
+    let first = ok(&sync_b(&hub.url));
     assert_eq!(first["pulled"]["snapshot_ops"], 0, "{first}");
     for n in 0..3 {
         let ndc = format!("00002-1433-{n:02}");
@@ -414,19 +418,7 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     audit(None);
     let pull = |expected: &str| {
         let hub = Edge::start_hub(&hub_dir);
-        let refused = cairn(
-            &till_b,
-            &[
-                "--json",
-                "sync",
-                "--hub",
-                &hub.url,
-                "--hub-key",
-                &hub_key,
-                "--hub-origin",
-                "test.hub",
-            ],
-        );
+        let refused = sync_b(&hub.url);
         let said = String::from_utf8_lossy(&refused.stderr).to_string()
             + &String::from_utf8_lossy(&refused.stdout);
         assert_ne!(refused.status.code(), Some(0), "{said}");

@@ -81,6 +81,29 @@ fn sync(dir: &Path, hub: &Edge, key: &str) -> (i32, serde_json::Value) {
     (output.status.code().unwrap_or(-1), json_out(&output))
 }
 
+/// A hub initialized in `work` with node `hangar-7` enrolled by key, served
+/// on 127.0.0.1: its directory, the node's identity and the running hub.
+fn hub_with_node(work: &Path) -> (std::path::PathBuf, cairn_core::identity::NodeIdentity, Edge) {
+    let hub_dir = work.join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
+    let key = hex::encode(node.public_key());
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    (hub_dir, node, hub)
+}
+
 #[test]
 fn offline_writes_reach_the_hub_and_tampering_is_quarantined() {
     let work = tempfile::tempdir().unwrap();
@@ -764,23 +787,7 @@ fn over_tls_edges_trust_only_the_pinned_hub_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_status_takes_a_staff_token_the_hub_issues() {
     let work = tempfile::tempdir().unwrap();
-    let hub_dir = work.path().join("hub");
-    assert!(
-        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
-            .status
-            .success()
-    );
-    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
-    let key = hex::encode(node.public_key());
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &key]
-        )
-        .status
-        .success()
-    );
-    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let (hub_dir, node, hub) = hub_with_node(work.path());
     let issue = |role: &str| {
         cairn(
             &hub_dir,
@@ -1102,23 +1109,7 @@ async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
 async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
     use cairn_core::op::{Action, OpDraft};
     let work = tempfile::tempdir().unwrap();
-    let hub_dir = work.path().join("hub");
-    assert!(
-        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
-            .status
-            .success()
-    );
-    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
-    let key = hex::encode(node.public_key());
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &key]
-        )
-        .status
-        .success()
-    );
-    let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
+    let (hub_dir, node, hub) = hub_with_node(work.path());
     let mut head = cairn_core::chain::StreamHead::EMPTY;
     let ops: Vec<Vec<u8>> = (0..9)
         .map(|n| {
