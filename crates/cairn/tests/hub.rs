@@ -966,56 +966,35 @@ async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
         (403, "authorization".into(), "role".into())
     );
     let operator = issue("operator");
-    assert_eq!(
-        rule(
-            &resolve(
-                Some(operator.clone()),
-                serde_json::json!({"node": "hangar-7", "stream": "standard"})
-            )
-            .await
+    for (body, expected) in [
+        (
+            serde_json::json!({"node": "hangar-7", "stream": "standard"}),
+            (422, "reason", "required"),
         ),
-        (422, "reason".into(), "required".into())
-    );
-    assert_eq!(
-        rule(
-            &resolve(
-                Some(operator.clone()),
-                serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": " "})
-            )
-            .await
+        (
+            serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": " "}),
+            (422, "reason", "length"),
         ),
-        (422, "reason".into(), "length".into())
-    );
-    assert_eq!(
-        rule(
-            &resolve(
-                Some(operator.clone()),
-                serde_json::json!({"node": "hangar-7", "stream": "nope", "reason": "x"})
-            )
-            .await
+        (
+            serde_json::json!({"node": "hangar-7", "stream": "nope", "reason": "x"}),
+            (404, "stream", "exists"),
         ),
-        (404, "stream".into(), "exists".into())
-    );
-    assert_eq!(
-        rule(
-            &resolve(
-                Some(operator.clone()),
-                serde_json::json!({"node": 7, "stream": "standard", "reason": "x"})
-            )
-            .await
+        (
+            serde_json::json!({"node": 7, "stream": "standard", "reason": "x"}),
+            (422, "node", "required"),
         ),
-        (422, "node".into(), "required".into())
-    );
-    assert_eq!(
-        rule(
-            &resolve(
-                Some(operator.clone()),
-                serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": "x", "seq": 4})
-            )
-            .await
+        (
+            serde_json::json!({"node": "hangar-7", "stream": "standard", "reason": "x", "seq": 4}),
+            (422, "seq", "unknown_field"),
         ),
-        (422, "seq".into(), "unknown_field".into())
-    );
+    ] {
+        let (code, field, rule_name) = expected;
+        assert_eq!(
+            rule(&resolve(Some(operator.clone()), body.clone()).await),
+            (code, field.to_string(), rule_name.to_string()),
+            "{body}"
+        );
+    }
     let malformed = client
         .post(format!("{}/v1/resolve", hub.url))
         .bearer_auth(&operator)
