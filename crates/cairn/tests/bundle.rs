@@ -148,6 +148,50 @@ fn a_bundle_and_its_acknowledgements_round_trip() {
         ))["ops"],
         0
     );
+
+    // A hub that lacks the ops before a bundle refuses it whole, naming the
+    // seq to send from, and stores nothing (a gap is not damage).
+    let other_hub = work.path().join("other-hub");
+    ok(&cairn(
+        &other_hub,
+        &["--json", "hub", "init", "--origin", "other.hub"],
+    ));
+    ok(&cairn(
+        &other_hub,
+        &[
+            "--json",
+            "hub",
+            "enroll",
+            "site-9",
+            "--public-key",
+            &edge_key,
+        ],
+    ));
+    ok(&cairn(
+        &edge,
+        &[
+            "--json",
+            "record",
+            "add",
+            "maintenance_actions",
+            &action("WO-12").to_string(),
+        ],
+    ));
+    let later = work.path().join("later.jsonl");
+    ok(&cairn(
+        &edge,
+        &["--json", "edge", "export", "--out", later.to_str().unwrap()],
+    ));
+    let output = cairn(&other_hub, &["hub", "import", later.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("push from seq 1"), "{said}");
+    let status = ok(&cairn(&other_hub, &["--json", "hub", "status"]));
+    assert_eq!(status["quarantined"], 0, "{status}");
+    assert!(
+        status["streams"].get("site-9:standard").is_none(),
+        "{status}"
+    );
 }
 
 fn refused_import(hub: &Path, text: &str, work: &Path, name: &str) -> String {
