@@ -341,3 +341,56 @@ fn the_wal_stays_bounded_while_checkpoints_run_off_the_writer() {
     let ops: u64 = report.streams.iter().map(|stream| stream.ops).sum();
     assert_eq!(ops, batches * 1000);
 }
+
+#[test]
+fn a_busy_checkpoint_never_fails_a_write_that_was_stored() {
+    // A reader holds an old snapshot, so the WAL cannot restart and grows
+    // past the writer's own 64 MiB bound; another connection checkpoints
+    // without pause, so the writer's checkpoint often finds the lock taken.
+    // SQLite reports a WAL hook's error as the COMMIT's, although the commit
+    // is durable: every write must still be answered Ok.
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let db = dir.path().join("cairn.db");
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let held: i64 = reader
+        .query_row("SELECT count(*) FROM ops", [], |row| row.get(0))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            let mut runs = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let filler = "x".repeat(700);
+    let batches = 80;
+    for batch in 0..batches {
+        let records = (0..1000)
+            .map(|n| {
+                let mut request = action(&format!("WO-{batch}-{n}"));
+                request.data["description"] = json!(filler);
+                request
+            })
+            .collect();
+        if let Err(error) = store.write_batch(records) {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("batch {batch} was refused: {error}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(hammer.join().unwrap() > 0);
+    assert_eq!(held, 0);
+    reader.execute_batch("COMMIT").unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.fault.is_none(), "{:?}", report.fault);
+    let ops: u64 = report.streams.iter().map(|stream| stream.ops).sum();
+    assert_eq!(ops, batches * 1000);
+}
