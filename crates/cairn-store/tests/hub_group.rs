@@ -286,4 +286,17 @@ fn the_hub_verifies_its_log_and_names_an_edited_hash() {
         "{faults}"
     );
     assert!(faults.contains("its root is not the tree"), "{faults}");
+
+    // A leaf removed: the hole and the chain's gap are both named.
+    let conn = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    conn.execute("DELETE FROM log WHERE node = 'a' AND seq = 4", [])
+        .unwrap();
+    drop(conn);
+    let report = HubStore::open(dir.path()).unwrap().verify().unwrap();
+    let faults = report.faults.join("\n");
+    assert!(faults.contains("the log has a hole"), "{faults}");
+    assert!(
+        faults.contains("a:standard seq 5: expected seq 4"),
+        "{faults}"
+    );
 }

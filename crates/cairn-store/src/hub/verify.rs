@@ -65,6 +65,7 @@ impl HubStore {
         // (node, key) of every enrollment act met in the log.
         let mut enrolled = std::collections::HashSet::new();
         let mut tree = MemoryTree::default();
+        let mut next_leaf = 0;
         let mut statement =
             conn.prepare("SELECT leaf, stream_id, seq, op_hash, op FROM log ORDER BY leaf")?;
         let mut rows = statement.query([])?;
@@ -74,12 +75,12 @@ impl HubStore {
             let seq = row.get::<_, i64>(2)? as u64;
             let stored = Hash::from_slice(&row.get::<_, Vec<u8>>(3)?).unwrap_or(Hash::ZERO);
             let bytes: Vec<u8> = row.get(4)?;
-            if leaf != report.leaves {
+            if leaf != next_leaf {
                 report.fault(format!(
-                    "leaf {leaf} follows leaf {}",
-                    report.leaves.wrapping_sub(1)
+                    "leaf {leaf} comes where leaf {next_leaf} should: the log has a hole"
                 ));
             }
+            next_leaf = leaf + 1;
             report.leaves += 1;
             // The tree is over the stored hashes, as the hub signed it; a
             // stored hash that is not the op's is a fault of its own.
