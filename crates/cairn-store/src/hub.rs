@@ -99,6 +99,19 @@ pub struct PullResponse {
     pub grants: BTreeMap<String, String>,
 }
 
+/// What the hub holds of one of a node's own streams (`HubStore::own_ops`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OwnOps {
+    /// Encoded ops, base64, in seq order.
+    pub ops: Vec<String>,
+    /// The node's checkpoints over them, with the headers up to each.
+    pub chains: Vec<ChainSegment>,
+    /// The stream's head at the hub.
+    pub head: u64,
+    /// True while an equivocation holds the stream.
+    pub held: bool,
+}
+
 /// The hub's own node name: its administrative acts are ops of this node.
 pub const HUB_NODE: &str = "hub";
 /// The hub's stream of administrative acts.
@@ -1073,6 +1086,58 @@ impl HubStore {
             ops,
             chains,
             enrollments,
+        })
+    }
+
+    /// A node's own ops of `stream` from seq `from` on (at most `limit`),
+    /// with the checkpoints it signed over them: how a node restored from
+    /// an old backup takes back what the hub holds of its history.
+    pub fn own_ops(
+        &self,
+        node: &str,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<OwnOps, PushError> {
+        use base64::Engine;
+        let conn = self.read()?;
+        let row: Option<(i64, i64, bool)> = conn
+            .query_row(
+                "SELECT id, head_seq, held FROM streams WHERE node = ?1 AND stream = ?2",
+                params![node, stream],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        let Some((stream_id, head, held)) = row else {
+            return Ok(OwnOps {
+                ops: Vec::new(),
+                chains: Vec::new(),
+                head: 0,
+                held: false,
+            });
+        };
+        let rows: Vec<(u64, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT seq, op FROM log WHERE stream_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(
+                params![stream_id, from as i64, limit.clamp(1, PUSH_OPS_MAX) as i64],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut chains = ChainPlan::default();
+        for (seq, _) in &rows {
+            let (checkpoint, span) = chains.cost(&conn, stream_id, *seq)?;
+            chains.add(stream_id, *seq, checkpoint, span);
+        }
+        Ok(OwnOps {
+            ops: rows
+                .iter()
+                .map(|(_, bytes)| base64::engine::general_purpose::STANDARD.encode(bytes))
+                .collect(),
+            chains: chains.finish(&conn)?,
+            head: head as u64,
+            held,
         })
     }
 

@@ -184,6 +184,8 @@ impl EdgeStore {
         }
         let conn = schema::open(&db_path)?;
         let settings = schema::load_settings(&conn, &identity)?;
+        // Stores made before `displaced` existed get it (schema 2 otherwise).
+        conn.execute_batch(schema::DISPLACED_DDL)?;
         let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
         let mut readers = Vec::new();
         for _ in 0..limits::READERS {
@@ -280,6 +282,56 @@ impl EdgeStore {
         ops: Vec<(cairn_core::op::Op, Vec<u8>)>,
     ) -> Result<Vec<WriteReceipt>, WriteError> {
         self.writer.submit(self.writer.prepare_foreign(ops)).await
+    }
+
+    /// Takes `stream` back from the hub after this node was restored from an
+    /// old backup: `ops` are the hub's copies of the node's own ops from its
+    /// acknowledged seq on, in seq order, and `checkpoints` the node's own
+    /// signatures over them, both already verified by the caller against
+    /// this node's key. Returns the node's diverged ops as re-appended after
+    /// the hub's head (empty when nothing diverged); the originals are kept
+    /// in `displaced`.
+    pub async fn realign_async(
+        &self,
+        stream: &str,
+        ops: Vec<(cairn_core::op::Op, Vec<u8>)>,
+        checkpoints: Vec<cairn_core::identity::Checkpoint>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        self.writer
+            .submit(self.writer.prepare_realign(writer::Realign {
+                stream: stream.to_string(),
+                ops,
+                checkpoints,
+            }))
+            .await
+    }
+
+    /// The highest seq of this node's `stream` the hub acknowledged.
+    pub fn acked_seq(&self, stream: &str) -> Result<u64, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.read(|conn| {
+            let acked: Option<i64> = conn
+                .query_row(
+                    "SELECT acked_seq FROM streams WHERE node = ?1 AND stream = ?2",
+                    rusqlite::params![self.settings.node, stream],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(acked.unwrap_or(0) as u64)
+        })
+    }
+
+    /// This node's ops set aside by [`EdgeStore::realign_async`]: (stream,
+    /// seq they had, encoded op), oldest first.
+    pub fn displaced(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare("SELECT stream, seq, op FROM displaced ORDER BY id")?
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)? as u64, row.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Purges pulled ops carrying revoked scope labels (`name=value`) and

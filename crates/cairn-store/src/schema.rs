@@ -39,6 +39,19 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Ops of this node set aside when it took a stream back from the hub
+/// (`EdgeStore::realign_async`): kept, never deleted.
+pub(crate) const DISPLACED_DDL: &str = "
+CREATE TABLE IF NOT EXISTS displaced (
+    id           INTEGER PRIMARY KEY,
+    stream       TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    op_hash      BLOB NOT NULL,
+    op           BLOB NOT NULL,
+    displaced_ms INTEGER NOT NULL
+) STRICT;
+";
+
 const DDL: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

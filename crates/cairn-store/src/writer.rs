@@ -102,7 +102,19 @@ pub(crate) struct Job {
     /// Scope labels (`name=value`) no longer granted: pulled ops carrying
     /// them are purged and the entities they touched recomputed.
     purge: Vec<String>,
+    /// This node's own ops of a stream, taken back from the hub after a
+    /// restore from an old backup (see [`realign`]).
+    realign: Option<Realign>,
     reply: oneshot::Sender<Result<Vec<WriteReceipt>, WriteError>>,
+}
+
+/// What the hub holds of one of this node's streams, verified against the
+/// node's own key: ops in seq order from `acked_seq + 1` on, and the
+/// checkpoints the node signed over them.
+pub(crate) struct Realign {
+    pub(crate) stream: String,
+    pub(crate) ops: Vec<(Op, Vec<u8>)>,
+    pub(crate) checkpoints: Vec<cairn_core::identity::Checkpoint>,
 }
 
 /// The callers' side of the writer thread.
@@ -167,6 +179,7 @@ impl WriterHandle {
                 items,
                 foreign: Vec::new(),
                 purge: Vec::new(),
+                realign: None,
                 reply,
             },
             receiver,
@@ -180,6 +193,20 @@ impl WriterHandle {
             items: Vec::new(),
             foreign,
             purge: Vec::new(),
+            realign: None,
+            reply,
+        };
+        (job, receiver)
+    }
+
+    /// A job that takes a stream's ops back from the hub (see [`realign`]).
+    pub(crate) fn prepare_realign(&self, work: Realign) -> (Job, Reply) {
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            items: Vec::new(),
+            foreign: Vec::new(),
+            purge: Vec::new(),
+            realign: Some(work),
             reply,
         };
         (job, receiver)
@@ -192,6 +219,7 @@ impl WriterHandle {
             items: Vec::new(),
             foreign: Vec::new(),
             purge: labels,
+            realign: None,
             reply,
         };
         (job, receiver)
@@ -639,6 +667,11 @@ impl Writer {
             now_ms,
         };
         for job in jobs.iter_mut() {
+            if let Some(work) = job.realign.take() {
+                let receipts = realign(&mut applier, streams, catalog, work)?;
+                outcomes.push(Ok(receipts));
+                continue;
+            }
             if !job.purge.is_empty() {
                 let purged = purge_foreign(&tx, catalog, &job.purge)?;
                 outcomes.push(Ok(purged));
@@ -1015,25 +1048,7 @@ fn purge_foreign(
     }
     let mut receipts = Vec::new();
     for ((collection, key), ()) in touched {
-        let ops = entity_ops(conn, &collection, &key)?;
-        let schema = catalog
-            .collections
-            .get(&collection)
-            .and_then(Collection::merge_schema);
-        match schema.and_then(|schema| merge::materialize(&schema, &ops)) {
-            Some(state) => {
-                conn.execute(
-                    "UPDATE entities SET deleted = ?3, conflicted = ?4, state = ?5 WHERE collection = ?1 AND key = ?2",
-                    params![collection, key, state.deleted, !state.conflicts.is_empty(), state.to_canonical_bytes()],
-                )?;
-            }
-            None => {
-                conn.execute(
-                    "DELETE FROM entities WHERE collection = ?1 AND key = ?2",
-                    params![collection, key],
-                )?;
-            }
-        }
+        recompute_entity(conn, catalog, &collection, &key, None)?;
         receipts.push(WriteReceipt {
             id: key,
             collection,
@@ -1043,6 +1058,273 @@ fn purge_foreign(
         });
     }
     Ok(receipts)
+}
+
+/// Recomputes an entity from the ops left of it: updated, created (with
+/// `scope`, when given and the entity is new) or removed when none is left.
+fn recompute_entity(
+    conn: &Connection,
+    catalog: &Catalog,
+    collection: &str,
+    key: &str,
+    scope: Option<&str>,
+) -> Result<(), StoreError> {
+    let ops = entity_ops(conn, collection, key)?;
+    let schema = catalog
+        .collections
+        .get(collection)
+        .and_then(Collection::merge_schema);
+    match schema.and_then(|schema| merge::materialize(&schema, &ops)) {
+        Some(state) => {
+            let (deleted, conflicted, bytes) = (
+                state.deleted,
+                !state.conflicts.is_empty(),
+                state.to_canonical_bytes(),
+            );
+            match scope {
+                Some(scope) => conn.execute(
+                    "INSERT INTO entities (collection, key, scope, deleted, conflicted, state) VALUES (?1, ?2, ?6, ?3, ?4, ?5)
+                     ON CONFLICT (collection, key) DO UPDATE SET deleted = ?3, conflicted = ?4, state = ?5",
+                    params![collection, key, deleted, conflicted, bytes, scope],
+                )?,
+                None => conn.execute(
+                    "UPDATE entities SET deleted = ?3, conflicted = ?4, state = ?5 WHERE collection = ?1 AND key = ?2",
+                    params![collection, key, deleted, conflicted, bytes],
+                )?,
+            };
+        }
+        None => {
+            conn.execute(
+                "DELETE FROM entities WHERE collection = ?1 AND key = ?2",
+                params![collection, key],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes one of this node's streams back from the hub after the node was
+/// restored from an old backup and wrote on: the hub holds the node's own
+/// ops up to its head `h`, the node's stream diverges from seq `k`.
+///
+/// Nothing is lost. The node's diverged ops `k..` are kept in `displaced`,
+/// replaced by the hub's `k..=h` (its own ops, signed with its own key,
+/// with the checkpoints it signed then), and appended again after `h` as
+/// new ops: same drafts (clock, payload, and base version vectors, so an
+/// edit that never saw the hub's ops stays concurrent with them), their
+/// references to each other renumbered. Entities they touch are recomputed.
+fn realign(
+    applier: &mut Applier<'_>,
+    streams: &mut HashMap<String, StreamSlot>,
+    catalog: &Catalog,
+    work: Realign,
+) -> Result<Vec<WriteReceipt>, StoreError> {
+    let (conn, identity, now_ms) = (applier.conn, applier.identity, applier.now_ms);
+    let node = identity.node.clone();
+    let Some(slot) = streams.get(&work.stream) else {
+        return Err(StoreError::Config(format!(
+            "this node has no stream {:?}",
+            work.stream
+        )));
+    };
+    let (stream_id, local_head) = (slot.id, slot.head);
+    let own_hash = |seq: u64| -> Result<Option<Hash>, StoreError> {
+        let hash: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT op_hash FROM ops WHERE id = ?1")?
+            .query_row([op_rowid(stream_id, seq)], |row| row.get(0))
+            .optional()?;
+        Ok(hash.and_then(|hash| Hash::from_slice(&hash)))
+    };
+    // Where the node and the hub part: the first of the hub's ops the node
+    // does not hold as it is.
+    let mut diverge = None;
+    for (op, _) in &work.ops {
+        if own_hash(op.seq)? != Some(op.op_hash) {
+            diverge = Some(op.seq);
+            break;
+        }
+    }
+    let Some(from) = diverge else {
+        return Ok(Vec::new());
+    };
+    let hub_head = work.ops.last().map_or(0, |(op, _)| op.seq);
+    // The diverged ops, kept aside for good.
+    let displaced: Vec<(u64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, op FROM ops WHERE id >= ?1 AND id <= ?2 ORDER BY id")?
+        .query_map(
+            params![
+                op_rowid(stream_id, from),
+                op_rowid(stream_id, local_head.seq.max(from))
+            ],
+            |row| {
+                Ok((
+                    (row.get::<_, i64>(0)? & ((1 << 40) - 1)) as u64,
+                    row.get(1)?,
+                ))
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut touched = std::collections::BTreeSet::new();
+    let mut old_ops = Vec::with_capacity(displaced.len());
+    for (seq, bytes) in &displaced {
+        let op = Op::decode(bytes)
+            .map_err(|fault| StoreError::Damaged(format!("{} seq {seq}: {fault}", work.stream)))?;
+        conn.prepare_cached(
+            "INSERT INTO displaced (stream, seq, op_hash, op, displaced_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![work.stream, *seq as i64, op.op_hash.0.as_slice(), bytes, now_ms as i64])?;
+        if !op.draft.key.is_empty() {
+            touched.insert((
+                op.draft.collection.clone(),
+                op.draft.key.clone(),
+                scope_text(&op.draft.scope),
+            ));
+        }
+        old_ops.push(op);
+    }
+    conn.prepare_cached("DELETE FROM ops WHERE id >= ?1 AND id <= ?2")?
+        .execute(params![
+            op_rowid(stream_id, from),
+            op_rowid(stream_id, (1 << 40) - 1)
+        ])?;
+    conn.prepare_cached("DELETE FROM checkpoints WHERE stream_id = ?1 AND seq >= ?2")?
+        .execute(params![stream_id, from as i64])?;
+    // The hub's ops from the parting seq on: this node's own, come back.
+    let mut head = StreamHead::EMPTY;
+    for (op, bytes) in &work.ops {
+        if op.seq < from {
+            head = StreamHead {
+                seq: op.seq,
+                hash: op.op_hash,
+            };
+            continue;
+        }
+        insert_own(applier, op, bytes, stream_id)?;
+        if !op.draft.key.is_empty() {
+            touched.insert((
+                op.draft.collection.clone(),
+                op.draft.key.clone(),
+                scope_text(&op.draft.scope),
+            ));
+        }
+        head = StreamHead {
+            seq: op.seq,
+            hash: op.op_hash,
+        };
+    }
+    if head.seq == 0 && from > 1 {
+        let hash = own_hash(from - 1)?.ok_or_else(|| {
+            StoreError::Damaged(format!("{} seq {} is missing", work.stream, from - 1))
+        })?;
+        head = StreamHead {
+            seq: from - 1,
+            hash,
+        };
+    }
+    for checkpoint in work
+        .checkpoints
+        .iter()
+        .filter(|c| c.seq >= from && c.seq <= hub_head)
+    {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO checkpoints (stream_id, seq, head, signature) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            stream_id,
+            checkpoint.seq as i64,
+            checkpoint.head.0.as_slice(),
+            checkpoint.signature.as_slice()
+        ])?;
+    }
+    // The diverged ops again, after the hub's head: same drafts, renumbered.
+    let own_key = cairn_core::op::stream_key(&node, &work.stream);
+    let mut renumbered: HashMap<u64, u64> = HashMap::new();
+    let mut rehashed: HashMap<Hash, Hash> = HashMap::new();
+    let mut receipts = Vec::new();
+    for old in old_ops {
+        let mut draft = old.draft.clone();
+        if let Some(seen) = draft.base.0.get_mut(&own_key)
+            && let Some(new) = renumbered.get(seen)
+        {
+            *seen = *new;
+        }
+        if let Some(target) = draft.ref_hash
+            && let Some(new) = rehashed.get(&target)
+        {
+            draft.ref_hash = Some(*new);
+        }
+        let (op, bytes) = head.append(draft);
+        renumbered.insert(old.seq, op.seq);
+        rehashed.insert(old.op_hash, op.op_hash);
+        insert_own(applier, &op, &bytes, stream_id)?;
+        receipts.push(WriteReceipt {
+            id: if op.draft.key.is_empty() {
+                op.record_id()
+            } else {
+                op.draft.key.clone()
+            },
+            collection: op.draft.collection.clone(),
+            stream: work.stream.clone(),
+            seq: op.seq,
+            op_hash: op.op_hash.to_hex(),
+        });
+    }
+    for (collection, key, scope) in touched {
+        recompute_entity(conn, catalog, &collection, &key, Some(&scope))?;
+    }
+    conn.prepare_cached(
+        "UPDATE streams SET head_seq = ?1, head_hash = ?2, acked_seq = ?3 WHERE id = ?4",
+    )?
+    .execute(params![
+        head.seq as i64,
+        head.hash.0.as_slice(),
+        hub_head as i64,
+        stream_id
+    ])?;
+    let slot = streams.get_mut(&work.stream).expect("looked up above");
+    slot.head = head;
+    // Re-appended ops need a checkpoint of their own (signed at commit).
+    slot.dirty = !receipts.is_empty();
+    Ok(receipts)
+}
+
+/// Inserts one of this node's own ops (not written here: taken back from
+/// the hub, or re-appended) into its stream's rows.
+fn insert_own(
+    applier: &mut Applier<'_>,
+    op: &Op,
+    bytes: &[u8],
+    stream_id: i64,
+) -> Result<(), StoreError> {
+    let conn = applier.conn;
+    // A correction's reference, as the record id the listing joins on.
+    let ref_id = match op.draft.ref_hash {
+        None => None,
+        Some(target) => conn
+            .query_row(
+                "SELECT s.node || ':' || s.stream || ':' || (o.id & 1099511627775) FROM ops o
+                 JOIN streams s ON s.id = (o.id >> 40) WHERE o.op_hash = ?1",
+                [target.0.as_slice()],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()?,
+    };
+    conn.prepare_cached(
+        "INSERT INTO ops (id, op_hash, op, coll, action, record_key, scope, ref_id, written_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        op_rowid(stream_id, op.seq),
+        op.op_hash.0.as_slice(),
+        bytes,
+        applier.collections.id(conn, &op.draft.collection)?,
+        op.draft.action.code(),
+        op.draft.key,
+        scope_text(&op.draft.scope),
+        ref_id,
+        applier.now_ms as i64,
+    ])?;
+    Ok(())
 }
 
 /// Stores one verified op of another node (unless already held), advances

@@ -242,6 +242,11 @@ pub enum EdgeCommand {
         #[arg(long, default_value_t = 5_000)]
         breaker_open_ms: u64,
     },
+    /// After a restore from an old backup (an equivocation an operator has
+    /// resolved): take this node's own ops back from the hub, checked
+    /// against its own key, set the diverged ones aside (kept in the store)
+    /// and append them again after the hub's head; then sync as usual.
+    Recover(SyncArgs),
     /// Write every unacknowledged op to an offline bundle (for a USB stick).
     Export {
         /// The bundle file to create.
@@ -506,6 +511,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Edge(EdgeCommand::Recover(args)) => recover(&cli, args),
         Command::Edge(EdgeCommand::Export { out }) => {
             let store = open(&cli)?;
             let count = crate::bundle::export(&store, out)?;
@@ -1157,6 +1163,57 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             "pulled: {} new ops of other nodes ({} receipts verified)",
             pulled.applied, pulled.receipts_verified
         );
+    }
+    Ok(())
+}
+
+/// `cairn edge recover`: takes this node's streams back from the hub.
+fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
+    let store = open(cli)?;
+    let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
+    else {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "hub",
+                "required",
+                "no --hub given and the node never enrolled with one",
+            )],
+        ));
+    };
+    let pin = resolve_pin(&store, &args.hub_cert_sha256)?;
+    let client = crate::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
+        .map_err(pin_failure)?;
+    let link = crate::sync::HubLink {
+        client: &client,
+        url: &hub_url,
+        key: hub_key
+            .as_ref()
+            .map(|(origin, key)| (origin.as_str(), *key)),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let report = runtime
+        .block_on(crate::sync::recover(&store, &link))
+        .map_err(|error| Failure {
+            code: exit::SYNC_INCOMPLETE,
+            json: json!({"error": {"code": "recovery_incomplete", "message": format!("{error:#}")}}),
+            text: format!("error: recovery incomplete (each stream is taken back whole or not at all): {error:#}"),
+        })?;
+    if cli.json {
+        output::json(&json!({"streams": report}));
+    } else {
+        for stream in &report {
+            println!(
+                "{}: the hub holds it up to seq {}; {} of this node's ops taken back, {} diverged ops appended again after them",
+                stream.stream,
+                stream.hub_head,
+                stream.taken_back,
+                stream.reappended.len()
+            );
+        }
     }
     Ok(())
 }

@@ -383,6 +383,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
         .route("/v1/snapshot", get(snapshot))
+        .route("/v1/own", get(own))
         .route("/v1/enroll", post(enroll))
         .route("/v1/resolve", post(resolve))
         .route("/v1/log/checkpoint", get(checkpoint))
@@ -943,6 +944,52 @@ async fn pull(
     })
     .await?;
     Ok(axum::Json(json!(page)))
+}
+
+/// `GET /v1/own?stream=S&from=N`: the caller's own ops of a stream from seq
+/// `N` on, with the checkpoints it signed over them (`HubStore::own_ops`).
+async fn own(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut violations = Vec::new();
+    let (mut stream, mut from) = (None, 1u64);
+    for (name, value) in &params {
+        match name.as_str() {
+            "stream" => match cairn_core::names::check_name(value) {
+                Ok(()) => stream = Some(value.clone()),
+                Err(message) => violations.push(Violation::new("stream", "format", message)),
+            },
+            "from" => match value.parse::<u64>() {
+                Ok(parsed) if parsed >= 1 => from = parsed,
+                _ => violations.push(Violation::new(
+                    "from",
+                    "range",
+                    "must be a seq (an integer from 1)",
+                )),
+            },
+            other => violations.push(Violation::new(
+                other,
+                "unknown_parameter",
+                "expected stream or from",
+            )),
+        }
+    }
+    if stream.is_none() && violations.is_empty() {
+        violations.push(Violation::new("stream", "required", "name the stream"));
+    }
+    let Some(stream) = stream.filter(|_| violations.is_empty()) else {
+        return Err(AppError::bad_query(violations));
+    };
+    let hub = state.hub.clone();
+    let own = blocking(move || {
+        let node = authenticate(&hub, &headers)?;
+        hub.own_ops(&node, &stream, from, PUSH_OPS_MAX)
+            .map_err(hub_error)
+    })
+    .await?;
+    Ok(axum::Json(json!(own)))
 }
 
 /// `GET /v1/snapshot`: every op the node may see from the start of the log,

@@ -421,9 +421,6 @@ fn check_origins(
     hub_key: Option<[u8; 32]>,
     report: &mut PullReport,
 ) -> anyhow::Result<()> {
-    let segments = answer["chains"]
-        .as_array()
-        .context("the answer has no chains")?;
     let enrollments = answer["enrollments"]
         .as_array()
         .context("the answer has no enrollments")?
@@ -438,6 +435,130 @@ fn check_origins(
                 .map_err(|fault| anyhow::anyhow!("enrollments[{index}]: {fault}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let proofs = chain_proofs(&answer["chains"])?;
+    let mut all: Vec<&cairn_core::op::Op> = ops.iter().map(|(op, _)| op).collect();
+    all.extend(&enrollments);
+    let proven = cairn_core::provenance::verify(&all, &proofs)
+        .context("a pulled op is not what its origin node signed")?;
+    if let Some(hub_key) = hub_key {
+        for proof in &proofs {
+            let node = &proof.checkpoint.node;
+            let logged = if node == cairn_store::hub::HUB_NODE {
+                proof.public_key == hub_key
+            } else {
+                enrollments
+                    .iter()
+                    .any(|act| enrolls(act, node, &proof.public_key))
+            };
+            anyhow::ensure!(
+                logged,
+                "the key that signed {node}:{} seq {} is not one the hub enrolled",
+                proof.checkpoint.stream,
+                proof.checkpoint.seq
+            );
+        }
+    }
+    report.origins_verified += ops.len() as u64;
+    report.origin_checkpoints += proven.checkpoints as u64;
+    Ok(())
+}
+
+/// What `cairn edge recover` did to one stream.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Recovered {
+    /// The stream.
+    pub stream: String,
+    /// The hub's head of it.
+    pub hub_head: u64,
+    /// This node's own ops taken back from the hub (checked against its key).
+    pub taken_back: u64,
+    /// Diverged ops set aside and appended again after the hub's head, as
+    /// new ops: their new record ids.
+    pub reappended: Vec<String>,
+}
+
+/// Takes this node's streams back from the hub after it was restored from
+/// an old backup (`EdgeStore::realign_async`). Every op the hub hands back
+/// must chain to a checkpoint this node signed with its own key.
+pub async fn recover(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Vec<Recovered>> {
+    let (client, hub_url) = (hub.client, hub.url);
+    let audience = hub_audience(client, hub_url, hub.key).await?;
+    let own_key = store.settings().public_key;
+    let mut report = Vec::new();
+    for stream in store.streams()? {
+        let mut from = store.acked_seq(&stream)? + 1;
+        let (mut ops, mut checkpoints, mut hub_head) = (Vec::new(), Vec::new(), 0);
+        // Bounded: each page advances `from` or ends the loop.
+        for _ in 0..1_000_000 {
+            let token = store.sign_token(&audience, now_ms() / 1000);
+            let response = client
+                // Stream names are [a-z0-9._-]: nothing to escape.
+                .get(format!("{hub_url}/v1/own?stream={stream}&from={from}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .context("the hub is unreachable")?;
+            let page = hub_answer(response, "recovery").await?;
+            hub_head = page["head"].as_u64().context("the answer has no head")?;
+            anyhow::ensure!(
+                page["held"] != true,
+                "the hub holds {stream} after an equivocation: an operator must resolve it first (cairn hub resolve)"
+            );
+            let mut pulled = Vec::new();
+            for item in page["ops"].as_array().context("the answer has no ops")? {
+                let bytes = item
+                    .as_str()
+                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                    .context("ops must be base64")?;
+                let op = cairn_core::op::Op::decode(&bytes)
+                    .map_err(|fault| anyhow::anyhow!("an op the hub holds is damaged: {fault}"))?;
+                anyhow::ensure!(
+                    op.draft.node == store.settings().node && op.draft.stream == stream,
+                    "the hub answered with {} for {stream}",
+                    op.record_id()
+                );
+                pulled.push((op, bytes));
+            }
+            let proofs = chain_proofs(&page["chains"])?;
+            anyhow::ensure!(
+                proofs.iter().all(|proof| proof.public_key == own_key),
+                "the hub answered {stream} with checkpoints this node did not sign"
+            );
+            let refs: Vec<&cairn_core::op::Op> = pulled.iter().map(|(op, _)| op).collect();
+            cairn_core::provenance::verify(&refs, &proofs)
+                .context("an op the hub holds is not what this node signed")?;
+            let Some(last) = pulled.last().map(|(op, _)| op.seq) else {
+                break;
+            };
+            anyhow::ensure!(
+                pulled.first().map(|(op, _)| op.seq) == Some(from)
+                    && pulled
+                        .windows(2)
+                        .all(|pair| pair[1].0.seq == pair[0].0.seq + 1),
+                "the hub's ops of {stream} are not contiguous from seq {from}"
+            );
+            checkpoints.extend(proofs.into_iter().map(|proof| proof.checkpoint));
+            ops.extend(pulled);
+            from = last + 1;
+            if last >= hub_head {
+                break;
+            }
+        }
+        let taken_back = ops.len() as u64;
+        let receipts = store.realign_async(&stream, ops, checkpoints).await?;
+        report.push(Recovered {
+            stream,
+            hub_head,
+            taken_back,
+            reappended: receipts.into_iter().map(|receipt| receipt.id).collect(),
+        });
+    }
+    Ok(report)
+}
+
+/// Chain segments of an answer, parsed (`cairn_core::provenance`).
+fn chain_proofs(chains: &Value) -> anyhow::Result<Vec<cairn_core::provenance::ChainProof>> {
+    let segments = chains.as_array().context("the answer has no chains")?;
     let mut proofs = Vec::with_capacity(segments.len());
     for (index, segment) in segments.iter().enumerate() {
         let text = |field: &str| {
@@ -476,31 +597,7 @@ fn check_origins(
             headers,
         });
     }
-    let mut all: Vec<&cairn_core::op::Op> = ops.iter().map(|(op, _)| op).collect();
-    all.extend(&enrollments);
-    let proven = cairn_core::provenance::verify(&all, &proofs)
-        .context("a pulled op is not what its origin node signed")?;
-    if let Some(hub_key) = hub_key {
-        for proof in &proofs {
-            let node = &proof.checkpoint.node;
-            let logged = if node == cairn_store::hub::HUB_NODE {
-                proof.public_key == hub_key
-            } else {
-                enrollments
-                    .iter()
-                    .any(|act| enrolls(act, node, &proof.public_key))
-            };
-            anyhow::ensure!(
-                logged,
-                "the key that signed {node}:{} seq {} is not one the hub enrolled",
-                proof.checkpoint.stream,
-                proof.checkpoint.seq
-            );
-        }
-    }
-    report.origins_verified += ops.len() as u64;
-    report.origin_checkpoints += proven.checkpoints as u64;
-    Ok(())
+    Ok(proofs)
 }
 
 /// True when `act` is the hub's act enrolling `node` with `public_key`.

@@ -1174,3 +1174,229 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
     assert_eq!(status["quarantined"], 0, "nothing quarantined: {status}");
     hub.kill();
 }
+
+/// A node restored from an old backup, which wrote on and equivocated,
+/// takes its own ops back from the hub once an operator resolved the
+/// equivocation: its diverged write is set aside and appended again after
+/// the hub's head, so nothing either copy wrote is lost; the hub accepts it
+/// and every chain verifies.
+#[test]
+fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let hub_key = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edge = work.path().join("edge");
+    let edge_key = edge_init(&edge, "hangar-7");
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &edge_key]
+        )
+        .status
+        .success()
+    );
+    add(&edge, 3);
+    let backup = work.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for name in ["cairn.db", "node.key"] {
+        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
+    }
+    add(&edge, 2);
+    let part = |dir: &Path, status: &str| {
+        let output = cairn(
+            dir,
+            &[
+                "--json",
+                "record",
+                "add",
+                "parts",
+                &serde_json::json!({"part_number": "PN-7", "serial": "SN-1", "status": status})
+                    .to_string(),
+                "--key",
+                "SN-1",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    part(&edge, "serviceable");
+    let hub = Edge::start_hub(&hub_dir);
+    assert_eq!(sync(&edge, &hub, &hub_key).0, 0);
+    // The machine dies; the node comes back from the backup and writes on,
+    // the same part among others.
+    part(&backup, "unserviceable");
+    let output = cairn(
+        &backup,
+        &[
+            "--json",
+            "record",
+            "add",
+            "maintenance_actions",
+            &action("WO-after-restore").to_string(),
+        ],
+    );
+    assert!(output.status.success());
+    let (code, _) = sync(&backup, &hub, &hub_key);
+    assert_eq!(code, SYNC_INCOMPLETE, "an equivocation");
+    let recover = |expected: i32| {
+        let output = cairn(
+            &backup,
+            &[
+                "--json",
+                "edge",
+                "recover",
+                "--hub",
+                &hub.url,
+                "--hub-key",
+                &hub_key,
+                "--hub-origin",
+                "test.hub",
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json_out(&output)
+    };
+    // While the stream is held, the node is told to wait for an operator.
+    let refused = recover(SYNC_INCOMPLETE);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cairn hub resolve"),
+        "{refused}"
+    );
+    assert!(
+        cairn(
+            &hub_dir,
+            &[
+                "hub",
+                "resolve",
+                "hangar-7",
+                "standard",
+                "--reason",
+                "restored from backup"
+            ]
+        )
+        .status
+        .success()
+    );
+    let recovered = recover(0);
+    let stream = &recovered["streams"][0];
+    assert_eq!(stream["hub_head"], 6, "{recovered}");
+    assert_eq!(
+        stream["taken_back"], 3,
+        "seqs 4 to 6 come back: {recovered}"
+    );
+    assert_eq!(
+        stream["reappended"],
+        serde_json::json!(["SN-1", "hangar-7:standard:8"]),
+        "{recovered}"
+    );
+    // Nothing is lost: the node holds all six ledger records and both edits
+    // of the part, and the hub takes the two re-appended ops.
+    let listed = json_out(&cairn(
+        &backup,
+        &["--json", "record", "list", "maintenance_actions"],
+    ));
+    let orders: Vec<String> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["data"]["work_order"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(orders.len(), 6, "{listed}");
+    // Both copies' edits of the part are kept: concurrent, so a conflict.
+    let got = json_out(&cairn(
+        &backup,
+        &["--json", "record", "get", "parts", "SN-1"],
+    ));
+    assert_eq!(
+        got["conflicts"]["status"].as_array().map(Vec::len),
+        Some(2),
+        "{got}"
+    );
+    assert!(
+        orders.contains(&"WO-AFTER-RESTORE".to_string()),
+        "{orders:?}"
+    );
+    let (code, report) = sync(&backup, &hub, &hub_key);
+    assert_eq!(
+        (code, report["accepted"].clone()),
+        (0, serde_json::json!(2)),
+        "{report}"
+    );
+    assert_eq!(
+        json_out(&cairn(&backup, &["--json", "verify"]))["intact"],
+        true
+    );
+    assert_eq!(
+        cairn(&hub_dir, &["--json", "hub", "verify"]).status.code(),
+        Some(0)
+    );
+    // Done twice, it changes nothing.
+    let again = recover(0);
+    assert_eq!(
+        again["streams"][0]["reappended"],
+        serde_json::json!([]),
+        "{again}"
+    );
+    // The endpoint's bad input, each named.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answers = runtime.block_on(async {
+        let client = cairn::tls::builder().build().unwrap();
+        let mut answers = Vec::new();
+        for query in [
+            "?stream=standard",
+            "",
+            "?stream=standard&from=0",
+            "?stream=Bad!",
+            "?stream=standard&seq=1",
+        ] {
+            let response = client
+                .get(format!("{}/v1/own{query}", hub.url))
+                .send()
+                .await
+                .unwrap();
+            let code = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            answers.push((
+                code,
+                body["error"]["violations"][0]["field"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                body["error"]["violations"][0]["rule"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ));
+        }
+        answers
+    });
+    let expected = [
+        (401, "authorization", "required"),
+        (400, "stream", "required"),
+        (400, "from", "range"),
+        (400, "stream", "format"),
+        (400, "seq", "unknown_parameter"),
+    ];
+    for (answer, (code, field, rule)) in answers.iter().zip(expected) {
+        assert_eq!(answer, &(code, field.to_string(), rule.to_string()));
+    }
+    hub.kill();
+}
