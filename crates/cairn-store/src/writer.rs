@@ -1200,6 +1200,9 @@ fn realign(
             continue;
         }
         insert_own(applier, op, bytes, stream_id)?;
+        // Written before the restore, perhaps later than anything the
+        // backup's clock saw: the clock must not fall behind them.
+        let _ = applier.clock.receive(op.draft.hlc, now_ms);
         if !op.draft.key.is_empty() {
             touched.insert((
                 op.draft.collection.clone(),
