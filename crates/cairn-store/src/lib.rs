@@ -321,6 +321,21 @@ impl EdgeStore {
         })
     }
 
+    /// [`EdgeStore::realign_async`], waiting on this thread.
+    pub fn realign(
+        &self,
+        stream: &str,
+        ops: Vec<(cairn_core::op::Op, Vec<u8>)>,
+        checkpoints: Vec<cairn_core::identity::Checkpoint>,
+    ) -> Result<Vec<WriteReceipt>, WriteError> {
+        self.writer
+            .submit_blocking(self.writer.prepare_realign(writer::Realign {
+                stream: stream.to_string(),
+                ops,
+                checkpoints,
+            }))
+    }
+
     /// This node's ops set aside by [`EdgeStore::realign_async`]: (stream,
     /// seq they had, encoded op), oldest first.
     pub fn displaced(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {

@@ -394,3 +394,52 @@ fn a_busy_checkpoint_never_fails_a_write_that_was_stored() {
     let ops: u64 = report.streams.iter().map(|stream| stream.ops).sum();
     assert_eq!(ops, batches * 1000);
 }
+
+#[test]
+fn a_restored_store_that_wrote_nothing_new_takes_back_only_what_it_lost() {
+    // The node, then a copy of it as a backup taken after three writes; the
+    // node writes two more, which the backup never saw.
+    let work = tempfile::tempdir().unwrap();
+    let (node_dir, backup_dir) = (work.path().join("node"), work.path().join("backup"));
+    let node = init(&node_dir);
+    for n in 0..3 {
+        node.write(action(&format!("WO-{n}"))).unwrap();
+    }
+    drop(node);
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    for name in ["cairn.db", "node.key"] {
+        std::fs::copy(node_dir.join(name), backup_dir.join(name)).unwrap();
+    }
+    let node = EdgeStore::open(&node_dir).unwrap();
+    for n in 3..5 {
+        node.write(action(&format!("WO-{n}"))).unwrap();
+    }
+    // What a hub would hand back: the node's ops 4 and 5, signed by it.
+    let batch = node.pending_batch("standard", 100).unwrap().unwrap();
+    let lost: Vec<_> = batch.ops[3..]
+        .iter()
+        .map(|bytes| (cairn_core::op::Op::decode(bytes).unwrap(), bytes.clone()))
+        .collect();
+    let backup = EdgeStore::open(&backup_dir).unwrap();
+    let reappended = backup
+        .realign("standard", lost.clone(), vec![batch.checkpoint.clone()])
+        .unwrap();
+    assert!(reappended.is_empty(), "nothing diverged: {reappended:?}");
+    assert!(backup.displaced().unwrap().is_empty());
+    assert_eq!(backup.acked_seq("standard").unwrap(), 5);
+    let report = backup.verify().unwrap();
+    assert!(report.fault.is_none(), "{:?}", report.fault);
+    assert_eq!(
+        report.streams.iter().map(|stream| stream.ops).sum::<u64>(),
+        5
+    );
+    // Its next write extends the node's history instead of rewriting it.
+    let next = backup.write(action("WO-5")).unwrap();
+    assert_eq!(next.seq, 6);
+    // Taking the same ops back again changes nothing.
+    let again = backup
+        .realign("standard", lost, vec![batch.checkpoint])
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(backup.verify().unwrap().fault.is_none());
+}
