@@ -1169,6 +1169,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
 
 /// `cairn edge recover`: takes this node's streams back from the hub.
 fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
+    let _not_serving = serve_lock(&cli.data)?;
     let store = open(cli)?;
     let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
     else {
@@ -1241,9 +1242,45 @@ fn parse_hub_key(
     }
 }
 
+/// The file `cairn edge serve` holds an exclusive lock on while it runs:
+/// commands that rewrite a stream under it (`cairn edge recover`) refuse to
+/// run beside it, since its writer keeps stream heads in memory.
+const SERVE_LOCK: &str = "serve.lock";
+
+/// Takes the serving lock of the store in `dir`, or says who holds it.
+fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
+    let path = dir.join(SERVE_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "data",
+                "not_serving",
+                format!(
+                    "`cairn edge serve` is running on {}; stop it first",
+                    dir.display()
+                ),
+            )],
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(Failure::fault(anyhow::anyhow!(
+            "cannot lock {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
 fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Result<(), Failure> {
     crate::init_tracing();
     let store = std::sync::Arc::new(open(cli)?);
+    // Held until the process ends.
+    let _serving = serve_lock(&cli.data)?;
     server_runtime()?.block_on(async move {
         let (listener, address) =
             announce(listen, &format!("edge {}", store.settings().node), "http").await?;

@@ -1295,6 +1295,14 @@ fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
         .status
         .success()
     );
+    // Not beside a running `edge serve`, whose writer holds the heads.
+    let serving = Edge::start(&backup);
+    let refused = recover(3);
+    assert_eq!(
+        refused["error"]["violations"][0]["rule"], "not_serving",
+        "{refused}"
+    );
+    serving.kill();
     let recovered = recover(0);
     let stream = &recovered["streams"][0];
     assert_eq!(stream["hub_head"], 6, "{recovered}");
