@@ -298,11 +298,10 @@ impl EdgeStore {
         checkpoints: Vec<cairn_core::identity::Checkpoint>,
     ) -> Result<Vec<WriteReceipt>, WriteError> {
         self.writer
-            .submit(self.writer.prepare_realign(writer::Realign {
-                stream: stream.to_string(),
-                ops,
-                checkpoints,
-            }))
+            .submit(
+                self.writer
+                    .prepare_realign(writer::Realign::new(stream, ops, checkpoints)),
+            )
             .await
     }
 
@@ -329,11 +328,11 @@ impl EdgeStore {
         checkpoints: Vec<cairn_core::identity::Checkpoint>,
     ) -> Result<Vec<WriteReceipt>, WriteError> {
         self.writer
-            .submit_blocking(self.writer.prepare_realign(writer::Realign {
-                stream: stream.to_string(),
+            .submit_blocking(self.writer.prepare_realign(writer::Realign::new(
+                stream,
                 ops,
                 checkpoints,
-            }))
+            )))
     }
 
     /// This node's ops set aside by [`EdgeStore::realign_async`]: (stream,

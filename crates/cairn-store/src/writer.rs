@@ -112,9 +112,23 @@ pub(crate) struct Job {
 /// node's own key: ops in seq order from `acked_seq + 1` on, and the
 /// checkpoints the node signed over them.
 pub(crate) struct Realign {
-    pub(crate) stream: String,
-    pub(crate) ops: Vec<(Op, Vec<u8>)>,
-    pub(crate) checkpoints: Vec<cairn_core::identity::Checkpoint>,
+    stream: String,
+    ops: Vec<(Op, Vec<u8>)>,
+    checkpoints: Vec<cairn_core::identity::Checkpoint>,
+}
+
+impl Realign {
+    pub(crate) fn new(
+        stream: &str,
+        ops: Vec<(Op, Vec<u8>)>,
+        checkpoints: Vec<cairn_core::identity::Checkpoint>,
+    ) -> Realign {
+        Realign {
+            stream: stream.to_string(),
+            ops,
+            checkpoints,
+        }
+    }
 }
 
 /// The callers' side of the writer thread.

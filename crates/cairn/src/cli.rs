@@ -653,7 +653,7 @@ fn enroll_at_hub(
 }
 
 /// A hub's URL, with its origin and key when known.
-type HubTarget = (String, Option<(String, [u8; 32])>);
+type HubTarget = (String, Option<HubKey>);
 
 /// A `--hub-cert-sha256` value, checked.
 fn parse_pin(text: &Option<String>) -> Result<Option<[u8; 32]>, Failure> {
@@ -1084,20 +1084,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
-    else {
-        return Err(Failure::invalid(
-            None,
-            &[Violation::new(
-                "hub",
-                "required",
-                "no --hub given and the node never enrolled with one",
-            )],
-        ));
-    };
-    let pin = resolve_pin(&store, &args.hub_cert_sha256)?;
-    let client = crate::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
-        .map_err(pin_failure)?;
+    let (client, hub_url, hub_key) = connect(&store, args)?;
     let key = hub_key
         .as_ref()
         .map(|(origin, key)| (origin.as_str(), *key));
@@ -1167,11 +1154,16 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `cairn edge recover`: takes this node's streams back from the hub.
-fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
-    let _not_serving = serve_lock(&cli.data)?;
-    let store = open(cli)?;
-    let Some((hub_url, hub_key)) = resolve_hub(&store, &args.hub, &args.hub_key, &args.hub_origin)?
+/// A hub's log origin and public key.
+type HubKey = (String, [u8; 32]);
+
+/// The hub `args` name (or the one the node enrolled with), its key when
+/// known, and a client that trusts only its pinned certificate.
+fn connect(
+    store: &EdgeStore,
+    args: &SyncArgs,
+) -> Result<(reqwest::Client, String, Option<HubKey>), Failure> {
+    let Some((hub_url, hub_key)) = resolve_hub(store, &args.hub, &args.hub_key, &args.hub_origin)?
     else {
         return Err(Failure::invalid(
             None,
@@ -1182,9 +1174,17 @@ fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             )],
         ));
     };
-    let pin = resolve_pin(&store, &args.hub_cert_sha256)?;
+    let pin = resolve_pin(store, &args.hub_cert_sha256)?;
     let client = crate::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
         .map_err(pin_failure)?;
+    Ok((client, hub_url, hub_key))
+}
+
+/// `cairn edge recover`: takes this node's streams back from the hub.
+fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
+    let _not_serving = serve_lock(&cli.data)?;
+    let store = open(cli)?;
+    let (client, hub_url, hub_key) = connect(&store, args)?;
     let link = crate::sync::HubLink {
         client: &client,
         url: &hub_url,

@@ -81,6 +81,44 @@ fn sync(dir: &Path, hub: &Edge, key: &str) -> (i32, serde_json::Value) {
     (output.status.code().unwrap_or(-1), json_out(&output))
 }
 
+/// A hub (not started) and node `hangar-7` enrolled by key in `work`; the
+/// node writes three records and a copy of its store is taken, as a backup.
+/// Returns the hub's directory and key, the node's and the backup's.
+fn edge_with_backup(
+    work: &Path,
+) -> (
+    std::path::PathBuf,
+    String,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let hub_dir = work.join("hub");
+    let hub_key = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edge = work.join("edge");
+    let edge_key = edge_init(&edge, "hangar-7");
+    assert!(
+        cairn(
+            &hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &edge_key]
+        )
+        .status
+        .success()
+    );
+    add(&edge, 3);
+    let backup = work.join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for name in ["cairn.db", "node.key"] {
+        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
+    }
+    (hub_dir, hub_key, edge, backup)
+}
+
 /// A hub initialized in `work` with node `hangar-7` enrolled by key, served
 /// on 127.0.0.1: its directory, the node's identity and the running hub.
 fn hub_with_node(work: &Path) -> (std::path::PathBuf, cairn_core::identity::NodeIdentity, Edge) {
@@ -875,30 +913,7 @@ async fn hub_status_takes_a_staff_token_the_hub_issues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
     let work = tempfile::tempdir().unwrap();
-    let hub_dir = work.path().join("hub");
-    let hub_key = json_out(&cairn(
-        &hub_dir,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ))["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let edge = work.path().join("edge");
-    let edge_key = edge_init(&edge, "hangar-7");
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &edge_key]
-        )
-        .status
-        .success()
-    );
-    add(&edge, 3);
-    let backup = work.path().join("backup");
-    std::fs::create_dir_all(&backup).unwrap();
-    for name in ["cairn.db", "node.key"] {
-        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
-    }
+    let (hub_dir, hub_key, edge, backup) = edge_with_backup(work.path());
     add(&edge, 2);
     let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
     let sync_now = |dir: &Path| tokio::task::block_in_place(|| sync(dir, &hub, &hub_key));
@@ -1183,30 +1198,7 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
 #[test]
 fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let hub_dir = work.path().join("hub");
-    let hub_key = json_out(&cairn(
-        &hub_dir,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ))["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let edge = work.path().join("edge");
-    let edge_key = edge_init(&edge, "hangar-7");
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &edge_key]
-        )
-        .status
-        .success()
-    );
-    add(&edge, 3);
-    let backup = work.path().join("backup");
-    std::fs::create_dir_all(&backup).unwrap();
-    for name in ["cairn.db", "node.key"] {
-        std::fs::copy(edge.join(name), backup.join(name)).unwrap();
-    }
+    let (hub_dir, hub_key, edge, backup) = edge_with_backup(work.path());
     add(&edge, 2);
     let part = |dir: &Path, status: &str| {
         let output = cairn(
