@@ -309,6 +309,18 @@ fn entity_writes_survive_concurrent_sync_state_commits() {
     assert_eq!(item.fields["quantity"], json!(700));
 }
 
+/// Batch number `batch` of 1,000 ledger records of about 1 KiB each: 80 of
+/// them make about 90 MiB of WAL frames.
+fn large_batch(batch: u64) -> Vec<WriteRequest> {
+    (0..1000)
+        .map(|n| {
+            let mut request = action(&format!("WO-{batch}-{n}"));
+            request.data["description"] = json!("x".repeat(700));
+            request
+        })
+        .collect()
+}
+
 #[test]
 fn the_wal_stays_bounded_while_checkpoints_run_off_the_writer() {
     // About 90 MiB of WAL frames, more than the writer's own 64 MiB bound:
@@ -316,17 +328,9 @@ fn the_wal_stays_bounded_while_checkpoints_run_off_the_writer() {
     // back into the database while writes go on, and nothing may be lost.
     let dir = tempfile::tempdir().unwrap();
     let store = init(dir.path());
-    let filler = "x".repeat(700);
     let batches = 80;
     for batch in 0..batches {
-        let records = (0..1000)
-            .map(|n| {
-                let mut request = action(&format!("WO-{batch}-{n}"));
-                request.data["description"] = json!(filler);
-                request
-            })
-            .collect();
-        store.write_batch(records).unwrap();
+        store.write_batch(large_batch(batch)).unwrap();
     }
     let wal = std::fs::metadata(dir.path().join("cairn.db-wal"))
         .unwrap()
@@ -370,17 +374,9 @@ fn a_busy_checkpoint_never_fails_a_write_that_was_stored() {
             runs
         })
     };
-    let filler = "x".repeat(700);
     let batches = 80;
     for batch in 0..batches {
-        let records = (0..1000)
-            .map(|n| {
-                let mut request = action(&format!("WO-{batch}-{n}"));
-                request.data["description"] = json!(filler);
-                request
-            })
-            .collect();
-        if let Err(error) = store.write_batch(records) {
+        if let Err(error) = store.write_batch(large_batch(batch)) {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             panic!("batch {batch} was refused: {error}");
         }

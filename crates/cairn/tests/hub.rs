@@ -81,6 +81,22 @@ fn sync(dir: &Path, hub: &Edge, key: &str) -> (i32, serde_json::Value) {
     (output.status.code().unwrap_or(-1), json_out(&output))
 }
 
+/// Enrolls node `hangar-7`, with a fixed test key, at the hub in `hub_dir`;
+/// returns its identity, to sign as the node.
+fn enroll_hangar(hub_dir: &Path) -> cairn_core::identity::NodeIdentity {
+    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
+    let key = hex::encode(node.public_key());
+    assert!(
+        cairn(
+            hub_dir,
+            &["hub", "enroll", "hangar-7", "--public-key", &key]
+        )
+        .status
+        .success()
+    );
+    node
+}
+
 /// A hub (not started) and node `hangar-7` enrolled by key in `work`; the
 /// node writes three records and a copy of its store is taken, as a backup.
 /// Returns the hub's directory and key, the node's and the backup's.
@@ -128,16 +144,7 @@ fn hub_with_node(work: &Path) -> (std::path::PathBuf, cairn_core::identity::Node
             .status
             .success()
     );
-    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
-    let key = hex::encode(node.public_key());
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &key]
-        )
-        .status
-        .success()
-    );
+    let node = enroll_hangar(&hub_dir);
     let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
     (hub_dir, node, hub)
 }
@@ -334,16 +341,7 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     );
     // Tokens: a node's own token used to push as another node, an expired
     // token, a forged one, and one whose subject was never enrolled.
-    let node = cairn_core::identity::NodeIdentity::from_seed("hangar-7", [3; 32]);
-    let key = hex::encode(node.public_key());
-    assert!(
-        cairn(
-            &hub_dir,
-            &["hub", "enroll", "hangar-7", "--public-key", &key]
-        )
-        .status
-        .success()
-    );
+    let node = enroll_hangar(&hub_dir);
     let now = now_s();
     let token = |sub: &str, iat: u64, signer: &cairn_core::identity::NodeIdentity| {
         token_at(sub, "node", iat, signer)
