@@ -27,7 +27,11 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // `hex::encode` builds the string a char at a time; this is one
+        // table pass into a buffer (every op receipt carries its hash).
+        let mut text = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut text).expect("64 bytes hold 32 in hex");
+        String::from_utf8(text.to_vec()).expect("hex digits are ASCII")
     }
 
     /// Parses 64 hex characters; `None` otherwise.

@@ -567,7 +567,10 @@ impl Collection {
             CollectionKind::Ledger | CollectionKind::Config => true,
             CollectionKind::Entity => creating,
         };
-        let mut payload = Map::new();
+        // Entries come out of `object` in key order, so collecting them
+        // builds the payload map in one pass instead of insert by insert.
+        let mut entries = Vec::with_capacity(object.len());
+        let mut required_given = 0;
         for (name, value) in object {
             let Some(field) = self.fields.get(name) else {
                 violations.push(Violation::new(
@@ -583,21 +586,24 @@ impl Collection {
                 && field.merge == FieldRule::Lww
             {
                 // Null clears an optional last-writer-wins field of an entity.
-                payload.insert(name.clone(), Value::Null);
+                entries.push((name.clone(), Value::Null));
                 continue;
             }
+            required_given += usize::from(field.required);
             if let Some(value) = check_value(field, value, &mut violations) {
-                payload.insert(name.clone(), value);
+                entries.push((name.clone(), value));
             }
         }
-        for field in self.fields.values() {
-            let needed = field.required && whole;
-            if needed && !object.contains_key(&field.name) {
-                violations.push(Violation::new(
-                    field.name.clone(),
-                    "required",
-                    "is required",
-                ));
+        let payload: Map<String, Value> = entries.into_iter().collect();
+        if whole && required_given < self.required_fields() {
+            for field in self.fields.values() {
+                if field.required && !object.contains_key(&field.name) {
+                    violations.push(Violation::new(
+                        field.name.clone(),
+                        "required",
+                        "is required",
+                    ));
+                }
             }
         }
         self.check_groups(object, &mut violations);
@@ -607,6 +613,10 @@ impl Collection {
             payload,
             violations,
         }
+    }
+
+    fn required_fields(&self) -> usize {
+        self.fields.values().filter(|field| field.required).count()
     }
 
     /// Required fields missing from a payload: checked by the store when an
@@ -726,7 +736,7 @@ fn check_value(field: &Field, value: &Value, violations: &mut Vec<Violation>) ->
                 );
                 return None;
             };
-            check_range(field, number as f64, &mut fail, &shown(value));
+            check_range(field, number as f64, &mut fail, || shown(value));
             value.clone()
         }
         FieldType::Number => {
@@ -737,7 +747,7 @@ fn check_value(field: &Field, value: &Value, violations: &mut Vec<Violation>) ->
                 );
                 return None;
             };
-            check_range(field, number, &mut fail, &shown(value));
+            check_range(field, number, &mut fail, || shown(value));
             value.clone()
         }
         FieldType::Boolean => {
@@ -838,7 +848,8 @@ fn check_text(
     fail: &mut impl FnMut(&str, String),
     shown: &impl Fn(&Value) -> String,
 ) {
-    let value = Value::String(text.to_string());
+    // Built only for a message: most texts pass every check.
+    let shown = || shown(&Value::String(text.to_string()));
     if let Some(limit) = field.max_length
         && text.chars().count() > limit
     {
@@ -852,7 +863,7 @@ fn check_text(
     {
         fail(
             "format",
-            format!("{} does not match {}", shown(&value), pattern.as_str()),
+            format!("{} does not match {}", shown(), pattern.as_str()),
         );
     }
     if let Some(allowed) = &field.allowed
@@ -860,21 +871,26 @@ fn check_text(
     {
         fail(
             "enum",
-            format!("{} is not one of {}", shown(&value), allowed.join(", ")),
+            format!("{} is not one of {}", shown(), allowed.join(", ")),
         );
     }
 }
 
-fn check_range(field: &Field, number: f64, fail: &mut impl FnMut(&str, String), shown: &str) {
+fn check_range(
+    field: &Field,
+    number: f64,
+    fail: &mut impl FnMut(&str, String),
+    shown: impl Fn() -> String,
+) {
     if let Some(min) = field.min
         && number < min
     {
-        fail("min", format!("{shown} is below the minimum {min}"));
+        fail("min", format!("{} is below the minimum {min}", shown()));
     }
     if let Some(max) = field.max
         && number > max
     {
-        fail("max", format!("{shown} is above the maximum {max}"));
+        fail("max", format!("{} is above the maximum {max}", shown()));
     }
 }
 
