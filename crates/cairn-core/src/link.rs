@@ -6,6 +6,10 @@
 //! `now_ms`, and failures take a random `u64` for the jitter, so tests drive
 //! it deterministically and no sleep is ever needed to test it.
 
+/// Pushes of one stream on their way at once while the hub keeps up (the
+/// default of [`LinkConfig::pushes_in_flight_max`]).
+pub const PUSHES_IN_FLIGHT: usize = 2;
+
 /// Thresholds of the link (from configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkConfig {
@@ -23,6 +27,12 @@ pub struct LinkConfig {
     pub batch_ops_max: usize,
     /// A push slower than this shrinks the batch, ms.
     pub slow_push_ms: u64,
+    /// A push the hub itself spent longer than this with (its `Server-Timing`)
+    /// means the hub is congested: the batch halves and one push travels at
+    /// a time, ms.
+    pub hub_busy_ms: u64,
+    /// Pushes of one stream on their way at once while the hub keeps up.
+    pub pushes_in_flight_max: usize,
 }
 
 impl Default for LinkConfig {
@@ -37,6 +47,10 @@ impl Default for LinkConfig {
             batch_ops_max: 8_192,
             // 3/5 of `cairn edge serve`'s default request timeout (10 s).
             slow_push_ms: 6_000,
+            // Within SPEC 9's 500 ms for a push when many nodes reconnect,
+            // with room for one doubling past it.
+            hub_busy_ms: 200,
+            pushes_in_flight_max: PUSHES_IN_FLIGHT,
         }
     }
 }
@@ -91,6 +105,7 @@ pub struct Link {
     failures: u32,
     retry_at_ms: u64,
     batch_ops: usize,
+    pushes_in_flight: usize,
 }
 
 impl Link {
@@ -98,12 +113,14 @@ impl Link {
     pub fn new(config: LinkConfig) -> Link {
         assert!(config.batch_ops_min >= 1 && config.batch_ops_min <= config.batch_ops_max);
         assert!(config.failures_to_open >= 1 && config.backoff_base_ms <= config.backoff_cap_ms);
+        assert!(config.pushes_in_flight_max >= 1);
         Link {
             config,
             breaker: Breaker::Closed,
             failures: 0,
             retry_at_ms: 0,
             batch_ops: (config.batch_ops_max / 4).max(config.batch_ops_min),
+            pushes_in_flight: config.pushes_in_flight_max,
         }
     }
 
@@ -115,6 +132,11 @@ impl Link {
     /// The current batch size.
     pub fn batch_ops(&self) -> usize {
         self.batch_ops
+    }
+
+    /// How many pushes of one stream may be on their way at once.
+    pub fn pushes_in_flight(&self) -> usize {
+        self.pushes_in_flight
     }
 
     /// Consecutive failures so far.
@@ -148,21 +170,40 @@ impl Link {
         self.retry_at_ms = 0;
     }
 
-    /// A push or probe succeeded, taking `elapsed_ms`: the breaker closes
-    /// and the batch size doubles, or halves when it was slow.
-    pub fn succeeded(&mut self, elapsed_ms: u64) {
+    /// A health probe succeeded: the breaker closes. The batch stays as the
+    /// failures left it: a probe carries no ops.
+    pub fn probe_succeeded(&mut self) {
         self.round_succeeded();
-        self.batch_ops = if elapsed_ms > self.config.slow_push_ms {
-            (self.batch_ops / 2).max(self.config.batch_ops_min)
+    }
+
+    /// A push was answered after `elapsed_ms`, of which the hub said it
+    /// spent `hub_ms` itself. The breaker closes, and the ops in flight
+    /// change by a factor of two at most per answer, like TCP's congestion
+    /// window: a congested hub quarters them (half the batch, one push at a
+    /// time), a slow link halves the batch, and otherwise a second push
+    /// goes on its way or, already there, the batch doubles.
+    pub fn pushed(&mut self, elapsed_ms: u64, hub_ms: Option<u64>) {
+        self.round_succeeded();
+        let (min, max) = (self.config.batch_ops_min, self.config.batch_ops_max);
+        if hub_ms.is_some_and(|ms| ms > self.config.hub_busy_ms) {
+            self.batch_ops = (self.batch_ops / 2).max(min);
+            self.pushes_in_flight = 1;
+        } else if elapsed_ms > self.config.slow_push_ms {
+            self.batch_ops = (self.batch_ops / 2).max(min);
+        } else if self.pushes_in_flight < self.config.pushes_in_flight_max {
+            self.pushes_in_flight += 1;
         } else {
-            (self.batch_ops * 2).min(self.config.batch_ops_max)
-        };
+            self.batch_ops = (self.batch_ops * 2).min(max);
+        }
     }
 
     /// A push or probe failed at `now_ms`; `random` draws the jitter.
     pub fn failed(&mut self, now_ms: u64, random: u64) {
         self.failures = self.failures.saturating_add(1);
         self.batch_ops = (self.batch_ops / 2).max(self.config.batch_ops_min);
+        // Back from a failure, one push at a time until one is answered
+        // (TCP's restart window): many nodes may be coming back at once.
+        self.pushes_in_flight = 1;
         if self.breaker == Breaker::HalfOpen || self.failures >= self.config.failures_to_open {
             self.breaker = Breaker::Open {
                 until_ms: now_ms + self.config.open_ms,
@@ -193,7 +234,14 @@ mod tests {
             batch_ops_min: 10,
             batch_ops_max: 1_000,
             slow_push_ms: 500,
+            hub_busy_ms: 200,
+            pushes_in_flight_max: 2,
         })
+    }
+
+    /// Ops a link would have on their way at once.
+    fn volume(link: &Link) -> usize {
+        link.batch_ops() * link.pushes_in_flight()
     }
 
     #[test]
@@ -235,7 +283,7 @@ mod tests {
         link.failed(5_000, 0);
         assert_eq!(link.breaker(), Breaker::Open { until_ms: 6_000 });
         assert_eq!(link.step(6_000), Step::Probe);
-        link.succeeded(10);
+        link.probe_succeeded();
         assert_eq!(link.breaker(), Breaker::Closed);
         assert!(matches!(link.step(6_000), Step::Push { .. }));
     }
@@ -244,17 +292,60 @@ mod tests {
     fn batches_grow_on_a_fast_link_and_shrink_on_a_slow_one() {
         let mut link = link();
         for _ in 0..10 {
-            link.succeeded(1);
+            link.pushed(1, Some(1));
         }
         assert_eq!(link.batch_ops(), 1_000);
         for _ in 0..10 {
-            link.succeeded(900);
+            link.pushed(900, Some(1));
         }
         assert_eq!(link.batch_ops(), 10);
+        // A slow link with a quick hub keeps two pushes on the wire.
+        assert_eq!(link.pushes_in_flight(), 2);
         // A long round of many batches is not a slow link.
         link.round_succeeded();
         assert_eq!(link.batch_ops(), 10);
         assert_eq!(link.breaker(), Breaker::Closed);
+    }
+
+    #[test]
+    fn a_congested_hub_gets_fewer_ops_at_once() {
+        let mut link = link();
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (250, 2));
+        // Quick on the wire, but long in the hub's queue: a quarter as many.
+        link.pushed(300, Some(250));
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 1));
+        // Without the hub's word, only the link's time counts.
+        link.pushed(300, None);
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 2));
+        for _ in 0..10 {
+            link.pushed(300, Some(900));
+        }
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (10, 1));
+    }
+
+    #[test]
+    fn back_from_an_outage_the_ops_in_flight_at_most_double_per_answer() {
+        let mut link = link();
+        let mut now = 0;
+        // A minute without the hub: failed pushes, then failed probes.
+        while now < 60_000 {
+            match link.step(now) {
+                Step::Wait { until_ms } => now = until_ms,
+                Step::Probe | Step::Push { .. } => link.failed(now, now.wrapping_mul(7919)),
+            }
+        }
+        assert!(matches!(link.breaker(), Breaker::Open { .. }));
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (10, 1));
+        link.probe_succeeded();
+        assert_eq!(volume(&link), 10, "a probe carries no ops");
+        let mut volumes = vec![volume(&link)];
+        for _ in 0..12 {
+            link.pushed(5, Some(5));
+            volumes.push(volume(&link));
+        }
+        assert!(volumes.windows(2).all(|pair| pair[1] <= 2 * pair[0]));
+        assert_eq!(volumes[1], 20, "a second push goes out before batches grow");
+        assert_eq!(*volumes.last().unwrap(), 2_000);
     }
 
     #[test]

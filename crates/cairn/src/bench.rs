@@ -657,6 +657,16 @@ impl SimNode {
 
     /// The next `count` ops, encoded, and the checkpoint of the last.
     fn ops(&mut self, count: usize) -> (Vec<Vec<u8>>, cairn_core::identity::Checkpoint) {
+        let ops = self.chain(count).into_iter().map(|(op, _)| op).collect();
+        (
+            ops,
+            self.identity
+                .sign_checkpoint("standard", self.head.seq, self.head.hash),
+        )
+    }
+
+    /// The next `count` ops, encoded, each with the stream head it makes.
+    fn chain(&mut self, count: usize) -> Vec<(Vec<u8>, cairn_core::chain::StreamHead)> {
         let mut ops = Vec::with_capacity(count);
         for _ in 0..count {
             self.clock += 1;
@@ -678,13 +688,10 @@ impl SimNode {
                 reason: String::new(),
                 payload,
             };
-            ops.push(self.head.append(draft).1);
+            let op = self.head.append(draft).1;
+            ops.push((op, self.head));
         }
-        (
-            ops,
-            self.identity
-                .sign_checkpoint("standard", self.head.seq, self.head.hash),
-        )
+        ops
     }
 
     /// The next `count` ops as a JSON push body.
@@ -795,6 +802,137 @@ fn backlog(
         }
     });
     receiver
+}
+
+/// A push's answer as the benchmark reads it.
+struct PushAnswer {
+    /// Ops the hub accepted.
+    accepted: usize,
+    /// From sending the request to reading the whole answer, µs.
+    latency_us: u64,
+    /// The hub's own time with the push (its `Server-Timing`), ms.
+    hub_ms: Option<u64>,
+}
+
+/// Sends one push body and reads the answer.
+async fn push_once(
+    client: reqwest::Client,
+    url: String,
+    body: Vec<u8>,
+    token: String,
+    binary: bool,
+) -> anyhow::Result<PushAnswer> {
+    let started = Instant::now();
+    let request = client.post(url).bearer_auth(token);
+    let request = if binary {
+        request
+            .header("content-type", crate::hub_api::BINARY_PUSH)
+            .header("content-encoding", "zstd")
+    } else {
+        request.header("content-type", "application/json")
+    };
+    let response = request.body(body).send().await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "push refused: {}",
+        response.status()
+    );
+    let hub_ms = crate::hub_api::hub_time_ms(response.headers());
+    let answer: Value = response.json().await?;
+    let accepted = answer["results"].as_array().map_or(0, |results| {
+        results
+            .iter()
+            .filter(|result| result["status"] == "accepted")
+            .count()
+    });
+    Ok(PushAnswer {
+        accepted,
+        latency_us: started.elapsed().as_micros() as u64,
+        hub_ms,
+    })
+}
+
+/// How long the simulated nodes were cut off before they reconnect, ms.
+const OUTAGE_MS: u64 = 60_000;
+
+/// The link of an edge that was `outage_ms` without its hub and has just
+/// seen a health probe succeed: the sync client's own state machine, with
+/// its default thresholds, driven through the outage's failed pushes and
+/// probes (`seed` draws the jitter).
+fn link_after_outage(outage_ms: u64, seed: u64) -> cairn_core::link::Link {
+    use cairn_core::link::{Link, LinkConfig, Step};
+    let mut link = Link::new(LinkConfig::default());
+    let (mut now, mut random) = (0, seed | 1);
+    while now < outage_ms {
+        match link.step(now) {
+            Step::Wait { until_ms } => now = until_ms,
+            Step::Probe | Step::Push { .. } => {
+                // xorshift64: jitter for the backoff, nothing more.
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                link.failed(now, random);
+            }
+        }
+    }
+    link.probe_succeeded();
+    link
+}
+
+/// What one reconnecting node saw.
+struct Reconnected {
+    accepted: usize,
+    /// Each push's latency, µs.
+    latencies: Vec<u64>,
+}
+
+/// One node pushing `ops` after an outage the way `sync::push_all` does:
+/// batch sizes and pushes in flight from its link, each answer (the link's
+/// time and the hub's `Server-Timing`) fed back into it.
+async fn reconnect(
+    client: reqwest::Client,
+    url: String,
+    sim: SimNode,
+    ops: Vec<(Vec<u8>, cairn_core::chain::StreamHead)>,
+    token: String,
+    seed: u64,
+) -> anyhow::Result<Reconnected> {
+    let mut link = link_after_outage(OUTAGE_MS, seed);
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next = 0;
+    let mut node = Reconnected {
+        accepted: 0,
+        latencies: Vec::new(),
+    };
+    loop {
+        while in_flight.len() < link.pushes_in_flight() && next < ops.len() {
+            let batch = &ops[next..(next + link.batch_ops()).min(ops.len())];
+            let head = batch.last().expect("a batch holds an op").1;
+            let checkpoint = sim
+                .identity
+                .sign_checkpoint("standard", head.seq, head.hash);
+            let body = sim.binary_body(
+                batch.iter().map(|(op, _)| op.clone()).collect(),
+                &checkpoint,
+            );
+            next += batch.len();
+            in_flight.push_back(tokio::spawn(push_once(
+                client.clone(),
+                url.clone(),
+                body,
+                token.clone(),
+                true,
+            )));
+        }
+        let Some(push) = in_flight.pop_front() else {
+            break;
+        };
+        let answer = push.await??;
+        node.accepted += answer.accepted;
+        node.latencies.push(answer.latency_us);
+        link.pushed(answer.latency_us / 1_000, answer.hub_ms);
+    }
+    Ok(node)
 }
 
 /// What pushing one backlog took.
@@ -983,29 +1121,12 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             .pool_max_idle_per_host(1_024)
             .timeout(Duration::from_secs(60))
             .build()?;
+        let push_url = format!("{url}/v1/push");
         let push_as = |body: Vec<u8>, token: String, binary: bool| {
-            let (client, url) = (client.clone(), format!("{url}/v1/push"));
+            let pushed = push_once(client.clone(), push_url.clone(), body, token, binary);
             async move {
-                let started = Instant::now();
-                let request = client.post(url).bearer_auth(token);
-                let request = if binary {
-                    request
-                        .header("content-type", crate::hub_api::BINARY_PUSH)
-                        .header("content-encoding", "zstd")
-                } else {
-                    request.header("content-type", "application/json")
-                };
-                let response = request.body(body).send().await?;
-                anyhow::ensure!(
-                    response.status().is_success(),
-                    "push refused: {}",
-                    response.status()
-                );
-                let answer: Value = response.json().await?;
-                let accepted = answer["results"].as_array().map_or(0, |r| {
-                    r.iter().filter(|x| x["status"] == "accepted").count()
-                });
-                anyhow::Ok((accepted, started.elapsed().as_micros() as u64))
+                let answer = pushed.await?;
+                anyhow::Ok((answer.accepted, answer.latency_us))
             }
         };
         let push = |body: Vec<u8>, token: String| push_as(body, token, false);
@@ -1084,6 +1205,52 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
                 latencies,
             ));
         }
+        // The same herd as the edges' sync client sends it: each node's
+        // link comes back from an outage with small batches, one push at a
+        // time, and grows them while the hub keeps up (`Link::pushed`).
+        eprintln!(
+            "bench: {} nodes reconnecting with {} ops each, as edges push them",
+            args.nodes, args.per_node
+        );
+        let herd: Vec<_> = (1..=args.nodes)
+            .map(|index| {
+                let mut sim = spend(&mut sims, index);
+                let ops = sim.chain(args.per_node);
+                let token = sim.token(origin);
+                (sim, ops, token, index as u64)
+            })
+            .collect();
+        let started = Instant::now();
+        let tasks: Vec<_> = herd
+            .into_iter()
+            .map(|(sim, ops, token, seed)| {
+                tokio::spawn(reconnect(
+                    client.clone(),
+                    push_url.clone(),
+                    sim,
+                    ops,
+                    token,
+                    seed,
+                ))
+            })
+            .collect();
+        let (mut drained, mut latencies, mut pushes) = (0usize, Vec::new(), 0usize);
+        for task in tasks {
+            let node = task.await??;
+            drained += node.accepted;
+            pushes += node.latencies.len();
+            latencies.extend(node.latencies);
+        }
+        let elapsed = started.elapsed();
+        figures.push(Figure::new(
+            format!(
+                "{} nodes x {} ops as edges reconnect, binary+zstd ({pushes} pushes)",
+                args.nodes, args.per_node
+            ),
+            drained,
+            elapsed,
+            latencies,
+        ));
         // A long outage's backlog.
         if args.drain_ops > 0 {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);

@@ -241,6 +241,10 @@ pub enum EdgeCommand {
         /// How long the breaker stays open before a probe, ms.
         #[arg(long, default_value_t = 5_000)]
         breaker_open_ms: u64,
+        /// A push the hub says it spent longer than this with (its
+        /// Server-Timing) halves the batch and sends one push at a time, ms.
+        #[arg(long, default_value_t = cairn_core::link::LinkConfig::default().hub_busy_ms)]
+        hub_busy_ms: u64,
     },
     /// After a restore from an old backup (an equivocation an operator has
     /// resolved): take this node's own ops back from the hub, checked
@@ -560,6 +564,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             encoding,
             breaker_failures,
             breaker_open_ms,
+            hub_busy_ms,
         }) => {
             let store = open(&cli)?;
             let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
@@ -581,6 +586,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                     open_ms: *breaker_open_ms,
                     // A push taking 3/5 of the request timeout shrinks the batch.
                     slow_push_ms: (*sync_timeout_ms).max(100) * 3 / 5,
+                    hub_busy_ms: *hub_busy_ms,
                     ..cairn_core::link::LinkConfig::default()
                 },
             });

@@ -714,6 +714,9 @@ async fn push(
         let value = body_json(&headers, body).await?;
         push_request(&value).map_err(|violations| AppError::invalid(None, violations))?
     };
+    // The hub's own time with the push, from its whole body on: what a
+    // client reads as congestion (the link's time is its own to measure).
+    let started = std::time::Instant::now();
     let hub = state.hub.clone();
     let (auth_hub, auth_headers) = (hub.clone(), headers.clone());
     // Authentication and decoding need no stored state: they run here, in
@@ -741,7 +744,34 @@ async fn push(
         ));
     }
     let response = state.pushes.push(request).await?;
-    Ok(json_answer(&headers, &json!(response)))
+    let mut answer = json_answer(&headers, &json!(response));
+    let timing = format!("{SERVER_TIMING_HUB};dur={}", started.elapsed().as_millis());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&timing) {
+        answer.headers_mut().insert(SERVER_TIMING, value);
+    }
+    Ok(answer)
+}
+
+/// The header (W3C Server Timing) of a push answer that carries the hub's
+/// time with the push, as `hub;dur=MS`.
+pub const SERVER_TIMING: &str = "server-timing";
+/// Its metric name.
+pub const SERVER_TIMING_HUB: &str = "hub";
+
+/// The hub's time with a push, ms, read from a push answer's headers.
+pub fn hub_time_ms(headers: &HeaderMap) -> Option<u64> {
+    let text = headers.get(SERVER_TIMING)?.to_str().ok()?;
+    text.split(',').find_map(|metric| {
+        let mut parts = metric.trim().split(';');
+        (parts.next()? == SERVER_TIMING_HUB).then_some(())?;
+        parts.find_map(|param| {
+            let milliseconds = param.trim().strip_prefix("dur=")?;
+            milliseconds
+                .parse::<f64>()
+                .ok()
+                .map(|ms| ms.max(0.0) as u64)
+        })
+    })
 }
 
 /// Roles that may resolve an equivocation.
@@ -1033,6 +1063,24 @@ async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hub_time_is_read_from_server_timing_and_nothing_else() {
+        let read = |value: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(SERVER_TIMING, value.parse().unwrap());
+            }
+            hub_time_ms(&headers)
+        };
+        assert_eq!(read(Some("hub;dur=42")), Some(42));
+        assert_eq!(read(Some("db;dur=3, hub;desc=\"x\";dur=7.9")), Some(7));
+        assert_eq!(read(None), None);
+        assert_eq!(read(Some("db;dur=3")), None, "another metric");
+        assert_eq!(read(Some("hub")), None, "no duration");
+        assert_eq!(read(Some("hub;dur=soon")), None, "not a number");
+        assert_eq!(read(Some("hubris;dur=5")), None, "only the exact name");
+    }
 
     /// A push of the next `count` ops of node `a`'s stream, decoded.
     fn waiting(head: &mut cairn_core::chain::StreamHead, count: u64) -> Waiting {

@@ -212,14 +212,18 @@ pub async fn push_all(
         if skip.contains(&stream) {
             continue;
         }
-        // Up to PUSHES_IN_FLIGHT pushes of the stream travel at once, so
-        // the link and the hub are busy while an answer is on its way; the
-        // hub applies them in seq order. Answers are handled in order.
+        // Up to PUSHES_IN_FLIGHT pushes of the stream travel at once (fewer
+        // when the link says the hub is congested), so the link and the hub
+        // are busy while an answer is on its way; the hub applies them in
+        // seq order. Answers are handled in order.
         let mut in_flight: std::collections::VecDeque<InFlight> = Default::default();
         let mut sent_to: Option<u64> = None;
         let mut last_answer = std::time::Instant::now();
         loop {
-            while in_flight.len() < PUSHES_IN_FLIGHT {
+            let in_flight_max = sizer
+                .as_ref()
+                .map_or(PUSHES_IN_FLIGHT, |link| link.pushes_in_flight());
+            while in_flight.len() < in_flight_max {
                 let batch_ops = sizer.as_ref().map_or(batch_ops, |link| link.batch_ops());
                 let Some(batch) = store.pending_batch_after(&stream, sent_to, batch_ops)? else {
                     break;
@@ -245,7 +249,8 @@ pub async fn push_all(
                 };
                 let answer = tokio::spawn(async move {
                     let response = request.send().await.context("the hub is unreachable")?;
-                    hub_answer(response, "push").await
+                    let hub_ms = crate::hub_api::hub_time_ms(response.headers());
+                    Ok((hub_answer(response, "push").await?, hub_ms))
                 });
                 in_flight.push_back(InFlight {
                     batch,
@@ -261,8 +266,8 @@ pub async fn push_all(
             else {
                 break;
             };
-            let answer = match answer.await {
-                Ok(Ok(answer)) => answer,
+            let (answer, hub_ms) = match answer.await {
+                Ok(Ok(answered)) => answered,
                 Ok(Err(error)) => {
                     abort_all(&mut in_flight);
                     return Err(error);
@@ -282,7 +287,7 @@ pub async fn push_all(
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
-                link.succeeded(served_ms);
+                link.pushed(served_ms, hub_ms);
             }
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
@@ -342,13 +347,15 @@ pub async fn push_all(
     Ok(report)
 }
 
-/// Pushes of one stream that may be on their way at once.
-pub const PUSHES_IN_FLIGHT: usize = 2;
+/// Pushes of one stream that may be on their way at once without a link
+/// to say otherwise.
+pub use cairn_core::link::PUSHES_IN_FLIGHT;
 
 /// A push sent and not yet answered.
 struct InFlight {
     batch: cairn_store::PendingBatch,
-    answer: tokio::task::JoinHandle<anyhow::Result<Value>>,
+    /// The hub's answer, and its own time with the push when it said.
+    answer: tokio::task::JoinHandle<anyhow::Result<(Value, Option<u64>)>>,
     sent: std::time::Instant,
 }
 
@@ -831,10 +838,9 @@ pub async fn run(
         let wait_ms = match step {
             Step::Wait { until_ms } => until_ms.saturating_sub(now).min(settings.interval_ms),
             Step::Probe => {
-                let started = std::time::Instant::now();
                 let healthy = matches!(client.get(format!("{}/v1/health", settings.hub_url)).send().await, Ok(response) if response.status().is_success());
                 if healthy {
-                    link.succeeded(started.elapsed().as_millis() as u64);
+                    link.probe_succeeded();
                 } else {
                     link.failed(now_ms(), next_random());
                     last_error = Some("health probe failed".into());

@@ -1145,16 +1145,25 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
         async move {
             let response = request.send().await.unwrap();
             let code = response.status().as_u16();
-            (code, response.json::<serde_json::Value>().await.unwrap())
+            let hub_ms = cairn::hub_api::hub_time_ms(response.headers());
+            let answer = response.json::<serde_json::Value>().await.unwrap();
+            (code, answer, hub_ms)
         }
     };
     // The second push leaves first; the first follows a moment later.
     let second = tokio::spawn(push(body(3, 6)));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (code, first) = push(body(0, 3)).await;
+    let (code, first, first_ms) = push(body(0, 3)).await;
     assert_eq!(code, 200, "{first}");
-    let (code, second) = second.await.unwrap();
+    let (code, second, second_ms) = second.await.unwrap();
     assert_eq!(code, 200, "{second}");
+    // Each answer says how long the hub itself held the push
+    // (Server-Timing): the second waited there for the first.
+    assert!(first_ms.is_some(), "no Server-Timing on {first}");
+    assert!(
+        second_ms.is_some_and(|ms| ms >= 50),
+        "the parked push's hub time is {second_ms:?}"
+    );
     for answer in [&first, &second] {
         assert!(
             answer["results"]
@@ -1169,7 +1178,7 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
 
     // Seqs 7 to 9 never pushed: a push of 8 and 9 waits, then is refused.
     let started = std::time::Instant::now();
-    let (code, refused) = push(body(7, 9)).await;
+    let (code, refused, _) = push(body(7, 9)).await;
     assert_eq!(code, 409, "{refused}");
     let violation = &refused["error"]["violations"][0];
     assert_eq!(violation["field"], "ops[0]");
