@@ -76,6 +76,7 @@ pub struct PushWire {
     /// Stream name.
     pub stream: String,
     /// Encoded ops, in seq order.
+    #[serde(with = "op_bytes")]
     pub ops: Vec<Vec<u8>>,
     /// Seq of the checkpoint (the batch's last op).
     pub checkpoint_seq: u64,
@@ -83,6 +84,27 @@ pub struct PushWire {
     pub checkpoint_head: [u8; 32],
     /// The node's Ed25519 signature (64 bytes).
     pub checkpoint_signature: Vec<u8>,
+}
+
+/// Ops as byte strings rather than sequences of `u8`: the same postcard
+/// bytes (a length, then the bytes), copied whole instead of one element
+/// at a time.
+mod op_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ops: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(ops.iter().map(|op| serde_bytes::Bytes::new(op)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        let ops = Vec::<serde_bytes::ByteBuf>::deserialize(deserializer)?;
+        Ok(ops
+            .into_iter()
+            .map(serde_bytes::ByteBuf::into_vec)
+            .collect())
+    }
 }
 
 impl PushWire {
@@ -146,6 +168,10 @@ fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation>
 }
 
 /// Answers with JSON, zstd-compressed when the client accepts it.
+/// Smallest answer worth compressing: below it, a zstd context on each side
+/// costs more than the bytes it saves (a few packets at most).
+const ANSWER_ZSTD_MIN_BYTES: usize = 4_096;
+
 fn json_answer(headers: &HeaderMap, value: &Value) -> Response {
     let accepts_zstd = headers
         .get(axum::http::header::ACCEPT_ENCODING)
@@ -156,7 +182,10 @@ fn json_answer(headers: &HeaderMap, value: &Value) -> Response {
                 .any(|coding| coding.trim().split(';').next() == Some("zstd"))
         });
     let body = serde_json::to_vec(value).unwrap_or_default();
-    if accepts_zstd && let Ok(compressed) = compress(&body, 1) {
+    if accepts_zstd
+        && body.len() >= ANSWER_ZSTD_MIN_BYTES
+        && let Ok(compressed) = compress(&body, 1)
+    {
         return (
             [
                 (axum::http::header::CONTENT_TYPE, "application/json"),
@@ -180,6 +209,8 @@ pub struct HubState {
     pub hub: Arc<HubStore>,
     /// Where pushes wait for the hub's writer thread.
     pub pushes: PushQueue,
+    /// Bearer tokens whose signature already verified.
+    pub tokens: Arc<cairn_core::token::Verified>,
 }
 
 /// Most ops the hub's writer applies in one transaction.
@@ -402,7 +433,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pushes = PushQueue::start(hub.clone())?;
-    let app = app(HubState { hub, pushes });
+    let app = app(HubState {
+        hub,
+        pushes,
+        tokens: Default::default(),
+    });
     match tls {
         Some(config) => crate::tls::serve(listener, app, config, shutdown).await,
         None => {
@@ -436,9 +471,9 @@ async fn status(
     State(state): State<HubState>,
     headers: HeaderMap,
 ) -> Result<axum::Json<Value>, AppError> {
-    let hub = state.hub.clone();
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let status = blocking(move || {
-        authorize(&hub, &headers, &cairn_store::hub::STAFF_ROLES)?;
+        authorize(&hub, &tokens, &headers, &cairn_store::hub::STAFF_ROLES)?;
         hub.status()
             .map_err(|error| AppError::Server(error.to_string()))
     })
@@ -616,14 +651,23 @@ fn now_s() -> u64 {
 /// Checks the bearer token: signed by an enrolled node's key, for this hub,
 /// not expired, with the `node` role. Returns the node it speaks for.
 /// Refusals are logged (an expired or forged token may be an attack).
-fn authenticate(hub: &HubStore, headers: &HeaderMap) -> Result<String, AppError> {
-    authorize(hub, headers, &["node"])
+fn authenticate(
+    hub: &HubStore,
+    tokens: &cairn_core::token::Verified,
+    headers: &HeaderMap,
+) -> Result<String, AppError> {
+    authorize(hub, tokens, headers, &["node"])
 }
 
 /// Checks the bearer token and that its role is one of `roles`; returns
 /// its subject. A node's token is signed with the node's enrolled key; an
 /// operator's, auditor's or admin's with the hub's own (`cairn hub token`).
-fn authorize(hub: &HubStore, headers: &HeaderMap, roles: &[&str]) -> Result<String, AppError> {
+fn authorize(
+    hub: &HubStore,
+    tokens: &cairn_core::token::Verified,
+    headers: &HeaderMap,
+    roles: &[&str],
+) -> Result<String, AppError> {
     let unauthorized = |rule: &'static str, message: String| {
         tracing::warn!(rule, %message, "refused a request");
         AppError::client(
@@ -656,7 +700,8 @@ fn authorize(hub: &HubStore, headers: &HeaderMap, roles: &[&str]) -> Result<Stri
     } else {
         hub.public_key()
     };
-    let claims = cairn_core::token::verify(token, &key, hub.origin(), now_s())
+    let claims = tokens
+        .verify(token, &key, hub.origin(), now_s())
         .map_err(|error| unauthorized("token", error.to_string()))?;
     if !roles.contains(&claims.role.as_str()) {
         tracing::warn!(sub = %claims.sub, role = %claims.role, "refused a role");
@@ -718,11 +763,11 @@ async fn push(
     // client reads as congestion (the link's time is its own to measure).
     let started = std::time::Instant::now();
     let hub = state.hub.clone();
-    let (auth_hub, auth_headers) = (hub.clone(), headers.clone());
+    let (auth_hub, auth_headers, tokens) = (hub.clone(), headers.clone(), state.tokens.clone());
     // Authentication and decoding need no stored state: they run here, in
     // parallel, and only the rest waits for the writer.
     let (subject, request) = blocking(move || {
-        let subject = authenticate(&auth_hub, &auth_headers)?;
+        let subject = authenticate(&auth_hub, &tokens, &auth_headers)?;
         let mut request = request;
         request.decoded = Some(cairn_core::push::decode_push(&request.ops));
         Ok((subject, request))
@@ -785,9 +830,9 @@ async fn resolve(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Value>, AppError> {
-    let hub = state.hub.clone();
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let auth_headers = headers.clone();
-    let by = blocking(move || authorize(&hub, &auth_headers, &RESOLVER_ROLES)).await?;
+    let by = blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await?;
     let value = body_json(&headers, body).await?;
     let mut violations = Vec::new();
     let mut text = |name: &'static str| -> String {
@@ -967,9 +1012,9 @@ async fn pull(
     if !violations.is_empty() {
         return Err(AppError::bad_query(violations));
     }
-    let hub = state.hub.clone();
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let page = blocking(move || {
-        let node = authenticate(&hub, &headers)?;
+        let node = authenticate(&hub, &tokens, &headers)?;
         hub.pull(&node, from, limit).map_err(hub_error)
     })
     .await?;
@@ -1012,9 +1057,9 @@ async fn own(
     let Some(stream) = stream.filter(|_| violations.is_empty()) else {
         return Err(AppError::bad_query(violations));
     };
-    let hub = state.hub.clone();
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let own = blocking(move || {
-        let node = authenticate(&hub, &headers)?;
+        let node = authenticate(&hub, &tokens, &headers)?;
         hub.own_ops(&node, &stream, from, PUSH_OPS_MAX)
             .map_err(hub_error)
     })
@@ -1036,9 +1081,9 @@ async fn snapshot(
             .collect();
         return Err(AppError::bad_query(violations));
     }
-    let hub = state.hub.clone();
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let snapshot = blocking(move || {
-        let node = authenticate(&hub, &headers)?;
+        let node = authenticate(&hub, &tokens, &headers)?;
         hub.snapshot(&node).map_err(hub_error)
     })
     .await?;
@@ -1063,6 +1108,60 @@ async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_compressed_when_asked_and_worth_it() {
+        let mut asks = HeaderMap::new();
+        asks.insert(
+            axum::http::header::ACCEPT_ENCODING,
+            "gzip, zstd;q=0.9".parse().unwrap(),
+        );
+        let coding = |headers: &HeaderMap, value: &Value| {
+            json_answer(headers, value)
+                .headers()
+                .get(axum::http::header::CONTENT_ENCODING)
+                .map(|value| value.to_str().unwrap().to_string())
+        };
+        let large = json!({"results": vec!["accepted"; 1_000]});
+        assert_eq!(coding(&asks, &large).as_deref(), Some("zstd"));
+        assert_eq!(coding(&asks, &json!({"results": ["accepted"]})), None);
+        assert_eq!(coding(&HeaderMap::new(), &large), None, "not asked");
+    }
+
+    #[test]
+    fn binary_push_bodies_keep_their_wire_format() {
+        // The layout before ops were byte strings: a sequence of u8 each.
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Elementwise {
+            node: String,
+            stream: String,
+            ops: Vec<Vec<u8>>,
+            checkpoint_seq: u64,
+            checkpoint_head: [u8; 32],
+            checkpoint_signature: Vec<u8>,
+        }
+        let ops = vec![vec![0, 1, 255, 128], Vec::new(), vec![7; 300]];
+        let wire = PushWire {
+            node: "a".into(),
+            stream: "standard".into(),
+            ops: ops.clone(),
+            checkpoint_seq: 300,
+            checkpoint_head: [9; 32],
+            checkpoint_signature: vec![3; 64],
+        };
+        let before = Elementwise {
+            node: "a".into(),
+            stream: "standard".into(),
+            ops,
+            checkpoint_seq: 300,
+            checkpoint_head: [9; 32],
+            checkpoint_signature: vec![3; 64],
+        };
+        let bytes = postcard::to_allocvec(&wire).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&before).unwrap());
+        assert_eq!(postcard::from_bytes::<PushWire>(&bytes).unwrap(), wire);
+        assert_eq!(postcard::from_bytes::<Elementwise>(&bytes).unwrap(), before);
+    }
 
     #[test]
     fn the_hub_time_is_read_from_server_timing_and_nothing_else() {
