@@ -106,6 +106,9 @@ pub struct Link {
     retry_at_ms: u64,
     batch_ops: usize,
     pushes_in_flight: usize,
+    window: u64,
+    /// The window the last decrease opened.
+    decreased: u64,
 }
 
 impl Link {
@@ -121,6 +124,8 @@ impl Link {
             retry_at_ms: 0,
             batch_ops: (config.batch_ops_max / 4).max(config.batch_ops_min),
             pushes_in_flight: config.pushes_in_flight_max,
+            window: 0,
+            decreased: 0,
         }
     }
 
@@ -137,6 +142,15 @@ impl Link {
     /// How many pushes of one stream may be on their way at once.
     pub fn pushes_in_flight(&self) -> usize {
         self.pushes_in_flight
+    }
+
+    /// How many times the batch size or the pushes in flight changed. A
+    /// push records it when sent: its answer speaks only for the sizes it
+    /// was sent with, so an answer to a push sent before the last change
+    /// changes nothing (one change per round trip, as TCP grows its window
+    /// once per round trip and not once per ack).
+    pub fn window(&self) -> u64 {
+        self.window
     }
 
     /// Consecutive failures so far.
@@ -176,25 +190,42 @@ impl Link {
         self.round_succeeded();
     }
 
-    /// A push was answered after `elapsed_ms`, of which the hub said it
-    /// spent `hub_ms` itself. The breaker closes, and the ops in flight
-    /// change by a factor of two at most per answer, like TCP's congestion
-    /// window: a congested hub quarters them (half the batch, one push at a
-    /// time), a slow link halves the batch, and otherwise a second push
-    /// goes on its way or, already there, the batch doubles.
-    pub fn pushed(&mut self, elapsed_ms: u64, hub_ms: Option<u64>) {
+    /// A push sent under `window` ([`Link::window`]) was answered after
+    /// `elapsed_ms`, of which the hub said it spent `hub_ms` itself. The
+    /// breaker closes, and the ops in flight change like TCP's congestion
+    /// window. A congested hub quarters them (half the batch, one push at a
+    /// time) and a slow link halves the batch, unless they shrank already
+    /// since the push was sent. Otherwise, when the push was sent under the
+    /// current window, a second push goes on its way or, already there, the
+    /// batch doubles.
+    pub fn pushed(&mut self, window: u64, elapsed_ms: u64, hub_ms: Option<u64>) {
         self.round_succeeded();
+        let before = (self.batch_ops, self.pushes_in_flight);
         let (min, max) = (self.config.batch_ops_min, self.config.batch_ops_max);
-        if hub_ms.is_some_and(|ms| ms > self.config.hub_busy_ms) {
+        let congested = hub_ms.is_some_and(|ms| ms > self.config.hub_busy_ms);
+        if congested || elapsed_ms > self.config.slow_push_ms {
+            if window < self.decreased {
+                return;
+            }
             self.batch_ops = (self.batch_ops / 2).max(min);
-            self.pushes_in_flight = 1;
-        } else if elapsed_ms > self.config.slow_push_ms {
-            self.batch_ops = (self.batch_ops / 2).max(min);
-        } else if self.pushes_in_flight < self.config.pushes_in_flight_max {
+            if congested {
+                self.pushes_in_flight = 1;
+            }
+            if (self.batch_ops, self.pushes_in_flight) != before {
+                self.window += 1;
+                self.decreased = self.window;
+            }
+            return;
+        }
+        if window != self.window {
+            return;
+        }
+        if self.pushes_in_flight < self.config.pushes_in_flight_max {
             self.pushes_in_flight += 1;
         } else {
             self.batch_ops = (self.batch_ops * 2).min(max);
         }
+        self.window += 1;
     }
 
     /// A push or probe failed at `now_ms`; `random` draws the jitter.
@@ -204,6 +235,8 @@ impl Link {
         // Back from a failure, one push at a time until one is answered
         // (TCP's restart window): many nodes may be coming back at once.
         self.pushes_in_flight = 1;
+        self.window += 1;
+        self.decreased = self.window;
         if self.breaker == Breaker::HalfOpen || self.failures >= self.config.failures_to_open {
             self.breaker = Breaker::Open {
                 until_ms: now_ms + self.config.open_ms,
@@ -292,11 +325,11 @@ mod tests {
     fn batches_grow_on_a_fast_link_and_shrink_on_a_slow_one() {
         let mut link = link();
         for _ in 0..10 {
-            link.pushed(1, Some(1));
+            link.pushed(link.window(), 1, Some(1));
         }
         assert_eq!(link.batch_ops(), 1_000);
         for _ in 0..10 {
-            link.pushed(900, Some(1));
+            link.pushed(link.window(), 900, Some(1));
         }
         assert_eq!(link.batch_ops(), 10);
         // A slow link with a quick hub keeps two pushes on the wire.
@@ -312,15 +345,38 @@ mod tests {
         let mut link = link();
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (250, 2));
         // Quick on the wire, but long in the hub's queue: a quarter as many.
-        link.pushed(300, Some(250));
+        link.pushed(link.window(), 300, Some(250));
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 1));
         // Without the hub's word, only the link's time counts.
-        link.pushed(300, None);
+        link.pushed(link.window(), 300, None);
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 2));
         for _ in 0..10 {
-            link.pushed(300, Some(900));
+            link.pushed(link.window(), 300, Some(900));
         }
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (10, 1));
+    }
+
+    #[test]
+    fn sizes_grow_once_a_round_trip_and_shrink_once_per_congestion() {
+        let mut link = link();
+        let (first, second, third) = (link.window(), link.window(), link.window());
+        link.pushed(first, 5, Some(5));
+        assert_eq!(link.batch_ops(), 500);
+        // The second push was sent with the old size: its quick answer
+        // says nothing of the new one.
+        link.pushed(second, 5, Some(5));
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (500, 2));
+        // Congestion is heeded whenever it is news...
+        link.pushed(second, 5, Some(900));
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (250, 1));
+        // ...but pushes sent before the cut report the same congestion.
+        link.pushed(third, 5, Some(900));
+        assert_eq!((link.batch_ops(), link.pushes_in_flight()), (250, 1));
+        // Any answer closes the breaker.
+        link.failed(0, 0);
+        assert_eq!(link.failures(), 1);
+        link.pushed(third, 5, Some(5));
+        assert_eq!(link.failures(), 0);
     }
 
     #[test]
@@ -340,7 +396,7 @@ mod tests {
         assert_eq!(volume(&link), 10, "a probe carries no ops");
         let mut volumes = vec![volume(&link)];
         for _ in 0..12 {
-            link.pushed(5, Some(5));
+            link.pushed(link.window(), 5, Some(5));
             volumes.push(volume(&link));
         }
         assert!(volumes.windows(2).all(|pair| pair[1] <= 2 * pair[0]));

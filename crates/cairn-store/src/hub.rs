@@ -428,6 +428,11 @@ pub struct PushRequest {
     /// it already (the HTTP handler does, off the writer thread); `None`
     /// decodes them here.
     pub decoded: Option<Vec<cairn_core::push::Decoded>>,
+    /// A key `checkpoint`'s signature already verified under (the HTTP
+    /// handler checks it off the writer thread). The writer skips its own
+    /// check only when this is the node's enrolled key as it reads it in
+    /// the push's transaction; `None` checks it there.
+    pub checkpoint_key: Option<[u8; 32]>,
 }
 
 /// The hub's answer for one op.
@@ -1758,6 +1763,7 @@ fn push_one(
         head,
         held,
         public_key,
+        checkpoint_verified: request.checkpoint_key == Some(public_key),
     };
     let held_hash = |seq: u64| -> Option<Hash> {
         let bytes: Vec<u8> = tx

@@ -140,6 +140,7 @@ fn proofs_from_a_partly_stored_tree_match_the_full_tree_at_every_size() {
         let op = cairn_core::op::Op::decode(bytes).unwrap();
         let request = PushRequest {
             decoded: None,
+            checkpoint_key: None,
             node: "a".into(),
             stream: "standard".into(),
             ops: vec![bytes.clone()],
@@ -217,6 +218,7 @@ fn a_push_past_the_head_is_refused_whole_until_its_predecessor_is_in() {
         let last = cairn_core::op::Op::decode(&all.ops[to - 1]).unwrap();
         PushRequest {
             decoded: None,
+            checkpoint_key: None,
             node: "a".into(),
             stream: "standard".into(),
             ops: all.ops[from..to].to_vec(),
@@ -298,5 +300,46 @@ fn the_hub_verifies_its_log_and_names_an_edited_hash() {
     assert!(
         faults.contains("a:standard seq 5: expected seq 4"),
         "{faults}"
+    );
+}
+
+/// A caller's word that the checkpoint verified counts only for the key
+/// the hub holds for the node: a checkpoint signed by another key, vouched
+/// for under that key, is still checked, quarantined and kept.
+#[test]
+fn a_checkpoint_vouched_for_under_another_key_is_checked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let scopes = [("site".to_string(), "x".to_string())].into();
+    let a = NodeIdentity::from_seed("a", [1; 32]);
+    let rogue = NodeIdentity::from_seed("a", [9; 32]);
+    hub.enroll("a", a.public_key(), &scopes).unwrap();
+    let mut forged = batch(&a, 2);
+    forged.checkpoint = rogue.sign_checkpoint("standard", 2, forged.checkpoint.head);
+    forged.checkpoint_key = Some(rogue.public_key());
+    let answer = hub.push(forged).unwrap();
+    assert!(
+        answer
+            .results
+            .iter()
+            .all(|result| result.status == "quarantined"),
+        "{:?}",
+        answer.results
+    );
+    assert_eq!(
+        answer.results[0].reason.as_deref(),
+        Some("checkpoint signature does not verify with the node's key")
+    );
+    assert_eq!(hub.status().unwrap().quarantined, 2);
+    // Vouched for under the node's own key, a good checkpoint is taken.
+    let mut good = batch(&a, 2);
+    good.checkpoint_key = Some(a.public_key());
+    let answer = hub.push(good).unwrap();
+    assert!(
+        answer
+            .results
+            .iter()
+            .all(|result| result.status == "accepted")
     );
 }

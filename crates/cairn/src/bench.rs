@@ -893,7 +893,7 @@ async fn reconnect(
     client: reqwest::Client,
     url: String,
     sim: SimNode,
-    ops: Vec<(Vec<u8>, cairn_core::chain::StreamHead)>,
+    ops: Vec<(Vec<u8>, cairn_core::identity::Checkpoint)>,
     token: String,
     seed: u64,
 ) -> anyhow::Result<Reconnected> {
@@ -907,30 +907,26 @@ async fn reconnect(
     loop {
         while in_flight.len() < link.pushes_in_flight() && next < ops.len() {
             let batch = &ops[next..(next + link.batch_ops()).min(ops.len())];
-            let head = batch.last().expect("a batch holds an op").1;
-            let checkpoint = sim
-                .identity
-                .sign_checkpoint("standard", head.seq, head.hash);
-            let body = sim.binary_body(
-                batch.iter().map(|(op, _)| op.clone()).collect(),
-                &checkpoint,
-            );
+            let checkpoint = &batch.last().expect("a batch holds an op").1;
+            let body =
+                sim.binary_body(batch.iter().map(|(op, _)| op.clone()).collect(), checkpoint);
             next += batch.len();
-            in_flight.push_back(tokio::spawn(push_once(
+            let push = tokio::spawn(push_once(
                 client.clone(),
                 url.clone(),
                 body,
                 token.clone(),
                 true,
-            )));
+            ));
+            in_flight.push_back((push, link.window()));
         }
-        let Some(push) = in_flight.pop_front() else {
+        let Some((push, window)) = in_flight.pop_front() else {
             break;
         };
         let answer = push.await??;
         node.accepted += answer.accepted;
         node.latencies.push(answer.latency_us);
-        link.pushed(answer.latency_us / 1_000, answer.hub_ms);
+        link.pushed(window, answer.latency_us / 1_000, answer.hub_ms);
     }
     Ok(node)
 }
@@ -1215,7 +1211,19 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         let herd: Vec<_> = (1..=args.nodes)
             .map(|index| {
                 let mut sim = spend(&mut sims, index);
-                let ops = sim.chain(args.per_node);
+                // An edge signs a checkpoint when it writes (one per group
+                // commit), so each op here gets its checkpoint before the
+                // clock starts and a batch may end at any of them.
+                let ops = sim
+                    .chain(args.per_node)
+                    .into_iter()
+                    .map(|(op, head)| {
+                        let checkpoint = sim
+                            .identity
+                            .sign_checkpoint("standard", head.seq, head.hash);
+                        (op, checkpoint)
+                    })
+                    .collect();
                 let token = sim.token(origin);
                 (sim, ops, token, index as u64)
             })

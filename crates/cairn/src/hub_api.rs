@@ -154,6 +154,7 @@ fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation>
         .map_err(|_| Violation::new("checkpoint.signature", "format", "must be 64 bytes"))?;
     Ok(PushRequest {
         decoded: None,
+        checkpoint_key: None,
         checkpoint: Checkpoint {
             node: wire.node.clone(),
             stream: wire.stream.clone(),
@@ -627,6 +628,7 @@ pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>>
     match (violations.is_empty(), seq, head, signature) {
         (true, Some(seq), Some(head), Some(signature)) => Ok(PushRequest {
             decoded: None,
+            checkpoint_key: None,
             checkpoint: Checkpoint {
                 node: node.clone(),
                 stream: stream.clone(),
@@ -770,6 +772,15 @@ async fn push(
         let subject = authenticate(&auth_hub, &tokens, &auth_headers)?;
         let mut request = request;
         request.decoded = Some(cairn_core::push::decode_push(&request.ops));
+        // The checkpoint's signature too: the writer then only compares
+        // keys (it still checks it when the node's key changed meanwhile,
+        // or when this check failed, to name the fault).
+        if subject == request.node
+            && let Ok(Some(key)) = auth_hub.node_key(&request.node)
+            && request.checkpoint.verify(&key).is_ok()
+        {
+            request.checkpoint_key = Some(key);
+        }
         Ok((subject, request))
     })
     .await?;
@@ -1207,6 +1218,7 @@ mod tests {
             .collect();
         let request = PushRequest {
             decoded: Some(cairn_core::push::decode_push(&ops)),
+            checkpoint_key: None,
             node: "a".into(),
             stream: "standard".into(),
             checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),

@@ -257,12 +257,14 @@ pub async fn push_all(
                     batch,
                     answer,
                     sent: std::time::Instant::now(),
+                    window: sizer.as_ref().map_or(0, |link| link.window()),
                 });
             }
             let Some(InFlight {
                 batch,
                 answer,
                 sent,
+                window,
             }) = in_flight.pop_front()
             else {
                 break;
@@ -288,7 +290,7 @@ pub async fn push_all(
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
-                link.pushed(served_ms, hub_ms);
+                link.pushed(window, served_ms, hub_ms);
             }
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
@@ -381,6 +383,8 @@ struct InFlight {
     /// The hub's answer, and its own time with the push when it said.
     answer: tokio::task::JoinHandle<anyhow::Result<(Value, Option<u64>)>>,
     sent: std::time::Instant,
+    /// The link's window when it was sent (`Link::window`).
+    window: u64,
 }
 
 /// Stops waiting for the pushes still in flight. The hub may apply them

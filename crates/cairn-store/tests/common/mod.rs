@@ -37,6 +37,7 @@ pub fn push_after(
         .collect();
     PushRequest {
         decoded: None,
+        checkpoint_key: None,
         node: identity.node.clone(),
         stream: "standard".into(),
         ops,
