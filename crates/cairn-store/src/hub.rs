@@ -1470,11 +1470,11 @@ impl HubStore {
         let mut reader = TreeReader::new(&tx);
         let mut applied = Vec::with_capacity(requests.len());
         for request in requests.iter_mut() {
-            tx.execute_batch("SAVEPOINT push")?;
+            tx.prepare_cached("SAVEPOINT push")?.execute([])?;
             let before = size;
             match push_one(&tx, &reader, &mut size, request, now) {
                 Ok(one) => {
-                    tx.execute_batch("RELEASE push")?;
+                    tx.prepare_cached("RELEASE push")?.execute([])?;
                     applied.push(Ok(one));
                 }
                 Err(PushError::Store(fault)) => return Err(fault),
@@ -1718,21 +1718,19 @@ fn push_one(
         )));
     }
     let key: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT public_key FROM nodes WHERE node = ?1",
-            [&request.node],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT public_key FROM nodes WHERE node = ?1")?
+        .query_row([&request.node], |row| row.get(0))
         .optional()?;
     let public_key: [u8; 32] = key
         .and_then(|key| key.try_into().ok())
         .ok_or_else(|| PushError::UnknownNode(request.node.clone()))?;
     let stream: Option<(i64, i64, Vec<u8>, bool)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
-            params![request.node, request.stream],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
+        )?
+        .query_row(params![request.node, request.stream], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?;
     let (stream_id, head, held) = match stream {
         Some((id, seq, hash, held)) => (
@@ -1862,15 +1860,13 @@ fn push_one(
                 params![request.node, request.stream, format!("{} ops written with a clock more than {} ms ahead", outcome.clock_skew.len(), CLOCK_DRIFT_MS_MAX_DEFAULT), now as i64],
             )?;
     }
-    tx.execute(
-        "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
-        params![
+    tx.prepare_cached("UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4")?
+        .execute(params![
             outcome.head.seq as i64,
             outcome.head.hash.0.as_slice(),
             now_held,
             stream_id
-        ],
-    )?;
+        ])?;
     if !accepted_leaves.is_empty() {
         // Accepted ops always end at the checkpoint's seq (it signs the
         // batch's last op, and nothing is accepted when it does not verify).

@@ -36,6 +36,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
     // 16 MiB of page cache per connection (negative = KiB).
     conn.pragma_update(None, "cache_size", -16384)?;
+    // Savepoint (statement) journals in memory, not in a temp file: every
+    // push on the hub and every batch on the edge runs in a savepoint, and
+    // each one copied the pages it touched to that file with a write(2).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
