@@ -219,7 +219,6 @@ pub async fn push_all(
         // seq order. Answers are handled in order.
         let mut in_flight: std::collections::VecDeque<InFlight> = Default::default();
         let mut sent_to: Option<u64> = None;
-        let mut last_answer = std::time::Instant::now();
         loop {
             let in_flight_max = sizer
                 .as_ref()
@@ -280,17 +279,24 @@ pub async fn push_all(
                     return Err(anyhow::anyhow!("the push task failed: {error}"));
                 }
             };
-            // How long the hub took with this push once the one before it
-            // was answered: a push queued behind another is not slow.
-            let served_ms = last_answer.max(sent).elapsed().as_millis() as u64;
-            last_answer = std::time::Instant::now();
+            // The push's whole time, as its request timeout counts it: on a
+            // slow link the pushes in flight share it, and each takes longer.
+            let elapsed_ms = sent.elapsed().as_millis() as u64;
             let note_text = answer["checkpoint"]
                 .as_str()
                 .context("the hub's answer has no checkpoint")?;
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
-                link.pushed(window, served_ms, hub_ms);
+                link.pushed(window, elapsed_ms, hub_ms);
+                tracing::debug!(
+                    ops = batch.ops.len(),
+                    elapsed_ms,
+                    hub_ms,
+                    batch_ops = link.batch_ops(),
+                    pushes_in_flight = link.pushes_in_flight(),
+                    "push answered"
+                );
             }
             // Acknowledge only what the hub confirmed op by op, in order: its
             // watermark may run ahead of us (a node restored from a backup).
@@ -922,6 +928,7 @@ pub async fn run(
                         settings.interval_ms
                     }
                     Err(error) => {
+                        tracing::debug!(error = format!("{error:#}"), "sync round failed");
                         link.failed(now_ms(), next_random());
                         online = false;
                         last_error = Some(format!("{error:#}"));
