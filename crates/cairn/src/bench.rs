@@ -170,15 +170,9 @@ fn measure(args: &EdgeBenchArgs) -> anyhow::Result<(Ceilings, Vec<Figure>)> {
         args.ops.max(RAW_BATCH_ROWS),
         bound,
     )?;
-    let mut figures = Vec::new();
-    let store = Arc::new(fresh_store(&args.dir, "library")?);
-    for writers in WRITERS {
-        progress(&format!("library, {writers} concurrent writers"));
-        figures.push(library_writers(&store, writers, args.ops, bound));
-    }
-    progress("library, batches of 1000");
-    figures.push(library_batches(&store, args.ops, bound));
-    let op_row_bytes = stored_op_row_bytes(&store)?;
+    // The same ceiling with rows as large as the library stores an op,
+    // measured now, before the library's own writes load the disk.
+    let op_row_bytes = stored_op_row_bytes(&args.dir)?;
     progress(&format!(
         "raw SQLite, {RAW_BATCH_ROWS} rows of {op_row_bytes} bytes (a stored op) per durable transaction"
     ));
@@ -189,6 +183,14 @@ fn measure(args: &EdgeBenchArgs) -> anyhow::Result<(Ceilings, Vec<Figure>)> {
         args.ops.max(RAW_BATCH_ROWS),
         bound,
     )?;
+    let mut figures = Vec::new();
+    let store = Arc::new(fresh_store(&args.dir, "library")?);
+    for writers in WRITERS {
+        progress(&format!("library, {writers} concurrent writers"));
+        figures.push(library_writers(&store, writers, args.ops, bound));
+    }
+    progress("library, batches of 1000");
+    figures.push(library_batches(&store, args.ops, bound));
     drop(store);
     let api_store = Arc::new(fresh_store(&args.dir, "api")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -207,10 +209,13 @@ fn measure(args: &EdgeBenchArgs) -> anyhow::Result<(Ceilings, Vec<Figure>)> {
     ))
 }
 
-/// Bytes of the library's first stored op as the raw ceiling counts them:
-/// the encoded op and its 32-byte hash (the row's other columns, its index
-/// entry and the signed checkpoints are left out, in SQLite's favour).
-fn stored_op_row_bytes(store: &EdgeStore) -> anyhow::Result<usize> {
+/// Bytes of an op the library stores for a benchmark record, as the raw
+/// ceiling counts them: the encoded op and its 32-byte hash (the row's other
+/// columns, its index entry and the signed checkpoints are left out, in
+/// SQLite's favour). Written once to a store of its own under `dir`.
+fn stored_op_row_bytes(dir: &Path) -> anyhow::Result<usize> {
+    let store = fresh_store(dir, "op-size")?;
+    store.write(request(0))?;
     let batch = store
         .pending_batch("standard", 1)?
         .context("the library wrote no op to measure")?;
