@@ -1039,6 +1039,22 @@ pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
         "targets (SPEC 9): push >= 100,000 ops/s; 1,000 nodes x 100 ops drained with batch p99 <= 500 ms; 1,000,000 ops drained in <= 20 s"
     );
     println!("target (SPEC 9): push >= 25 x PouchDB at its best batch size, same run");
+    let find = |prefix: &str, part: &str| {
+        figures
+            .iter()
+            .find(|figure| figure.name.starts_with(prefix) && figure.name.contains(part))
+    };
+    if let Some(herd) = find(&format!("{} nodes", args.nodes), "as edges reconnect") {
+        println!(
+            "herd as edges push it: all {} ops drained in {:.2} s, batch p99 {} ms",
+            herd.ops,
+            herd.seconds,
+            fmt_ms(herd.p99_ms)
+        );
+    }
+    if let Some(drain) = find("drain after an outage", "") {
+        println!("drain: {} ops in {:.1} s", drain.ops, drain.seconds);
+    }
     Ok(())
 }
 
