@@ -168,12 +168,13 @@ fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation>
     })
 }
 
-/// Answers with JSON, zstd-compressed when the client accepts it.
 /// Smallest answer worth compressing: below it, a zstd context on each side
 /// costs more than the bytes it saves (a few packets at most).
 const ANSWER_ZSTD_MIN_BYTES: usize = 4_096;
 
-fn json_answer(headers: &HeaderMap, value: &Value) -> Response {
+/// Answers with JSON, zstd-compressed when the client accepts it and the
+/// answer is worth it.
+fn json_answer(headers: &HeaderMap, value: &impl serde::Serialize) -> Response {
     let accepts_zstd = headers
         .get(axum::http::header::ACCEPT_ENCODING)
         .and_then(|value| value.to_str().ok())
@@ -658,7 +659,16 @@ fn authenticate(
     tokens: &cairn_core::token::Verified,
     headers: &HeaderMap,
 ) -> Result<String, AppError> {
-    authorize(hub, tokens, headers, &["node"])
+    authenticate_keyed(hub, tokens, headers).map(|(subject, _)| subject)
+}
+
+/// [`authenticate`], with the node's enrolled key the token verified under.
+fn authenticate_keyed(
+    hub: &HubStore,
+    tokens: &cairn_core::token::Verified,
+    headers: &HeaderMap,
+) -> Result<(String, [u8; 32]), AppError> {
+    authorize_keyed(hub, tokens, headers, &["node"])
 }
 
 /// Checks the bearer token and that its role is one of `roles`; returns
@@ -670,6 +680,16 @@ fn authorize(
     headers: &HeaderMap,
     roles: &[&str],
 ) -> Result<String, AppError> {
+    authorize_keyed(hub, tokens, headers, roles).map(|(subject, _)| subject)
+}
+
+/// [`authorize`], with the key the token verified under.
+fn authorize_keyed(
+    hub: &HubStore,
+    tokens: &cairn_core::token::Verified,
+    headers: &HeaderMap,
+    roles: &[&str],
+) -> Result<(String, [u8; 32]), AppError> {
     let unauthorized = |rule: &'static str, message: String| {
         tracing::warn!(rule, %message, "refused a request");
         AppError::client(
@@ -721,7 +741,7 @@ fn authorize(
             ),
         ));
     }
-    Ok(claims.sub)
+    Ok((claims.sub, key))
 }
 
 async fn push(
@@ -769,16 +789,13 @@ async fn push(
     // Authentication and decoding need no stored state: they run here, in
     // parallel, and only the rest waits for the writer.
     let (subject, request) = blocking(move || {
-        let subject = authenticate(&auth_hub, &tokens, &auth_headers)?;
+        let (subject, key) = authenticate_keyed(&auth_hub, &tokens, &auth_headers)?;
         let mut request = request;
         request.decoded = Some(cairn_core::push::decode_push(&request.ops));
         // The checkpoint's signature too: the writer then only compares
         // keys (it still checks it when the node's key changed meanwhile,
         // or when this check failed, to name the fault).
-        if subject == request.node
-            && let Ok(Some(key)) = auth_hub.node_key(&request.node)
-            && request.checkpoint.verify(&key).is_ok()
-        {
+        if subject == request.node && request.checkpoint.verify(&key).is_ok() {
             request.checkpoint_key = Some(key);
         }
         Ok((subject, request))
@@ -800,7 +817,7 @@ async fn push(
         ));
     }
     let response = state.pushes.push(request).await?;
-    let mut answer = json_answer(&headers, &json!(response));
+    let mut answer = json_answer(&headers, &response);
     let timing = format!("{SERVER_TIMING_HUB};dur={}", started.elapsed().as_millis());
     if let Ok(value) = axum::http::HeaderValue::from_str(&timing) {
         answer.headers_mut().insert(SERVER_TIMING, value);
