@@ -154,6 +154,18 @@ impl Link {
         self.window
     }
 
+    /// How long to wait before the next push after an answer the hub held
+    /// `hub_ms`, ms: when the hub is congested, a random part of that time
+    /// (`random` draws it, full jitter), so that many nodes pushing at once
+    /// spread out instead of all queueing at the hub again; otherwise
+    /// nothing.
+    pub fn pause_ms(&self, hub_ms: Option<u64>, random: u64) -> u64 {
+        match hub_ms {
+            Some(ms) if ms > self.config.hub_busy_ms => random % (ms + 1),
+            _ => 0,
+        }
+    }
+
     /// Consecutive failures so far.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -410,6 +422,18 @@ mod tests {
         assert!(volumes.windows(2).all(|pair| pair[1] <= 2 * pair[0]));
         assert_eq!(volumes[1], 20, "a second push goes out before batches grow");
         assert_eq!(*volumes.last().unwrap(), 2_000);
+    }
+
+    #[test]
+    fn only_a_congested_hub_spreads_the_next_push_out() {
+        let link = link();
+        assert_eq!(link.pause_ms(None, 77), 0);
+        assert_eq!(link.pause_ms(Some(150), 77), 0, "not over the threshold");
+        let pauses: Vec<u64> = (0..1_000)
+            .map(|n| link.pause_ms(Some(400), n * 7_919))
+            .collect();
+        assert!(pauses.iter().all(|&pause| pause <= 400));
+        assert!(pauses.iter().any(|&pause| pause < 100) && pauses.iter().any(|&pause| pause > 300));
     }
 
     #[test]

@@ -867,17 +867,11 @@ const OUTAGE_MS: u64 = 60_000;
 fn link_after_outage(outage_ms: u64, seed: u64) -> cairn_core::link::Link {
     use cairn_core::link::{Link, LinkConfig, Step};
     let mut link = Link::new(LinkConfig::default());
-    let (mut now, mut random) = (0, seed | 1);
+    let (mut now, mut jitter) = (0, crate::sync::Jitter::seeded(seed));
     while now < outage_ms {
         match link.step(now) {
             Step::Wait { until_ms } => now = until_ms,
-            Step::Probe | Step::Push { .. } => {
-                // xorshift64: jitter for the backoff, nothing more.
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                link.failed(now, random);
-            }
+            Step::Probe | Step::Push { .. } => link.failed(now, jitter.next()),
         }
     }
     link.probe_succeeded();
@@ -903,6 +897,7 @@ async fn reconnect(
     seed: u64,
 ) -> anyhow::Result<Reconnected> {
     let mut link = link_after_outage(OUTAGE_MS, seed);
+    let mut jitter = crate::sync::Jitter::seeded(seed);
     let mut in_flight = std::collections::VecDeque::new();
     let mut next = 0;
     let mut node = Reconnected {
@@ -932,6 +927,10 @@ async fn reconnect(
         node.accepted += answer.accepted;
         node.latencies.push(answer.latency_us);
         link.pushed(window, answer.latency_us / 1_000, answer.hub_ms);
+        let pause = link.pause_ms(answer.hub_ms, jitter.next());
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
     }
     Ok(node)
 }

@@ -209,6 +209,7 @@ pub async fn push_all(
         Encoding::Auto => None,
     };
     let mut tokens = Tokens::default();
+    let mut jitter = Jitter::new();
     for stream in store.streams()? {
         if skip.contains(&stream) {
             continue;
@@ -219,7 +220,13 @@ pub async fn push_all(
         // seq order. Answers are handled in order.
         let mut in_flight: std::collections::VecDeque<InFlight> = Default::default();
         let mut sent_to: Option<u64> = None;
+        // Set by a congested hub's answer: wait before the next push.
+        let mut pause_ms = 0;
         loop {
+            if pause_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                pause_ms = 0;
+            }
             let in_flight_max = sizer
                 .as_ref()
                 .map_or(PUSHES_IN_FLIGHT, |link| link.pushes_in_flight());
@@ -289,6 +296,7 @@ pub async fn push_all(
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
                 link.pushed(window, elapsed_ms, hub_ms);
+                pause_ms = link.pause_ms(hub_ms, jitter.next());
                 tracing::debug!(
                     ops = batch.ops.len(),
                     elapsed_ms,
@@ -354,6 +362,30 @@ pub async fn push_all(
         }
     }
     Ok(report)
+}
+
+/// Draws for backoff and pause jitter (xorshift64). Jitter only needs to
+/// differ between nodes, not to be unpredictable.
+pub(crate) struct Jitter(u64);
+
+impl Jitter {
+    /// Seeded from the time and the process id.
+    pub(crate) fn new() -> Jitter {
+        Jitter::seeded(now_ms() ^ u64::from(std::process::id()).rotate_left(32))
+    }
+
+    /// Seeded with `seed` (simulated nodes).
+    pub(crate) fn seeded(seed: u64) -> Jitter {
+        Jitter(seed | 1)
+    }
+
+    /// The next draw.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
 }
 
 /// How long a push round uses one token, seconds: well inside its five
@@ -855,14 +887,8 @@ pub async fn run(
         }
     };
     let mut link = Link::new(settings.link);
-    // Jitter only needs to differ between nodes, not to be unpredictable.
-    let mut random = now_ms() ^ u64::from(std::process::id()).rotate_left(32) | 1;
-    let mut next_random = move || {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        random
-    };
+    let mut jitter = Jitter::new();
+    let mut next_random = move || jitter.next();
     let mut stuck = std::collections::BTreeSet::new();
     let (mut last_sync_ms, mut last_error): (Option<u64>, Option<String>) = (None, None);
     let mut online = false;
