@@ -209,9 +209,9 @@ impl Link {
     /// window. A congested hub quarters them (half the batch, one push at a
     /// time) and a slow link halves the batch, unless they shrank already
     /// since the push was sent. Otherwise, when the push was sent under the
-    /// current window and took under half the slow time (twice the ops
-    /// would take about twice as long on a busy link), a second push goes
-    /// on its way or, already there, the batch doubles.
+    /// current window and took at most 2/3 of the slow time (twice the ops
+    /// take about twice as long on a busy link), a second push goes on its
+    /// way or, already there, the batch doubles.
     pub fn pushed(&mut self, window: u64, elapsed_ms: u64, hub_ms: Option<u64>) {
         self.round_succeeded();
         let before = (self.batch_ops, self.pushes_in_flight);
@@ -232,8 +232,10 @@ impl Link {
             return;
         }
         // Growing doubles the ops on their way, and on a link that is the
-        // bottleneck the time of each push with them: not into a timeout.
-        if window != self.window || elapsed_ms.saturating_mul(2) > self.config.slow_push_ms {
+        // bottleneck the time of each push with them: only while that stays
+        // within 4/3 of the slow time (4/5 of the request timeout), never
+        // into a timeout.
+        if window != self.window || elapsed_ms.saturating_mul(3) > self.config.slow_push_ms * 2 {
             return;
         }
         if self.pushes_in_flight < self.config.pushes_in_flight_max {
@@ -364,11 +366,11 @@ mod tests {
         link.pushed(link.window(), 300, Some(250));
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 1));
         // Without the hub's word, only the link's time counts: a push that
-        // took over half the slow time holds the sizes (twice as many ops
-        // would be slow), a quicker one grows them.
-        link.pushed(link.window(), 300, None);
+        // took over 2/3 of the slow time holds the sizes (twice as many ops
+        // could time out), a quicker one grows them.
+        link.pushed(link.window(), 400, None);
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 1));
-        link.pushed(link.window(), 200, None);
+        link.pushed(link.window(), 300, None);
         assert_eq!((link.batch_ops(), link.pushes_in_flight()), (125, 2));
         for _ in 0..10 {
             link.pushed(link.window(), 300, Some(900));

@@ -899,13 +899,20 @@ async fn reconnect(
     let mut link = link_after_outage(OUTAGE_MS, seed);
     let mut jitter = crate::sync::Jitter::seeded(seed);
     let mut in_flight = std::collections::VecDeque::new();
-    let mut next = 0;
+    let (mut next, mut last_elapsed_ms) = (0, 0);
     let mut node = Reconnected {
         accepted: 0,
         latencies: Vec::new(),
     };
     loop {
         while in_flight.len() < link.pushes_in_flight() && next < ops.len() {
+            // Staggered by half a push's time, as `sync::push_all` does.
+            if let Some((_, _, sent)) = in_flight.back() {
+                let stagger = Duration::from_millis(last_elapsed_ms / 2);
+                if let Some(wait) = stagger.checked_sub(Instant::elapsed(sent)) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
             let batch = &ops[next..(next + link.batch_ops()).min(ops.len())];
             let checkpoint = &batch.last().expect("a batch holds an op").1;
             let body =
@@ -918,14 +925,15 @@ async fn reconnect(
                 token.clone(),
                 true,
             ));
-            in_flight.push_back((push, link.window()));
+            in_flight.push_back((push, link.window(), Instant::now()));
         }
-        let Some((push, window)) = in_flight.pop_front() else {
+        let Some((push, window, _)) = in_flight.pop_front() else {
             break;
         };
         let answer = push.await??;
         node.accepted += answer.accepted;
         node.latencies.push(answer.latency_us);
+        last_elapsed_ms = answer.latency_us / 1_000;
         link.pushed(window, answer.latency_us / 1_000, answer.hub_ms);
         let pause = link.pause_ms(answer.hub_ms, jitter.next());
         if pause > 0 {

@@ -222,6 +222,8 @@ pub async fn push_all(
         let mut sent_to: Option<u64> = None;
         // Set by a congested hub's answer: wait before the next push.
         let mut pause_ms = 0;
+        // How long the last answered push took.
+        let mut last_elapsed_ms = 0;
         loop {
             if pause_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
@@ -235,6 +237,15 @@ pub async fn push_all(
                 let Some(batch) = store.pending_batch_after(&stream, sent_to, batch_ops)? else {
                     break;
                 };
+                // Stagger the pushes in flight by half a push's time: sent
+                // together, they would share the link, finish together and
+                // leave it idle while both answers travel back.
+                if let Some(last) = in_flight.back() {
+                    let stagger = std::time::Duration::from_millis(last_elapsed_ms / 2);
+                    if let Some(wait) = stagger.checked_sub(last.sent.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 let binary = match negotiated {
                     Some(binary) => binary,
                     None => *negotiated.insert(hub_speaks_binary(client, hub_url).await),
@@ -289,6 +300,7 @@ pub async fn push_all(
             // The push's whole time, as its request timeout counts it: on a
             // slow link the pushes in flight share it, and each takes longer.
             let elapsed_ms = sent.elapsed().as_millis() as u64;
+            last_elapsed_ms = elapsed_ms;
             let note_text = answer["checkpoint"]
                 .as_str()
                 .context("the hub's answer has no checkpoint")?;
