@@ -1507,21 +1507,14 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
                     sim.batch(count)
                 };
                 bytes += body.len();
-                let request = client.post(&url).bearer_auth(sim.token("bench.hub"));
-                let request = if binary {
-                    request
-                        .header("content-type", crate::hub_api::BINARY_PUSH)
-                        .header("content-encoding", "zstd")
-                } else {
-                    request.header("content-type", "application/json")
-                };
-                let response = request.body(body).send().await?;
-                anyhow::ensure!(
-                    response.status().is_success(),
-                    "push refused: {}",
-                    response.status()
-                );
-                let _ = response.bytes().await?;
+                push_once(
+                    client.clone(),
+                    url.clone(),
+                    body,
+                    sim.token("bench.hub"),
+                    binary,
+                )
+                .await?;
                 pushed += count;
             }
             let seconds = started.elapsed().as_secs_f64();
