@@ -235,7 +235,9 @@ impl Link {
         // bottleneck the time of each push with them: only while that stays
         // within 4/3 of the slow time (4/5 of the request timeout), never
         // into a timeout.
-        if window != self.window || elapsed_ms.saturating_mul(3) > self.config.slow_push_ms * 2 {
+        if window != self.window
+            || elapsed_ms.saturating_mul(3) > self.config.slow_push_ms.saturating_mul(2)
+        {
             return;
         }
         if self.pushes_in_flight < self.config.pushes_in_flight_max {
@@ -243,7 +245,9 @@ impl Link {
         } else {
             self.batch_ops = (self.batch_ops * 2).min(max);
         }
-        self.window += 1;
+        if (self.batch_ops, self.pushes_in_flight) != before {
+            self.window += 1;
+        }
     }
 
     /// A push or probe failed at `now_ms`; `random` draws the jitter.
