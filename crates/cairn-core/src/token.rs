@@ -139,8 +139,7 @@ impl Verified {
             .chain_update(token.as_bytes())
             .finalize()
             .into();
-        let seen = |seen: &std::collections::HashSet<[u8; 32]>| seen.contains(&digest);
-        let known = self.seen.lock().is_ok_and(|set| seen(&set));
+        let known = self.seen.lock().is_ok_and(|set| set.contains(&digest));
         if !known {
             check_signature(token, public_key)?;
         }

@@ -659,16 +659,7 @@ fn authenticate(
     tokens: &cairn_core::token::Verified,
     headers: &HeaderMap,
 ) -> Result<String, AppError> {
-    authenticate_keyed(hub, tokens, headers).map(|(subject, _)| subject)
-}
-
-/// [`authenticate`], with the node's enrolled key the token verified under.
-fn authenticate_keyed(
-    hub: &HubStore,
-    tokens: &cairn_core::token::Verified,
-    headers: &HeaderMap,
-) -> Result<(String, [u8; 32]), AppError> {
-    authorize_keyed(hub, tokens, headers, &["node"])
+    authorize(hub, tokens, headers, &["node"])
 }
 
 /// Checks the bearer token and that its role is one of `roles`; returns
@@ -789,7 +780,7 @@ async fn push(
     // Authentication and decoding need no stored state: they run here, in
     // parallel, and only the rest waits for the writer.
     let (subject, request) = blocking(move || {
-        let (subject, key) = authenticate_keyed(&auth_hub, &tokens, &auth_headers)?;
+        let (subject, key) = authorize_keyed(&auth_hub, &tokens, &auth_headers, &["node"])?;
         let mut request = request;
         request.decoded = Some(cairn_core::push::decode_push(&request.ops));
         // The checkpoint's signature too: the writer then only compares

@@ -900,7 +900,6 @@ pub async fn run(
     };
     let mut link = Link::new(settings.link);
     let mut jitter = Jitter::new();
-    let mut next_random = move || jitter.next();
     let mut stuck = std::collections::BTreeSet::new();
     let (mut last_sync_ms, mut last_error): (Option<u64>, Option<String>) = (None, None);
     let mut online = false;
@@ -914,7 +913,7 @@ pub async fn run(
                 if healthy {
                     link.probe_succeeded();
                 } else {
-                    link.failed(now_ms(), next_random());
+                    link.failed(now_ms(), jitter.next());
                     last_error = Some("health probe failed".into());
                 }
                 online = healthy;
@@ -967,7 +966,7 @@ pub async fn run(
                     }
                     Err(error) => {
                         tracing::debug!(error = format!("{error:#}"), "sync round failed");
-                        link.failed(now_ms(), next_random());
+                        link.failed(now_ms(), jitter.next());
                         online = false;
                         last_error = Some(format!("{error:#}"));
                         0
