@@ -108,6 +108,15 @@ pub fn decode_push(ops: &[Vec<u8>]) -> Vec<Decoded> {
 }
 
 /// [`verify_push`] for ops [`decode_push`] already decoded, in push order.
+///
+/// The checkpoint signs one op, the batch's last; through the chain it
+/// proves every op that links to it hash by hash, and nothing else. So a
+/// batch is judged whole: when any op of it is malformed, foreign, or does
+/// not link to the next, the signature proves nothing below the break, and
+/// no op of the batch enters the log (each is quarantined, naming why).
+/// Only an op the signature proves can rewrite a seq the hub holds (an
+/// equivocation, which holds the stream): an unproven one is just forged
+/// material, which must not let anyone stop a node's stream.
 pub fn verify_decoded(
     view: &StreamView<'_>,
     decoded: Vec<Decoded>,
@@ -122,29 +131,7 @@ pub fn verify_decoded(
         equivocation: None,
         clock_skew: Vec::new(),
     };
-    let last_hash = decoded
-        .last()
-        .and_then(|op| op.as_ref().ok())
-        .map(|op| (op.seq, op.op_hash));
-    let signature = || {
-        if view.checkpoint_verified {
-            Ok(())
-        } else {
-            checkpoint.verify(&view.public_key)
-        }
-    };
-    let checkpoint_problem = if checkpoint.node != view.node || checkpoint.stream != view.stream {
-        Some(format!(
-            "checkpoint is for {}:{}, not {}:{}",
-            checkpoint.node, checkpoint.stream, view.node, view.stream
-        ))
-    } else if last_hash != Some((checkpoint.seq, checkpoint.head)) {
-        Some("checkpoint does not sign the batch's last op".to_string())
-    } else if let Err(error) = signature() {
-        Some(format!("checkpoint {error}"))
-    } else {
-        None
-    };
+    let unproven = unproven_reason(view, &decoded, checkpoint);
     let mut head = view.head;
     let mut held = view.held;
     for op in decoded {
@@ -165,20 +152,26 @@ pub fn verify_decoded(
         } else if op.seq <= head.seq {
             match held_hash(op.seq) {
                 Some(hash) if hash == op.op_hash => Verdict::Duplicate,
-                Some(hash) => {
-                    held = true;
-                    if outcome.equivocation.is_none() {
-                        outcome.equivocation = Some(Equivocation {
-                            seq: op.seq,
-                            held: hash,
-                            pushed: op.op_hash,
-                        });
-                    }
-                    Verdict::Quarantined(format!(
-                        "equivocation: seq {} is held with hash {hash}",
+                Some(hash) => match &unproven {
+                    Some(reason) => Verdict::Quarantined(format!(
+                        "seq {} differs from the op the hub holds, and {reason}",
                         op.seq
-                    ))
-                }
+                    )),
+                    None => {
+                        held = true;
+                        if outcome.equivocation.is_none() {
+                            outcome.equivocation = Some(Equivocation {
+                                seq: op.seq,
+                                held: hash,
+                                pushed: op.op_hash,
+                            });
+                        }
+                        Verdict::Quarantined(format!(
+                            "equivocation: seq {} is held with hash {hash}",
+                            op.seq
+                        ))
+                    }
+                },
                 None => {
                     Verdict::Quarantined(format!("seq {} is below the head but not held", op.seq))
                 }
@@ -187,6 +180,8 @@ pub fn verify_decoded(
             Verdict::Quarantined(
                 "stream held after an equivocation; an operator must resolve it".into(),
             )
+        } else if let Some(reason) = &unproven {
+            Verdict::Quarantined(reason.clone())
         } else if op.seq != head.seq + 1 {
             Verdict::Quarantined(format!(
                 "gap: expected seq {}, got {}",
@@ -198,8 +193,6 @@ pub fn verify_decoded(
                 "broken link: prev_hash does not match seq {}",
                 head.seq
             ))
-        } else if let Some(problem) = &checkpoint_problem {
-            Verdict::Quarantined(problem.clone())
         } else {
             head = StreamHead {
                 seq: op.seq,
@@ -214,6 +207,62 @@ pub fn verify_decoded(
     }
     outcome.head = head;
     outcome
+}
+
+/// Why the push's checkpoint does not prove every op of the batch, or
+/// `None` when it does: the checkpoint is this stream's, signs the batch's
+/// last op with the node's key, and every op links to the next by seq and
+/// hash, so that the signature reaches each of them.
+fn unproven_reason(
+    view: &StreamView<'_>,
+    decoded: &[Decoded],
+    checkpoint: &Checkpoint,
+) -> Option<String> {
+    if checkpoint.node != view.node || checkpoint.stream != view.stream {
+        return Some(format!(
+            "checkpoint is for {}:{}, not {}:{}",
+            checkpoint.node, checkpoint.stream, view.node, view.stream
+        ));
+    }
+    let last = decoded.last().and_then(|op| op.as_ref().ok());
+    if last.map(|op| (op.seq, op.op_hash)) != Some((checkpoint.seq, checkpoint.head)) {
+        return Some("checkpoint does not sign the batch's last op".to_string());
+    }
+    if !view.checkpoint_verified
+        && let Err(error) = checkpoint.verify(&view.public_key)
+    {
+        return Some(format!("checkpoint {error}"));
+    }
+    // Walk down from the signed head: each op must be what the next one
+    // links to. The first break leaves everything below it unproven.
+    let mut next: Option<&Op> = None;
+    for op in decoded.iter().rev() {
+        let op = match op {
+            Ok(op) => op,
+            Err(_) => {
+                let below = next.map_or(checkpoint.seq, |op| op.seq);
+                return Some(format!(
+                    "not proven by the push's checkpoint: the chain below seq {below} holds a malformed op; nothing of this push is logged"
+                ));
+            }
+        };
+        if op.draft.node != view.node || op.draft.stream != view.stream {
+            return Some(format!(
+                "not proven by the push's checkpoint: the batch holds an op of {}; nothing of this push is logged",
+                op.stream_key()
+            ));
+        }
+        if let Some(next) = next
+            && (next.seq != op.seq + 1 || next.prev_hash != op.op_hash)
+        {
+            return Some(format!(
+                "not proven by the push's checkpoint: seq {} does not link to seq {}; nothing of this push is logged",
+                next.seq, op.seq
+            ));
+        }
+        next = Some(op);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -370,6 +419,78 @@ mod tests {
         assert!(
             matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.starts_with("integrity"))
         );
+    }
+
+    /// Op `index` of `ops` with its payload (and so its payload hash and
+    /// op hash) rewritten, still linking to the op before it: what a forger
+    /// without the node's key can make.
+    fn forged(ops: &[Op], index: usize) -> (Op, Vec<u8>) {
+        let mut draft = ops[index].draft.clone();
+        draft.payload = b"{\"forged\":true}".to_vec();
+        draft.seal(ops[index].seq, ops[index].prev_hash)
+    }
+
+    #[test]
+    fn issue_9_1_a_forged_op_below_a_genuine_checkpoint_is_not_accepted() {
+        let (identity, ops, mut bytes) = stream(5);
+        let checkpoint = identity.sign_checkpoint("standard", 5, ops[4].op_hash);
+        // The third op rewritten: ops 1 and 2 still link, 4 no longer does.
+        bytes[2] = forged(&ops, 2).1;
+        let outcome = verify_push(
+            &view(&identity, StreamHead::EMPTY),
+            &bytes,
+            &checkpoint,
+            |_| None,
+            0,
+            0,
+        );
+        assert_eq!(accepted(&outcome), 0, "{:?}", outcome.verdicts);
+        assert_eq!(outcome.head, StreamHead::EMPTY);
+        assert!(outcome.verdicts.iter().all(|(_, verdict)| matches!(
+            verdict,
+            Verdict::Quarantined(reason) if reason.contains("seq 4 does not link to seq 3")
+        )));
+        // A forged first op, and a forged op as the only new one after
+        // duplicates: the same.
+        for index in [0, 3] {
+            let (_, _, mut bytes) = stream(5);
+            bytes[index] = forged(&ops, index).1;
+            let head = StreamHead {
+                seq: index as u64,
+                hash: if index == 0 {
+                    Hash::ZERO
+                } else {
+                    ops[index - 1].op_hash
+                },
+            };
+            let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+            let outcome = verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0);
+            assert_eq!(accepted(&outcome), 0, "forged op {index}");
+        }
+    }
+
+    #[test]
+    fn issue_9_1_an_unproven_rewrite_of_a_held_seq_does_not_hold_the_stream() {
+        let (identity, ops, bytes) = stream(4);
+        let head = StreamHead {
+            seq: 2,
+            hash: ops[1].op_hash,
+        };
+        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let checkpoint = identity.sign_checkpoint("standard", 4, ops[3].op_hash);
+        // Seq 2 forged, 3 and 4 genuine: 3 links to the genuine 2, not to
+        // the forged one, so the checkpoint does not prove the rewrite.
+        let mut pushed = bytes.clone();
+        pushed[1] = forged(&ops, 1).1;
+        let outcome = verify_push(&view(&identity, head), &pushed, &checkpoint, held, 0, 0);
+        assert!(outcome.equivocation.is_none(), "no hold on forged material");
+        assert_eq!(accepted(&outcome), 0);
+        assert_eq!(outcome.verdicts[0].1, Verdict::Duplicate);
+        assert!(matches!(&outcome.verdicts[1].1,
+            Verdict::Quarantined(reason) if reason.contains("differs from the op the hub holds")));
+        // The genuine batch is then accepted.
+        let outcome = verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0);
+        assert_eq!(accepted(&outcome), 2);
     }
 
     #[test]

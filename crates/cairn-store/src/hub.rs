@@ -42,7 +42,7 @@ pub const PULL_SCAN_MAX: usize = 20_000;
 /// least one op.
 pub const CHAIN_SPAN_MAX: usize = 16_384;
 /// Version of the hub schema, kept in `meta`.
-const HUB_SCHEMA_VERSION: &str = "2";
+const HUB_SCHEMA_VERSION: &str = "3";
 
 /// A checkpoint an origin node signed, with the headers that link the ops
 /// of a page to it (`cairn_core::provenance`).
@@ -392,9 +392,11 @@ CREATE TABLE quarantine (
     node        TEXT NOT NULL,
     stream      TEXT NOT NULL,
     seq         INTEGER,
+    material_hash BLOB NOT NULL,
     op          BLOB NOT NULL,
     reason      TEXT NOT NULL,
-    received_ms INTEGER NOT NULL
+    received_ms INTEGER NOT NULL,
+    UNIQUE (node, stream, material_hash)
 ) STRICT;
 CREATE TABLE enrollments (
     token_hash BLOB PRIMARY KEY,
@@ -1703,6 +1705,53 @@ struct Applied {
     leaves: Option<(u64, u64)>,
 }
 
+/// What the hub holds of a stream before a push. A stream gets its row
+/// only when an op of it is first accepted, so that pushes of junk stream
+/// names leave no trace but their quarantined material.
+struct StreamRow {
+    /// Its row id, once it has one.
+    id: Option<i64>,
+    head: StreamHead,
+    held: bool,
+}
+
+fn read_stream(tx: &Connection, node: &str, stream: &str) -> Result<StreamRow, StoreError> {
+    let row: Option<(i64, i64, Vec<u8>, bool)> = tx
+        .prepare_cached(
+            "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
+        )?
+        .query_row(params![node, stream], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((id, seq, hash, held)) => StreamRow {
+            id: Some(id),
+            head: StreamHead {
+                seq: seq as u64,
+                hash: Hash::from_slice(&hash).ok_or_else(|| {
+                    StoreError::Damaged(format!("head hash of {node}:{stream}"))
+                })?,
+            },
+            held,
+        },
+        None => StreamRow {
+            id: None,
+            head: StreamHead::EMPTY,
+            held: false,
+        },
+    })
+}
+
+/// The seq a malformed op claims, when its header still decodes (its
+/// payload hash was what failed): for the report, never for the log.
+fn claimed_seq(bytes: &[u8]) -> Option<u64> {
+    cairn_core::op::Op::header_bytes(bytes)
+        .ok()
+        .and_then(|header| cairn_core::op::OpHeader::decode(header).ok())
+        .map(|header| header.seq)
+}
+
 /// Verifies one push and applies it inside the group's transaction.
 fn push_one(
     tx: &Connection,
@@ -1717,6 +1766,12 @@ fn push_one(
             request.ops.len()
         )));
     }
+    if cairn_core::names::check_name(&request.stream).is_err() {
+        return Err(PushError::Invalid(format!(
+            "stream: {:?} is not a stream name",
+            request.stream
+        )));
+    }
     let key: Option<Vec<u8>> = tx
         .prepare_cached("SELECT public_key FROM nodes WHERE node = ?1")?
         .query_row([&request.node], |row| row.get(0))
@@ -1724,42 +1779,12 @@ fn push_one(
     let public_key: [u8; 32] = key
         .and_then(|key| key.try_into().ok())
         .ok_or_else(|| PushError::UnknownNode(request.node.clone()))?;
-    let stream: Option<(i64, i64, Vec<u8>, bool)> = tx
-        .prepare_cached(
-            "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
-        )?
-        .query_row(params![request.node, request.stream], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
-    let (stream_id, head, held) = match stream {
-        Some((id, seq, hash, held)) => (
-            id,
-            StreamHead {
-                seq: seq as u64,
-                hash: Hash::from_slice(&hash).unwrap_or(Hash::ZERO),
-            },
-            held,
-        ),
-        None => {
-            if cairn_core::names::check_name(&request.stream).is_err() {
-                return Err(PushError::Invalid(format!(
-                    "stream: {:?} is not a stream name",
-                    request.stream
-                )));
-            }
-            tx.execute(
-                "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
-                params![request.node, request.stream, Hash::ZERO.0.as_slice()],
-            )?;
-            (tx.last_insert_rowid(), StreamHead::EMPTY, false)
-        }
-    };
+    let row = read_stream(tx, &request.node, &request.stream)?;
     let view = StreamView {
         node: &request.node,
         stream: &request.stream,
-        head,
-        held,
+        head: row.head,
+        held: row.held,
         public_key,
         checkpoint_verified: request.checkpoint_key == Some(public_key),
     };
@@ -1767,7 +1792,7 @@ fn push_one(
         let bytes: Vec<u8> = tx
             .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")
             .ok()?
-            .query_row(params![stream_id, seq as i64], |row| row.get(0))
+            .query_row(params![row.id?, seq as i64], |row| row.get(0))
             .ok()?;
         Hash::from_slice(&bytes)
     };
@@ -1778,14 +1803,14 @@ fn push_one(
     // A push that starts past the head is out of order, not damaged: it is
     // refused whole (the writer first lets it wait for its predecessor).
     if let Some(Ok(first)) = decoded.first()
-        && !held
+        && !row.held
         && first.draft.node == request.node
         && first.draft.stream == request.stream
-        && first.seq > head.seq + 1
+        && first.seq > row.head.seq + 1
     {
         return Err(PushError::Gap {
             stream: format!("{}:{}", request.node, request.stream),
-            expected: head.seq + 1,
+            expected: row.head.seq + 1,
             got: first.seq,
         });
     }
@@ -1797,89 +1822,170 @@ fn push_one(
         now,
         CLOCK_DRIFT_MS_MAX_DEFAULT,
     );
+    let mut stream_id = row.id;
     let mut results = Vec::with_capacity(request.ops.len());
-    let mut accepted_leaves = Vec::new();
+    let mut begin = None;
+    let mut quarantined = Quarantined::default();
     for ((op, verdict), bytes) in outcome.verdicts.iter().zip(&request.ops) {
-        let seq = op.as_ref().map(|op| op.seq);
-        match verdict {
+        let seq = match op {
+            Some(op) => Some(op.seq),
+            None => claimed_seq(bytes),
+        };
+        let (status, reason, leaf) = match verdict {
             Verdict::Accepted => {
                 let op = op.as_ref().expect("accepted ops decoded");
+                let id = match stream_id {
+                    Some(id) => id,
+                    None => *stream_id.insert(create_stream(tx, &request.node, &request.stream)?),
+                };
                 let leaf = *size;
-                append_leaf(tx, reader, leaf, stream_id, op, bytes, now)?;
+                append_leaf(tx, reader, leaf, id, op, bytes, now)?;
                 *size += 1;
-                accepted_leaves.push(results.len());
-                results.push(OpResult {
-                    seq,
-                    status: "accepted",
-                    reason: None,
-                    leaf: Some(leaf),
-                });
+                begin.get_or_insert(leaf);
+                ("accepted", None, Some(leaf))
             }
             Verdict::Duplicate => {
                 let leaf: Option<i64> = tx
+                    .prepare_cached("SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2")?
                     .query_row(
-                        "SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2",
                         params![stream_id, seq.unwrap_or(0) as i64],
                         |row| row.get(0),
                     )
                     .optional()?;
-                results.push(OpResult {
-                    seq,
-                    status: "duplicate",
-                    reason: None,
-                    leaf: leaf.map(|leaf| leaf as u64),
-                });
+                ("duplicate", None, leaf.map(|leaf| leaf as u64))
             }
             Verdict::Quarantined(reason) => {
-                tx.prepare_cached("INSERT INTO quarantine (node, stream, seq, op, reason, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![request.node, request.stream, seq.map(|seq| seq as i64), bytes, reason, now as i64])?;
-                results.push(OpResult {
-                    seq,
-                    status: "quarantined",
-                    reason: Some(reason.clone()),
-                    leaf: None,
-                });
+                quarantined.keep(tx, request, seq, bytes, reason, now)?;
+                ("quarantined", Some(reason.clone()), None)
             }
-        }
+        };
+        results.push(OpResult {
+            seq,
+            status,
+            reason,
+            leaf,
+        });
     }
-    let now_held = held || outcome.equivocation.is_some();
-    if let Some(equivocation) = &outcome.equivocation {
-        tx.execute(
-                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('equivocation', ?1, ?2, ?3, ?4)",
-                params![
-                    request.node,
-                    request.stream,
-                    format!("seq {} pushed with hash {} but {} is held; stream held until an operator resolves it", equivocation.seq, equivocation.pushed, equivocation.held),
-                    now as i64
-                ],
-            )?;
-    }
-    if !outcome.clock_skew.is_empty() {
-        tx.execute(
-                "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('clock_skew', ?1, ?2, ?3, ?4)",
-                params![request.node, request.stream, format!("{} ops written with a clock more than {} ms ahead", outcome.clock_skew.len(), CLOCK_DRIFT_MS_MAX_DEFAULT), now as i64],
-            )?;
-    }
-    tx.prepare_cached("UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4")?
+    let now_held = row.held || outcome.equivocation.is_some();
+    raise_alerts(tx, request, &outcome, &quarantined, now)?;
+    if let Some(id) = stream_id
+        && (outcome.head != row.head || now_held != row.held)
+    {
+        tx.prepare_cached(
+            "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
+        )?
         .execute(params![
             outcome.head.seq as i64,
             outcome.head.hash.0.as_slice(),
             now_held,
-            stream_id
+            id
         ])?;
-    if !accepted_leaves.is_empty() {
-        // Accepted ops always end at the checkpoint's seq (it signs the
-        // batch's last op, and nothing is accepted when it does not verify).
-        keep_origin_checkpoint(tx, stream_id, &request.checkpoint, &public_key)?;
     }
-    // Accepted ops took contiguous leaves, appended under the lock.
-    let begin = accepted_leaves
-        .first()
-        .and_then(|&index| results[index].leaf);
+    if let (Some(id), Some(_)) = (stream_id, begin) {
+        // Ops are accepted only when the checkpoint proves the whole batch,
+        // so they end at the op it signs: it is kept for that op alone.
+        if (outcome.head.seq, outcome.head.hash)
+            != (request.checkpoint.seq, request.checkpoint.head)
+        {
+            return Err(PushError::Store(StoreError::Internal(format!(
+                "accepted ops of {}:{} end at seq {}, not at the checkpoint's seq {}",
+                request.node, request.stream, outcome.head.seq, request.checkpoint.seq
+            ))));
+        }
+        keep_origin_checkpoint(tx, id, &request.checkpoint, &public_key)?;
+    }
     Ok(Applied {
         results,
         watermark: outcome.head.seq,
         held: now_held,
         leaves: begin.map(|begin| (begin, *size)),
     })
+}
+
+/// Adds the row of a stream whose first op the hub accepts.
+fn create_stream(tx: &Connection, node: &str, stream: &str) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
+        params![node, stream, Hash::ZERO.0.as_slice()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The material a push put in quarantine: each distinct op once, however
+/// often it is pushed again.
+#[derive(Default)]
+struct Quarantined {
+    /// Items new to the quarantine.
+    added: u64,
+    /// The first reason given in this push.
+    first_reason: Option<String>,
+}
+
+impl Quarantined {
+    fn keep(
+        &mut self,
+        tx: &Connection,
+        request: &PushRequest,
+        seq: Option<u64>,
+        bytes: &[u8],
+        reason: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let added = tx
+            .prepare_cached(
+                "INSERT INTO quarantine (node, stream, seq, material_hash, op, reason, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (node, stream, material_hash) DO NOTHING",
+            )?
+            .execute(params![
+                request.node,
+                request.stream,
+                seq.map(|seq| seq as i64),
+                Hash::of(bytes).0.as_slice(),
+                bytes,
+                reason,
+                now as i64
+            ])?;
+        self.added += added as u64;
+        self.first_reason.get_or_insert_with(|| reason.to_string());
+        Ok(())
+    }
+}
+
+/// Raises the alerts a push calls for: an equivocation, material newly
+/// quarantined for integrity, ops written with a clock far ahead.
+fn raise_alerts(
+    tx: &Connection,
+    request: &PushRequest,
+    outcome: &push::PushOutcome,
+    quarantined: &Quarantined,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut alerts = Vec::new();
+    if let Some(equivocation) = &outcome.equivocation {
+        alerts.push(("equivocation", format!(
+            "seq {} pushed with hash {} but {} is held; stream held until an operator resolves it",
+            equivocation.seq, equivocation.pushed, equivocation.held
+        )));
+    } else if quarantined.added > 0 {
+        alerts.push(("integrity", format!(
+            "{} pushed ops quarantined: {}",
+            quarantined.added,
+            quarantined.first_reason.as_deref().unwrap_or("")
+        )));
+    }
+    if !outcome.clock_skew.is_empty() {
+        alerts.push(("clock_skew", format!(
+            "{} ops written with a clock more than {} ms ahead",
+            outcome.clock_skew.len(),
+            CLOCK_DRIFT_MS_MAX_DEFAULT
+        )));
+    }
+    for (kind, message) in alerts {
+        tx.prepare_cached(
+            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![kind, request.node, request.stream, message, now as i64])?;
+    }
+    Ok(())
 }

@@ -944,9 +944,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 json: json!({"error": {"code": "bundle_refused", "message": format!("{error:#}")}}),
                 text: format!("error: bundle refused: {error:#}"),
             })?;
-            if cli.json {
-                output::json(&json!(report));
-            } else {
+            if !cli.json {
                 println!(
                     "{}: {} accepted, {} already held, {} quarantined",
                     report.node,
@@ -959,11 +957,15 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 }
             }
             if report.quarantined.is_empty() {
+                if cli.json {
+                    output::json(&json!(report));
+                }
                 Ok(())
             } else {
+                // One JSON document on stdout: the error, with the report.
                 Err(Failure {
                     code: exit::SYNC_INCOMPLETE,
-                    json: json!({"error": {"code": "quarantined", "quarantined": report.quarantined}}),
+                    json: json!({"error": {"code": "quarantined", "message": "the bundle held ops the hub quarantined", "quarantined": report.quarantined}, "report": report}),
                     text: "error: the bundle held ops the hub quarantined".into(),
                 })
             }
