@@ -403,7 +403,9 @@ CREATE TABLE enrollments (
     node       TEXT NOT NULL,
     scopes     TEXT NOT NULL,
     expires_ms INTEGER NOT NULL,
-    used_ms    INTEGER
+    used_ms    INTEGER,
+    rekey      INTEGER NOT NULL DEFAULT 0,
+    revoked_ms INTEGER
 ) STRICT;
 CREATE TABLE alerts (
     id         INTEGER PRIMARY KEY,
@@ -799,41 +801,124 @@ impl HubStore {
             .map_err(|_| StoreError::Internal("hub reader lock poisoned".into()))
     }
 
-    /// Registers (or re-keys) a node with its public key and granted scopes.
+    /// Registers a node with its public key and granted scopes, or grants
+    /// an enrolled node new scopes under the same key. A different key for
+    /// an enrolled node is refused: re-keying is [`HubStore::rekey`].
     pub fn enroll(
         &self,
         node: &str,
         public_key: [u8; 32],
         scopes: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        cairn_core::names::check_name(node)
-            .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
+        self.register(node, public_key, scopes, false, "cli")
+    }
+
+    /// Replaces an enrolled node's key (a lost or stolen device): an
+    /// explicit act, recorded in `hub:audit` with the key it replaces and
+    /// who did it. Ops the old key signed stay provable with it.
+    pub fn rekey(
+        &self,
+        node: &str,
+        public_key: [u8; 32],
+        scopes: &BTreeMap<String, String>,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        self.register(node, public_key, scopes, true, by)
+    }
+
+    fn register(
+        &self,
+        node: &str,
+        public_key: [u8; 32],
+        scopes: &BTreeMap<String, String>,
+        rekey: bool,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        check_node_name(node)?;
         if ed25519_dalek_check(&public_key).is_err() {
             return Err(StoreError::Config(
                 "public key is not a valid Ed25519 key".into(),
             ));
         }
-        if node == HUB_NODE {
-            return Err(StoreError::Config(format!(
-                "node {node:?}: the name is the hub's own"
-            )));
-        }
         let scopes_text = serde_json::to_string(scopes)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
+        let previous = enrolled_key(&tx, node)?;
+        let rekeyed = previous.filter(|previous| *previous != public_key);
+        if let Some(previous) = rekeyed
+            && !rekey
+        {
+            return Err(StoreError::Config(format!(
+                "node {node:?} is already enrolled with key {}; replacing its key is an explicit act: pass --rekey",
+                hex::encode(previous)
+            )));
+        }
+        let act = EnrollAct {
+            node,
+            public_key,
+            scopes: &scopes_text,
+            previous: rekeyed,
+            by,
+        };
+        self.register_in(&tx, &act)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes an enrollment inside `tx`: the node's row, the act in
+    /// `hub:audit`, the key's record, and the end of every token still
+    /// outstanding for the node (any enrollment makes them void).
+    fn register_in(&self, tx: &Connection, act: &EnrollAct<'_>) -> Result<(), StoreError> {
+        let now = now_ms();
         tx.execute(
             "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
-            params![node, public_key.as_slice(), scopes_text, now_ms() as i64],
+            params![act.node, act.public_key.as_slice(), act.scopes, now as i64],
         )?;
-        let seq = self.audit(
-            &tx,
-            serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": scopes}),
+        let revoked = tx.execute(
+            "UPDATE enrollments SET revoked_ms = ?1
+             WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
+            params![now as i64, act.node],
         )?;
-        keep_node_key(&tx, node, &public_key, seq)?;
+        let granted: serde_json::Value = serde_json::from_str(act.scopes)
+            .map_err(|error| StoreError::Damaged(format!("scopes of {}: {error}", act.node)))?;
+        let mut record = serde_json::json!({
+            "action": "enroll",
+            "node": act.node,
+            "public_key": hex::encode(act.public_key),
+            "scopes": granted,
+            "by": act.by,
+        });
+        if let Some(previous) = act.previous {
+            record["rekey"] = true.into();
+            record["previous_key"] = hex::encode(previous).into();
+        }
+        if revoked > 0 {
+            record["tokens_revoked"] = revoked.into();
+        }
+        let seq = self.audit(tx, record)?;
+        keep_node_key(tx, act.node, &act.public_key, seq)
+    }
+
+    /// Makes every outstanding one-time token of `node` void; returns how
+    /// many there were. Recorded in `hub:audit` when there were any.
+    pub fn revoke_tokens(&self, node: &str, by: &str) -> Result<u64, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let revoked = tx.execute(
+            "UPDATE enrollments SET revoked_ms = ?1
+             WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
+            params![now_ms() as i64, node],
+        )?;
+        if revoked > 0 {
+            self.audit(
+                &tx,
+                serde_json::json!({"action": "revoke_tokens", "node": node, "count": revoked, "by": by}),
+            )?;
+        }
         tx.commit()?;
-        Ok(())
+        Ok(revoked as u64)
     }
 
     /// Signs and stores the log checkpoint at `size`; returns the note.
@@ -1354,26 +1439,29 @@ impl HubStore {
     }
 
     /// Creates a one-time enrollment token for `node` with its scopes, valid
-    /// for `valid_ms`; only its hash is stored. Returns the token.
+    /// for `valid_ms`; only its hash is stored. Returns the token. For a
+    /// node already enrolled it is refused unless `rekey`: redeeming it
+    /// then replaces the node's key, as [`HubStore::rekey`] does.
     pub fn create_enrollment(
         &self,
         node: &str,
         scopes: &BTreeMap<String, String>,
         valid_ms: u64,
+        rekey: bool,
     ) -> Result<String, StoreError> {
-        cairn_core::names::check_name(node)
-            .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
-        if node == HUB_NODE {
-            return Err(StoreError::Config(format!(
-                "node {node:?}: the name is the hub's own"
-            )));
-        }
+        check_node_name(node)?;
         let token = hex::encode(files::random_seed()?);
         let scopes = serde_json::to_string(scopes)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
-        self.lock()?.execute(
-            "INSERT INTO enrollments (token_hash, node, scopes, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (now_ms() + valid_ms) as i64],
+        let conn = self.lock()?;
+        if !rekey && enrolled_key(&conn, node)?.is_some() {
+            return Err(StoreError::Config(format!(
+                "node {node:?} is already enrolled; a token would replace its key: pass --rekey to issue one"
+            )));
+        }
+        conn.execute(
+            "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (now_ms() + valid_ms) as i64, rekey],
         )?;
         Ok(token)
     }
@@ -1388,21 +1476,27 @@ impl HubStore {
         if ed25519_dalek_check(&public_key).is_err() {
             return Err(EnrollError::Key);
         }
+        let token_hash = Hash::of(token.as_bytes());
         let mut conn = self.lock()?;
         let tx = conn.transaction().map_err(StoreError::from)?;
-        let row: Option<(String, String, i64, Option<i64>)> = tx
+        let row: Option<(String, String, i64, Option<i64>, bool, Option<i64>)> = tx
             .query_row(
-                "SELECT node, scopes, expires_ms, used_ms FROM enrollments WHERE token_hash = ?1",
-                [Hash::of(token.as_bytes()).0.as_slice()],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                "SELECT node, scopes, expires_ms, used_ms, rekey, revoked_ms FROM enrollments WHERE token_hash = ?1",
+                [token_hash.0.as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
             )
             .optional()
             .map_err(StoreError::from)?;
-        let Some((token_node, scopes, expires_ms, used_ms)) = row else {
+        let Some((token_node, scopes, expires_ms, used_ms, rekey, revoked_ms)) = row else {
             return Err(EnrollError::Token("unknown token"));
         };
         if used_ms.is_some() {
             return Err(EnrollError::Token("token already used"));
+        }
+        if revoked_ms.is_some() {
+            return Err(EnrollError::Token(
+                "token revoked (the node was enrolled since, or an admin revoked it)",
+            ));
         }
         if (expires_ms as u64) < now_ms() {
             return Err(EnrollError::Token("token expired"));
@@ -1410,24 +1504,26 @@ impl HubStore {
         if token_node != node {
             return Err(EnrollError::Node(token_node));
         }
-        tx.execute(
-            "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
-            params![node, public_key.as_slice(), scopes, now_ms() as i64],
-        )
-        .map_err(StoreError::from)?;
+        let previous = enrolled_key(&tx, node)?;
+        let rekeyed = previous.filter(|previous| *previous != public_key);
+        if previous.is_some() && !rekey {
+            return Err(EnrollError::Token(
+                "the node is already enrolled and this token may not replace its key",
+            ));
+        }
         tx.execute(
             "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
-            params![now_ms() as i64, Hash::of(token.as_bytes()).0.as_slice()],
+            params![now_ms() as i64, token_hash.0.as_slice()],
         )
         .map_err(StoreError::from)?;
-        let granted: serde_json::Value = serde_json::from_str(&scopes)
-            .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
-        let seq = self.audit(
-            &tx,
-            serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(public_key), "scopes": granted, "by": "one-time token"}),
-        )?;
-        keep_node_key(&tx, node, &public_key, seq)?;
+        let act = EnrollAct {
+            node,
+            public_key,
+            scopes: &scopes,
+            previous: rekeyed,
+            by: "one-time token",
+        };
+        self.register_in(&tx, &act)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(())
     }
@@ -1617,8 +1713,46 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
     }
 }
 
-/// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
-/// the tree nodes it completes, remembering them in `reader`.
+/// An enrollment about to be written (`HubStore::register_in`).
+struct EnrollAct<'a> {
+    node: &'a str,
+    public_key: [u8; 32],
+    /// Granted scopes, as stored (a JSON object).
+    scopes: &'a str,
+    /// The key this enrollment replaces, when it re-keys the node.
+    previous: Option<[u8; 32]>,
+    /// Who enrolled it.
+    by: &'a str,
+}
+
+/// Refuses names that are not node names, and the hub's own.
+fn check_node_name(node: &str) -> Result<(), StoreError> {
+    cairn_core::names::check_name(node)
+        .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
+    if node == HUB_NODE {
+        return Err(StoreError::Config(format!(
+            "node {node:?}: the name is the hub's own"
+        )));
+    }
+    Ok(())
+}
+
+/// The key `node` is enrolled with, if it is.
+fn enrolled_key(conn: &Connection, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
+    let key: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT public_key FROM nodes WHERE node = ?1",
+            [node],
+            |row| row.get(0),
+        )
+        .optional()?;
+    key.map(|key| {
+        key.try_into()
+            .map_err(|_| StoreError::Damaged(format!("enrolled key of {node}")))
+    })
+    .transpose()
+}
+
 /// Remembers which act of `hub:audit` enrolled `node` with `public_key`:
 /// pulls hand that op out beside every checkpoint the key signed, so that
 /// nodes only trust keys the hub logged.
@@ -1656,6 +1790,8 @@ fn keep_origin_checkpoint(
     Ok(())
 }
 
+/// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
+/// the tree nodes it completes, remembering them in `reader`.
 fn append_leaf(
     tx: &Connection,
     reader: &TreeReader<'_>,
@@ -1729,9 +1865,8 @@ fn read_stream(tx: &Connection, node: &str, stream: &str) -> Result<StreamRow, S
             id: Some(id),
             head: StreamHead {
                 seq: seq as u64,
-                hash: Hash::from_slice(&hash).ok_or_else(|| {
-                    StoreError::Damaged(format!("head hash of {node}:{stream}"))
-                })?,
+                hash: Hash::from_slice(&hash)
+                    .ok_or_else(|| StoreError::Damaged(format!("head hash of {node}:{stream}")))?,
             },
             held,
         },
@@ -1847,10 +1982,9 @@ fn push_one(
             Verdict::Duplicate => {
                 let leaf: Option<i64> = tx
                     .prepare_cached("SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2")?
-                    .query_row(
-                        params![stream_id, seq.unwrap_or(0) as i64],
-                        |row| row.get(0),
-                    )
+                    .query_row(params![stream_id, seq.unwrap_or(0) as i64], |row| {
+                        row.get(0)
+                    })
                     .optional()?;
                 ("duplicate", None, leaf.map(|leaf| leaf as u64))
             }
@@ -1968,18 +2102,24 @@ fn raise_alerts(
             equivocation.seq, equivocation.pushed, equivocation.held
         )));
     } else if quarantined.added > 0 {
-        alerts.push(("integrity", format!(
-            "{} pushed ops quarantined: {}",
-            quarantined.added,
-            quarantined.first_reason.as_deref().unwrap_or("")
-        )));
+        alerts.push((
+            "integrity",
+            format!(
+                "{} pushed ops quarantined: {}",
+                quarantined.added,
+                quarantined.first_reason.as_deref().unwrap_or("")
+            ),
+        ));
     }
     if !outcome.clock_skew.is_empty() {
-        alerts.push(("clock_skew", format!(
-            "{} ops written with a clock more than {} ms ahead",
-            outcome.clock_skew.len(),
-            CLOCK_DRIFT_MS_MAX_DEFAULT
-        )));
+        alerts.push((
+            "clock_skew",
+            format!(
+                "{} ops written with a clock more than {} ms ahead",
+                outcome.clock_skew.len(),
+                CLOCK_DRIFT_MS_MAX_DEFAULT
+            ),
+        ));
     }
     for (kind, message) in alerts {
         tx.prepare_cached(

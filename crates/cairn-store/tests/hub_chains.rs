@@ -179,7 +179,7 @@ fn a_rekeyed_node_s_ops_come_with_the_act_that_enrolled_each_key() {
     hub.enroll("reader", reader.public_key(), &granted).unwrap();
     let mut head = StreamHead::EMPTY;
     hub.push(push(&old, &mut head, 1)).unwrap();
-    hub.enroll("author", new.public_key(), &Default::default())
+    hub.rekey("author", new.public_key(), &Default::default(), "test")
         .unwrap();
     hub.push(push(&new, &mut head, 1)).unwrap();
 

@@ -84,7 +84,10 @@ fn enrollments_and_revocations_are_ops_of_the_hub_in_its_own_log() {
     // The hub's name is its own.
     let taken = hub.enroll("hub", a.public_key(), &scopes).unwrap_err();
     assert!(taken.to_string().contains("the hub's own"), "{taken}");
-    assert!(hub.create_enrollment("hub", &scopes, 60_000).is_err());
+    assert!(
+        hub.create_enrollment("hub", &scopes, 60_000, false)
+            .is_err()
+    );
 
     let status = hub.status().unwrap();
     assert_eq!(status.log_size, 2);

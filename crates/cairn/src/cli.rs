@@ -83,6 +83,17 @@ pub enum HubCommand {
         /// Granted scope labels, NAME=VALUE.
         #[arg(long = "scope")]
         scope: Vec<String>,
+        /// Replace the key of a node that is already enrolled (a lost or
+        /// replaced device), or issue a token that may: recorded in the
+        /// hub's audit stream with the key it replaces.
+        #[arg(long)]
+        rekey: bool,
+    },
+    /// Make every outstanding one-time enrollment token of a node void
+    /// (any enrollment of the node does this too).
+    RevokeTokens {
+        /// The node.
+        node: String,
     },
     /// Serve the hub's HTTP API.
     Serve {
@@ -762,12 +773,13 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             public_key: None,
             scope,
             valid_hours,
+            rekey,
         } => {
             let scopes = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
             let hub = open_hub(cli)?;
             let token = hub
-                .create_enrollment(node, &scopes, valid_hours.saturating_mul(3_600_000))
+                .create_enrollment(node, &scopes, valid_hours.saturating_mul(3_600_000), *rekey)
                 .map_err(|error| match error {
                     cairn_store::StoreError::Config(message) => {
                         Failure::invalid(None, &[Violation::new("node", "enroll", message)])
@@ -796,23 +808,38 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             node,
             public_key: Some(public_key),
             scope,
+            rekey,
             ..
         } => {
             let scopes = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
             let key = parse_key(public_key, "public-key")?;
             let hub = open_hub(cli)?;
-            hub.enroll(node, key, &scopes)
-                .map_err(|error| match error {
-                    cairn_store::StoreError::Config(message) => {
-                        Failure::invalid(None, &[Violation::new("node", "enroll", message)])
-                    }
-                    other => Failure::fault(anyhow::anyhow!(other)),
-                })?;
+            let enrolled = if *rekey {
+                hub.rekey(node, key, &scopes, "cli")
+            } else {
+                hub.enroll(node, key, &scopes)
+            };
+            enrolled.map_err(|error| match error {
+                cairn_store::StoreError::Config(message) => {
+                    Failure::invalid(None, &[Violation::new("node", "enroll", message)])
+                }
+                other => Failure::fault(anyhow::anyhow!(other)),
+            })?;
             if cli.json {
                 output::json(&json!({"node": node, "scopes": scopes}));
             } else {
                 println!("enrolled {node}");
+            }
+            Ok(())
+        }
+        HubCommand::RevokeTokens { node } => {
+            let hub = open_hub(cli)?;
+            let revoked = hub.revoke_tokens(node, "cli")?;
+            if cli.json {
+                output::json(&json!({"node": node, "tokens_revoked": revoked}));
+            } else {
+                println!("{revoked} outstanding enrollment tokens of {node} revoked");
             }
             Ok(())
         }

@@ -173,7 +173,10 @@ async fn issue_9_1_a_forged_push_with_a_genuine_checkpoint_logs_nothing() {
         cairn(&hub_dir, &["--json", "hub", "status"])
     }));
     assert_eq!(status["quarantined"].as_u64().unwrap(), quarantined);
-    assert!(status["alerts"].to_string().contains("integrity"), "{status}");
+    assert!(
+        status["alerts"].to_string().contains("integrity"),
+        "{status}"
+    );
     assert!(
         status["streams"].get("hangar-7:standard").is_none(),
         "no stream row for what was never accepted: {status}"
@@ -214,7 +217,10 @@ fn issue_9_1_a_forged_bundle_logs_nothing() {
         ),
     )
     .unwrap();
-    let output = cairn(&hub_dir, &["--json", "hub", "import", bundle.to_str().unwrap()]);
+    let output = cairn(
+        &hub_dir,
+        &["--json", "hub", "import", bundle.to_str().unwrap()],
+    );
     assert_ne!(output.status.code(), Some(0));
     let report = json_out(&output);
     assert_eq!(

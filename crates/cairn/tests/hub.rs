@@ -1407,3 +1407,57 @@ fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
     }
     hub.kill();
 }
+
+#[test]
+fn issue_9_3_the_cli_replaces_a_key_only_when_told_and_voids_tokens() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let token = json_out(&cairn(&hub_dir, &["--json", "hub", "enroll", "n"]))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!token.is_empty());
+    let first =
+        hex::encode(cairn_core::identity::NodeIdentity::from_seed("n", [1; 32]).public_key());
+    let second =
+        hex::encode(cairn_core::identity::NodeIdentity::from_seed("n", [2; 32]).public_key());
+    let enroll = |key: &str, rekey: bool| {
+        let mut args = vec!["--json", "hub", "enroll", "n", "--public-key", key];
+        if rekey {
+            args.push("--rekey");
+        }
+        cairn(&hub_dir, &args)
+    };
+    assert!(enroll(&first, false).status.success());
+    let refused = enroll(&second, false);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        json_out(&refused).to_string().contains("--rekey"),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    assert_eq!(
+        cairn(&hub_dir, &["hub", "enroll", "n"]).status.code(),
+        Some(3),
+        "no token for an enrolled node without --rekey"
+    );
+    assert!(enroll(&second, true).status.success());
+    assert!(
+        cairn(&hub_dir, &["hub", "enroll", "n", "--rekey"])
+            .status
+            .success()
+    );
+    let revoked = json_out(&cairn(&hub_dir, &["--json", "hub", "revoke-tokens", "n"]));
+    assert_eq!(revoked["tokens_revoked"], 1, "{revoked}");
+    let audit =
+        String::from_utf8_lossy(&cairn(&hub_dir, &["--json", "hub", "audit"]).stdout).to_string();
+    assert!(
+        audit.contains("previous_key") && audit.contains("revoke_tokens"),
+        "{audit}"
+    );
+}
