@@ -1479,15 +1479,32 @@ impl HubStore {
         let token_hash = Hash::of(token.as_bytes());
         let mut conn = self.lock()?;
         let tx = conn.transaction().map_err(StoreError::from)?;
-        let row: Option<(String, String, i64, Option<i64>, bool, Option<i64>)> = tx
+        let row = tx
             .query_row(
                 "SELECT node, scopes, expires_ms, used_ms, rekey, revoked_ms FROM enrollments WHERE token_hash = ?1",
                 [token_hash.0.as_slice()],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
+                |row| {
+                    Ok(TokenRow {
+                        node: row.get(0)?,
+                        scopes: row.get(1)?,
+                        expires_ms: row.get(2)?,
+                        used_ms: row.get(3)?,
+                        rekey: row.get(4)?,
+                        revoked_ms: row.get(5)?,
+                    })
+                },
             )
             .optional()
             .map_err(StoreError::from)?;
-        let Some((token_node, scopes, expires_ms, used_ms, rekey, revoked_ms)) = row else {
+        let Some(TokenRow {
+            node: token_node,
+            scopes,
+            expires_ms,
+            used_ms,
+            rekey,
+            revoked_ms,
+        }) = row
+        else {
             return Err(EnrollError::Token("unknown token"));
         };
         if used_ms.is_some() {
@@ -1711,6 +1728,16 @@ fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
         Err(cairn_core::identity::SignatureError::BadKey) => Err(()),
         _ => Ok(()),
     }
+}
+
+/// A one-time enrollment token as stored.
+struct TokenRow {
+    node: String,
+    scopes: String,
+    expires_ms: i64,
+    used_ms: Option<i64>,
+    rekey: bool,
+    revoked_ms: Option<i64>,
 }
 
 /// An enrollment about to be written (`HubStore::register_in`).
