@@ -7,6 +7,7 @@
 //! "message", "index"?}]}}`, produced by [`AppError`] alone.
 
 use crate::input::{self, BODY_BYTES_MAX};
+use crate::server::{BodyBudget, BoundedBody, ServeLimits, read_body};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -15,20 +16,64 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_core::pack::Violation;
 use cairn_store::{EdgeStore, ListQuery, StoreError, WriteError};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-
-/// Most bytes of an oversize body read and dropped before answering 413.
-const DRAIN_BYTES_MAX: usize = 8 * BODY_BYTES_MAX;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The node's store.
     pub store: Arc<EdgeStore>,
+    /// How request bodies are read.
+    pub bodies: Bodies,
+}
+
+/// The edge's bounds on its clients: local apps, but not trusted to be
+/// well behaved.
+pub const EDGE_LIMITS: ServeLimits = ServeLimits {
+    connections_max: 256,
+    read_timeout: std::time::Duration::from_secs(20),
+    body_budget_bytes: 64 * 1024 * 1024,
+};
+
+/// How a server's handlers read request bodies: within the server's budget
+/// and deadline.
+#[derive(Clone, Debug)]
+pub struct Bodies {
+    /// Request-body bytes the server may hold at once.
+    pub budget: BodyBudget,
+    /// How long a body may stall.
+    pub read_timeout: std::time::Duration,
+}
+
+impl Bodies {
+    /// Bodies read within `limits`.
+    pub fn new(limits: &ServeLimits) -> Bodies {
+        Bodies {
+            budget: BodyBudget::new(limits.body_budget_bytes),
+            read_timeout: limits.read_timeout,
+        }
+    }
+
+    /// Holds `bytes` more of the budget (a body decompressed), or 503.
+    pub(crate) async fn reserve(
+        &self,
+        bytes: usize,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.budget.reserve(bytes).await
+    }
+
+    /// Reads a body of at most `limit` bytes (see [`read_body`]).
+    pub(crate) async fn read(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<BoundedBody, AppError> {
+        read_body(headers, body, limit, &self.budget, self.read_timeout).await
+    }
 }
 
 /// Every error the API returns.
@@ -45,6 +90,8 @@ pub enum AppError {
     },
     /// The store refused for lack of space.
     StorageFull(String),
+    /// The server is at a bound (bodies in memory); the client retries.
+    Busy(String),
     /// A fault on our side; logged once, reported generically.
     Server(String),
 }
@@ -131,6 +178,9 @@ impl IntoResponse for AppError {
                 message,
                 Vec::new(),
             ),
+            AppError::Busy(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy", message, Vec::new())
+            }
             AppError::Server(message) => {
                 // Logged once here; the client gets no internals.
                 tracing::error!(error = %message, "request failed");
@@ -168,7 +218,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/records/{collection}", get(list))
         .route("/v1/records/{collection}/{id}", get(get_one))
         .fallback(not_found)
-        // Bodies are read by `body_json`, which enforces the limit with our own error.
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read by `Bodies::read`, which enforces the limits with our own errors.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -177,11 +228,22 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(
     listener: tokio::net::TcpListener,
     store: Arc<EdgeStore>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(AppState { store }))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let state = AppState {
+        store,
+        bodies: Bodies::new(&limits),
+    };
+    crate::server::serve(listener, app(state), None, limits, shutdown).await
+}
+
+pub(crate) async fn method_not_allowed() -> AppError {
+    AppError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        Violation::new("method", "route", "this endpoint does not take that method"),
+    )
 }
 
 pub(crate) async fn not_found() -> AppError {
@@ -192,7 +254,6 @@ pub(crate) async fn not_found() -> AppError {
     )
 }
 
-/// Reads a JSON body: content type, size, UTF-8 and syntax, each with its own error.
 /// The media type of a request, lowercased, without parameters.
 pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     headers.get(header::CONTENT_TYPE).map(|value| {
@@ -207,65 +268,84 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-pub(crate) async fn body_json(headers: &HeaderMap, body: Body) -> Result<Value, AppError> {
-    if let Some(media) = media_type(headers)
-        && media != "application/json"
-    {
-        return Err(AppError::client(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            Violation::new(
-                "content-type",
-                "media_type",
-                format!("{media:?} is not application/json"),
-            ),
-        ));
+/// The request's content coding, lowercased (`None` for identity). Codings
+/// other than `accepted` (and identity) are refused with 415.
+pub(crate) fn content_coding(
+    headers: &HeaderMap,
+    accepted: &[&str],
+) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(None);
+    };
+    let coding = value.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+    if coding == "identity" {
+        return Ok(None);
     }
-    let bytes = body_bytes(body).await?;
-    input::parse_json(&bytes, "body").map_err(|violation| {
+    if accepted.contains(&coding.as_str()) {
+        return Ok(Some(coding));
+    }
+    Err(AppError::client(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        Violation::new(
+            "content-encoding",
+            "coding",
+            if accepted.is_empty() {
+                format!("{coding:?}: this body is taken uncompressed (identity)")
+            } else {
+                format!("{coding:?} is not {} or identity", accepted.join(", "))
+            },
+        ),
+    ))
+}
+
+/// A JSON body, parsed; its bytes count against the server's budget for as
+/// long as it is held.
+pub(crate) struct JsonBody {
+    /// The document.
+    pub value: Value,
+    _body: BoundedBody,
+}
+
+/// Reads a JSON body of at most `limit` bytes: content type, coding, size,
+/// UTF-8, syntax and duplicate keys, each with its own error.
+pub(crate) async fn body_json(
+    bodies: &Bodies,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<JsonBody, AppError> {
+    match media_type(headers) {
+        Some(media) if media == "application/json" => {}
+        other => {
+            return Err(AppError::client(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Violation::new(
+                    "content-type",
+                    "media_type",
+                    match other {
+                        Some(media) => format!("{media:?} is not application/json"),
+                        None => "required: application/json".to_string(),
+                    },
+                ),
+            ));
+        }
+    }
+    content_coding(headers, &[])?;
+    let bytes = bodies.read(headers, body, limit).await?;
+    let value = input::parse_json(&bytes, "body").map_err(|violation| {
         let status = if violation.rule == "max_bytes" {
             StatusCode::PAYLOAD_TOO_LARGE
         } else {
             StatusCode::BAD_REQUEST
         };
         AppError::client(status, "malformed", violation)
+    })?;
+    Ok(JsonBody {
+        value,
+        _body: bytes,
     })
-}
-
-/// Reads a request body of at most [`BODY_BYTES_MAX`] bytes.
-pub(crate) async fn body_bytes(body: Body) -> Result<Vec<u8>, AppError> {
-    // An oversize body is still read (up to DRAIN_BYTES_MAX) and dropped, so
-    // the client sees the 413 instead of a connection reset mid-upload.
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            AppError::client(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                Violation::new("body", "read", format!("body could not be read: {error}")),
-            )
-        })?;
-        total += chunk.len();
-        if total <= BODY_BYTES_MAX {
-            bytes.extend_from_slice(&chunk);
-        } else if total > DRAIN_BYTES_MAX {
-            break;
-        }
-    }
-    if total > BODY_BYTES_MAX {
-        return Err(AppError::client(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            Violation::new(
-                "body",
-                "max_bytes",
-                format!("request body is over {BODY_BYTES_MAX} bytes"),
-            ),
-        ));
-    }
-    Ok(bytes)
 }
 
 async fn health(State(state): State<AppState>) -> axum::Json<Value> {
@@ -333,8 +413,8 @@ async fn write_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let value = body_json(&headers, body).await?;
-    let request = input::write_request(state.store.catalog(), &value, 0)
+    let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
+    let request = input::write_request(state.store.catalog(), &body.value, 0)
         .map_err(|(_, violations)| AppError::invalid(None, violations))?;
     let receipt = state
         .store
@@ -352,8 +432,8 @@ async fn write_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let value = body_json(&headers, body).await?;
-    let requests = input::batch_request(state.store.catalog(), &value)
+    let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
+    let requests = input::batch_request(state.store.catalog(), &body.value)
         .map_err(|(index, violations)| AppError::invalid(Some(index), violations))?;
     let receipts = state.store.write_batch_async(requests).await?;
     Ok((

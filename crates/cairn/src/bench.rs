@@ -394,9 +394,14 @@ async fn api(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::api::run(listener, store, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(crate::api::run(
+        listener,
+        store,
+        crate::api::EDGE_LIMITS,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let client = crate::tls::builder().pool_max_idle_per_host(512).build()?;
     // Bodies are serialized before the clock starts.
     let body = |n: usize| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});

@@ -104,6 +104,10 @@ pub enum HubCommand {
         /// pin its fingerprint, which `cairn hub status` prints.
         #[arg(long)]
         tls: bool,
+        /// How long a client may take to send a request's headers, or leave
+        /// a body or an idle connection stalled, ms.
+        #[arg(long, default_value_t = crate::hub_api::HUB_LIMITS.read_timeout.as_millis() as u64)]
+        read_timeout_ms: u64,
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,
@@ -256,6 +260,10 @@ pub enum EdgeCommand {
         /// Server-Timing) halves the batch and sends one push at a time, ms.
         #[arg(long, default_value_t = cairn_core::link::LinkConfig::default().hub_busy_ms)]
         hub_busy_ms: u64,
+        /// How long a client may take to send a request's headers, or leave
+        /// a body or an idle connection stalled, ms.
+        #[arg(long, default_value_t = crate::api::EDGE_LIMITS.read_timeout.as_millis() as u64)]
+        read_timeout_ms: u64,
     },
     /// After a restore from an old backup (an equivocation an operator has
     /// resolved): take this node's own ops back from the hub, checked
@@ -576,7 +584,12 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             breaker_failures,
             breaker_open_ms,
             hub_busy_ms,
+            read_timeout_ms,
         }) => {
+            let limits = crate::server::ServeLimits {
+                read_timeout: std::time::Duration::from_millis(*read_timeout_ms),
+                ..crate::api::EDGE_LIMITS
+            };
             let store = open(&cli)?;
             let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
             let pin = resolve_pin(&store, hub_cert_sha256)?;
@@ -601,7 +614,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                     ..cairn_core::link::LinkConfig::default()
                 },
             });
-            serve(&cli, listen, sync)
+            serve(&cli, listen, limits, sync)
         }
         Command::Record(command) => record(&cli, command),
         Command::Status(args) => status(&cli, args),
@@ -843,7 +856,15 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        HubCommand::Serve { listen, tls } => {
+        HubCommand::Serve {
+            listen,
+            tls,
+            read_timeout_ms,
+        } => {
+            let limits = crate::server::ServeLimits {
+                read_timeout: std::time::Duration::from_millis(*read_timeout_ms),
+                ..crate::hub_api::HUB_LIMITS
+            };
             crate::init_tracing();
             let hub = std::sync::Arc::new(open_hub(cli)?);
             let tls = if *tls {
@@ -861,7 +882,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 let (listener, address) =
                     announce(listen, &format!("hub {}", hub.origin()), scheme).await?;
                 tracing::info!(origin = %hub.origin(), %address, "hub started");
-                crate::hub_api::run(listener, hub, tls, shutdown_signal())
+                crate::hub_api::run(listener, hub, tls, limits, shutdown_signal())
                     .await
                     .context("server failed")?;
                 Ok::<(), anyhow::Error>(())
@@ -1311,7 +1332,12 @@ fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
     }
 }
 
-fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Result<(), Failure> {
+fn serve(
+    cli: &Cli,
+    listen: &str,
+    limits: crate::server::ServeLimits,
+    sync: Option<crate::sync::SyncSettings>,
+) -> Result<(), Failure> {
     crate::init_tracing();
     let store = std::sync::Arc::new(open(cli)?);
     // Held until the process ends.
@@ -1323,7 +1349,7 @@ fn serve(cli: &Cli, listen: &str, sync: Option<crate::sync::SyncSettings>) -> Re
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
             sync.map(|settings| tokio::spawn(crate::sync::run(store.clone(), settings, stopped)));
-        crate::api::run(listener, store, shutdown_signal())
+        crate::api::run(listener, store, limits, shutdown_signal())
             .await
             .context("server failed")?;
         let _ = stop.send(true);

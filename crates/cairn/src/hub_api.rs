@@ -6,7 +6,11 @@
 //! verdict and, for accepted ops, a receipt (leaf index and inclusion proof)
 //! against the signed checkpoint it returns.
 
-use crate::api::{AppError, body_bytes, body_json, media_type, not_found};
+use crate::api::{
+    AppError, Bodies, body_json, content_coding, media_type, method_not_allowed, not_found,
+};
+use crate::input::BODY_BYTES_MAX;
+use crate::server::ServeLimits;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -115,18 +119,36 @@ impl PushWire {
     }
 }
 
+/// The size a zstd frame says it decompresses to: our clients always say
+/// it, so the hub can hold it against its budget before decompressing (a
+/// small frame may expand a thousandfold).
+fn zstd_content_size(bytes: &[u8]) -> Result<usize, Violation> {
+    match zstd::zstd_safe::get_frame_content_size(bytes) {
+        Ok(Some(size)) if size <= BINARY_PUSH_BYTES_MAX as u64 => Ok(size as usize),
+        Ok(Some(size)) => Err(Violation::new(
+            "body",
+            "max_bytes",
+            format!("decompresses to {size} bytes, at most {BINARY_PUSH_BYTES_MAX}"),
+        )),
+        _ => Err(Violation::new(
+            "body",
+            "zstd",
+            "must be one zstd frame that declares its content size",
+        )),
+    }
+}
+
 /// Decodes a binary push body (zstd when `compressed`), naming the rule it broke.
 fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation> {
     let raw = if compressed {
-        with_zstd(|_, decompressor| decompressor.decompress(bytes, BINARY_PUSH_BYTES_MAX)).map_err(
-            |error| {
-                Violation::new(
-                    "body",
-                    "zstd",
-                    format!("not a zstd frame of at most {BINARY_PUSH_BYTES_MAX} bytes: {error}"),
-                )
-            },
-        )?
+        let size = zstd_content_size(bytes)?;
+        with_zstd(|_, decompressor| decompressor.decompress(bytes, size)).map_err(|error| {
+            Violation::new(
+                "body",
+                "zstd",
+                format!("not a zstd frame of the size it declares: {error}"),
+            )
+        })?
     } else {
         bytes.to_vec()
     };
@@ -213,7 +235,20 @@ pub struct HubState {
     pub pushes: PushQueue,
     /// Bearer tokens whose signature already verified.
     pub tokens: Arc<cairn_core::token::Verified>,
+    /// How request bodies are read.
+    pub bodies: Bodies,
 }
+
+/// The hub's bounds on its clients: a fleet reconnecting at once fits, a
+/// hostile client holds little.
+pub const HUB_LIMITS: ServeLimits = ServeLimits {
+    connections_max: 4_096,
+    read_timeout: std::time::Duration::from_secs(20),
+    body_budget_bytes: 256 * 1024 * 1024,
+};
+
+/// Largest body of an enrollment or a resolution, bytes: a few fields.
+const SMALL_BODY_BYTES_MAX: usize = 16 * 1024;
 
 /// Most ops the hub's writer applies in one transaction.
 const GROUP_OPS_MAX: usize = 16_384;
@@ -422,16 +457,18 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
 /// Serves the hub on `listener` until `shutdown` completes, over TLS when
-/// `tls` is given.
+/// `tls` is given, within `limits`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     hub: Arc<HubStore>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pushes = PushQueue::start(hub.clone())?;
@@ -439,15 +476,9 @@ pub async fn run(
         hub,
         pushes,
         tokens: Default::default(),
+        bodies: Bodies::new(&limits),
     });
-    match tls {
-        Some(config) => crate::tls::serve(listener, app, config, shutdown).await,
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    crate::server::serve(listener, app, tls, limits, shutdown).await
 }
 
 async fn health(State(state): State<HubState>) -> axum::Json<Value> {
@@ -740,58 +771,18 @@ async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    // Content negotiation: JSON, or the compact binary body (zstd or not).
-    let request = if media_type(&headers).as_deref() == Some(BINARY_PUSH) {
-        let compressed = match headers
-            .get(axum::http::header::CONTENT_ENCODING)
-            .and_then(|value| value.to_str().ok())
-        {
-            None | Some("identity") => false,
-            Some("zstd") => true,
-            Some(other) => {
-                return Err(AppError::client(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    Violation::new(
-                        "content-encoding",
-                        "coding",
-                        format!("{other:?} is not zstd or identity"),
-                    ),
-                ));
-            }
-        };
-        let bytes = body_bytes(body).await?;
-        binary_push(&bytes, compressed).map_err(|violation| {
-            if violation.rule == "max_ops" {
-                AppError::invalid(None, vec![violation])
-            } else {
-                AppError::client(StatusCode::BAD_REQUEST, "malformed", violation)
-            }
-        })?
-    } else {
-        let value = body_json(&headers, body).await?;
-        push_request(&value).map_err(|violations| AppError::invalid(None, violations))?
-    };
-    // The hub's own time with the push, from its whole body on: what a
-    // client reads as congestion (the link's time is its own to measure).
-    let started = std::time::Instant::now();
-    let hub = state.hub.clone();
-    let (auth_hub, auth_headers, tokens) = (hub.clone(), headers.clone(), state.tokens.clone());
-    // Authentication and decoding need no stored state: they run here, in
-    // parallel, and only the rest waits for the writer.
-    let (subject, request) = blocking(move || {
-        let (subject, key) = authorize_keyed(&auth_hub, &tokens, &auth_headers, &["node"])?;
-        let mut request = request;
-        request.decoded = Some(cairn_core::push::decode_push(&request.ops));
-        // The checkpoint's signature too: the writer then only compares
-        // keys (it still checks it when the node's key changed meanwhile,
-        // or when this check failed, to name the fault).
-        if subject == request.node && request.checkpoint.verify(&key).is_ok() {
-            request.checkpoint_key = Some(key);
+    // The caller is known from its headers before a byte of its body is
+    // read: a stranger's body costs the hub nothing.
+    let (hub, tokens, auth_headers) = (state.hub.clone(), state.tokens.clone(), headers.clone());
+    let caller = blocking(move || authorize_keyed(&hub, &tokens, &auth_headers, &["node"])).await;
+    let (subject, key) = match caller {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            crate::server::drain(body, BODY_BYTES_MAX, crate::server::REFUSED_DRAIN_TIME).await;
+            return Err(refusal);
         }
-        Ok((subject, request))
-    })
-    .await?;
+    };
+    let (request, _held) = read_push(&state.bodies, &headers, body).await?;
     if subject != request.node {
         tracing::warn!(%subject, node = %request.node, "refused a node pushing as another node");
         return Err(AppError::client(
@@ -807,6 +798,23 @@ async fn push(
             ),
         ));
     }
+    // The hub's own time with the push, from its whole body on: what a
+    // client reads as congestion (the link's time is its own to measure).
+    let started = std::time::Instant::now();
+    // Decoding and the checkpoint's signature need no stored state: they
+    // run here, in parallel, and only the rest waits for the writer.
+    let request = blocking(move || {
+        let mut request = request;
+        request.decoded = Some(cairn_core::push::decode_push(&request.ops));
+        // The writer then only compares keys (it still checks the signature
+        // when the node's key changed meanwhile, or when this check failed,
+        // to name the fault).
+        if request.checkpoint.verify(&key).is_ok() {
+            request.checkpoint_key = Some(key);
+        }
+        Ok(request)
+    })
+    .await?;
     let response = state.pushes.push(request).await?;
     let mut answer = json_answer(&headers, &response);
     let timing = format!("{SERVER_TIMING_HUB};dur={}", started.elapsed().as_millis());
@@ -814,6 +822,37 @@ async fn push(
         answer.headers_mut().insert(SERVER_TIMING, value);
     }
     Ok(answer)
+}
+
+/// Reads a push body, JSON or the compact binary body (zstd or not), and
+/// returns it with the budget it holds (its bytes, decompressed).
+async fn read_push(
+    bodies: &Bodies,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(PushRequest, Vec<tokio::sync::OwnedSemaphorePermit>), AppError> {
+    if media_type(headers).as_deref() != Some(BINARY_PUSH) {
+        let body = body_json(bodies, headers, body, BODY_BYTES_MAX).await?;
+        let request =
+            push_request(&body.value).map_err(|violations| AppError::invalid(None, violations))?;
+        return Ok((request, Vec::new()));
+    }
+    let compressed = content_coding(headers, &["zstd"])?.is_some();
+    let bytes = bodies.read(headers, body, BODY_BYTES_MAX).await?;
+    let malformed = |violation: Violation| {
+        if violation.rule == "max_ops" {
+            AppError::invalid(None, vec![violation])
+        } else {
+            AppError::client(StatusCode::BAD_REQUEST, "malformed", violation)
+        }
+    };
+    let mut held = Vec::new();
+    if compressed {
+        let size = zstd_content_size(&bytes).map_err(malformed)?;
+        held.push(bodies.reserve(size).await?);
+    }
+    let request = binary_push(&bytes, compressed).map_err(malformed)?;
+    Ok((request, held))
 }
 
 /// The header (W3C Server Timing) of a push answer that carries the hub's
@@ -851,8 +890,17 @@ async fn resolve(
 ) -> Result<axum::Json<Value>, AppError> {
     let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let auth_headers = headers.clone();
-    let by = blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await?;
-    let value = body_json(&headers, body).await?;
+    let by = match blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await
+    {
+        Ok(by) => by,
+        Err(refusal) => {
+            let time = crate::server::REFUSED_DRAIN_TIME;
+            crate::server::drain(body, SMALL_BODY_BYTES_MAX, time).await;
+            return Err(refusal);
+        }
+    };
+    let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
+    let value = &body.value;
     let mut violations = Vec::new();
     let mut text = |name: &'static str| -> String {
         match value.get(name).and_then(Value::as_str) {
@@ -909,7 +957,8 @@ async fn enroll(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    let value = body_json(&headers, body).await?;
+    let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
+    let value = &body.value;
     let mut violations = Vec::new();
     let text = |name: &'static str, violations: &mut Vec<Violation>| -> String {
         match value.get(name).and_then(Value::as_str) {

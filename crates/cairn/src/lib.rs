@@ -13,6 +13,7 @@ pub mod input;
 pub mod output;
 pub mod pouch;
 pub mod proxy;
+pub mod server;
 pub mod sync;
 pub mod tls;
 

@@ -19,9 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The certificate file in a hub's data directory.
 pub fn cert_path(dir: &Path) -> PathBuf {
     dir.join("tls.crt")
@@ -159,11 +156,15 @@ pub fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How long a client keeps an idle connection for reuse: well inside the
+/// servers' read timeout, so it never sends on one the server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `reqwest::Client::builder()` with the rustls provider installed: every
 /// client of this crate and its tests starts here.
 pub fn builder() -> reqwest::ClientBuilder {
     install_provider();
-    reqwest::Client::builder()
+    reqwest::Client::builder().pool_idle_timeout(POOL_IDLE_TIMEOUT)
 }
 
 /// An HTTP client for `url`: over `https://` it trusts only the certificate
@@ -192,44 +193,4 @@ pub fn client(
         builder = builder.tls_backend_preconfigured(config);
     }
     builder.build().context("cannot build the HTTP client")
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    config: Arc<rustls::ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    tokio::pin!(shutdown);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                // Out of descriptors and the like: the next accept may work.
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::info!(%error, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-        });
-    }
 }

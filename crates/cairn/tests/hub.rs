@@ -287,21 +287,26 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     );
     let hub = Edge::start_hub(&hub_dir);
     let client = cairn::tls::builder().build().unwrap();
-    let post = |body: Vec<u8>| {
+    // The hub reads a push's body only for a caller it knows: body errors
+    // are for an enrolled node's own token.
+    let node = enroll_hangar(&hub_dir);
+    let post_as = |token: Option<String>, body: Vec<u8>| {
         let client = client.clone();
         let url = format!("{}/v1/push", hub.url);
         async move {
-            let response = client
+            let mut request = client
                 .post(url)
                 .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+                .body(body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
             let status = response.status().as_u16();
             (status, response.json::<serde_json::Value>().await.unwrap())
         }
     };
+    let post = |body: Vec<u8>| post_as(Some(token_at("hangar-7", "node", now_s(), &node)), body);
     let rule = |body: &serde_json::Value| {
         let violation = &body["error"]["violations"][0];
         (
@@ -334,14 +339,20 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     let push_as = |node: &str| {
         serde_json::json!({"node": node, "stream": "standard", "ops": ["AA=="], "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string()
     };
-    let (status, body) = post(push_as("ghost").into_bytes()).await;
+    let (status, body) = post_as(None, push_as("ghost").into_bytes()).await;
+    assert_eq!(
+        (status, rule(&body)),
+        (401, ("authorization".into(), "required".into()))
+    );
+    // Without a token, even a malformed body is refused for the caller,
+    // not parsed.
+    let (status, body) = post_as(None, b"{\"node\":".to_vec()).await;
     assert_eq!(
         (status, rule(&body)),
         (401, ("authorization".into(), "required".into()))
     );
     // Tokens: a node's own token used to push as another node, an expired
     // token, a forged one, and one whose subject was never enrolled.
-    let node = enroll_hangar(&hub_dir);
     let now = now_s();
     let token = |sub: &str, iat: u64, signer: &cairn_core::identity::NodeIdentity| {
         token_at(sub, "node", iat, signer)
@@ -395,9 +406,11 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
     let binary = |body: Vec<u8>, coding: &'static str| {
         let client = client.clone();
         let url = format!("{}/v1/push", hub.url);
+        let token = token_at("hangar-7", "node", now_s(), &node);
         async move {
             let response = client
                 .post(url)
+                .bearer_auth(token)
                 .header("content-type", cairn::hub_api::BINARY_PUSH)
                 .header("content-encoding", coding)
                 .body(body)
