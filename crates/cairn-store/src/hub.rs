@@ -1032,28 +1032,8 @@ impl HubStore {
         use base64::Engine;
         let conn = self.read()?;
         let grants = granted_scopes(&conn, node)?;
-        let size = log_size(&conn)? as i64;
-        let size = size as u64;
-        let note: String = match conn
-            .query_row(
-                "SELECT note FROM log_checkpoints WHERE size = ?1",
-                [size as i64],
-                |row| row.get(0),
-            )
-            .optional()?
-        {
-            Some(note) => note,
-            None => note::sign(
-                &LogCheckpoint {
-                    origin: self.origin.clone(),
-                    size,
-                    root: merkle::root(&TreeReader::new(&conn), size)
-                        .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?,
-                },
-                &self.origin,
-                &self.identity,
-            ),
-        };
+        let size = log_size(&conn)?;
+        let note = self.checkpoint_at(&conn, size)?;
         let mut statement = conn.prepare_cached(
             "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
         )?;
@@ -1642,24 +1622,31 @@ impl HubStore {
         Ok(answers)
     }
 
-    /// The newest signed log checkpoint (signing one for the empty log if none exists).
+    /// The signed log checkpoint of the log as it is now.
     pub fn checkpoint(&self) -> Result<String, StoreError> {
         let conn = self.read()?;
-        let note: Option<String> = conn
-            .query_row(
-                "SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
+        let size = log_size(&conn)?;
+        self.checkpoint_at(&conn, size)
+    }
+
+    /// The signed checkpoint at `size`: the one stored, or one signed now
+    /// (the log was never signed at that size, or its notes were lost).
+    fn checkpoint_at(&self, conn: &Connection, size: u64) -> Result<String, StoreError> {
+        let stored: Option<String> = conn
+            .prepare_cached("SELECT note FROM log_checkpoints WHERE size = ?1")?
+            .query_row([size as i64], |row| row.get(0))
             .optional()?;
-        Ok(note.unwrap_or_else(|| {
-            let empty = LogCheckpoint {
-                origin: self.origin.clone(),
-                size: 0,
-                root: merkle::empty_root(),
-            };
-            note::sign(&empty, &self.origin, &self.identity)
-        }))
+        if let Some(note) = stored {
+            return Ok(note);
+        }
+        let root = merkle::root(&TreeReader::new(conn), size)
+            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
+        let checkpoint = LogCheckpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        Ok(note::sign(&checkpoint, &self.origin, &self.identity))
     }
 
     /// Consistency proof between two log sizes, hex.

@@ -22,7 +22,9 @@ mod writer;
 
 pub use error::{StoreError, WriteError};
 pub use files::write_private as write_private_file;
-pub use read::{EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus};
+pub use read::{
+    AlertThresholds, EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus,
+};
 pub use verify::{VerifyFault, VerifyReport};
 pub use writer::{WriteReceipt, WriteRequest};
 
@@ -184,8 +186,10 @@ impl EdgeStore {
         }
         let conn = schema::open(&db_path)?;
         let settings = schema::load_settings(&conn, &identity)?;
-        // Stores made before `displaced` existed get it (schema 2 otherwise).
+        // Stores made before `displaced` and `alerts` existed get them
+        // (schema 2 otherwise).
         conn.execute_batch(schema::DISPLACED_DDL)?;
+        conn.execute_batch(schema::ALERTS_DDL)?;
         let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
         let mut readers = Vec::new();
         for _ in 0..limits::READERS {
@@ -359,51 +363,109 @@ impl EdgeStore {
 
     /// The scopes the hub granted at the last pull, if any pull happened.
     pub fn grants(&self) -> Result<Option<BTreeMap<String, String>>, StoreError> {
-        self.read(|conn| {
-            let text: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-                "SELECT value FROM meta WHERE key = 'grants'",
-                [],
-                |row| row.get(0),
-            ))?;
-            Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
-        })
+        Ok(self
+            .meta("grants")?
+            .and_then(|text| serde_json::from_str(&text).ok()))
     }
 
     /// Saves the scopes the hub granted.
     pub fn set_grants(&self, grants: &BTreeMap<String, String>) -> Result<(), StoreError> {
-        let conn = self
-            .sync_conn
-            .lock()
-            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
         let text = serde_json::to_string(grants)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
-        conn.execute("INSERT INTO meta (key, value) VALUES ('grants', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", [text])?;
-        Ok(())
+        self.set_meta("grants", &text)
     }
 
     /// The cursor of the last pull (the first log leaf not yet scanned).
     pub fn pull_cursor(&self) -> Result<u64, StoreError> {
-        self.read(|conn| {
-            let value: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-                "SELECT value FROM meta WHERE key = 'pull_cursor'",
-                [],
-                |row| row.get(0),
-            ))?;
-            Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
-        })
+        Ok(self
+            .meta("pull_cursor")?
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Saves the pull cursor (after the ops before it are durable).
     pub fn set_pull_cursor(&self, cursor: u64) -> Result<(), StoreError> {
+        self.set_meta("pull_cursor", &cursor.to_string())
+    }
+
+    /// The newest log checkpoint of the hub this node verified (a signed
+    /// note): every later one must be consistent with it.
+    pub fn log_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        self.meta("log_checkpoint")
+    }
+
+    /// Saves the newest log checkpoint, once the caller checked that it
+    /// extends the one held.
+    pub fn set_log_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.set_meta("log_checkpoint", note)
+    }
+
+    /// Raises an alert that `cairn status` and `GET /v1/status` show until
+    /// it is cleared: the same kind and message again only count again.
+    pub fn raise_alert(&self, kind: &str, message: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.with_sync_conn(|conn| {
+            conn.execute(
+                "INSERT INTO alerts (kind, message, first_ms, last_ms, count) VALUES (?1, ?2, ?3, ?3, 1)
+                 ON CONFLICT (kind, message) DO UPDATE SET last_ms = ?3, count = count + 1",
+                rusqlite::params![kind, message, now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Clears the alerts of `kind` (the condition is over, or a person
+    /// accepted it); returns how many there were.
+    pub fn clear_alerts(&self, kind: &str) -> Result<u64, StoreError> {
+        self.with_sync_conn(|conn| {
+            Ok(conn.execute("DELETE FROM alerts WHERE kind = ?1", [kind])? as u64)
+        })
+    }
+
+    /// Lowers the acknowledged seq of `stream` to `seq` when it is above it:
+    /// a hub restored from a backup lost ops it had acknowledged, and the
+    /// node pushes them again.
+    pub fn unacknowledge(&self, stream: &str, seq: u64) -> Result<(), StoreError> {
+        self.with_sync_conn(|conn| {
+            conn.execute(
+                "UPDATE streams SET acked_seq = min(acked_seq, ?3) WHERE node = ?1 AND stream = ?2",
+                rusqlite::params![self.settings.node, stream, seq as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A value of the `meta` table.
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            Ok(rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [key],
+                |row| row.get(0),
+            ))?)
+        })
+    }
+
+    /// Sets a value of the `meta` table.
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with_sync_conn(|conn| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the connection that writes sync state.
+    fn with_sync_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self
             .sync_conn
             .lock()
             .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('pull_cursor', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
-            [cursor.to_string()],
-        )?;
-        Ok(())
+        f(&conn)
     }
 
     /// One record by id (ledger: `node:stream:seq`; entity and config: key).
@@ -418,10 +480,19 @@ impl EdgeStore {
         self.read(|conn| read::list(conn, collection, query))
     }
 
-    /// Queue depth, ages and storage use.
+    /// Queue depth, ages, storage use and alerts, at the default thresholds.
     pub fn status(&self, now_ms: u64) -> Result<Status, StoreError> {
+        self.status_with(now_ms, &AlertThresholds::default())
+    }
+
+    /// [`EdgeStore::status`] with alerts at `thresholds`.
+    pub fn status_with(
+        &self,
+        now_ms: u64,
+        thresholds: &AlertThresholds,
+    ) -> Result<Status, StoreError> {
         let storage_bytes = files::storage_bytes(&self.dir);
-        self.read(|conn| read::status(conn, &self.settings, now_ms, storage_bytes))
+        self.read(|conn| read::status(conn, &self.settings, now_ms, storage_bytes, thresholds))
     }
 
     /// Re-verifies every stream end to end and every materialized state.
@@ -470,37 +541,19 @@ impl EdgeStore {
 
     /// Remembers the hub this node enrolled with (`{"url", "origin", "public_key"}`).
     pub fn set_hub(&self, hub: &serde_json::Value) -> Result<(), StoreError> {
-        let conn = self
-            .sync_conn
-            .lock()
-            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
-        conn.execute("INSERT INTO meta (key, value) VALUES ('hub', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1", [hub.to_string()])?;
-        Ok(())
+        self.set_meta("hub", &hub.to_string())
     }
 
     /// The hub this node enrolled with, if any.
     pub fn hub(&self) -> Result<Option<serde_json::Value>, StoreError> {
-        self.read(|conn| {
-            let text: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-                "SELECT value FROM meta WHERE key = 'hub'",
-                [],
-                |row| row.get(0),
-            ))?;
-            Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
-        })
+        Ok(self
+            .meta("hub")?
+            .and_then(|text| serde_json::from_str(&text).ok()))
     }
 
     /// Saves the sync client's state (online, breaker, last sync) for `cairn status`.
     pub fn set_sync_state(&self, state: &serde_json::Value) -> Result<(), StoreError> {
-        let conn = self
-            .sync_conn
-            .lock()
-            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('sync_state', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
-            [state.to_string()],
-        )?;
-        Ok(())
+        self.set_meta("sync_state", &state.to_string())
     }
 
     /// The hash of this node's op `seq` of `stream`, if it exists.
@@ -514,11 +567,7 @@ impl EdgeStore {
 
     /// Records that the hub holds `stream` up to `seq`.
     pub fn acknowledge(&self, stream: &str, seq: u64) -> Result<(), StoreError> {
-        let conn = self
-            .sync_conn
-            .lock()
-            .map_err(|_| StoreError::Internal("sync lock poisoned".into()))?;
-        read::acknowledge(&conn, &self.settings.node, stream, seq)
+        self.with_sync_conn(|conn| read::acknowledge(conn, &self.settings.node, stream, seq))
     }
 
     fn collection(&self, name: &str) -> Result<&Collection, StoreError> {

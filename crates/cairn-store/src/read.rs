@@ -319,6 +319,28 @@ pub struct Status {
     pub conflicts: u64,
     /// The sync client's last known state (online, breaker, last sync), if it ever ran.
     pub sync: Option<Value>,
+    /// What a person should look at: thresholds crossed (oldest pending
+    /// op, storage) and the conditions the node raised (a hub whose log
+    /// went back, a clock far off the hub's), newest first.
+    pub alerts: Vec<String>,
+}
+
+/// When `cairn status` and `GET /v1/status` raise an alert (SPEC §8).
+#[derive(Clone, Copy, Debug)]
+pub struct AlertThresholds {
+    /// Oldest unacknowledged op, ms.
+    pub pending_age_ms: u64,
+    /// Storage use, percent of the quota.
+    pub storage_percent: u64,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> AlertThresholds {
+        AlertThresholds {
+            pending_age_ms: 120_000,
+            storage_percent: 80,
+        }
+    }
 }
 
 /// Queue depth per stream, oldest pending age and storage use.
@@ -327,6 +349,7 @@ pub(crate) fn status(
     settings: &NodeSettings,
     now_ms: u64,
     storage_bytes: u64,
+    thresholds: &AlertThresholds,
 ) -> Result<Status, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT id, stream, head_seq, acked_seq FROM streams WHERE node = ?1 ORDER BY stream",
@@ -376,18 +399,53 @@ pub(crate) fn status(
             |row| row.get(0),
         )
         .optional()?;
+    let oldest_pending_age_ms = streams
+        .iter()
+        .filter_map(|stream| stream.oldest_pending_age_ms)
+        .max();
+    let mut alerts = Vec::new();
+    if let Some(age) = oldest_pending_age_ms.filter(|age| *age > thresholds.pending_age_ms) {
+        alerts.push(format!(
+            "oldest pending op is {} s old (threshold {} s)",
+            age / 1000,
+            thresholds.pending_age_ms / 1000
+        ));
+    }
+    if settings.quota_bytes > 0
+        && storage_bytes.saturating_mul(100)
+            > settings
+                .quota_bytes
+                .saturating_mul(thresholds.storage_percent)
+    {
+        alerts.push(format!(
+            "storage at {storage_bytes} bytes of a {} byte quota (threshold {} %): raise it with `cairn edge config --quota-bytes`, or free disk space",
+            settings.quota_bytes, thresholds.storage_percent
+        ));
+    }
+    let mut statement = conn.prepare_cached(
+        "SELECT kind, message, count FROM alerts ORDER BY last_ms DESC LIMIT 100",
+    )?;
+    let raised = statement.query_map([], |row| {
+        let (kind, message, count): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        Ok(if count > 1 {
+            format!("{kind}: {message} ({count} times)")
+        } else {
+            format!("{kind}: {message}")
+        })
+    })?;
+    for alert in raised {
+        alerts.push(alert?);
+    }
     Ok(Status {
         node: settings.node.clone(),
         pending_total: streams.iter().map(|stream| stream.pending).sum(),
-        oldest_pending_age_ms: streams
-            .iter()
-            .filter_map(|stream| stream.oldest_pending_age_ms)
-            .max(),
+        oldest_pending_age_ms,
         streams,
         storage_bytes,
         quota_bytes: settings.quota_bytes,
         conflicts: conflicts as u64,
         sync: sync.and_then(|text| serde_json::from_str(&text).ok()),
+        alerts,
     })
 }
 

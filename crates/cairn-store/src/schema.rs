@@ -56,6 +56,19 @@ CREATE TABLE IF NOT EXISTS displaced (
 ) STRICT;
 ";
 
+/// Conditions the node raises for a person to see (`EdgeStore::raise_alert`):
+/// a hub whose log went back or forked, a clock far off the hub's.
+pub(crate) const ALERTS_DDL: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    kind     TEXT NOT NULL,
+    message  TEXT NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms  INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (kind, message)
+) STRICT;
+";
+
 const DDL: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

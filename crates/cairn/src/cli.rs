@@ -193,6 +193,10 @@ pub struct SyncArgs {
     /// one remembered at enrollment).
     #[arg(long)]
     pub hub_cert_sha256: Option<String>,
+    /// Accept a hub whose log went back (restored from a backup): hold its
+    /// log as it is now and push again the ops it lost.
+    #[arg(long)]
+    pub accept_log_rollback: bool,
 }
 
 /// `cairn edge ...`
@@ -1150,6 +1154,17 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         key,
     };
     let result = runtime.block_on(async {
+        if args.accept_log_rollback {
+            let audience = crate::sync::hub_audience(&client, &hub_url, key).await?;
+            for (stream, head) in
+                crate::sync::hub_log::accept_rollback(&store, &link, &audience).await?
+            {
+                tracing::warn!(%stream, head, "the hub lost ops it had acknowledged: pushing them again");
+                if !cli.json {
+                    eprintln!("{stream}: the hub holds up to seq {head}; pushing the rest again");
+                }
+            }
+        }
         let pushed = crate::sync::push_all(
             &store,
             &link,
@@ -1656,31 +1671,14 @@ fn now_ms() -> u64 {
 
 fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
     let store = open(cli)?;
-    let status = store.status(now_ms())?;
-    let mut alerts = Vec::new();
-    if let Some(age) = status.oldest_pending_age_ms
-        && age > args.pending_alert_secs * 1000
-    {
-        alerts.push(format!(
-            "oldest pending op is {} old (threshold {} s)",
-            output::duration_ms(age),
-            args.pending_alert_secs
-        ));
-    }
-    if status.quota_bytes > 0
-        && status.storage_bytes * 100 > status.quota_bytes * args.storage_alert_percent
-    {
-        alerts.push(format!(
-            "storage at {} of a {} quota (threshold {} %)",
-            output::bytes(status.storage_bytes),
-            output::bytes(status.quota_bytes),
-            args.storage_alert_percent
-        ));
-    }
+    let thresholds = cairn_store::AlertThresholds {
+        pending_age_ms: args.pending_alert_secs.saturating_mul(1000),
+        storage_percent: args.storage_alert_percent,
+    };
+    let status = store.status_with(now_ms(), &thresholds)?;
+    let alerts = status.alerts.clone();
     if cli.json {
-        let mut value = json!(status);
-        value["alerts"] = json!(alerts);
-        output::json(&value);
+        output::json(&json!(status));
         return Ok(());
     }
     println!("node {}", status.node);

@@ -1097,9 +1097,17 @@ async fn own(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut violations = Vec::new();
-    let (mut stream, mut from) = (None, 1u64);
+    let (mut stream, mut from, mut limit) = (None, 1u64, PUSH_OPS_MAX);
     for (name, value) in &params {
         match name.as_str() {
+            "limit" => match value.parse::<usize>() {
+                Ok(parsed) if (1..=PUSH_OPS_MAX).contains(&parsed) => limit = parsed,
+                _ => violations.push(Violation::new(
+                    "limit",
+                    "range",
+                    format!("must be an integer from 1 to {PUSH_OPS_MAX}"),
+                )),
+            },
             "stream" => match cairn_core::names::check_name(value) {
                 Ok(()) => stream = Some(value.clone()),
                 Err(message) => violations.push(Violation::new("stream", "format", message)),
@@ -1115,7 +1123,7 @@ async fn own(
             other => violations.push(Violation::new(
                 other,
                 "unknown_parameter",
-                "expected stream or from",
+                "expected stream, from or limit",
             )),
         }
     }
@@ -1128,8 +1136,7 @@ async fn own(
     let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let own = blocking(move || {
         let node = authenticate(&hub, &tokens, &headers)?;
-        hub.own_ops(&node, &stream, from, PUSH_OPS_MAX)
-            .map_err(hub_error)
+        hub.own_ops(&node, &stream, from, limit).map_err(hub_error)
     })
     .await?;
     Ok(axum::Json(json!(own)))

@@ -11,6 +11,8 @@
 //! `cairn_core::provenance`). [`run`] is the background loop with the
 //! health probe, backoff, circuit breaker and adaptive batches.
 
+pub mod hub_log;
+
 use anyhow::{Context, bail};
 use base64::Engine;
 use cairn_core::hash::Hash;
@@ -39,7 +41,7 @@ pub struct SyncReport {
 }
 
 /// The audience of our tokens: the hub's origin, known or asked for.
-async fn hub_audience(
+pub async fn hub_audience(
     client: &reqwest::Client,
     hub_url: &str,
     hub_key: Option<(&str, [u8; 32])>,
@@ -201,6 +203,10 @@ pub async fn push_all(
     let mut report = SyncReport::default();
     // Tokens are for this hub: its origin, from the known key or its health answer.
     let audience = hub_audience(client, hub_url, hub_key).await?;
+    // Before anything is pushed: the hub's log still extends what this
+    // node saw of it (a hub restored from a backup is named, not fed).
+    let (checkpoint, note) = hub_log::current(hub).await?;
+    hub_log::hold(store, hub, &checkpoint, &note).await?;
     // Asked of the hub only once there is something to push: an idle round
     // costs no round trip for it (a satellite link's 600 ms).
     let mut negotiated = match encoding {
@@ -743,6 +749,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
     let mut report = PullReport::default();
     let audience = hub_audience(client, hub_url, hub_key).await?;
     bootstrap(store, hub, &audience, &mut report).await?;
+    let mut newest: Option<(LogCheckpoint, String)> = None;
     // Bounded: a page either advances the cursor or ends the round.
     for _ in 0..100_000 {
         let from = store.pull_cursor()?;
@@ -790,6 +797,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
         report.applied += applied.len() as u64;
         report.held += received - applied.len() as u64;
         let next = page["next"].as_u64().context("the page has no cursor")?;
+        newest = Some((checkpoint, note_text.to_string()));
         if next <= from && received == 0 {
             break;
         }
@@ -797,6 +805,9 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
         if page["more"] != true {
             break;
         }
+    }
+    if let Some((checkpoint, note)) = newest {
+        hub_log::hold(store, hub, &checkpoint, &note).await?;
     }
     Ok(report)
 }

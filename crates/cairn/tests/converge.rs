@@ -416,8 +416,29 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
         }
     };
     audit(None);
-    let pull = |expected: &str| {
+    let pull = |expected: &str, fork: bool| {
         let hub = Edge::start_hub(&hub_dir);
+        if fork {
+            // till-b holds the log as the last rewrite left it: another
+            // root at the same size is a fork, named before anything is
+            // pulled.
+            let forked = sync_b(&hub.url);
+            assert_eq!(forked.status.code(), Some(7));
+            assert!(
+                String::from_utf8_lossy(&forked.stdout).contains("fork"),
+                "{}",
+                String::from_utf8_lossy(&forked.stdout)
+            );
+            // A node that never saw the log before (it forgets what it
+            // held) still refuses the rewritten op, by its origin's
+            // signature.
+            rusqlite::Connection::open(till_b.join("cairn.db"))
+                .unwrap()
+                .execute_batch(
+                    "DELETE FROM meta WHERE key = 'log_checkpoint'; DELETE FROM alerts;",
+                )
+                .unwrap();
+        }
         let refused = sync_b(&hub.url);
         let said = String::from_utf8_lossy(&refused.stderr).to_string()
             + &String::from_utf8_lossy(&refused.stdout);
@@ -438,7 +459,7 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     let forged = forge(&conn, 2, 99, None);
     rebuild_tree(&conn);
     drop(conn);
-    pull("not what its origin node signed");
+    pull("not what its origin node signed", false);
     audit(Some(
         "till-a:standard seq 3: prev_hash does not match seq 2",
     ));
@@ -468,7 +489,7 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
     .unwrap();
     rebuild_tree(&conn);
     drop(conn);
-    pull("is not one the hub enrolled");
+    pull("is not one the hub enrolled", true);
     audit(Some(
         "till-a:standard checkpoint seq 3: signed by a key the hub never enrolled",
     ));
