@@ -9,6 +9,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod dates;
 pub mod hash;
 pub mod hlc;
 pub mod identity;

@@ -230,8 +230,11 @@ fn parse_dot(text: &str) -> Option<Dot> {
     })
 }
 
-/// Orders JSON values for `max`/`min`: numbers numerically, strings by text
-/// (ISO dates order correctly), otherwise by canonical bytes.
+/// Orders JSON values for `max`/`min`: numbers numerically, RFC 3339
+/// timestamps by the instant they name (whatever their offset or
+/// precision), other strings by text (ISO dates order correctly),
+/// otherwise by canonical bytes. Ties between different texts are broken
+/// by the text, so every replica picks the same one.
 pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
@@ -239,7 +242,15 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
             x.total_cmp(&y)
                 .then_with(|| canonical::encode_unchecked(a).cmp(&canonical::encode_unchecked(b)))
         }
-        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::String(x), Value::String(y)) => {
+            match (
+                crate::dates::datetime_instant(x),
+                crate::dates::datetime_instant(y),
+            ) {
+                (Some(x_at), Some(y_at)) => x_at.cmp(&y_at).then_with(|| x.cmp(y)),
+                _ => x.cmp(y),
+            }
+        }
         _ => canonical::encode_unchecked(a).cmp(&canonical::encode_unchecked(b)),
     }
 }
@@ -309,16 +320,63 @@ pub fn materialize(schema: &MergeSchema, ops: &[MergeOp]) -> Option<EntityState>
             .conflicts
             .insert(TOMBSTONE_CONFLICT.to_string(), candidates);
     }
-    let live: Vec<&MergeOp> = all
-        .iter()
-        .copied()
-        .filter(|op| !op.delete && !tomb.covers(&op.dot.stream_key, op.dot.seq))
-        .collect();
+    let live = live_ops(&all, &tomb);
     match schema.kind {
         MergeKind::Config => materialize_document(&live, &mut state),
         MergeKind::Entity => materialize_fields(schema, &all, &live, &mut state),
     }
     Some(state)
+}
+
+/// The ops whose changes make the record: every op that is not a delete,
+/// less what deletes removed.
+///
+/// A delete removes the ops it saw. But an update concurrent with a delete
+/// wins (the record stays, with a conflict naming both), and the record it
+/// keeps is the one its author edited: each live update also keeps alive
+/// every op in its causal past that no delete its author saw had removed,
+/// and so on down (a fixpoint). Without this the update would survive
+/// alone, a record without the fields its create gave it (issue 9, item
+/// 22). Deletes an author did see still remove what they saw, exactly as
+/// for a sequential edit, so `apply` agrees whenever it accepts an op.
+fn live_ops<'a>(all: &[&'a MergeOp], tomb: &VersionVector) -> Vec<&'a MergeOp> {
+    let covered = |op: &MergeOp, vv: &VersionVector| vv.covers(&op.dot.stream_key, op.dot.seq);
+    let mut live: Vec<bool> = all
+        .iter()
+        .map(|op| !op.delete && !covered(op, tomb))
+        .collect();
+    let deletes: Vec<&MergeOp> = all.iter().copied().filter(|op| op.delete).collect();
+    // Ops a delete removed that a live update may still keep.
+    let mut removed: Vec<usize> = (0..all.len())
+        .filter(|&index| !all[index].delete && !live[index])
+        .collect();
+    let mut updates: Vec<usize> = (0..all.len()).filter(|&index| live[index]).collect();
+    while let Some(update) = updates.pop() {
+        if removed.is_empty() {
+            break;
+        }
+        let update = all[update];
+        let mut seen_tomb = VersionVector::default();
+        for delete in deletes
+            .iter()
+            .filter(|delete| covered(delete, &update.base))
+        {
+            seen_tomb.join(&delete.base);
+        }
+        removed.retain(|&index| {
+            let op = all[index];
+            let kept = covered(op, &update.base) && !covered(op, &seen_tomb);
+            if kept {
+                live[index] = true;
+                updates.push(index);
+            }
+            !kept
+        });
+    }
+    all.iter()
+        .zip(live)
+        .filter_map(|(op, live)| live.then_some(*op))
+        .collect()
 }
 
 fn materialize_document(live: &[&MergeOp], state: &mut EntityState) {
@@ -579,3 +637,36 @@ pub fn apply(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+
+    #[test]
+    fn issue_9_21_max_on_datetimes_compares_instants() {
+        let later = |a: &str, b: &str| {
+            compare_values(&Value::from(a), &Value::from(b)) == Ordering::Greater
+        };
+        // 10:00+05:00 is 05:00Z and 10:00+02:00 is 08:00Z: both before 09:00Z.
+        assert!(later("2026-11-20T09:00:00Z", "2026-11-20T10:00:00+05:00"));
+        assert!(later("2026-11-20T09:00:00Z", "2026-11-20T10:00:00+02:00"));
+        assert!(later("2026-11-20T10:00:00.5Z", "2026-11-20T10:00:00Z"));
+        assert!(later(
+            "2026-11-20T10:00:00.0000002Z",
+            "2026-11-20T10:00:00.0000001Z"
+        ));
+        // The same instant in two spellings: ordered by text, both ways alike.
+        let (a, b) = ("2026-11-20T10:00:00Z", "2026-11-20T11:00:00+01:00");
+        assert_eq!(
+            compare_values(&Value::from(a), &Value::from(b)),
+            compare_values(&Value::from(b), &Value::from(a)).reverse()
+        );
+        assert_ne!(
+            compare_values(&Value::from(a), &Value::from(b)),
+            Ordering::Equal
+        );
+        // Dates and other text keep their text order.
+        assert!(later("2026-11-21", "2026-11-20"));
+        assert!(later("b", "a"));
+    }
+}

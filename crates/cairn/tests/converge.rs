@@ -434,9 +434,7 @@ fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
             // signature.
             rusqlite::Connection::open(till_b.join("cairn.db"))
                 .unwrap()
-                .execute_batch(
-                    "DELETE FROM meta WHERE key = 'log_checkpoint'; DELETE FROM alerts;",
-                )
+                .execute_batch("DELETE FROM meta WHERE key = 'log_checkpoint'; DELETE FROM alerts;")
                 .unwrap();
         }
         let refused = sync_b(&hub.url);

@@ -402,8 +402,51 @@ fn an_update_concurrent_with_a_delete_is_a_conflict_and_the_update_survives() {
     let state = materialize(&schema, &[create, delete, update]).unwrap();
     assert!(!state.deleted);
     assert!(state.conflicts.contains_key(TOMBSTONE_CONFLICT));
-    // The delete took away the create it saw; the concurrent update remains.
-    assert_eq!(state.fields["quantity"], json!(1));
+    // The update survives with the record its author edited: the create
+    // it saw, and its own change (issue 9, item 22).
+    assert_eq!(state.fields["quantity"], json!(6));
+}
+
+#[test]
+fn issue_9_22_an_update_concurrent_with_a_delete_keeps_the_fields_it_was_built_on() {
+    let schema = schema();
+    let mut a = Replica::new(0);
+    let mut create = put_quantity(5);
+    if let Change::Put { status, .. } = &mut create {
+        *status = Some(1);
+    }
+    let create = a.write(&schema, &create, 1);
+    let mut b = Replica::new(1);
+    b.receive(&schema, &create, 1);
+    let delete = a.write(&schema, &Change::Delete, 2);
+    let update = b.write(&schema, &put_quantity(1), 2);
+    for order in [
+        vec![create.clone(), delete.clone(), update.clone()],
+        vec![update.clone(), delete.clone(), create.clone()],
+    ] {
+        let state = materialize(&schema, &order).unwrap();
+        assert!(!state.deleted);
+        assert_eq!(
+            state.fields["status"],
+            json!("s1"),
+            "the create's field stays"
+        );
+        let both: Vec<Value> = state.conflicts[TOMBSTONE_CONFLICT]
+            .iter()
+            .map(|candidate| candidate.value.clone())
+            .collect();
+        assert_eq!(both, [json!("delete"), json!("put")]);
+    }
+    // A delete the updater saw still removes what it saw: create, delete,
+    // then (sequentially) a new put of only the quantity.
+    let mut c = Replica::new(2);
+    for op in [&create, &delete] {
+        c.receive(&schema, op, 3);
+    }
+    let put = c.write(&schema, &put_quantity(2), 3);
+    let state = materialize(&schema, &[create, delete, put]).unwrap();
+    assert!(state.fields.get("status").is_none(), "{:?}", state.fields);
+    assert_eq!(state.fields["quantity"], json!(2));
 }
 
 #[test]

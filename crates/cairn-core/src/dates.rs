@@ -1,0 +1,101 @@
+//! Calendar dates and RFC 3339 timestamps, parsed by hand: the core needs
+//! only days since the epoch and instants, and no date crate on the
+//! allowlist is worth its build time for that.
+
+/// Days since 1970-01-01 for a `YYYY-MM-DD` date; `None` if it is not a real date.
+pub fn parse_date_days(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = &text[range];
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month[(month - 1) as usize] {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Milliseconds since the epoch for an RFC 3339 timestamp
+/// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`), the fraction cut to
+/// milliseconds.
+pub fn parse_datetime_ms(text: &str) -> Option<i64> {
+    datetime_instant(text).map(|instant| instant.0)
+}
+
+/// The instant an RFC 3339 timestamp names, as milliseconds since the
+/// epoch and the nanoseconds within that millisecond: two texts of the
+/// same instant (another offset, more digits) give the same value.
+pub fn datetime_instant(text: &str) -> Option<(i64, u32)> {
+    if text.len() < 20 || !text.is_char_boundary(10) {
+        return None;
+    }
+    let days = parse_date_days(&text[..10])?;
+    let rest = &text[10..];
+    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix('t'))?;
+    if rest.len() < 9 || rest.as_bytes()[2] != b':' || rest.as_bytes()[5] != b':' {
+        return None;
+    }
+    let two = |s: &str| -> Option<i64> {
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (hour, minute, second) = (two(&rest[0..2])?, two(&rest[3..5])?, two(&rest[6..8])?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut tail = &rest[8..];
+    let mut nanos = 0i64;
+    if let Some(fraction) = tail.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = format!("{:0<9}", &fraction[..digits]).parse().ok()?;
+        tail = &fraction[digits..];
+    }
+    let millis = nanos / 1_000_000;
+    let offset_minutes = match tail {
+        "Z" | "z" => 0,
+        _ if tail.len() == 6
+            && (tail.starts_with('+') || tail.starts_with('-'))
+            && tail.as_bytes()[3] == b':' =>
+        {
+            let (hours, minutes) = (two(&tail[1..3])?, two(&tail[4..6])?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            sign * (hours * 60 + minutes)
+        }
+        _ => return None,
+    };
+    let ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60_000 + second * 1000 + millis;
+    Some((ms, (nanos % 1_000_000) as u32))
+}
