@@ -606,6 +606,25 @@ pub struct HubStore {
     _checkpointer: Checkpointer,
 }
 
+/// The hub's read connection inside one read transaction, ended when the
+/// guard is dropped.
+struct ReadSnapshot<'a>(std::sync::MutexGuard<'a, Connection>);
+
+impl std::ops::Deref for ReadSnapshot<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // Nothing was written, so ending the transaction loses nothing; if
+        // it cannot end now, the next `read` ends it first.
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
 fn hub_key_path(dir: &Path) -> PathBuf {
     dir.join("hub.key")
 }
@@ -794,11 +813,21 @@ impl HubStore {
             .map_err(|_| StoreError::Internal("hub lock poisoned".into()))
     }
 
-    /// The read-only connection.
-    fn read(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.reader
+    /// The read-only connection, inside a read transaction: every statement
+    /// run through the guard sees the same commit, so a pull that reads the
+    /// log's size and then its leaves never meets a push that committed in
+    /// between (which it once reported as damage).
+    fn read(&self) -> Result<ReadSnapshot<'_>, StoreError> {
+        let conn = self
+            .reader
             .lock()
-            .map_err(|_| StoreError::Internal("hub reader lock poisoned".into()))
+            .map_err(|_| StoreError::Internal("hub reader lock poisoned".into()))?;
+        if !conn.is_autocommit() {
+            // A transaction an earlier guard could not end.
+            conn.execute_batch("ROLLBACK")?;
+        }
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadSnapshot(conn))
     }
 
     /// Registers a node with its public key and granted scopes, or grants
