@@ -340,7 +340,9 @@ CREATE TABLE nodes (
     node        TEXT PRIMARY KEY,
     public_key  BLOB NOT NULL,
     scopes      TEXT NOT NULL,
-    enrolled_ms INTEGER NOT NULL
+    enrolled_ms INTEGER NOT NULL,
+    pushed_ms   INTEGER,
+    clock_offset_ms INTEGER
 ) STRICT;
 CREATE TABLE streams (
     id        INTEGER PRIMARY KEY,
@@ -437,6 +439,9 @@ pub struct PushRequest {
     /// check only when this is the node's enrolled key as it reads it in
     /// the push's transaction; `None` checks it there.
     pub checkpoint_key: Option<[u8; 32]>,
+    /// The node's own clock when it sent the push, ms (the hub records how
+    /// far it is from its own).
+    pub node_time_ms: Option<u64>,
 }
 
 /// The hub's answer for one op.
@@ -589,6 +594,18 @@ pub struct HubStatus {
     pub quarantined: u64,
     /// Alerts raised.
     pub alerts: Vec<String>,
+    /// Per node that pushed: when it last did, and its clock minus the
+    /// hub's at that push, ms.
+    pub clocks: BTreeMap<String, NodeClock>,
+}
+
+/// What the hub saw of a node's clock at its last push.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeClock {
+    /// When the node last pushed, hub time, ms.
+    pub pushed_ms: u64,
+    /// The node's clock minus the hub's, ms.
+    pub clock_offset_ms: i64,
 }
 
 /// An open hub store.
@@ -1724,7 +1741,23 @@ impl HubStore {
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let clocks = conn
+            .prepare(
+                "SELECT node, pushed_ms, clock_offset_ms FROM nodes
+                 WHERE clock_offset_ms IS NOT NULL ORDER BY node",
+            )?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    NodeClock {
+                        pushed_ms: row.get::<_, i64>(1)? as u64,
+                        clock_offset_ms: row.get(2)?,
+                    },
+                ))
+            })?
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         Ok(HubStatus {
+            clocks,
             origin: self.origin.clone(),
             log_size: log_size as u64,
             root: root.to_hex(),
@@ -2045,6 +2078,7 @@ fn push_one(
     }
     let now_held = row.held || outcome.equivocation.is_some();
     raise_alerts(tx, request, &outcome, &quarantined, now)?;
+    record_clock(tx, request, now)?;
     if let Some(id) = stream_id
         && (outcome.head != row.head || now_held != row.held)
     {
@@ -2127,6 +2161,41 @@ impl Quarantined {
         self.first_reason.get_or_insert_with(|| reason.to_string());
         Ok(())
     }
+}
+
+/// Records when the node last pushed and how far its clock is from the
+/// hub's, raising a `clock_skew` alert when it goes beyond the bound
+/// (ahead or behind), once, not at every push.
+fn record_clock(tx: &Connection, request: &PushRequest, now: u64) -> Result<(), StoreError> {
+    let Some(node_ms) = request.node_time_ms else {
+        return Ok(());
+    };
+    let offset = node_ms as i64 - now as i64;
+    let bound = CLOCK_DRIFT_MS_MAX_DEFAULT as i64;
+    let previous: Option<i64> = tx
+        .prepare_cached("SELECT clock_offset_ms FROM nodes WHERE node = ?1")?
+        .query_row([&request.node], |row| row.get(0))
+        .optional()?
+        .flatten();
+    tx.prepare_cached("UPDATE nodes SET pushed_ms = ?1, clock_offset_ms = ?2 WHERE node = ?3")?
+        .execute(params![now as i64, offset, request.node])?;
+    if offset.abs() > bound && previous.is_none_or(|previous| previous.abs() <= bound) {
+        let side = if offset > 0 { "ahead of" } else { "behind" };
+        tx.prepare_cached(
+            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('clock_skew', ?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            request.node,
+            request.stream,
+            format!(
+                "the node's clock is {} s {side} the hub's (bound {} s); its tokens are signed at the hub's time",
+                offset.unsigned_abs() / 1000,
+                bound / 1000
+            ),
+            now as i64
+        ])?;
+    }
+    Ok(())
 }
 
 /// Raises the alerts a push calls for: an equivocation, material newly

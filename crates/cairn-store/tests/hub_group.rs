@@ -144,6 +144,7 @@ fn proofs_from_a_partly_stored_tree_match_the_full_tree_at_every_size() {
         let request = PushRequest {
             decoded: None,
             checkpoint_key: None,
+            node_time_ms: None,
             node: "a".into(),
             stream: "standard".into(),
             ops: vec![bytes.clone()],
@@ -222,6 +223,7 @@ fn a_push_past_the_head_is_refused_whole_until_its_predecessor_is_in() {
         PushRequest {
             decoded: None,
             checkpoint_key: None,
+            node_time_ms: None,
             node: "a".into(),
             stream: "standard".into(),
             ops: all.ops[from..to].to_vec(),

@@ -1118,6 +1118,16 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     "{} nodes enrolled, {} items quarantined",
                     status.nodes, status.quarantined
                 );
+                for (node, clock) in &status.clocks {
+                    if clock.clock_offset_ms.unsigned_abs()
+                        > crate::sync::clock::CLOCK_OFFSET_ALERT_MS
+                    {
+                        println!(
+                            "clock of {node}: {} at its last push",
+                            crate::sync::clock::describe(-clock.clock_offset_ms)
+                        );
+                    }
+                }
                 for alert in &status.alerts {
                     println!("ALERT: {alert}");
                 }
@@ -1152,6 +1162,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         client: &client,
         url: &hub_url,
         key,
+        clock: Default::default(),
     };
     let result = runtime.block_on(async {
         if args.accept_log_rollback {
@@ -1262,6 +1273,7 @@ fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         key: hub_key
             .as_ref()
             .map(|(origin, key)| (origin.as_str(), *key)),
+        clock: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -177,6 +177,7 @@ fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation>
     Ok(PushRequest {
         decoded: None,
         checkpoint_key: None,
+        node_time_ms: None,
         checkpoint: Checkpoint {
             node: wire.node.clone(),
             stream: wire.stream.clone(),
@@ -458,8 +459,23 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(with_hub_time))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Every answer says the hub's time, so that nodes whose clocks are off
+/// can sign tokens at the hub's time and report how far off they are.
+async fn with_hub_time(mut response: Response) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&now_ms.to_string()) {
+        response
+            .headers_mut()
+            .insert(crate::sync::clock::HUB_TIME_HEADER, value);
+    }
+    response
 }
 
 /// Serves the hub on `listener` until `shutdown` completes, over TLS when
@@ -661,6 +677,7 @@ pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>>
         (true, Some(seq), Some(head), Some(signature)) => Ok(PushRequest {
             decoded: None,
             checkpoint_key: None,
+            node_time_ms: None,
             checkpoint: Checkpoint {
                 node: node.clone(),
                 stream: stream.clone(),
@@ -782,7 +799,11 @@ async fn push(
             return Err(refusal);
         }
     };
-    let (request, _held) = read_push(&state.bodies, &headers, body).await?;
+    let (mut request, _held) = read_push(&state.bodies, &headers, body).await?;
+    request.node_time_ms = headers
+        .get(crate::sync::clock::NODE_TIME_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
     if subject != request.node {
         tracing::warn!(%subject, node = %request.node, "refused a node pushing as another node");
         return Err(AppError::client(
@@ -1283,6 +1304,7 @@ mod tests {
         let request = PushRequest {
             decoded: Some(cairn_core::push::decode_push(&ops)),
             checkpoint_key: None,
+            node_time_ms: None,
             node: "a".into(),
             stream: "standard".into(),
             checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),

@@ -11,6 +11,7 @@
 //! `cairn_core::provenance`). [`run`] is the background loop with the
 //! health probe, backoff, circuit breaker and adaptive batches.
 
+pub mod clock;
 pub mod hub_log;
 
 use anyhow::{Context, bail};
@@ -38,6 +39,8 @@ pub struct SyncReport {
     pub stuck: Vec<String>,
     /// Request body bytes sent.
     pub bytes_sent: u64,
+    /// The hub's clock minus this node's, ms, as its answers said.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The audience of our tokens: the hub's origin, known or asked for.
@@ -63,8 +66,14 @@ pub async fn hub_audience(
         .to_string())
 }
 
-/// A hub answer as JSON, or the hub's refusal as an error.
-async fn hub_answer(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+/// A hub answer as JSON, or the hub's refusal as an error; the hub's time
+/// on it is noted in `clock`.
+async fn hub_answer(
+    clock: &clock::HubClock,
+    response: reqwest::Response,
+    what: &str,
+) -> anyhow::Result<Value> {
+    clock.observe(response.headers(), now_ms());
     let status = response.status();
     let answer: Value = response
         .json()
@@ -160,6 +169,26 @@ pub struct HubLink<'a> {
     pub url: &'a str,
     /// The hub's origin and key, when known (its checkpoints are then checked).
     pub key: Option<(&'a str, [u8; 32])>,
+    /// The hub's time, as its answers tell it.
+    pub clock: std::sync::Arc<clock::HubClock>,
+}
+
+impl HubLink<'_> {
+    /// A token for the hub `audience`, issued at the hub's time: a node
+    /// whose clock is days off still signs tokens the hub accepts. The
+    /// hub's time is asked for first when no answer has said it yet.
+    pub async fn token(&self, store: &EdgeStore, audience: &str) -> String {
+        if self.clock.offset_ms().is_none()
+            && let Ok(response) = self
+                .client
+                .get(format!("{}/v1/health", self.url))
+                .send()
+                .await
+        {
+            self.clock.observe(response.headers(), now_ms());
+        }
+        store.sign_token(audience, self.clock.hub_now_ms(now_ms()) / 1000)
+    }
 }
 
 /// How push bodies travel.
@@ -206,6 +235,8 @@ pub async fn push_all(
     // Before anything is pushed: the hub's log still extends what this
     // node saw of it (a hub restored from a backup is named, not fed).
     let (checkpoint, note) = hub_log::current(hub).await?;
+    report_clock(store, &hub.clock)?;
+    report.clock_offset_ms = hub.clock.offset_ms();
     hub_log::hold(store, hub, &checkpoint, &note).await?;
     // Asked of the hub only once there is something to push: an idle round
     // costs no round trip for it (a satellite link's 600 ms).
@@ -256,13 +287,14 @@ pub async fn push_all(
                     Some(binary) => binary,
                     None => *negotiated.insert(hub_speaks_binary(client, hub_url).await),
                 };
-                let token = tokens.get(store, &audience);
+                let token = tokens.get(store, hub, &audience).await;
                 let body = push_body(&store.settings().node, &batch, binary)?;
                 report.bytes_sent += body.len() as u64;
                 sent_to = Some(batch.checkpoint.seq);
                 let request = client
                     .post(format!("{hub_url}/v1/push"))
                     .bearer_auth(token)
+                    .header(clock::NODE_TIME_HEADER, now_ms().to_string())
                     .body(body);
                 let request = if binary {
                     request
@@ -271,10 +303,11 @@ pub async fn push_all(
                 } else {
                     request.header(reqwest::header::CONTENT_TYPE, "application/json")
                 };
+                let hub_clock = hub.clock.clone();
                 let answer = tokio::spawn(async move {
                     let response = request.send().await.context("the hub is unreachable")?;
                     let hub_ms = crate::hub_api::hub_time_ms(response.headers());
-                    Ok((hub_answer(response, "push").await?, hub_ms))
+                    Ok((hub_answer(&hub_clock, response, "push").await?, hub_ms))
                 });
                 in_flight.push_back(InFlight {
                     batch,
@@ -382,6 +415,26 @@ pub async fn push_all(
     Ok(report)
 }
 
+/// Raises the node's clock alert while its clock is far off the hub's,
+/// and clears it once it is not.
+fn report_clock(store: &EdgeStore, hub_clock: &clock::HubClock) -> anyhow::Result<()> {
+    let Some(offset) = hub_clock.offset_ms() else {
+        return Ok(());
+    };
+    if offset.unsigned_abs() > clock::CLOCK_OFFSET_ALERT_MS {
+        let message = format!(
+            "this node's clock is {}: tokens are signed at the hub's time and ops keep this clock; set the clock right",
+            clock::describe(offset)
+        );
+        store.clear_alerts(clock::ALERT_KIND)?;
+        store.raise_alert(clock::ALERT_KIND, &message, now_ms())?;
+        tracing::warn!(offset_ms = offset, "this node's clock is far off the hub's");
+    } else {
+        store.clear_alerts(clock::ALERT_KIND)?;
+    }
+    Ok(())
+}
+
 /// Draws for backoff and pause jitter (xorshift64). Jitter only needs to
 /// differ between nodes, not to be unpredictable.
 pub(crate) struct Jitter(u64);
@@ -416,12 +469,12 @@ const TOKEN_REUSE_S: u64 = 60;
 struct Tokens(Option<(u64, String)>);
 
 impl Tokens {
-    fn get(&mut self, store: &EdgeStore, audience: &str) -> String {
+    async fn get(&mut self, store: &EdgeStore, hub: &HubLink<'_>, audience: &str) -> String {
         let now_s = now_ms() / 1000;
         match &self.0 {
             Some((signed_s, token)) if now_s < signed_s + TOKEN_REUSE_S => token.clone(),
             _ => {
-                let token = store.sign_token(audience, now_s);
+                let token = hub.token(store, audience).await;
                 self.0 = Some((now_s, token.clone()));
                 token
             }
@@ -581,7 +634,7 @@ pub async fn recover(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Vec
         let (mut ops, mut checkpoints, mut hub_head) = (Vec::new(), Vec::new(), 0);
         // Bounded: each page advances `from` or ends the loop.
         for _ in 0..1_000_000 {
-            let token = store.sign_token(&audience, now_ms() / 1000);
+            let token = hub.token(store, &audience).await;
             let response = client
                 // Stream names are [a-z0-9._-]: nothing to escape.
                 .get(format!("{hub_url}/v1/own?stream={stream}&from={from}"))
@@ -589,7 +642,7 @@ pub async fn recover(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Vec
                 .send()
                 .await
                 .context("the hub is unreachable")?;
-            let page = hub_answer(response, "recovery").await?;
+            let page = hub_answer(&hub.clock, response, "recovery").await?;
             hub_head = page["head"].as_u64().context("the answer has no head")?;
             anyhow::ensure!(
                 page["held"] != true,
@@ -753,14 +806,14 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
     // Bounded: a page either advances the cursor or ends the round.
     for _ in 0..100_000 {
         let from = store.pull_cursor()?;
-        let token = store.sign_token(&audience, now_ms() / 1000);
+        let token = hub.token(store, &audience).await;
         let response = client
             .get(format!("{hub_url}/v1/pull?from={from}"))
             .bearer_auth(token)
             .send()
             .await
             .context("the hub is unreachable")?;
-        let page = hub_answer(response, "pull").await?;
+        let page = hub_answer(&hub.clock, response, "pull").await?;
         apply_grants(store, &page["grants"], &mut report).await?;
         let note_text = page["checkpoint"]
             .as_str()
@@ -828,7 +881,7 @@ async fn bootstrap(
     if store.pull_cursor()? != 0 {
         return Ok(());
     }
-    let token = store.sign_token(audience, now_ms() / 1000);
+    let token = hub.token(store, audience).await;
     let response = hub
         .client
         .get(format!("{}/v1/snapshot", hub.url))
@@ -839,7 +892,7 @@ async fn bootstrap(
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(());
     }
-    let answer = hub_answer(response, "snapshot").await?;
+    let answer = hub_answer(&hub.clock, response, "snapshot").await?;
     let manifest = answer["manifest"]
         .as_str()
         .context("the snapshot has no manifest")?;
@@ -910,6 +963,7 @@ pub async fn run(
         }
     };
     let mut link = Link::new(settings.link);
+    let hub_clock = std::sync::Arc::new(clock::HubClock::default());
     let mut jitter = Jitter::new();
     let mut stuck = std::collections::BTreeSet::new();
     let (mut last_sync_ms, mut last_error): (Option<u64>, Option<String>) = (None, None);
@@ -939,6 +993,7 @@ pub async fn run(
                     client: &client,
                     url: &settings.hub_url,
                     key,
+                    clock: hub_clock.clone(),
                 };
                 let round = async {
                     let report = push_all(
@@ -993,6 +1048,7 @@ pub async fn run(
             "batch_ops": link.batch_ops(),
             "last_sync_ms": last_sync_ms,
             "last_error": last_error,
+            "clock_offset_ms": hub_clock.offset_ms(),
             "stuck_streams": stuck,
         });
         if let Err(error) = store.set_sync_state(&state) {

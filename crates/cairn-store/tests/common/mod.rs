@@ -38,6 +38,7 @@ pub fn push_after(
     PushRequest {
         decoded: None,
         checkpoint_key: None,
+        node_time_ms: None,
         node: identity.node.clone(),
         stream: "standard".into(),
         ops,

@@ -28,6 +28,7 @@ pub async fn current(hub: &HubLink<'_>) -> anyhow::Result<(LogCheckpoint, String
         "the hub refused its log checkpoint ({})",
         response.status()
     );
+    hub.clock.observe(response.headers(), now_ms());
     let note = response
         .text()
         .await
@@ -100,7 +101,7 @@ pub async fn accept_rollback(
     let (_, note) = current(hub).await?;
     let mut lowered = Vec::new();
     for stream in store.streams()? {
-        let token = store.sign_token(audience, now_ms() / 1000);
+        let token = hub.token(store, audience).await;
         let response = hub
             .client
             // Stream names are [a-z0-9._-]: nothing to escape.
@@ -109,7 +110,7 @@ pub async fn accept_rollback(
             .send()
             .await
             .context("the hub is unreachable")?;
-        let answer = hub_answer(response, "head query").await?;
+        let answer = hub_answer(&hub.clock, response, "head query").await?;
         let head = answer["head"].as_u64().context("the answer has no head")?;
         if store.acked_seq(&stream)? > head {
             store.unacknowledge(&stream, head)?;
@@ -136,7 +137,7 @@ async fn consistency(hub: &HubLink<'_>, from: u64, to: u64) -> anyhow::Result<Ve
         .send()
         .await
         .context("the hub is unreachable")?;
-    let answer = hub_answer(response, "consistency proof").await?;
+    let answer = hub_answer(&hub.clock, response, "consistency proof").await?;
     let proof = answer["proof"]
         .as_array()
         .context("the consistency answer has no proof")?
