@@ -498,7 +498,18 @@ impl EdgeStore {
     /// Re-verifies every stream end to end and every materialized state.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let identity_key = self.settings.public_key;
-        self.read(|conn| verify::verify(conn, &self.settings.node, identity_key, &self.catalog))
+        let node = &self.settings.node;
+        let recorded: verify::RecordedHeads = [
+            ("the heads file", files::heads_path(&self.dir)),
+            (
+                "the heads file kept at a start",
+                files::cut_heads_path(&self.dir),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(witness, path)| Some((witness, files::read_heads(&path, node)?)))
+        .collect();
+        self.read(|conn| verify::verify(conn, node, identity_key, &self.catalog, &recorded))
     }
 
     /// This node's streams, critical first, then by name.

@@ -9,6 +9,7 @@ use cairn_core::identity::Checkpoint;
 use cairn_core::merge::{self, MergeOp};
 use rusqlite::{Connection, params};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What one verified stream holds.
@@ -63,6 +64,18 @@ pub enum VerifyFault {
         /// The node.
         node: String,
     },
+    /// A stream of this node no longer reaches a head it once had: its tail
+    /// was cut off (or rewritten), though the chain left verifies.
+    Cut {
+        /// `node:stream`.
+        stream: String,
+        /// Where the chain now ends.
+        verified_seq: u64,
+        /// The seq it once reached.
+        expected_seq: u64,
+        /// Who says so: the heads file, or the hub's acknowledgement.
+        witness: &'static str,
+    },
 }
 
 impl fmt::Display for VerifyFault {
@@ -89,6 +102,14 @@ impl fmt::Display for VerifyFault {
                 stream,
                 recorded_seq,
                 verified_seq,
+            } if recorded_seq == verified_seq => write!(
+                f,
+                "stream {stream}, seq {verified_seq}: the recorded head hash is not the hash of the op there"
+            ),
+            VerifyFault::Head {
+                stream,
+                recorded_seq,
+                verified_seq,
             } => write!(
                 f,
                 "stream {stream}, seq {}: the recorded head is seq {recorded_seq} but the chain ends at seq {verified_seq}",
@@ -101,6 +122,25 @@ impl fmt::Display for VerifyFault {
                 )
             }
             VerifyFault::UnknownNode { node } => write!(f, "node {node}: no public key is known"),
+            VerifyFault::Cut {
+                stream,
+                verified_seq,
+                expected_seq,
+                witness,
+            } if verified_seq >= expected_seq => write!(
+                f,
+                "stream {stream}, seq {expected_seq}: the op there is not the one {witness} recorded (rewritten)"
+            ),
+            VerifyFault::Cut {
+                stream,
+                verified_seq,
+                expected_seq,
+                witness,
+            } => write!(
+                f,
+                "stream {stream}, seq {}: the chain ends at seq {verified_seq} but {witness} recorded seq {expected_seq} (ops deleted)",
+                verified_seq + 1
+            ),
         }
     }
 }
@@ -116,7 +156,16 @@ impl VerifyFault {
                 recorded_seq,
                 verified_seq,
                 ..
-            } => Some(verified_seq.min(recorded_seq) + 1),
+            } => Some(if recorded_seq == verified_seq {
+                *verified_seq
+            } else {
+                verified_seq.min(recorded_seq) + 1
+            }),
+            VerifyFault::Cut {
+                verified_seq,
+                expected_seq,
+                ..
+            } => Some((*verified_seq + 1).min(*expected_seq)),
             _ => None,
         }
     }
@@ -133,11 +182,16 @@ pub struct VerifyReport {
     pub fault: Option<VerifyFault>,
 }
 
+/// What this node recorded of its own heads outside the database: the
+/// heads file, and one the writer found cut at start.
+pub(crate) type RecordedHeads = Vec<(&'static str, BTreeMap<String, (u64, Hash)>)>;
+
 pub(crate) fn verify(
     conn: &Connection,
     own_node: &str,
     own_key: [u8; 32],
     catalog: &Catalog,
+    recorded_heads: &RecordedHeads,
 ) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport {
         streams: Vec::new(),
@@ -200,7 +254,30 @@ pub(crate) fn verify(
                     });
                     return Ok(report);
                 }
+                if let Some(fault) =
+                    cut_tail(conn, *id, node, stream, verified_head, recorded_heads)?
+                {
+                    report.fault = Some(fault);
+                    return Ok(report);
+                }
                 report.streams.push(summary);
+            }
+        }
+    }
+    // A stream the heads file names that has no row at all lost every op.
+    for (witness, heads) in recorded_heads {
+        for (stream, (seq, _)) in heads {
+            if !streams
+                .iter()
+                .any(|(_, node, name, ..)| node == own_node && name == stream)
+            {
+                report.fault = Some(VerifyFault::Cut {
+                    stream: format!("{own_node}:{stream}"),
+                    verified_seq: 0,
+                    expected_seq: *seq,
+                    witness,
+                });
+                return Ok(report);
             }
         }
     }
@@ -216,6 +293,50 @@ pub(crate) fn verify(
     }
     verify_states(conn, catalog, &mut report)?;
     Ok(report)
+}
+
+/// Whether the verified chain of one of this node's streams still reaches
+/// the heads recorded outside the database and the seq the hub
+/// acknowledged.
+fn cut_tail(
+    conn: &Connection,
+    stream_id: i64,
+    node: &str,
+    stream: &str,
+    verified: cairn_core::chain::StreamHead,
+    recorded: &RecordedHeads,
+) -> Result<Option<VerifyFault>, StoreError> {
+    let cut = |expected_seq: u64, witness: &'static str| VerifyFault::Cut {
+        stream: format!("{node}:{stream}"),
+        verified_seq: verified.seq,
+        expected_seq,
+        witness,
+    };
+    let acked: i64 = conn.query_row(
+        "SELECT acked_seq FROM streams WHERE id = ?1",
+        [stream_id],
+        |row| row.get(0),
+    )?;
+    if acked as u64 > verified.seq {
+        return Ok(Some(cut(acked as u64, "the hub's acknowledgement")));
+    }
+    for (witness, heads) in recorded {
+        let Some(&(seq, hash)) = heads.get(stream) else {
+            continue;
+        };
+        if seq > verified.seq {
+            return Ok(Some(cut(seq, witness)));
+        }
+        let stored: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT op_hash FROM ops WHERE id = ?1",
+            [(stream_id << SEQ_BITS) | seq as i64],
+            |row| row.get(0),
+        ))?;
+        if stored.as_deref() != Some(hash.0.as_slice()) {
+            return Ok(Some(cut(seq, witness)));
+        }
+    }
+    Ok(None)
 }
 
 fn verify_stream(

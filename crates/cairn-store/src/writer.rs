@@ -460,6 +460,8 @@ struct Writer {
     clock: HybridClock,
     streams: HashMap<String, StreamSlot>,
     collections: CollectionIds,
+    /// The heads last written to the heads file.
+    recorded_heads: BTreeMap<String, (u64, Hash)>,
 }
 
 /// The integer ids that `ops.coll` holds for collection names.
@@ -504,8 +506,10 @@ pub(crate) fn spawn(
         clock: HybridClock::new(Hlc::default(), CLOCK_DRIFT_MS_MAX_DEFAULT),
         streams: HashMap::new(),
         collections: CollectionIds::default(),
+        recorded_heads: Default::default(),
     };
     writer.reload()?;
+    writer.recorded_heads = writer.check_recorded_heads()?;
     let (sender, receiver) = mpsc::channel(WRITE_QUEUE_MAX);
     let thread = std::thread::Builder::new()
         .name("cairn-writer".into())
@@ -518,6 +522,12 @@ pub(crate) fn spawn(
         thread: Some(thread),
         checkpointer: Some(checkpointer),
     })
+}
+
+/// The store has no logger of its own (issue 10 gives it `tracing`): a
+/// failure that loses nothing is said on stderr.
+fn tracing_free_warning(error: &StoreError) {
+    eprintln!("cairn-writer: cannot record the stream heads outside the database: {error}");
 }
 
 fn now_ms() -> u64 {
@@ -592,6 +602,57 @@ impl Writer {
         Ok(())
     }
 
+    /// Reads the heads file at start. When the database no longer reaches
+    /// a head it records (a tail was cut off, or rewritten), the file is
+    /// kept as `heads.cut` for `cairn verify` to report, and the writer
+    /// starts a new one: writing on must not erase the evidence.
+    fn check_recorded_heads(&self) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
+        let path = files::heads_path(&self.dir);
+        let Some(recorded) = files::read_heads(&path, &self.settings.node) else {
+            return Ok(BTreeMap::new());
+        };
+        for (stream, (seq, hash)) in &recorded {
+            let reached = match self.streams.get(stream) {
+                Some(slot) if slot.head.seq >= *seq => self
+                    .conn
+                    .query_row(
+                        "SELECT op_hash FROM ops WHERE id = ?1",
+                        [op_rowid(slot.id, *seq)],
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()?
+                    .is_some_and(|stored| stored == hash.0),
+                _ => false,
+            };
+            if !reached {
+                let cut = files::cut_heads_path(&self.dir);
+                std::fs::rename(&path, &cut).map_err(|error| StoreError::io(&cut, error))?;
+                return Ok(BTreeMap::new());
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Records this node's stream heads outside the database when they
+    /// moved (`files::write_heads`), so that `cairn verify` can tell a
+    /// tail cut off the database.
+    fn record_heads(&mut self) {
+        let heads: BTreeMap<String, (u64, Hash)> = self
+            .streams
+            .iter()
+            .filter(|(_, slot)| slot.head.seq > 0)
+            .map(|(stream, slot)| (stream.clone(), (slot.head.seq, slot.head.hash)))
+            .collect();
+        if heads == self.recorded_heads {
+            return;
+        }
+        match files::write_heads(&self.dir, &self.settings.node, &heads) {
+            Ok(()) => self.recorded_heads = heads,
+            // The database commit stands; only the cross-check is behind.
+            Err(error) => tracing_free_warning(&error),
+        }
+    }
+
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         while let Some(first) = receiver.blocking_recv() {
             let mut jobs = vec![first];
@@ -627,6 +688,7 @@ impl Writer {
         let result = self.apply_group(&mut jobs, &mut outcomes);
         match result {
             Ok(()) => {
+                self.record_heads();
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }

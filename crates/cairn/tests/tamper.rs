@@ -265,3 +265,99 @@ fn tampered_materialized_state_is_found() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Cuts the standard stream back to `keep` ops: the ops and checkpoints
+/// after it deleted, the head moved back, as a careful editor would.
+fn cut_tail(dir: &Path, keep: u64) {
+    let conn = Connection::open(dir.join("cairn.db")).unwrap();
+    let (stream_id, rows) = rows(&conn);
+    let head: Vec<u8> = if keep == 0 {
+        vec![0; 32]
+    } else {
+        rows[keep as usize - 1].1.clone()
+    };
+    conn.execute(
+        "DELETE FROM ops WHERE id >> 40 = ?1 AND (id & 1099511627775) > ?2",
+        params![stream_id, keep as i64],
+    )
+    .unwrap();
+    conn.execute(
+        "DELETE FROM checkpoints WHERE stream_id = ?1 AND seq > ?2",
+        params![stream_id, keep as i64],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3",
+        params![keep as i64, head, stream_id],
+    )
+    .unwrap();
+}
+
+#[test]
+fn issue_9_7_a_dropped_unsynced_tail_does_not_verify() {
+    let work = tempfile::tempdir().unwrap();
+    // The newest ops deleted with their checkpoints, the head moved back.
+    let node = work.path().join("tail");
+    base_node(&node);
+    assert_eq!(verify(&node).0, 0);
+    // Seq 6 ends a checkpoint (the batch 7..12 has one at 12).
+    cut_tail(&node, 6);
+    let (code, seq, message) = verify(&node);
+    assert_eq!((code, seq), (TAMPERED, Some(7)), "{message}");
+    assert!(message.contains("ops deleted"), "{message}");
+    // The node writes on: the evidence is kept, and verify still fails.
+    let written = cairn(
+        &node,
+        &[
+            "record",
+            "add",
+            "maintenance_actions",
+            &action("WO-X").to_string(),
+        ],
+    );
+    assert!(written.status.success());
+    assert!(node.join("heads.cut").exists());
+    let (code, _, message) = verify(&node);
+    assert_eq!(code, TAMPERED, "{message}");
+    assert!(
+        message.contains("kept at a start recorded seq 12"),
+        "{message}"
+    );
+
+    // Every op deleted.
+    let node = work.path().join("all");
+    base_node(&node);
+    cut_tail(&node, 0);
+    let (code, seq, message) = verify(&node);
+    assert_eq!((code, seq), (TAMPERED, Some(1)), "{message}");
+
+    // No heads file (an older node), but the hub acknowledged more.
+    let node = work.path().join("acked");
+    base_node(&node);
+    Connection::open(node.join("cairn.db"))
+        .unwrap()
+        .execute("UPDATE streams SET acked_seq = 12", [])
+        .unwrap();
+    std::fs::remove_file(node.join("heads")).unwrap();
+    cut_tail(&node, 6);
+    let (code, seq, message) = verify(&node);
+    assert_eq!((code, seq), (TAMPERED, Some(7)), "{message}");
+    assert!(message.contains("acknowledgement"), "{message}");
+}
+
+#[test]
+fn issue_9_15_a_tampered_head_hash_is_named_at_its_own_seq() {
+    let work = tempfile::tempdir().unwrap();
+    let node = work.path().join("node");
+    base_node(&node);
+    Connection::open(node.join("cairn.db"))
+        .unwrap()
+        .execute(
+            "UPDATE streams SET head_hash = zeroblob(32) WHERE stream = 'standard'",
+            [],
+        )
+        .unwrap();
+    let (code, seq, message) = verify(&node);
+    assert_eq!((code, seq), (TAMPERED, Some(12)), "{message}");
+    assert!(message.contains("head hash"), "{message}");
+}
