@@ -45,10 +45,14 @@ pub struct WriteRequest {
     pub corrects: Option<String>,
     /// For corrections: why.
     pub reason: Option<String>,
+    /// For entities and config: the write may give the record other scope
+    /// labels than it has (moving it, e.g. to another building). Without
+    /// it such a write is refused: a record never moves by accident.
+    pub move_scope: bool,
 }
 
 /// What a durable write returns.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WriteReceipt {
     /// Record id: `node:stream:seq` for ledgers, the key otherwise.
     pub id: String,
@@ -81,6 +85,11 @@ struct Prepared {
     /// Required fields absent from the payload: refused only when the
     /// write creates an entity, which only the writer knows.
     missing: Vec<Violation>,
+    /// Scope labels the collection needs that neither the request nor the
+    /// node's defaults gave: taken from the record the write changes.
+    scope_missing: Vec<String>,
+    /// The write may change an existing record's labels.
+    move_scope: bool,
     corrects: Option<String>,
     reason: String,
 }
@@ -311,13 +320,18 @@ fn prepare_one(
         (false, None) => String::new(),
     };
     let mut scope = request.scope;
+    // An entity's labels may come from the record it updates or deletes,
+    // which only the writer can read: those are checked there.
+    let mut scope_missing = Vec::new();
     for label in &collection.scope {
         if !scope.contains_key(label)
             && let Some(value) = settings.default_scope.get(label)
         {
             scope.insert(label.clone(), value.clone());
         }
-        if !scope.contains_key(label) {
+        if !scope.contains_key(label) && keyed {
+            scope_missing.push(label.clone());
+        } else if !scope.contains_key(label) {
             violations.push(Violation::new(
                 "scope",
                 "required",
@@ -419,6 +433,8 @@ fn prepare_one(
         scope,
         payload,
         missing,
+        scope_missing,
+        move_scope: request.move_scope,
         corrects: request.corrects,
         reason,
     })
@@ -939,6 +955,82 @@ struct Applier<'a> {
     now_ms: u64,
 }
 
+/// The scope labels of an entity or config write, against the record it
+/// changes: labels the write does not give come from the record, and a
+/// write that would give a live record other labels (moving it) is refused
+/// unless it says so.
+fn check_scope(
+    conn: &Connection,
+    collection: &Collection,
+    item: &mut Prepared,
+    exists: bool,
+) -> Result<(), WriteError> {
+    let stored: Option<String> = conn
+        .prepare_cached("SELECT scope FROM entities WHERE collection = ?1 AND key = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![collection.name, item.key], |row| row.get(0))
+                .optional()
+        })
+        .map_err(StoreError::from)?;
+    let stored: BTreeMap<String, String> = stored
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|label| label.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let mut violations = Vec::new();
+    for label in std::mem::take(&mut item.scope_missing) {
+        match stored.get(&label) {
+            Some(value) => {
+                item.scope.insert(label, value.clone());
+            }
+            None => violations.push(Violation::new(
+                "scope",
+                "required",
+                format!(
+                    "{} records carry the scope label {label:?}",
+                    collection.name
+                ),
+            )),
+        }
+    }
+    if violations.is_empty() && exists && item.scope != stored && !item.move_scope {
+        violations.push(Violation::new(
+            "scope",
+            "move",
+            format!(
+                "{} {:?} is in {}; this write gives it {}: say so to move it (--move, or \"move\": true)",
+                collection.name,
+                item.key,
+                labels_text(&stored),
+                labels_text(&item.scope)
+            ),
+        ));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(WriteError::Invalid {
+            index: item.index,
+            violations,
+        })
+    }
+}
+
+/// Labels as `name=value, name=value` for messages.
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "no scope".into();
+    }
+    labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn apply_item(
     applier: &mut Applier<'_>,
     streams: &mut HashMap<String, StreamSlot>,
@@ -969,6 +1061,7 @@ fn apply_item(
         CollectionKind::Entity | CollectionKind::Config => {
             state = load_state(conn, &collection.name, &item.key)?;
             let exists = state.as_ref().is_some_and(|state| !state.deleted);
+            check_scope(conn, collection, item, exists)?;
             if item.action == Action::Delete && !exists {
                 return Err(WriteError::invalid(
                     index,

@@ -36,6 +36,7 @@ fn action(work_order: &str) -> WriteRequest {
         }),
         corrects: None,
         reason: None,
+        move_scope: false,
     }
 }
 
@@ -48,6 +49,7 @@ fn put(collection: &str, key: &str, scope: (&str, &str), data: Value) -> WriteRe
         data,
         corrects: None,
         reason: None,
+        move_scope: false,
     }
 }
 

@@ -105,6 +105,7 @@ fn request(n: usize) -> WriteRequest {
         data: record(n),
         corrects: None,
         reason: None,
+        move_scope: false,
     }
 }
 

@@ -1,10 +1,11 @@
 //! The command line: parsing, dispatch and exit codes.
 
+mod write;
+
 use crate::{exit, input, output};
 use anyhow::Context;
-use cairn_core::op::Action;
 use cairn_core::pack::Violation;
-use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError, WriteRequest};
+use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::ffi::OsString;
@@ -305,9 +306,13 @@ pub enum RecordCommand {
         /// Key of an entity or config record.
         #[arg(long)]
         key: Option<String>,
-        /// Scope labels, NAME=VALUE.
+        /// Scope labels, NAME=VALUE (an entity's default to the ones it has).
         #[arg(long = "scope")]
         scope: Vec<String>,
+        /// Let an entity put change the record's scope labels (move it,
+        /// e.g. to another building); refused without it.
+        #[arg(long = "move")]
+        move_scope: bool,
     },
     /// Show one record.
     Get {
@@ -354,6 +359,9 @@ pub enum RecordCommand {
         collection: String,
         /// Key.
         key: String,
+        /// Scope labels, NAME=VALUE (default: the record's own).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
     },
 }
 
@@ -554,6 +562,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             hub_key,
             hub_origin,
         }) => {
+            let _not_serving = serve_lock(&cli.data)?;
             let store = open(&cli)?;
             let Some((origin, key)) =
                 parse_hub_key(&Some(hub_key.clone()), &Some(hub_origin.clone()))?
@@ -1138,6 +1147,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 }
 
 fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
+    let _not_serving = serve_lock(&cli.data)?;
     let store = open(cli)?;
     // A progress bar on a terminal (indicatif hides it elsewhere), never with --json.
     let pending = store.status(now_ms())?.pending_total;
@@ -1347,7 +1357,7 @@ fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
                 "data",
                 "not_serving",
                 format!(
-                    "`cairn edge serve` is running on {}; stop it first",
+                    "`cairn edge serve` is running on {}: it writes this store and syncs it in the background (`cairn status` shows how it goes); stop it first",
                     dir.display()
                 ),
             )],
@@ -1372,6 +1382,7 @@ fn serve(
     server_runtime()?.block_on(async move {
         let (listener, address) =
             announce(listen, &format!("edge {}", store.settings().node), "http").await?;
+        write::announce(&cli.data, &format!("http://{address}"))?;
         tracing::info!(node = %store.settings().node, %address, "edge API started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
@@ -1496,26 +1507,15 @@ fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> {
             record,
             key,
             scope,
+            move_scope,
         } => {
             let data = read_record(record)?;
             let scope = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            let store = open(cli)?;
-            let action = match store.catalog().collections.get(collection).map(|c| c.kind) {
-                Some(cairn_core::pack::CollectionKind::Ledger) | None => Action::Append,
-                Some(_) => Action::Put,
-            };
-            let receipt = store.write(WriteRequest {
-                collection: collection.clone(),
-                action,
-                key: key.clone(),
-                scope,
-                data,
-                corrects: None,
-                reason: None,
-            })?;
-            print_receipt(cli, &receipt);
-            Ok(())
+            write::write(
+                cli,
+                json!({"collection": collection, "key": key, "scope": scope, "data": data, "move": move_scope}),
+            )
         }
         RecordCommand::Correct {
             collection,
@@ -1527,32 +1527,22 @@ fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> {
             let data = read_record(record)?;
             let scope = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            let store = open(cli)?;
-            let receipt = store.write(WriteRequest {
-                collection: collection.clone(),
-                action: Action::Correct,
-                key: None,
-                scope,
-                data,
-                corrects: Some(id.clone()),
-                reason: Some(reason.clone()),
-            })?;
-            print_receipt(cli, &receipt);
-            Ok(())
+            write::write(
+                cli,
+                json!({"collection": collection, "action": "correct", "scope": scope, "data": data, "corrects": id, "reason": reason}),
+            )
         }
-        RecordCommand::Delete { collection, key } => {
-            let store = open(cli)?;
-            let receipt = store.write(WriteRequest {
-                collection: collection.clone(),
-                action: Action::Delete,
-                key: Some(key.clone()),
-                scope: Default::default(),
-                data: json!({}),
-                corrects: None,
-                reason: None,
-            })?;
-            print_receipt(cli, &receipt);
-            Ok(())
+        RecordCommand::Delete {
+            collection,
+            key,
+            scope,
+        } => {
+            let scope = input::parse_scope_args(scope)
+                .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            write::write(
+                cli,
+                json!({"collection": collection, "action": "delete", "key": key, "scope": scope}),
+            )
         }
         RecordCommand::Get { collection, id } => {
             let store = open(cli)?;

@@ -62,7 +62,7 @@ pub fn parse_scope_filter(text: &str) -> Result<BTreeMap<String, String>, Violat
 }
 
 /// One write in the JSON form of the API:
-/// `{"collection", "action"?, "key"?, "scope"?, "data", "corrects"?, "reason"?}`.
+/// `{"collection", "action"?, "key"?, "scope"?, "data", "corrects"?, "reason"?, "move"?}`.
 pub fn write_request(
     catalog: &Catalog,
     value: &Value,
@@ -75,7 +75,7 @@ pub fn write_request(
             vec![Violation::new("record", "type", "must be a JSON object")],
         ));
     };
-    const FIELDS: [&str; 7] = [
+    const FIELDS: [&str; 8] = [
         "collection",
         "action",
         "key",
@@ -83,6 +83,7 @@ pub fn write_request(
         "data",
         "corrects",
         "reason",
+        "move",
     ];
     for name in object.keys() {
         if !FIELDS.contains(&name.as_str()) {
@@ -108,6 +109,14 @@ pub fn write_request(
     let key = text("key", &mut violations);
     let corrects = text("corrects", &mut violations);
     let reason = text("reason", &mut violations);
+    let move_scope = match object.get("move") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(value)) => *value,
+        Some(_) => {
+            violations.push(Violation::new("move", "type", "must be true or false"));
+            false
+        }
+    };
     let scope = match object.get("scope") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(map)) => scope_object(map, &mut violations),
@@ -173,6 +182,7 @@ pub fn write_request(
             data,
             corrects,
             reason,
+            move_scope,
         }),
         _ => Err((index, violations)),
     }

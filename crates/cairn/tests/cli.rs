@@ -321,3 +321,127 @@ fn the_demo_runs_and_exits_zero() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("demo OK"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_9_10_cli_writes_beside_a_running_server_go_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_node(dir.path(), "hangar-7");
+    let edge = tokio::task::block_in_place(|| common::Edge::start(dir.path()));
+    let add = |work_order: &str| {
+        tokio::task::block_in_place(|| {
+            cairn(
+                dir.path(),
+                &[
+                    "--json",
+                    "record",
+                    "add",
+                    "maintenance_actions",
+                    &action(work_order).to_string(),
+                ],
+            )
+        })
+    };
+    assert_eq!(json_out(&add("WO-1"))["id"], "hangar-7:standard:1");
+    // The server's own next write still works: the ids went on in order.
+    let client = cairn::tls::builder().build().unwrap();
+    let response = client
+        .post(format!("{}/v1/records", edge.url))
+        .json(&json!({"collection": "maintenance_actions", "data": action("WO-2")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(json_out(&add("WO-3"))["id"], "hangar-7:standard:3");
+    // A refusal comes back from the server as the command line's own.
+    let refused = tokio::task::block_in_place(|| {
+        cairn(
+            dir.path(),
+            &["--json", "record", "add", "maintenance_actions", "{}"],
+        )
+    });
+    assert_eq!(refused.status.code(), Some(INVALID));
+    assert!(
+        json_out(&refused)["error"]["violations"]
+            .to_string()
+            .contains("required")
+    );
+    // Syncing by hand beside it is refused, naming it.
+    let sync =
+        tokio::task::block_in_place(|| cairn(dir.path(), &["sync", "--hub", "http://127.0.0.1:9"]));
+    assert_eq!(sync.status.code(), Some(INVALID));
+    assert!(String::from_utf8_lossy(&sync.stderr).contains("edge serve"));
+    edge.kill();
+    assert_eq!(
+        json_out(&cairn(dir.path(), &["--json", "verify"]))["intact"],
+        true
+    );
+}
+
+#[test]
+fn issue_9_12_a_scoped_entity_moves_only_when_told_and_deletes_without_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = cairn(
+        dir.path(),
+        &[
+            "--json", "edge", "init", "--node", "tech-1", "--scope", "site=x",
+        ],
+    );
+    assert!(output.status.success());
+    let put = |data: serde_json::Value, extra: &[&str]| {
+        let text = data.to_string();
+        let mut args = vec![
+            "--json",
+            "record",
+            "add",
+            "equipment",
+            &text,
+            "--key",
+            "ahu-3",
+        ];
+        args.extend_from_slice(extra);
+        cairn(dir.path(), &args)
+    };
+    let created = put(
+        json!({"building_id": "B12", "name": "AHU 3"}),
+        &["--scope", "building=B12"],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    // An update that names no building keeps the record's.
+    assert!(put(json!({"status": "degraded"}), &[]).status.success());
+    let moved = put(json!({"status": "down"}), &["--scope", "building=B99"]);
+    assert_eq!(moved.status.code(), Some(INVALID));
+    let body = json_out(&moved);
+    assert_eq!(body["error"]["violations"][0]["rule"], "move", "{body}");
+    let got = json_out(&cairn(
+        dir.path(),
+        &["--json", "record", "get", "equipment", "ahu-3"],
+    ));
+    assert_eq!(got["scope"]["building"], "B12", "{got}");
+    assert!(
+        put(
+            json!({"status": "down"}),
+            &["--scope", "building=B99", "--move"]
+        )
+        .status
+        .success()
+    );
+    let got = json_out(&cairn(
+        dir.path(),
+        &["--json", "record", "get", "equipment", "ahu-3"],
+    ));
+    assert_eq!(got["scope"]["building"], "B99", "{got}");
+    // Deleted without naming its scope: it is the record's own.
+    let deleted = cairn(
+        dir.path(),
+        &["--json", "record", "delete", "equipment", "ahu-3"],
+    );
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stdout)
+    );
+}

@@ -24,6 +24,7 @@ fn write(store: &EdgeStore, n: usize) -> WriteRequest {
         data: action(&format!("WO-{n}")),
         corrects: None,
         reason: None,
+        move_scope: false,
     }
 }
 
