@@ -30,9 +30,29 @@ pub enum StoreError {
     /// A bug: an invariant did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The disk is full: nothing was written, the store is intact.
+    #[error("storage full: {0}")]
+    StorageFull(String),
 }
 
 impl StoreError {
+    /// True when SQLite said the disk (or its file) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::StorageFull(_))
+            || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DiskFull)
+    }
+
+    /// The same fault, for a second caller (a group commit answers each
+    /// push of the group): a full disk stays a full disk.
+    pub fn for_another(&self) -> StoreError {
+        if self.is_disk_full() {
+            StoreError::StorageFull(self.to_string())
+        } else {
+            StoreError::Internal(self.to_string())
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.display().to_string(),

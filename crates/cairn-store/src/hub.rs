@@ -1593,7 +1593,7 @@ impl HubStore {
             Ok(answers) => answers,
             // A storage fault fails the whole group: nothing was committed.
             Err(error) => (0..count)
-                .map(|_| Err(PushError::Store(StoreError::Internal(error.to_string()))))
+                .map(|_| Err(PushError::Store(error.for_another())))
                 .collect(),
         }
     }

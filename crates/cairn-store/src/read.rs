@@ -383,7 +383,9 @@ pub(crate) fn status(
             stream,
             head_seq: head,
             acked_seq: acked,
-            pending: head - acked,
+            // Above the head only when the tail was cut (`cairn verify`
+            // reports it): nothing is pending then.
+            pending: head.saturating_sub(acked),
             oldest_pending_age_ms,
         });
     }

@@ -143,6 +143,7 @@ impl From<WriteError> for AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         match error {
+            error if error.is_disk_full() => AppError::StorageFull(error.to_string()),
             StoreError::UnknownCollection(name) => AppError::client(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -476,7 +477,18 @@ async fn list(
                 Ok(scope) => query.scope = scope,
                 Err(violation) => violations.push(violation),
             },
-            "after" => query.after = Some(value.clone()),
+            "after" => {
+                let kind = state
+                    .store
+                    .catalog()
+                    .collections
+                    .get(&query.collection)
+                    .map(|collection| collection.kind);
+                match input::check_cursor(kind, value) {
+                    Ok(()) => query.after = Some(value.clone()),
+                    Err(violation) => violations.push(violation),
+                }
+            }
             "limit" => match value.parse::<usize>() {
                 Ok(limit) if (1..=cairn_store::limits::LIST_LIMIT_MAX).contains(&limit) => {
                     query.limit = limit

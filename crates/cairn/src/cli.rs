@@ -328,12 +328,13 @@ pub enum RecordCommand {
         /// Only records with these labels, NAME=VALUE.
         #[arg(long = "scope")]
         scope: Vec<String>,
-        /// Resume after this id or key.
+        /// Resume after this id or key (the `next` of an earlier list).
         #[arg(long)]
         after: Option<String>,
-        /// Most records to show.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// Most records to show (default: all); the last line (or `next`)
+        /// says where to resume when more exist.
+        #[arg(long)]
+        limit: Option<usize>,
         /// Include deleted entities.
         #[arg(long)]
         deleted: bool,
@@ -1571,31 +1572,79 @@ fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> {
         } => {
             let scope = input::parse_scope_args(scope)
                 .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            if !(1..=cairn_store::limits::LIST_LIMIT_MAX).contains(limit) {
+            if limit.is_some_and(|limit| limit == 0) {
                 return Err(Failure::invalid(
                     None,
-                    &[Violation::new(
-                        "limit",
-                        "range",
-                        format!("must be from 1 to {}", cairn_store::limits::LIST_LIMIT_MAX),
-                    )],
+                    &[Violation::new("limit", "range", "must be 1 or more")],
                 ));
             }
             let store = open(cli)?;
-            let records = store.list(&ListQuery {
-                collection: collection.clone(),
-                scope,
-                after: after.clone(),
-                limit: *limit,
-                include_deleted: *deleted,
-            })?;
+            let kind = store
+                .catalog()
+                .collections
+                .get(collection)
+                .map(|collection| collection.kind);
+            if let Some(after) = after {
+                input::check_cursor(kind, after)
+                    .map_err(|violation| Failure::invalid(None, &[violation]))?;
+            }
+            let (records, next) = list_pages(&store, collection, scope, after, *limit, *deleted)?;
             if cli.json {
-                output::json(&json!({"records": records}));
+                output::json(&json!({"records": records, "next": next}));
             } else {
                 print_list(&records);
+                if let Some(next) = next {
+                    println!("more records follow: --after {next}");
+                }
             }
             Ok(())
         }
+    }
+}
+
+/// Lists up to `limit` records (every one without a limit), page by page,
+/// with the cursor of the next when more exist.
+fn list_pages(
+    store: &EdgeStore,
+    collection: &str,
+    scope: std::collections::BTreeMap<String, String>,
+    after: &Option<String>,
+    limit: Option<usize>,
+    deleted: bool,
+) -> Result<(Vec<Record>, Option<String>), Failure> {
+    let wanted = limit.unwrap_or(usize::MAX);
+    let mut records = Vec::new();
+    let mut cursor = after.clone();
+    loop {
+        // One more than asked for, to know whether more exist.
+        let page_limit = (wanted - records.len())
+            .saturating_add(1)
+            .min(cairn_store::limits::LIST_LIMIT_MAX);
+        let page = store.list(&ListQuery {
+            collection: collection.to_string(),
+            scope: scope.clone(),
+            after: cursor.clone(),
+            limit: page_limit,
+            include_deleted: deleted,
+        })?;
+        let full = page.len() == page_limit;
+        records.extend(page);
+        if records.len() > wanted {
+            records.truncate(wanted);
+            return Ok((records.clone(), records.last().map(record_cursor)));
+        }
+        if !full {
+            return Ok((records, None));
+        }
+        cursor = records.last().map(record_cursor);
+    }
+}
+
+/// The cursor that resumes a list after `record`.
+fn record_cursor(record: &Record) -> String {
+    match record {
+        Record::Ledger(record) => record.id.clone(),
+        Record::Entity(record) => record.key.clone(),
     }
 }
 
@@ -1646,19 +1695,28 @@ fn print_record(record: &Record) {
 }
 
 fn print_list(records: &[Record]) {
+    // Every field, whole, as `name: value` lines in the cell: a table
+    // wraps them at the terminal's width instead of cutting a value.
+    fn fields<'a>(data: impl IntoIterator<Item = (&'a String, &'a Value)>) -> String {
+        data.into_iter()
+            .map(|(name, value)| format!("{name}: {}", output::cell(value)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
     let rows = records
         .iter()
         .map(|record| match record {
             Record::Ledger(record) => {
-                let summary = serde_json::to_string(&record.data).unwrap_or_default();
-                let summary: String = summary.chars().take(80).collect();
-                vec![record.id.clone(), record.action.to_string(), summary]
+                let data = record.data.as_object().map(fields).unwrap_or_default();
+                vec![record.id.clone(), record.action.to_string(), data]
             }
             Record::Entity(record) => {
-                let summary = serde_json::to_string(&record.fields).unwrap_or_default();
-                let summary: String = summary.chars().take(80).collect();
                 let action = if record.deleted { "deleted" } else { "live" };
-                vec![record.key.clone(), action.to_string(), summary]
+                vec![
+                    record.key.clone(),
+                    action.to_string(),
+                    fields(&record.fields),
+                ]
             }
         })
         .collect();

@@ -435,6 +435,9 @@ fn hub_error(error: PushError) -> AppError {
         PushError::Invalid(message) => {
             AppError::invalid(None, vec![Violation::new("ops", "limits", message)])
         }
+        PushError::Store(error) if error.is_disk_full() => {
+            AppError::StorageFull(format!("the hub's {error}; nothing of the push was stored"))
+        }
         error @ PushError::Gap { .. } => AppError::client(
             StatusCode::CONFLICT,
             "conflict",

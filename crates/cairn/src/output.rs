@@ -14,6 +14,8 @@ pub fn json(value: &Value) {
 /// A table with a header row.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
+    // Wrap cells at the terminal's width (no width when not a terminal).
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     table.set_header(header.to_vec());
     for row in rows {
         table.add_row(row);

@@ -175,6 +175,13 @@ async fn every_api_error_path_is_a_precise_4xx_and_stores_nothing() {
         (400, ("limit", "range"), api.get("/v1/records/maintenance_actions?limit=0").await),
         (400, ("colour", "unknown_parameter"), api.get("/v1/records/maintenance_actions?colour=red").await),
         (404, ("path", "route"), api.get("/v2/anything").await),
+        // Issue 9, item 15.
+        (415, ("content-type", "media_type"), post_raw(b"{}".to_vec(), None).await),
+        (400, ("body", "duplicate_key"), post_raw(br#"{"collection": "a", "collection": "b"}"#.to_vec(), json_type).await),
+        (400, ("after", "format"), api.get("/v1/records/maintenance_actions?after=x").await),
+        (400, ("after", "format"), api.get("/v1/records/maintenance_actions?after=0").await),
+        (400, ("after", "format"), api.get("/v1/records/maintenance_actions?after=-1").await),
+        (405, ("method", "route"), api.send(reqwest::Method::DELETE, "/v1/records", None, None).await),
     ];
     for (expected_status, (field, rule), (status, body)) in &cases {
         assert_eq!(*status, *expected_status, "{field}/{rule}: {body}");

@@ -445,3 +445,75 @@ fn issue_9_12_a_scoped_entity_moves_only_when_told_and_deletes_without_its_scope
         String::from_utf8_lossy(&deleted.stdout)
     );
 }
+
+#[test]
+fn issue_9_11_record_list_pages_through_everything_or_says_where_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    init_node(dir.path(), "hangar-7");
+    let records: Vec<serde_json::Value> = (0..1_205)
+        .map(|n| json!({"collection": "maintenance_actions", "data": action(&format!("WO-{n}"))}))
+        .collect();
+    for chunk in records.chunks(1_000) {
+        let body = json!({"records": chunk}).to_string();
+        let store = cairn_store::EdgeStore::open(dir.path()).unwrap();
+        let requests =
+            cairn::input::batch_request(store.catalog(), &serde_json::from_str(&body).unwrap())
+                .unwrap();
+        store.write_batch(requests).unwrap();
+    }
+    let all = json_out(&cairn(
+        dir.path(),
+        &["--json", "record", "list", "maintenance_actions"],
+    ));
+    assert_eq!(all["records"].as_array().unwrap().len(), 1_205);
+    assert_eq!(all["next"], serde_json::Value::Null);
+    let first = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "list",
+            "maintenance_actions",
+            "--limit",
+            "50",
+        ],
+    ));
+    assert_eq!(first["records"].as_array().unwrap().len(), 50);
+    let next = first["next"].as_str().unwrap().to_string();
+    assert_eq!(next, "hangar-7:standard:50");
+    let rest = json_out(&cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "list",
+            "maintenance_actions",
+            "--after",
+            &next,
+        ],
+    ));
+    assert_eq!(rest["records"].as_array().unwrap().len(), 1_155);
+    // The table keeps whole values, and says where to resume.
+    let table = cairn(
+        dir.path(),
+        &["record", "list", "maintenance_actions", "--limit", "2"],
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("certificate_expiry: 2027-11-20"), "{text}");
+    assert!(
+        text.contains("more records follow: --after hangar-7:standard:2"),
+        "{text}"
+    );
+    let refused = cairn(
+        dir.path(),
+        &[
+            "--json",
+            "record",
+            "list",
+            "maintenance_actions",
+            "--after",
+            "x",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(INVALID));
+}
