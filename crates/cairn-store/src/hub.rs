@@ -597,6 +597,29 @@ pub struct HubStatus {
     /// Per node that pushed: when it last did, and its clock minus the
     /// hub's at that push, ms.
     pub clocks: BTreeMap<String, NodeClock>,
+    /// The newest quarantined items (at most [`STATUS_QUARANTINE_MAX`]).
+    pub quarantine: Vec<QuarantineItem>,
+}
+
+/// Most quarantined items `status` lists.
+pub const STATUS_QUARANTINE_MAX: usize = 100;
+
+/// One item of the quarantine, as `status` lists it (the material itself
+/// stays in the hub's database).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct QuarantineItem {
+    /// The node it was pushed as.
+    pub node: String,
+    /// The stream it was pushed to.
+    pub stream: String,
+    /// The seq it claims, when its header decodes.
+    pub seq: Option<u64>,
+    /// SHA-256 of the material, hex.
+    pub material_hash: String,
+    /// Why it was quarantined.
+    pub reason: String,
+    /// When, hub time, ms.
+    pub received_ms: u64,
 }
 
 /// What the hub saw of a node's clock at its last push.
@@ -1756,7 +1779,24 @@ impl HubStore {
                 ))
             })?
             .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let quarantine = conn
+            .prepare(
+                "SELECT node, stream, seq, material_hash, reason, received_ms FROM quarantine
+                 ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([STATUS_QUARANTINE_MAX as i64], |row| {
+                Ok(QuarantineItem {
+                    node: row.get(0)?,
+                    stream: row.get(1)?,
+                    seq: row.get::<_, Option<i64>>(2)?.map(|seq| seq as u64),
+                    material_hash: hex::encode(row.get::<_, Vec<u8>>(3)?),
+                    reason: row.get(4)?,
+                    received_ms: row.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HubStatus {
+            quarantine,
             clocks,
             origin: self.origin.clone(),
             log_size: log_size as u64,

@@ -233,9 +233,14 @@ pub enum EdgeCommand {
         /// Address to listen on (port 0 picks a free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:7878")]
         listen: String,
-        /// The hub to push to, e.g. http://127.0.0.1:7979 (none: stay offline).
-        #[arg(long)]
+        /// The hub to sync with, e.g. http://127.0.0.1:7979 (default: the
+        /// hub this node enrolled with; a node that never enrolled stays
+        /// offline).
+        #[arg(long, conflicts_with = "offline")]
         hub: Option<String>,
+        /// Do not sync at all, even with the hub this node enrolled with.
+        #[arg(long)]
+        offline: bool,
         /// The hub's public key (hex), to check its log checkpoints.
         #[arg(long, requires = "hub_origin")]
         hub_key: Option<String>,
@@ -599,13 +604,18 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             breaker_open_ms,
             hub_busy_ms,
             read_timeout_ms,
+            offline,
         }) => {
             let limits = crate::server::ServeLimits {
                 read_timeout: std::time::Duration::from_millis(*read_timeout_ms),
                 ..crate::api::EDGE_LIMITS
             };
             let store = open(&cli)?;
-            let resolved = resolve_hub(&store, hub, hub_key, hub_origin)?;
+            let resolved = if *offline {
+                None
+            } else {
+                resolve_hub(&store, hub, hub_key, hub_origin)?
+            };
             let pin = resolve_pin(&store, hub_cert_sha256)?;
             drop(store);
             if let Some((url, _)) = &resolved {
@@ -1106,7 +1116,13 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         HubCommand::Status => {
             let status = open_hub(cli)?.status()?;
             if cli.json {
-                output::json(&json!(status));
+                let mut value = json!(status);
+                value["tls_sha256"] = json!(
+                    crate::tls::certificate_fingerprint(&cli.data)
+                        .ok()
+                        .map(hex::encode)
+                );
+                output::json(&value);
             } else {
                 println!(
                     "hub {}: {} ops in the log, root {}",
@@ -1128,6 +1144,27 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     "{} nodes enrolled, {} items quarantined",
                     status.nodes, status.quarantined
                 );
+                if !status.quarantine.is_empty() {
+                    let rows = status
+                        .quarantine
+                        .iter()
+                        .map(|item| {
+                            vec![
+                                format!("{}:{}", item.node, item.stream),
+                                item.seq.map_or("?".into(), |seq| seq.to_string()),
+                                item.reason.clone(),
+                                item.material_hash[..16].to_string(),
+                            ]
+                        })
+                        .collect();
+                    println!(
+                        "{}",
+                        output::table(&["stream", "seq", "reason", "material"], rows)
+                    );
+                }
+                if let Ok(pin) = crate::tls::certificate_fingerprint(&cli.data) {
+                    println!("TLS certificate sha256 {}", hex::encode(pin));
+                }
                 for (node, clock) in &status.clocks {
                     if clock.clock_offset_ms.unsigned_abs()
                         > crate::sync::clock::CLOCK_OFFSET_ALERT_MS

@@ -177,6 +177,15 @@ async fn issue_9_1_a_forged_push_with_a_genuine_checkpoint_logs_nothing() {
         status["alerts"].to_string().contains("integrity"),
         "{status}"
     );
+    // The items themselves are listed (issue 9, item 13), with the seq the
+    // material claims.
+    let items = status["quarantine"].as_array().unwrap();
+    assert_eq!(items.len() as u64, quarantined, "{status}");
+    assert!(
+        items
+            .iter()
+            .all(|item| item["seq"].is_u64() && item["reason"].is_string())
+    );
     assert!(
         status["streams"].get("hangar-7:standard").is_none(),
         "no stream row for what was never accepted: {status}"

@@ -1474,3 +1474,54 @@ fn issue_9_3_the_cli_replaces_a_key_only_when_told_and_voids_tokens() {
         "{audit}"
     );
 }
+
+#[test]
+fn issue_9_23_an_enrolled_node_served_offline_does_not_sync() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let token = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "enroll", "n", "--scope", "site=x"],
+    ))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hub = Edge::start_hub(&hub_dir);
+    let node = work.path().join("n");
+    let init = cairn(
+        &node,
+        &[
+            "edge", "init", "--node", "n", "--scope", "site=x", "--hub", &hub.url, "--token",
+            &token,
+        ],
+    );
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let edge = Edge::start_with(
+        &node,
+        &[
+            "edge",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--offline",
+            "--sync-interval-ms",
+            "20",
+        ],
+    );
+    add(&node, 2);
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    let status = json_out(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert!(status["streams"].get("n:standard").is_none(), "{status}");
+    let edge_status = json_out(&cairn(&node, &["--json", "status"]));
+    assert_eq!(edge_status["pending_total"], 2, "{edge_status}");
+    edge.kill();
+}
