@@ -9,15 +9,23 @@
 //! <origin>
 //! snapshot
 //! node <node>
-//! next <first leaf not covered>
+//! from <first leaf scanned>
+//! next <first leaf not scanned>
+//! labels <the scope labels it was cut for, comma-separated, or *>
 //! ops <count>
 //! digest <base64 SHA-256 of the ops' op hashes, concatenated in order>
 //! ```
 //!
+//! A snapshot comes in pages, each its own manifest, so that a node never
+//! holds more than a page: the next page starts at the previous page's
+//! `next`. `labels *` means every op the node may see; a list of labels
+//! means only those carrying one of them (a node granted a new label takes
+//! its history that way).
+//!
 //! The node checks the signature against the hub key it pinned at
 //! enrollment, that the manifest names it, and that the ops it received
 //! decode, hash to what they claim and give the signed digest in the signed
-//! count; then it merges them and pulls from `next` on. The second line,
+//! count; then it merges them and goes on from `next`. The second line,
 //! `snapshot`, is never a tree size, so a manifest is never mistaken for a
 //! log checkpoint, nor a checkpoint for a manifest.
 
@@ -36,8 +44,13 @@ pub struct SnapshotManifest {
     pub origin: String,
     /// The node the snapshot was cut for.
     pub node: String,
-    /// The first log leaf the snapshot does not cover: the node pulls from here.
+    /// The first log leaf the page scanned.
+    pub from: u64,
+    /// The first log leaf the page does not cover: the node goes on from here.
     pub next: u64,
+    /// The scope labels (`name=value`, sorted, comma-separated) it was cut
+    /// for, or `*` for every op the node may see.
+    pub labels: String,
     /// Number of ops.
     pub ops: u64,
     /// SHA-256 over the ops' op hashes, concatenated in snapshot order.
@@ -74,10 +87,12 @@ impl SnapshotManifest {
     /// The manifest's note body.
     pub fn body(&self) -> String {
         format!(
-            "{}\nsnapshot\nnode {}\nnext {}\nops {}\ndigest {}\n",
+            "{}\nsnapshot\nnode {}\nfrom {}\nnext {}\nlabels {}\nops {}\ndigest {}\n",
             self.origin,
             self.node,
+            self.from,
             self.next,
+            self.labels,
             self.ops,
             STANDARD.encode(self.digest.0)
         )
@@ -92,7 +107,9 @@ impl SnapshotManifest {
         }
         let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
         let node = field("node")?.to_string();
+        let from = field("from")?.parse().ok()?;
         let next = field("next")?.parse().ok()?;
+        let labels = field("labels")?.to_string();
         let ops = field("ops")?.parse().ok()?;
         let digest = Hash::from_slice(&STANDARD.decode(field("digest")?).ok()?)?;
         if lines.next().is_some() {
@@ -101,7 +118,9 @@ impl SnapshotManifest {
         Some(SnapshotManifest {
             origin: origin.to_string(),
             node,
+            from,
             next,
+            labels,
             ops,
             digest,
         })
@@ -223,7 +242,9 @@ mod tests {
         SnapshotManifest {
             origin: ORIGIN.into(),
             node: node.into(),
+            from: 0,
             next: 42,
+            labels: "*".into(),
             ops: count,
             digest,
         }

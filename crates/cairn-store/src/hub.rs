@@ -122,8 +122,9 @@ pub const AUDIT_COLLECTION: &str = "hub_audit";
 /// Roles whose tokens the hub signs itself (people and tools, not nodes).
 pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
 
-/// Most ops in one snapshot; the node pulls the rest page by page.
-pub const SNAPSHOT_OPS_MAX: usize = 100_000;
+/// Most ops in one snapshot page: a node holds one page at a time, so this
+/// bounds its memory while it catches up.
+pub const SNAPSHOT_OPS_MAX: usize = 2_000;
 /// Most log leaves one snapshot scans.
 pub const SNAPSHOT_SCAN_MAX: usize = 1_000_000;
 
@@ -139,6 +140,31 @@ pub struct Snapshot {
     pub chains: Vec<ChainSegment>,
     /// The `hub:audit` ops that enrolled the keys that signed `chains`.
     pub enrollments: Vec<Vec<u8>>,
+    /// True when leaves below the page's bound remain after `next`.
+    pub more: bool,
+}
+
+/// Which part of the log a snapshot page covers.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotQuery {
+    /// The first leaf to scan.
+    pub from: u64,
+    /// The first leaf not to scan (default: the log's size).
+    pub to: Option<u64>,
+    /// Only ops carrying one of these labels (`name=value`); empty: every
+    /// op the node may see.
+    pub labels: std::collections::BTreeSet<String>,
+}
+
+impl SnapshotQuery {
+    /// The labels as a manifest states them.
+    pub fn labels_text(&self) -> String {
+        if self.labels.is_empty() {
+            "*".to_string()
+        } else {
+            self.labels.iter().cloned().collect::<Vec<_>>().join(",")
+        }
+    }
 }
 
 /// The chain proofs of a page or snapshot, planned op by op as the log is
@@ -1169,35 +1195,46 @@ impl HubStore {
         })
     }
 
-    /// Every op `node` may see from the start of the log, up to
-    /// [`SNAPSHOT_OPS_MAX`] ops or [`SNAPSHOT_SCAN_MAX`] leaves, with a signed
-    /// manifest (`cairn_core::snapshot`): how a new node catches up without
-    /// an inclusion proof per op.
-    pub fn snapshot(&self, node: &str) -> Result<Snapshot, PushError> {
+    /// One page of a snapshot for `node` (`cairn_core::snapshot`): the ops
+    /// it may see in the leaves from `query.from` on (below `query.to`,
+    /// when given, and carrying one of `query.labels`, when given), up to
+    /// [`SNAPSHOT_OPS_MAX`] ops or [`SNAPSHOT_SCAN_MAX`] leaves, under a
+    /// signed manifest: how a node catches up without an inclusion proof
+    /// per op, one bounded page at a time.
+    pub fn snapshot(&self, node: &str, query: &SnapshotQuery) -> Result<Snapshot, PushError> {
         let conn = self.read()?;
         let grants = granted_scopes(&conn, node)?;
+        let size = log_size(&conn)?;
+        let to = query.to.map_or(size, |to| to.min(size));
+        let wanted = |scope: &str| {
+            query.labels.is_empty()
+                || query
+                    .labels
+                    .iter()
+                    .any(|label| scope.contains(&format!(",{label},")))
+        };
         let mut statement = conn.prepare_cached(
-            "SELECT leaf, op, node, scope, stream_id, seq FROM log ORDER BY leaf LIMIT ?1",
+            "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf LIMIT ?3",
         )?;
-        let mut rows = statement.query([SNAPSHOT_SCAN_MAX as i64])?;
-        let (mut ops, mut next) = (Vec::new(), 0);
+        let mut rows = statement.query(params![
+            query.from as i64,
+            to as i64,
+            SNAPSHOT_SCAN_MAX as i64
+        ])?;
+        let (mut ops, mut next) = (Vec::new(), query.from);
         let mut digest = SnapshotDigest::default();
         let mut chains = ChainPlan::default();
         while let Some(row) = rows.next()? {
             let leaf = row.get::<_, i64>(0)? as u64;
-            if !visible(
-                node,
-                &grants,
-                &row.get::<_, String>(2)?,
-                &row.get::<_, String>(3)?,
-            ) {
+            let scope: String = row.get(3)?;
+            if !visible(node, &grants, &row.get::<_, String>(2)?, &scope) || !wanted(&scope) {
                 next = leaf + 1;
                 continue;
             }
             let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
             let (checkpoint, span) = chains.cost(&conn, stream_id, seq)?;
             if !ops.is_empty() && chains.span + span > SNAPSHOT_OPS_MAX + CHAIN_SPAN_MAX {
-                break; // The node pulls this op and the rest.
+                break; // The next page starts with this op.
             }
             chains.add(stream_id, seq, checkpoint, span);
             next = leaf + 1;
@@ -1218,7 +1255,9 @@ impl HubStore {
         let manifest = SnapshotManifest {
             origin: self.origin.clone(),
             node: node.to_string(),
+            from: query.from,
             next,
+            labels: query.labels_text(),
             ops: count,
             digest,
         };
@@ -1227,6 +1266,7 @@ impl HubStore {
             ops,
             chains,
             enrollments,
+            more: next < to,
         })
     }
 

@@ -132,22 +132,37 @@ fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
         "each page stops before its proofs outgrow the bound"
     );
 
-    // A snapshot spans more: all five, each proven.
-    let snapshot = hub.snapshot("reader").unwrap();
-    let ops: Vec<Op> = snapshot
-        .ops
-        .iter()
-        .chain(&snapshot.enrollments)
-        .map(|bytes| Op::decode(bytes).unwrap())
-        .collect();
-    assert_eq!(snapshot.ops.len(), 5);
-    let proven =
-        provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&snapshot.chains)).unwrap();
-    assert_eq!(
-        proven.checkpoints,
-        5 + 1,
-        "five of the author's, one of the hub's"
-    );
+    // Snapshot pages bound their proofs the same way, each page proven,
+    // and together they hold all five.
+    let mut query = cairn_store::hub::SnapshotQuery::default();
+    let mut total = 0;
+    for _ in 0..10 {
+        let snapshot = hub.snapshot("reader", &query).unwrap();
+        let ops: Vec<Op> = snapshot
+            .ops
+            .iter()
+            .chain(&snapshot.enrollments)
+            .map(|bytes| Op::decode(bytes).unwrap())
+            .collect();
+        let proven =
+            provenance::verify(&ops.iter().collect::<Vec<_>>(), &proofs(&snapshot.chains)).unwrap();
+        assert_eq!(
+            proven.checkpoints,
+            snapshot.ops.len() + 1,
+            "the author's, one of the hub's"
+        );
+        total += snapshot.ops.len();
+        // The note's body, its signature line left off.
+        let body = snapshot.manifest.split("\n\n").next().unwrap().to_string() + "\n";
+        let next = cairn_core::snapshot::SnapshotManifest::parse_body(&body)
+            .unwrap()
+            .next;
+        if !snapshot.more {
+            break;
+        }
+        query.from = next;
+    }
+    assert_eq!(total, 5);
 
     // A page whose proofs were cut short proves nothing.
     let mut short = proofs_of_first.clone();

@@ -95,7 +95,7 @@ fn enrollments_and_revocations_are_ops_of_the_hub_in_its_own_log() {
     // The ops chain, name the acts, and never reach a node's pull.
     let pulled = hub.pull("a", 0, 100).unwrap();
     assert!(pulled.ops.is_empty(), "audit ops are not handed to nodes");
-    let snapshot = hub.snapshot("a").unwrap();
+    let snapshot = hub.snapshot("a", &Default::default()).unwrap();
     assert!(snapshot.ops.is_empty());
     let checkpoint =
         cairn_core::note::verify(&pulled.checkpoint, "test.hub", &hub.public_key()).unwrap();

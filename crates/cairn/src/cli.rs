@@ -280,6 +280,9 @@ pub enum EdgeCommand {
     /// against its own key, set the diverged ones aside (kept in the store)
     /// and append them again after the hub's head; then sync as usual.
     Recover(SyncArgs),
+    /// Print this node's name and public key (for `cairn hub enroll
+    /// --public-key`).
+    Key,
     /// Write every unacknowledged op to an offline bundle (for a USB stick).
     Export {
         /// The bundle file to create.
@@ -553,6 +556,22 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Edge(EdgeCommand::Recover(args)) => recover(&cli, args),
+        Command::Edge(EdgeCommand::Key) => {
+            let store = open(&cli)?;
+            let settings = store.settings();
+            let key = hex::encode(settings.public_key);
+            if cli.json {
+                output::json(&json!({"node": settings.node, "public_key": key}));
+            } else {
+                println!("node {}", settings.node);
+                println!("public key {key}");
+                println!(
+                    "on the hub: cairn hub enroll {} --public-key {key} --scope NAME=VALUE",
+                    settings.node
+                );
+            }
+            Ok(())
+        }
         Command::Edge(EdgeCommand::Export { out }) => {
             let store = open(&cli)?;
             let count = crate::bundle::export(&store, out)?;

@@ -1166,42 +1166,64 @@ async fn own(
     Ok(axum::Json(json!(own)))
 }
 
-/// `GET /v1/snapshot`: every op the node may see from the start of the log,
-/// under one signed manifest (FORMAT.md, "Snapshots").
+/// `GET /v1/snapshot?from=&to=&labels=`: one page of the ops the node may
+/// see, from a leaf on (and below one, carrying one of some labels), under
+/// a signed manifest (FORMAT.md, "Snapshots").
 async fn snapshot(
     State(state): State<HubState>,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
-) -> Result<axum::Json<Value>, AppError> {
-    if !params.is_empty() {
-        let violations = params
-            .keys()
-            .map(|name| Violation::new(name, "unknown_parameter", "a snapshot takes no parameters"))
-            .collect();
+) -> Result<Response, AppError> {
+    let mut violations = Vec::new();
+    let mut query = cairn_store::hub::SnapshotQuery::default();
+    for (name, value) in &params {
+        match name.as_str() {
+            "from" | "to" => match value.parse::<u64>() {
+                Ok(leaf) if name == "from" => query.from = leaf,
+                Ok(leaf) => query.to = Some(leaf),
+                Err(_) => violations.push(Violation::new(
+                    name.as_str(),
+                    "type",
+                    "must be a log leaf index (an unsigned integer)",
+                )),
+            },
+            "labels" => match crate::input::parse_scope_filter(value) {
+                Ok(labels) if !labels.is_empty() => {
+                    query.labels = labels
+                        .into_iter()
+                        .map(|(name, value)| format!("{name}={value}"))
+                        .collect();
+                }
+                Ok(_) => violations.push(Violation::new("labels", "format", "names no label")),
+                Err(violation) => {
+                    violations.push(Violation::new("labels", violation.rule, violation.message))
+                }
+            },
+            other => violations.push(Violation::new(
+                other,
+                "unknown_parameter",
+                "expected from, to or labels",
+            )),
+        }
+    }
+    if !violations.is_empty() {
         return Err(AppError::bad_query(violations));
     }
-    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
+    let (hub, tokens, auth_headers) = (state.hub.clone(), state.tokens.clone(), headers.clone());
     let snapshot = blocking(move || {
-        let node = authenticate(&hub, &tokens, &headers)?;
-        hub.snapshot(&node).map_err(hub_error)
+        let node = authenticate(&hub, &tokens, &auth_headers)?;
+        hub.snapshot(&node, &query).map_err(hub_error)
     })
     .await?;
-    use base64::Engine;
-    let ops: Vec<String> = snapshot
-        .ops
-        .iter()
-        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
-        .collect();
-    Ok(axum::Json(json!({
+    let base64 = |bytes: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let body = json!({
         "manifest": snapshot.manifest,
-        "ops": ops,
+        "ops": snapshot.ops.iter().map(base64).collect::<Vec<_>>(),
         "chains": snapshot.chains,
-        "enrollments": snapshot
-            .enrollments
-            .iter()
-            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
-            .collect::<Vec<_>>(),
-    })))
+        "enrollments": snapshot.enrollments.iter().map(base64).collect::<Vec<_>>(),
+        "more": snapshot.more,
+    });
+    Ok(json_answer(&headers, &body))
 }
 
 #[cfg(test)]

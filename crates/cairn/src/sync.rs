@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod hub_log;
+mod snapshot;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -549,6 +550,9 @@ pub struct PullReport {
     pub origin_checkpoints: u64,
     /// Scope labels the hub revoked since the last pull.
     pub purged_labels: Vec<String>,
+    /// Scope labels the hub granted since the last pull (their history was
+    /// taken from snapshot pages).
+    pub granted_labels: Vec<String>,
     /// Records recomputed or removed by that purge.
     pub purged_records: u64,
 }
@@ -760,6 +764,8 @@ fn enrolls(act: &cairn_core::op::Op, node: &str, public_key: &[u8; 32]) -> bool 
 /// own), and say so in its log.
 async fn apply_grants(
     store: &EdgeStore,
+    hub: &HubLink<'_>,
+    audience: &str,
     grants: &Value,
     report: &mut PullReport,
 ) -> anyhow::Result<()> {
@@ -771,6 +777,32 @@ async fn apply_grants(
         .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
         .collect();
     if let Some(previous) = store.grants()? {
+        // A label granted since the last pull brings its history: the
+        // ops below the cursor that carry it (SPEC §5), before the grants
+        // are saved, so an interrupted backfill is done again.
+        let added: Vec<String> = grants
+            .iter()
+            .filter(|(name, value)| previous.get(*name) != Some(*value))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !added.is_empty() {
+            let cursor = store.pull_cursor()?;
+            if hub.key.is_some() {
+                let pages = snapshot::Pages {
+                    from: 0,
+                    to: Some(cursor),
+                    labels: &added,
+                    advance_cursor: false,
+                };
+                let taken = snapshot::take(store, hub, audience, &pages, report).await?;
+                tracing::info!(?added, ops = taken, "new scope granted: took its history");
+            } else {
+                // Without the hub's key no manifest can be checked: pull
+                // the log again from the start, page by page, with proofs.
+                store.set_pull_cursor(0)?;
+            }
+            report.granted_labels.extend(added);
+        }
         let revoked: Vec<String> = previous
             .iter()
             .filter(|(name, value)| grants.get(*name) != Some(*value))
@@ -814,7 +846,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
             .await
             .context("the hub is unreachable")?;
         let page = hub_answer(&hub.clock, response, "pull").await?;
-        apply_grants(store, &page["grants"], &mut report).await?;
+        apply_grants(store, hub, &audience, &page["grants"], &mut report).await?;
         let note_text = page["checkpoint"]
             .as_str()
             .context("the page has no checkpoint")?;
@@ -875,47 +907,16 @@ async fn bootstrap(
     audience: &str,
     report: &mut PullReport,
 ) -> anyhow::Result<()> {
-    let Some((origin, key)) = hub.key else {
+    if hub.key.is_none() || store.pull_cursor()? != 0 {
         return Ok(());
+    }
+    let pages = snapshot::Pages {
+        from: 0,
+        to: None,
+        labels: &[],
+        advance_cursor: true,
     };
-    if store.pull_cursor()? != 0 {
-        return Ok(());
-    }
-    let token = hub.token(store, audience).await;
-    let response = hub
-        .client
-        .get(format!("{}/v1/snapshot", hub.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .context("the hub is unreachable")?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(());
-    }
-    let answer = hub_answer(&hub.clock, response, "snapshot").await?;
-    let manifest = answer["manifest"]
-        .as_str()
-        .context("the snapshot has no manifest")?;
-    let encoded = answer["ops"]
-        .as_array()
-        .context("the snapshot has no ops")?
-        .iter()
-        .map(|item| {
-            item.as_str()
-                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
-                .context("a snapshot op is not base64")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (manifest, ops) =
-        cairn_core::snapshot::verify(manifest, encoded, &store.settings().node, origin, &key)
-            .context("the hub's snapshot does not verify")?;
-    check_origins(&ops, &answer, Some(key), report)?;
-    let received = ops.len() as u64;
-    let applied = store.apply_pulled_async(ops).await?.len() as u64;
-    report.snapshot_ops = received;
-    report.applied += applied;
-    report.held += received - applied;
-    store.set_pull_cursor(manifest.next)?;
+    snapshot::take(store, hub, audience, &pages, report).await?;
     Ok(())
 }
 

@@ -140,3 +140,139 @@ fn issue_9_5_a_forked_hub_log_is_named() {
         Some(0)
     );
 }
+
+#[test]
+fn issue_9_9_a_newly_granted_scope_brings_its_history_whole() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    let hub_key = ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tech = enrolled_node(work.path(), &hub_dir, "tech", "building=B12");
+    let office = enrolled_node(work.path(), &hub_dir, "office", "site=x");
+    let office_key = ok(&cairn(&office, &["--json", "status"]))["node"].clone();
+    assert_eq!(office_key, "office");
+    let hub = Edge::start_hub(&hub_dir);
+    let sync = |dir: &Path| {
+        let output = cairn(
+            dir,
+            &[
+                "--json",
+                "sync",
+                "--hub",
+                &hub.url,
+                "--hub-key",
+                &hub_key,
+                "--hub-origin",
+                "test.hub",
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        json_out(&output)
+    };
+    for n in 0..3 {
+        ok(&cairn(
+            &tech,
+            &[
+                "--json",
+                "record",
+                "add",
+                "equipment",
+                &serde_json::json!({"building_id": "B12", "name": format!("AHU {n}")}).to_string(),
+                "--key",
+                &format!("ahu-{n}"),
+                "--scope",
+                "building=B12",
+            ],
+        ));
+    }
+    sync(&tech);
+    sync(&office);
+    let listed = |dir: &Path| {
+        ok(&cairn(dir, &["--json", "record", "list", "equipment"]))["records"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(listed(&office).is_empty());
+    // The office is granted the building: its history comes with it.
+    let key = ok(&cairn(&office, &["--json", "edge", "key"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let grant = || {
+        ok(&cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "enroll",
+                "office",
+                "--public-key",
+                &key,
+                "--scope",
+                "site=x",
+                "--scope",
+                "building=B12",
+            ],
+        ))
+    };
+    grant();
+    let report = sync(&office);
+    assert_eq!(
+        report["pulled"]["granted_labels"][0], "building=B12",
+        "{report}"
+    );
+    let records = listed(&office);
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &records {
+        assert_eq!(record["fields"]["building_id"], "B12", "{record}");
+        assert!(record["fields"]["name"].is_string(), "{record}");
+    }
+    // Revoked, then granted again: whole again, not half-filled.
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "revoke",
+            "office",
+            "--scope",
+            "building=B12",
+        ],
+    ));
+    sync(&office);
+    assert!(listed(&office).is_empty());
+    ok(&cairn(
+        &tech,
+        &[
+            "--json",
+            "record",
+            "add",
+            "equipment",
+            r#"{"status": "degraded"}"#,
+            "--key",
+            "ahu-0",
+        ],
+    ));
+    sync(&tech);
+    grant();
+    sync(&office);
+    let records = listed(&office);
+    assert_eq!(records.len(), 3, "{records:?}");
+    let ahu = records
+        .iter()
+        .find(|record| record["key"] == "ahu-0")
+        .unwrap();
+    assert_eq!(ahu["fields"]["name"], "AHU 0", "{ahu}");
+    assert_eq!(ahu["fields"]["status"], "degraded", "{ahu}");
+}
