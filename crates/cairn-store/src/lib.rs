@@ -189,6 +189,7 @@ impl EdgeStore {
         // Stores made before `displaced` and `alerts` existed get them
         // (schema 2 otherwise).
         conn.execute_batch(schema::DISPLACED_DDL)?;
+        schema::add_displaced_new_seq(&conn)?;
         conn.execute_batch(schema::ALERTS_DDL)?;
         let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
         let mut readers = Vec::new();

@@ -39,6 +39,22 @@ pub struct LedgerRecord {
     pub reason: Option<String>,
     /// Corrections of this record, oldest first.
     pub corrected_by: Vec<String>,
+    /// Records this node once wrote under the same id, before it was
+    /// restored from a backup and took its stream back from the hub
+    /// (`cairn edge recover`): where each went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<Moved>,
+}
+
+/// A record that once had another id (see [`LedgerRecord::moved`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Moved {
+    /// The id it had, and a client may hold.
+    pub was: String,
+    /// The id it has now.
+    pub now: String,
+    /// Its op hash as first written, hex: what the client's receipt says.
+    pub op_hash: String,
 }
 
 /// An entity or config record: its materialized state.
@@ -139,6 +155,7 @@ fn ledger_record(
         corrects: ref_id,
         reason: (op.draft.action == Action::Correct).then(|| op.draft.reason.clone()),
         corrected_by,
+        moved: Vec::new(),
     })
 }
 
@@ -184,7 +201,9 @@ pub(crate) fn get(
                 .optional()?;
             match row {
                 Some((bytes, name, ref_id)) if name == collection.name => {
-                    Ok(Some(Record::Ledger(ledger_record(conn, &bytes, ref_id)?)))
+                    let mut record = ledger_record(conn, &bytes, ref_id)?;
+                    record.moved = moved(conn, node, stream, seq)?;
+                    Ok(Some(Record::Ledger(record)))
                 }
                 _ => Ok(None),
             }
@@ -341,6 +360,35 @@ impl Default for AlertThresholds {
             storage_percent: 80,
         }
     }
+}
+
+/// The records this node once wrote as `node:stream:seq` and set aside
+/// when it took the stream back from the hub, with where each went.
+fn moved(conn: &Connection, node: &str, stream: &str, seq: u64) -> Result<Vec<Moved>, StoreError> {
+    let own: bool = conn
+        .prepare_cached("SELECT 1 FROM streams WHERE node = ?1 AND stream = ?2 AND foreign_ = 0")?
+        .exists(params![node, stream])?;
+    if !own {
+        return Ok(Vec::new());
+    }
+    let rows = conn
+        .prepare_cached(
+            "SELECT op_hash, new_seq FROM displaced WHERE stream = ?1 AND seq = ?2 ORDER BY id",
+        )?
+        .query_map(params![stream, seq as i64], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<i64>>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(hash, new_seq)| {
+            Some(Moved {
+                was: format!("{node}:{stream}:{seq}"),
+                now: format!("{node}:{stream}:{}", new_seq?),
+                op_hash: hex::encode(hash),
+            })
+        })
+        .collect())
 }
 
 /// Queue depth per stream, oldest pending age and storage use.

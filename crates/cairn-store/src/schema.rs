@@ -52,9 +52,21 @@ CREATE TABLE IF NOT EXISTS displaced (
     seq          INTEGER NOT NULL,
     op_hash      BLOB NOT NULL,
     op           BLOB NOT NULL,
-    displaced_ms INTEGER NOT NULL
+    displaced_ms INTEGER NOT NULL,
+    new_seq      INTEGER
 ) STRICT;
 ";
+
+/// Adds `displaced.new_seq` to stores made before it existed.
+pub(crate) fn add_displaced_new_seq(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('displaced') WHERE name = 'new_seq'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE displaced ADD COLUMN new_seq INTEGER")?;
+    }
+    Ok(())
+}
 
 /// Conditions the node raises for a person to see (`EdgeStore::raise_alert`):
 /// a hub whose log went back or forked, a clock far off the hub's.

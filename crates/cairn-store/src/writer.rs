@@ -1429,6 +1429,16 @@ fn realign(
         renumbered.insert(old.seq, op.seq);
         rehashed.insert(old.op_hash, op.op_hash);
         insert_own(applier, &op, &bytes, stream_id)?;
+        // Where it went: the id it had keeps saying so (`read::get`).
+        conn.prepare_cached(
+            "UPDATE displaced SET new_seq = ?1 WHERE stream = ?2 AND seq = ?3 AND op_hash = ?4",
+        )?
+        .execute(params![
+            op.seq as i64,
+            work.stream,
+            old.seq as i64,
+            old.op_hash.0.as_slice()
+        ])?;
         receipts.push(WriteReceipt {
             id: if op.draft.key.is_empty() {
                 op.record_id()

@@ -1731,6 +1731,14 @@ fn print_record(record: &Record) {
             for id in &record.corrected_by {
                 println!("corrected by {id}");
             }
+            for moved in &record.moved {
+                println!(
+                    "the record this node wrote as {} (op {}) before taking its stream back from the hub is now {}",
+                    moved.was,
+                    &moved.op_hash[..16],
+                    moved.now
+                );
+            }
         }
         Record::Entity(record) => {
             let state = if record.deleted { " (deleted)" } else { "" };

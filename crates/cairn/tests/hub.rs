@@ -1327,6 +1327,32 @@ fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
         serde_json::json!(["SN-1", "hangar-7:standard:8"]),
         "{recovered}"
     );
+    // The id the client got for the record written after the restore now
+    // names the hub's record at that seq, and says where its own went
+    // (issue 9, item 8).
+    let got = json_out(&cairn(
+        &backup,
+        &[
+            "--json",
+            "record",
+            "get",
+            "maintenance_actions",
+            "hangar-7:standard:5",
+        ],
+    ));
+    assert_eq!(got["moved"][0]["was"], "hangar-7:standard:5", "{got}");
+    assert_eq!(got["moved"][0]["now"], "hangar-7:standard:8", "{got}");
+    let now = json_out(&cairn(
+        &backup,
+        &[
+            "--json",
+            "record",
+            "get",
+            "maintenance_actions",
+            "hangar-7:standard:8",
+        ],
+    ));
+    assert_eq!(now["data"]["work_order"], "WO-AFTER-RESTORE", "{now}");
     // Nothing is lost: the node holds all six ledger records and both edits
     // of the part, and the hub takes the two re-appended ops.
     let listed = json_out(&cairn(
