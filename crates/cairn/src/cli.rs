@@ -923,7 +923,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             let scheme = if tls.is_some() { "https" } else { "http" };
             server_runtime()?.block_on(async move {
                 let (listener, address) =
-                    announce(listen, &format!("hub {}", hub.origin()), scheme).await?;
+                    announce(listen, &format!("hub {}", hub.origin()), scheme, |_| Ok(())).await?;
                 tracing::info!(origin = %hub.origin(), %address, "hub started");
                 crate::hub_api::run(listener, hub, tls, limits, shutdown_signal())
                     .await
@@ -1437,9 +1437,16 @@ fn serve(
     // Held until the process ends.
     let _serving = serve_lock(&cli.data)?;
     server_runtime()?.block_on(async move {
-        let (listener, address) =
-            announce(listen, &format!("edge {}", store.settings().node), "http").await?;
-        write::announce(&cli.data, &format!("http://{address}"))?;
+        let (listener, address) = announce(
+            listen,
+            &format!("edge {}", store.settings().node),
+            "http",
+            |url| {
+                // Before the URL is printed: whoever waits for it may write.
+                write::announce(&cli.data, url).map(drop)
+            },
+        )
+        .await?;
         tracing::info!(node = %store.settings().node, %address, "edge API started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
@@ -1467,15 +1474,19 @@ fn server_runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Binds `listen` and prints `cairn WHO listening on http://ADDRESS` as the
 /// first line of stdout (tests and the demo read the URL from it).
+/// Binds `listen`, runs `ready` with the URL (before anyone is told), then
+/// prints the URL as the first line on stdout.
 async fn announce(
     listen: &str,
     who: &str,
     scheme: &str,
+    ready: impl FnOnce(&str) -> anyhow::Result<()>,
 ) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr().context("no local address")?;
+    ready(&format!("{scheme}://{address}"))?;
     println!("cairn {who} listening on {scheme}://{address}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
