@@ -205,9 +205,10 @@ pub struct SyncArgs {
 pub enum EdgeCommand {
     /// Create the node's identity, store and active rule packs.
     Init {
-        /// The node's name (a-z, 0-9, '.', '_', '-').
+        /// The node's name (a-z, 0-9, '.', '_', '-'; default: this
+        /// machine's host name, made into one).
         #[arg(long)]
-        node: String,
+        node: Option<String>,
         /// Rule packs to activate (default: mro, pharmacy, field_service).
         #[arg(long = "pack")]
         packs: Vec<String>,
@@ -283,6 +284,20 @@ pub enum EdgeCommand {
     /// Print this node's name and public key (for `cairn hub enroll
     /// --public-key`).
     Key,
+    /// Enroll this (already initialized) node at a hub with a one-time
+    /// token from `cairn hub enroll`.
+    Enroll {
+        /// The hub's URL, e.g. https://hub.example:7979.
+        #[arg(long)]
+        hub: String,
+        /// The one-time token `cairn hub enroll` printed.
+        #[arg(long)]
+        token: String,
+        /// SHA-256 fingerprint of the hub's TLS certificate, for an https://
+        /// hub (`cairn hub enroll` and `cairn hub status` print it).
+        #[arg(long)]
+        hub_cert_sha256: Option<String>,
+    },
     /// Write every unacknowledged op to an offline bundle (for a USB stick).
     Export {
         /// The bundle file to create.
@@ -515,12 +530,22 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             } else {
                 packs.clone()
             };
+            let node = match node {
+                Some(node) => node.clone(),
+                None => host_node_name()?,
+            };
+            if let Some(hub) = hub {
+                // A hub that cannot be trusted is refused before anything
+                // is created.
+                crate::tls::client(hub, pin, None).map_err(pin_failure)?;
+            }
             let options = InitOptions {
-                node: node.clone(),
+                node,
                 packs: packs.clone(),
                 default_scope,
                 quota_bytes: *quota_bytes,
             };
+            let existed = cli.data.exists();
             EdgeStore::init(&cli.data, &options).map_err(|error| match error {
                 cairn_store::StoreError::Config(message) => {
                     Failure::invalid(None, &[Violation::new("init", "config", message)])
@@ -528,18 +553,30 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 other => Failure::fault(anyhow::anyhow!(other)),
             })?;
             let store = open(&cli)?;
-            let settings = store.settings();
             if let (Some(hub), Some(token)) = (hub, token) {
-                let hub_info =
-                    enroll_at_hub(hub, &settings.node, &settings.public_key, token, pin)?;
-                store.set_hub(&hub_info)?;
+                let settings = store.settings();
+                match enroll_at_hub(hub, &settings.node, &settings.public_key, token, pin) {
+                    Ok(hub_info) => store.set_hub(&hub_info)?,
+                    Err(mut failure) => {
+                        // Nothing is left behind: the retry starts afresh.
+                        drop(store);
+                        remove_node(&cli.data, existed);
+                        failure
+                            .text
+                            .push_str("\nnothing was kept: run `cairn edge init` again");
+                        return Err(failure);
+                    }
+                }
                 if !cli.json {
                     println!(
-                        "enrolled at hub {} ({hub})",
-                        hub_info["origin"].as_str().unwrap_or("")
+                        "enrolled at hub {}",
+                        store
+                            .hub()?
+                            .map_or(String::new(), |hub| hub["origin"].to_string())
                     );
                 }
             }
+            let settings = store.settings();
             if cli.json {
                 output::json(
                     &json!({"node": settings.node, "public_key": hex::encode(settings.public_key), "packs": packs, "data": cli.data, "hub": store.hub()?}),
@@ -552,6 +589,26 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 );
                 println!("public key {}", hex::encode(settings.public_key));
                 println!("rule packs: {}", packs.join(", "));
+            }
+            Ok(())
+        }
+        Command::Edge(EdgeCommand::Enroll {
+            hub,
+            token,
+            hub_cert_sha256,
+        }) => {
+            let pin = parse_pin(hub_cert_sha256)?;
+            let store = open(&cli)?;
+            let settings = store.settings();
+            let hub_info = enroll_at_hub(hub, &settings.node, &settings.public_key, token, pin)?;
+            store.set_hub(&hub_info)?;
+            if cli.json {
+                output::json(&json!({"node": settings.node, "hub": hub_info}));
+            } else {
+                println!(
+                    "enrolled {} at hub {} ({hub}); a running `cairn edge serve` syncs with it once restarted",
+                    settings.node, hub_info["origin"]
+                );
             }
             Ok(())
         }
@@ -713,7 +770,7 @@ fn enroll_at_hub(
             code: exit::SYNC_INCOMPLETE,
             json: json!({"error": {"code": "enrollment_refused", "status": status, "hub": body["error"]}}),
             text: format!(
-                "error: the hub refused the enrollment ({status}): {}; the node is initialized but not enrolled",
+                "error: the hub refused the enrollment ({status}): {}",
                 body["error"]["message"].as_str().unwrap_or("")
             ),
         });
@@ -723,6 +780,57 @@ fn enroll_at_hub(
         hub["tls_sha256"] = json!(hex::encode(pin));
     }
     Ok(hub)
+}
+
+/// This machine's host name as a node name: lower case, with anything
+/// outside a-z, 0-9, '.', '_' and '-' made a '-'.
+fn host_node_name() -> Result<String, Failure> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(cairn_core::limits::NAME_BYTES_MAX)
+        .collect();
+    if cairn_core::names::check_name(&name).is_err() {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "node",
+                "required",
+                format!(
+                    "this machine's host name {host:?} is no node name: name the node with --node"
+                ),
+            )],
+        ));
+    }
+    Ok(name)
+}
+
+/// Removes what `edge init` created when its enrollment failed.
+fn remove_node(dir: &std::path::Path, existed: bool) {
+    for name in [
+        "node.key",
+        "cairn.db",
+        "cairn.db-wal",
+        "cairn.db-shm",
+        "heads",
+        "heads.new",
+    ] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    if !existed {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// A hub's URL, with its origin and key when known.

@@ -1551,3 +1551,78 @@ fn issue_9_23_an_enrolled_node_served_offline_does_not_sync() {
     assert_eq!(edge_status["pending_total"], 2, "{edge_status}");
     edge.kill();
 }
+
+#[test]
+fn issue_9_17_a_newcomer_can_init_retry_enroll_later_and_find_the_key() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    assert!(
+        cairn(&hub_dir, &["hub", "init", "--origin", "test.hub"])
+            .status
+            .success()
+    );
+    let token = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "enroll", "n1", "--scope", "site=x"],
+    ))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hub = Edge::start_hub(&hub_dir);
+    // A wrong token: refused, and nothing is left to block the retry.
+    let node = work.path().join("n1");
+    let refused = cairn(
+        &node,
+        &[
+            "edge", "init", "--node", "n1", "--hub", &hub.url, "--token", "0000",
+        ],
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(!node.join("node.key").exists() && !node.join("cairn.db").exists());
+    let init = cairn(
+        &node,
+        &[
+            "--json", "edge", "init", "--node", "n1", "--scope", "site=x", "--hub", &hub.url,
+            "--token", &token,
+        ],
+    );
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stdout)
+    );
+    // A node made without a hub enrolls later, and its key can be shown.
+    let later = work.path().join("later");
+    let made = json_out(&cairn(
+        &later,
+        &["--json", "edge", "init", "--scope", "site=x"],
+    ));
+    let name = made["node"].as_str().unwrap().to_string();
+    assert!(!name.is_empty(), "named after the host: {made}");
+    let key = json_out(&cairn(&later, &["--json", "edge", "key"]));
+    assert_eq!(key["public_key"], made["public_key"]);
+    let token = json_out(&cairn(
+        &hub_dir,
+        &["--json", "hub", "enroll", &name, "--scope", "site=x"],
+    ))["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enrolled = cairn(
+        &later,
+        &[
+            "--json", "edge", "enroll", "--hub", &hub.url, "--token", &token,
+        ],
+    );
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stdout)
+    );
+    add(&later, 1);
+    assert_eq!(
+        cairn(&later, &["sync"]).status.code(),
+        Some(0),
+        "no flags needed once enrolled"
+    );
+}
