@@ -389,6 +389,13 @@ impl EdgeStore {
         self.set_meta("pull_cursor", &cursor.to_string())
     }
 
+    /// Sets the storage quota (0: none); it holds from the next time the
+    /// store is opened (`cairn edge config --quota-bytes`, with `edge
+    /// serve` stopped).
+    pub fn set_quota_bytes(&self, quota_bytes: u64) -> Result<(), StoreError> {
+        self.set_meta("quota_bytes", &quota_bytes.to_string())
+    }
+
     /// The newest log checkpoint of the hub this node verified (a signed
     /// note): every later one must be consistent with it.
     pub fn log_checkpoint(&self) -> Result<Option<String>, StoreError> {

@@ -693,7 +693,7 @@ impl Writer {
             if used >= self.settings.quota_bytes {
                 for job in jobs {
                     let _ = job.reply.send(Err(WriteError::StorageFull(format!(
-                        "the store uses {used} bytes, its quota is {} bytes",
+                        "the store uses {used} bytes, its quota is {} bytes: raise the quota with `cairn edge config --quota-bytes N` (with `edge serve` stopped)",
                         self.settings.quota_bytes
                     ))));
                 }

@@ -284,6 +284,12 @@ pub enum EdgeCommand {
     /// Print this node's name and public key (for `cairn hub enroll
     /// --public-key`).
     Key,
+    /// Change the node's settings (with `edge serve` stopped).
+    Config {
+        /// Refuse writes once the store uses this many bytes (0: no quota).
+        #[arg(long)]
+        quota_bytes: Option<u64>,
+    },
     /// Enroll this (already initialized) node at a hub with a one-time
     /// token from `cairn hub enroll`.
     Enroll {
@@ -419,7 +425,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn invalid(index: Option<usize>, violations: &[Violation]) -> Failure {
+    pub(super) fn invalid(index: Option<usize>, violations: &[Violation]) -> Failure {
         let list: Vec<Value> = violations
             .iter()
             .map(|violation| {
@@ -437,8 +443,18 @@ impl Failure {
         Failure {
             code: exit::INVALID,
             json: json!({"error": {"code": "invalid", "violations": list}}),
-            text: format!("error: refused, nothing was stored\n{}", lines.join("\n")),
+            text: format!("error: refused\n{}", lines.join("\n")),
         }
+    }
+
+    /// A write refused for breaking rules: nothing of it was stored.
+    pub(super) fn refused_write(index: Option<usize>, violations: &[Violation]) -> Failure {
+        let mut failure = Failure::invalid(index, violations);
+        failure.text =
+            failure
+                .text
+                .replacen("error: refused", "error: refused, nothing was stored", 1);
+        failure
     }
 
     fn fault(error: anyhow::Error) -> Failure {
@@ -459,7 +475,7 @@ impl From<anyhow::Error> for Failure {
 impl From<WriteError> for Failure {
     fn from(error: WriteError) -> Failure {
         match error {
-            WriteError::Invalid { violations, .. } => Failure::invalid(None, &violations),
+            WriteError::Invalid { violations, .. } => Failure::refused_write(None, &violations),
             WriteError::StorageFull(message) => Failure {
                 code: exit::STORAGE_FULL,
                 json: json!({"error": {"code": "storage_full", "message": message}}),
@@ -503,6 +519,17 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn open(cli: &Cli) -> Result<EdgeStore, Failure> {
+    if !cli.data.join("node.key").exists() {
+        return Err(Failure {
+            code: exit::NOT_FOUND,
+            json: json!({"error": {"code": "no_node", "message": format!("{} holds no Cairn node", cli.data.display())}}),
+            text: format!(
+                "error: {} holds no Cairn node: run `cairn --data {} edge init` (or name another with --data)",
+                cli.data.display(),
+                cli.data.display()
+            ),
+        });
+    }
     EdgeStore::open(&cli.data)
         .with_context(|| format!("cannot open the node in {}", cli.data.display()))
         .map_err(Failure::from)
@@ -589,6 +616,27 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 );
                 println!("public key {}", hex::encode(settings.public_key));
                 println!("rule packs: {}", packs.join(", "));
+            }
+            Ok(())
+        }
+        Command::Edge(EdgeCommand::Config { quota_bytes }) => {
+            let _not_serving = serve_lock(&cli.data)?;
+            let store = open(&cli)?;
+            if let Some(quota_bytes) = quota_bytes {
+                store.set_quota_bytes(*quota_bytes)?;
+            }
+            let quota = quota_bytes.unwrap_or(store.settings().quota_bytes);
+            if cli.json {
+                output::json(&json!({"node": store.settings().node, "quota_bytes": quota}));
+            } else {
+                println!(
+                    "quota {}",
+                    if quota == 0 {
+                        "none".to_string()
+                    } else {
+                        format!("{quota} bytes ({})", output::bytes(quota))
+                    }
+                );
             }
             Ok(())
         }
@@ -1184,6 +1232,17 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             role,
             minutes,
         } => {
+            let minutes_max = cairn_core::token::TOKEN_LIFETIME_S_MAX / 60;
+            if *minutes == 0 || *minutes > minutes_max {
+                return Err(Failure::invalid(
+                    None,
+                    &[Violation::new(
+                        "minutes",
+                        "range",
+                        format!("a staff token lasts 1 to {minutes_max} minutes"),
+                    )],
+                ));
+            }
             let hub = open_hub(cli)?;
             let now_s = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -1957,10 +2016,40 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
         output::bytes(status.storage_bytes),
         status.conflicts
     );
+    print_sync_state(status.sync.as_ref());
     for alert in &alerts {
         println!("ALERT: {alert}");
     }
     Ok(())
+}
+
+/// The background sync's last state, as `edge serve` saved it.
+fn print_sync_state(sync: Option<&Value>) {
+    let Some(sync) = sync else {
+        println!("sync: never ran here (`cairn edge serve --hub`, or `cairn sync`)");
+        return;
+    };
+    let online = if sync["online"] == true {
+        "online"
+    } else {
+        "offline"
+    };
+    let last_sync = sync["last_sync_ms"]
+        .as_u64()
+        .map_or("never".to_string(), |at| {
+            format!("{} ago", output::duration_ms(now_ms().saturating_sub(at)))
+        });
+    println!(
+        "sync with {}: {online}, breaker {}, last sync {last_sync}",
+        sync["hub"].as_str().unwrap_or("?"),
+        sync["breaker"].as_str().unwrap_or("?")
+    );
+    if let Some(offset) = sync["clock_offset_ms"].as_i64() {
+        println!("clock: {}", crate::sync::clock::describe(offset));
+    }
+    if let Some(error) = sync["last_error"].as_str() {
+        println!("last error: {error}");
+    }
 }
 
 fn verify(cli: &Cli) -> Result<(), Failure> {

@@ -733,7 +733,7 @@ fn authorize_keyed(
     roles: &[&str],
 ) -> Result<(String, [u8; 32]), AppError> {
     let unauthorized = |rule: &'static str, message: String| {
-        tracing::warn!(rule, %message, "refused a request");
+        tracing::warn!(rule, detail = %message, "refused a request");
         AppError::client(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -839,7 +839,24 @@ async fn push(
         Ok(request)
     })
     .await?;
+    let (node, stream) = (request.node.clone(), request.stream.clone());
     let response = state.pushes.push(request).await?;
+    let count = |status: &str| {
+        response
+            .results
+            .iter()
+            .filter(|result| result.status == status)
+            .count()
+    };
+    tracing::info!(
+        %node,
+        %stream,
+        accepted = count("accepted"),
+        duplicate = count("duplicate"),
+        quarantined = count("quarantined"),
+        watermark = response.watermark,
+        "push"
+    );
     let mut answer = json_answer(&headers, &response);
     let timing = format!("{SERVER_TIMING_HUB};dur={}", started.elapsed().as_millis());
     if let Ok(value) = axum::http::HeaderValue::from_str(&timing) {

@@ -416,6 +416,30 @@ pub async fn push_all(
     Ok(report)
 }
 
+/// Logs when the node goes online or offline and when its breaker changes
+/// state: what an operator looks for in the node's log after an outage.
+fn log_transitions(
+    last: &mut (bool, &'static str),
+    online: bool,
+    breaker: &'static str,
+    error: Option<&str>,
+) {
+    if online != last.0 {
+        if online {
+            tracing::info!("the hub is reachable: online");
+        } else {
+            tracing::warn!(
+                error = error.unwrap_or(""),
+                "the hub is unreachable: offline, writes queue here"
+            );
+        }
+    }
+    if breaker != last.1 {
+        tracing::warn!(from = last.1, to = breaker, "circuit breaker changed state");
+    }
+    *last = (online, breaker);
+}
+
 /// Raises the node's clock alert while its clock is far off the hub's,
 /// and clears it once it is not.
 fn report_clock(store: &EdgeStore, hub_clock: &clock::HubClock) -> anyhow::Result<()> {
@@ -969,6 +993,7 @@ pub async fn run(
     let mut stuck = std::collections::BTreeSet::new();
     let (mut last_sync_ms, mut last_error): (Option<u64>, Option<String>) = (None, None);
     let mut online = false;
+    let mut last_seen = (false, "closed");
     loop {
         let now = now_ms();
         let step = link.step(now);
@@ -1041,6 +1066,12 @@ pub async fn run(
                 }
             }
         };
+        log_transitions(
+            &mut last_seen,
+            online,
+            link.breaker().name(),
+            last_error.as_deref(),
+        );
         let state = serde_json::json!({
             "hub": settings.hub_url,
             "online": online,

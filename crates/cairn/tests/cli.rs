@@ -302,8 +302,9 @@ fn init_rejects_bad_names_and_unknown_packs() {
             .unwrap()
             .contains("astrology")
     );
+    // No node there: not found, saying to run edge init (issue 9, item 18).
     let output = cairn(&dir.path().join("nothing-here"), &["status"]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(NOT_FOUND));
 }
 
 #[test]
@@ -516,4 +517,92 @@ fn issue_9_11_record_list_pages_through_everything_or_says_where_to_resume() {
         ],
     );
     assert_eq!(refused.status.code(), Some(INVALID));
+}
+
+#[test]
+fn issue_9_18_19_plain_errors_status_and_a_quota_that_can_change() {
+    let work = tempfile::tempdir().unwrap();
+    // A directory without a node says what to run, once.
+    let empty = work.path().join("empty");
+    let output = cairn(&empty, &["status"]);
+    assert_eq!(output.status.code(), Some(NOT_FOUND));
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        said.contains("edge init") && said.matches("holds no").count() == 1,
+        "{said}"
+    );
+    // A refusal that stores nothing does not say it stored nothing.
+    let node = work.path().join("node");
+    let made = cairn(
+        &node,
+        &[
+            "edge",
+            "init",
+            "--node",
+            "n",
+            "--scope",
+            "site=x",
+            "--quota-bytes",
+            "1",
+        ],
+    );
+    assert!(made.status.success());
+    let output = cairn(&node, &["sync"]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("nothing was stored"));
+    // A full quota says how to raise it; raised, the write goes in.
+    let full = cairn(
+        &node,
+        &[
+            "record",
+            "add",
+            "maintenance_actions",
+            &action("WO-1").to_string(),
+        ],
+    );
+    assert_eq!(full.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&full.stderr).contains("cairn edge config --quota-bytes"));
+    let config = json_out(&cairn(
+        &node,
+        &["--json", "edge", "config", "--quota-bytes", "0"],
+    ));
+    assert_eq!(config["quota_bytes"], 0);
+    let added = cairn(
+        &node,
+        &[
+            "record",
+            "add",
+            "maintenance_actions",
+            &action("WO-1").to_string(),
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // Human status says how sync goes.
+    let status = String::from_utf8_lossy(&cairn(&node, &["status"]).stdout).to_string();
+    assert!(status.contains("sync: never ran here"), "{status}");
+    // A staff token's lifetime is told in the unit it was asked in.
+    let hub = work.path().join("hub");
+    assert!(
+        cairn(&hub, &["hub", "init", "--origin", "t.hub"])
+            .status
+            .success()
+    );
+    let output = cairn(
+        &hub,
+        &[
+            "hub",
+            "token",
+            "--subject",
+            "alice",
+            "--role",
+            "auditor",
+            "--minutes",
+            "30",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(INVALID));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 to 15 minutes"));
 }

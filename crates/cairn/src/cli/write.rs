@@ -79,7 +79,7 @@ pub(super) fn write(cli: &super::Cli, body: Value) -> Result<(), Failure> {
         Writer::Local(_lock) => {
             let store = open(cli)?;
             let request = input::write_request(store.catalog(), &body, 0)
-                .map_err(|(_, violations)| Failure::invalid(None, &violations))?;
+                .map_err(|(_, violations)| Failure::refused_write(None, &violations))?;
             let receipt = store.write(request)?;
             print_receipt(cli, &receipt);
             Ok(())
