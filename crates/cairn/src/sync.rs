@@ -386,9 +386,15 @@ pub async fn push_all(
                     }
                     _ => {
                         unbroken = false;
+                        // The seq of this node's own op at that place: the
+                        // hub may not have been able to read one.
+                        let seq = cairn_core::op::Op::decode(op)
+                            .ok()
+                            .map(|op| op.seq)
+                            .or_else(|| result["seq"].as_u64())
+                            .map_or_else(|| "?".to_string(), |seq| seq.to_string());
                         report.quarantined.push(format!(
-                            "{stream} seq {}: {}",
-                            result["seq"],
+                            "{stream} seq {seq}: {}",
                             result["reason"].as_str().unwrap_or("no reason given")
                         ));
                     }

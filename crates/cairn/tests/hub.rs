@@ -240,6 +240,12 @@ fn offline_writes_reach_the_hub_and_tampering_is_quarantined() {
     let (code, report) = sync(&edge, &hub, &hub_key);
     assert_eq!(code, SYNC_INCOMPLETE, "{report}");
     assert_eq!(report["error"]["code"], "quarantined");
+    // The edited op is named by its seq, not "null" (issue 9, item 13).
+    let quarantined = report["report"]["quarantined"].to_string();
+    assert!(
+        quarantined.contains("standard seq 12") && !quarantined.contains("null"),
+        "{quarantined}"
+    );
 
     // The node is restored from the backup and writes a different seq 9,
     // which the hub already holds.
