@@ -75,16 +75,19 @@ pub struct StreamView<'a> {
 
 /// Verifies `ops` (encoded) pushed for a stream with `checkpoint`.
 ///
-/// `held_hash(seq)` returns the hash the hub holds at `seq` (for seq ≤ head).
+/// `held_hash(seq)` returns the hash the hub holds at `seq` (for seq ≤
+/// head); its error (a storage fault, or a held op the store cannot find)
+/// ends the verification with that error: a fault is never a verdict on
+/// the node's ops.
 /// `now_ms` and `skew_ms_max` flag ops written with a clock far ahead.
-pub fn verify_push(
+pub fn verify_push<E>(
     view: &StreamView<'_>,
     ops: &[Vec<u8>],
     checkpoint: &Checkpoint,
-    held_hash: impl Fn(u64) -> Option<Hash>,
+    held_hash: impl Fn(u64) -> Result<Hash, E>,
     now_ms: u64,
     skew_ms_max: u64,
-) -> PushOutcome {
+) -> Result<PushOutcome, E> {
     verify_decoded(
         view,
         decode_push(ops),
@@ -117,14 +120,14 @@ pub fn decode_push(ops: &[Vec<u8>]) -> Vec<Decoded> {
 /// Only an op the signature proves can rewrite a seq the hub holds (an
 /// equivocation, which holds the stream): an unproven one is just forged
 /// material, which must not let anyone stop a node's stream.
-pub fn verify_decoded(
+pub fn verify_decoded<E>(
     view: &StreamView<'_>,
     decoded: Vec<Decoded>,
     checkpoint: &Checkpoint,
-    held_hash: impl Fn(u64) -> Option<Hash>,
+    held_hash: impl Fn(u64) -> Result<Hash, E>,
     now_ms: u64,
     skew_ms_max: u64,
-) -> PushOutcome {
+) -> Result<PushOutcome, E> {
     let mut outcome = PushOutcome {
         verdicts: Vec::with_capacity(decoded.len()),
         head: view.head,
@@ -150,9 +153,9 @@ pub fn verify_decoded(
                 view.stream
             ))
         } else if op.seq <= head.seq {
-            match held_hash(op.seq) {
-                Some(hash) if hash == op.op_hash => Verdict::Duplicate,
-                Some(hash) => match &unproven {
+            match held_hash(op.seq)? {
+                hash if hash == op.op_hash => Verdict::Duplicate,
+                hash => match &unproven {
                     Some(reason) => Verdict::Quarantined(format!(
                         "seq {} differs from the op the hub holds, and {reason}",
                         op.seq
@@ -172,9 +175,6 @@ pub fn verify_decoded(
                         ))
                     }
                 },
-                None => {
-                    Verdict::Quarantined(format!("seq {} is below the head but not held", op.seq))
-                }
             }
         } else if held {
             Verdict::Quarantined(
@@ -206,7 +206,7 @@ pub fn verify_decoded(
         outcome.verdicts.push((Some(op), verdict));
     }
     outcome.head = head;
-    outcome
+    Ok(outcome)
 }
 
 /// Why the push's checkpoint does not prove every op of the batch, or
@@ -285,6 +285,11 @@ mod tests {
         (identity, ops, bytes)
     }
 
+    /// The hub holds nothing yet.
+    fn nothing_held(_: u64) -> Result<Hash, &'static str> {
+        Err("not held")
+    }
+
     fn view(identity: &NodeIdentity, head: StreamHead) -> StreamView<'static> {
         StreamView {
             node: "hangar-7",
@@ -312,13 +317,18 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &bytes,
             &checkpoint,
-            |_| None,
+            nothing_held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert_eq!(accepted(&outcome), 5);
         assert_eq!(outcome.head.seq, 5);
-        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let held = |seq: u64| {
+            ops.get(seq as usize - 1)
+                .map(|op| op.op_hash)
+                .ok_or("not held")
+        };
         let retry = verify_push(
             &view(&identity, outcome.head),
             &bytes,
@@ -326,7 +336,8 @@ mod tests {
             held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert!(
             retry
                 .verdicts
@@ -353,7 +364,11 @@ mod tests {
         let (fork3, fork3_bytes) = other.append(draft.clone());
         let (fork4, fork4_bytes) = other.append(draft);
         let checkpoint = identity.sign_checkpoint("standard", 4, fork4.op_hash);
-        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let held = |seq: u64| {
+            ops.get(seq as usize - 1)
+                .map(|op| op.op_hash)
+                .ok_or("not held")
+        };
         let outcome = verify_push(
             &view(&identity, head),
             &[fork3_bytes, fork4_bytes],
@@ -361,7 +376,8 @@ mod tests {
             held,
             0,
             0,
-        );
+        )
+        .unwrap();
         let equivocation = outcome.equivocation.unwrap();
         assert_eq!((equivocation.seq, equivocation.pushed), (3, fork3.op_hash));
         assert!(
@@ -379,10 +395,11 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &bytes,
             &forged,
-            |_| None,
+            nothing_held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert_eq!(accepted(&outcome), 0);
         assert!(
             matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.contains("signature"))
@@ -393,17 +410,18 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &bytes[1..],
             &checkpoint,
-            |_| None,
+            nothing_held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert!(
             matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.contains("gap"))
         );
         // Ops of hangar-7 pushed as another node (a replay).
         let mut other = view(&identity, StreamHead::EMPTY);
         other.node = "pharmacy-1";
-        let outcome = verify_push(&other, &bytes, &checkpoint, |_| None, 0, 0);
+        let outcome = verify_push(&other, &bytes, &checkpoint, nothing_held, 0, 0).unwrap();
         assert_eq!(accepted(&outcome), 0);
         // A damaged op.
         let mut damaged = bytes.clone();
@@ -412,10 +430,11 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &damaged,
             &checkpoint,
-            |_| None,
+            nothing_held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert!(
             matches!(&outcome.verdicts[0].1, Verdict::Quarantined(reason) if reason.starts_with("integrity"))
         );
@@ -440,10 +459,11 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &bytes,
             &checkpoint,
-            |_| None,
+            nothing_held,
             0,
             0,
-        );
+        )
+        .unwrap();
         assert_eq!(accepted(&outcome), 0, "{:?}", outcome.verdicts);
         assert_eq!(outcome.head, StreamHead::EMPTY);
         assert!(outcome.verdicts.iter().all(|(_, verdict)| matches!(
@@ -463,8 +483,13 @@ mod tests {
                     ops[index - 1].op_hash
                 },
             };
-            let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
-            let outcome = verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0);
+            let held = |seq: u64| {
+                ops.get(seq as usize - 1)
+                    .map(|op| op.op_hash)
+                    .ok_or("not held")
+            };
+            let outcome =
+                verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0).unwrap();
             assert_eq!(accepted(&outcome), 0, "forged op {index}");
         }
     }
@@ -476,20 +501,25 @@ mod tests {
             seq: 2,
             hash: ops[1].op_hash,
         };
-        let held = |seq: u64| ops.get(seq as usize - 1).map(|op| op.op_hash);
+        let held = |seq: u64| {
+            ops.get(seq as usize - 1)
+                .map(|op| op.op_hash)
+                .ok_or("not held")
+        };
         let checkpoint = identity.sign_checkpoint("standard", 4, ops[3].op_hash);
         // Seq 2 forged, 3 and 4 genuine: 3 links to the genuine 2, not to
         // the forged one, so the checkpoint does not prove the rewrite.
         let mut pushed = bytes.clone();
         pushed[1] = forged(&ops, 1).1;
-        let outcome = verify_push(&view(&identity, head), &pushed, &checkpoint, held, 0, 0);
+        let outcome =
+            verify_push(&view(&identity, head), &pushed, &checkpoint, held, 0, 0).unwrap();
         assert!(outcome.equivocation.is_none(), "no hold on forged material");
         assert_eq!(accepted(&outcome), 0);
         assert_eq!(outcome.verdicts[0].1, Verdict::Duplicate);
         assert!(matches!(&outcome.verdicts[1].1,
             Verdict::Quarantined(reason) if reason.contains("differs from the op the hub holds")));
         // The genuine batch is then accepted.
-        let outcome = verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0);
+        let outcome = verify_push(&view(&identity, head), &bytes, &checkpoint, held, 0, 0).unwrap();
         assert_eq!(accepted(&outcome), 2);
     }
 
@@ -502,10 +532,11 @@ mod tests {
             &view(&identity, StreamHead::EMPTY),
             &bytes,
             &checkpoint,
-            |_| None,
+            nothing_held,
             now,
             60_000,
-        );
+        )
+        .unwrap();
         assert_eq!(accepted(&outcome), 1);
         assert_eq!(outcome.clock_skew, vec![1]);
     }

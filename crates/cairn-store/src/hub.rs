@@ -2079,13 +2079,20 @@ fn push_one(
         public_key,
         checkpoint_verified: request.checkpoint_key == Some(public_key),
     };
-    let held_hash = |seq: u64| -> Option<Hash> {
-        let bytes: Vec<u8> = tx
-            .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")
-            .ok()?
-            .query_row(params![row.id?, seq as i64], |row| row.get(0))
-            .ok()?;
-        Hash::from_slice(&bytes)
+    // A storage error, or a seq below the head the log cannot find, is a
+    // fault of the hub's: the push fails (5xx, the node retries) and no op
+    // is judged by it.
+    let held_hash = |seq: u64| -> Result<Hash, StoreError> {
+        let stored: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")?
+            .query_row(params![row.id, seq as i64], |row| row.get(0))
+            .optional()?;
+        stored.as_deref().and_then(Hash::from_slice).ok_or_else(|| {
+            StoreError::Damaged(format!(
+                "the log holds no op at seq {seq} of {}:{}, below the stream's head",
+                request.node, request.stream
+            ))
+        })
     };
     let decoded = match request.decoded.take() {
         Some(decoded) if decoded.len() == request.ops.len() => decoded,
@@ -2112,7 +2119,7 @@ fn push_one(
         held_hash,
         now,
         CLOCK_DRIFT_MS_MAX_DEFAULT,
-    );
+    )?;
     let mut stream_id = row.id;
     let mut results = Vec::with_capacity(request.ops.len());
     let mut begin = None;

@@ -406,3 +406,29 @@ fn issue_9_20_a_pull_racing_pushes_reads_one_consistent_log() {
     pusher.join().unwrap();
     assert!(pulls > 10, "the pulls ran beside the pushes ({pulls})");
 }
+
+/// A fault is never a verdict (issue 10, item 3; STYLE 31): a held op the
+/// hub's store cannot read fails the push, and nothing of the node's is
+/// quarantined for it. (It used to read as "below the head but not held"
+/// and quarantine a good op for good.)
+#[test]
+fn issue_10_3_a_held_op_the_store_cannot_read_fails_the_push_and_quarantines_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let author = NodeIdentity::from_seed("a", [1; 32]);
+    hub.enroll("a", author.public_key(), &Default::default())
+        .unwrap();
+    let mut head = StreamHead::EMPTY;
+    let first = common::push_after(&author, &mut head, 3, |_| "x");
+    hub.push(first.clone()).unwrap();
+    // The row of seq 2 out of the store's sight (as a storage fault would
+    // hide it); the tree and every other row intact.
+    rusqlite::Connection::open(dir.path().join("hub.db"))
+        .unwrap()
+        .execute("UPDATE log SET seq = 1002 WHERE seq = 2 AND node = 'a'", [])
+        .unwrap();
+    let retried = hub.push(first).unwrap_err();
+    assert!(matches!(retried, PushError::Store(_)), "{retried:?}");
+    assert_eq!(hub.status().unwrap().quarantined, 0);
+}
