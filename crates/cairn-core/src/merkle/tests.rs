@@ -1,6 +1,10 @@
 //! Merkle tree tests: RFC 6962 known answers, the transparency-dev vectors
 //! (read in place from `../shared/testdata`), and generated proofs checked
 //! against a naive implementation for every small size.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests read the shared RFC 6962 vectors in ../shared/testdata"
+)]
 
 use super::*;
 use base64::Engine;
