@@ -17,6 +17,8 @@ pub mod limits;
 pub mod link;
 pub mod merge;
 pub mod merkle;
+#[cfg(test)]
+mod mutation_tests;
 pub mod names;
 pub mod note;
 pub mod op;

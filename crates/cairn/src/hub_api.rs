@@ -1380,6 +1380,44 @@ mod tests {
         assert_eq!(seqs(&ready), [(9, 10)]);
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Push bodies from the network, JSON and binary (plain and zstd),
+        /// mutated: a clean refusal or a request, never a panic.
+        #[test]
+        fn push_bodies_decode_or_refuse(
+            at in any::<prop::sample::Index>(),
+            kind in any::<u8>(),
+            extra in prop::collection::vec(any::<u8>(), 1..12),
+        ) {
+            let waiting = waiting(&mut cairn_core::chain::StreamHead::EMPTY, 3);
+            let request = waiting.request;
+            let wire = PushWire {
+                node: request.node.clone(),
+                stream: request.stream.clone(),
+                ops: request.ops.clone(),
+                checkpoint_seq: request.checkpoint.seq,
+                checkpoint_head: request.checkpoint.head.0,
+                checkpoint_signature: request.checkpoint.signature.to_vec(),
+            };
+            let raw = postcard::to_allocvec(&wire).unwrap();
+            let mutated = crate::mutate::mutated;
+            let _ = binary_push(&mutated(&raw, at, kind, &extra), false);
+            let _ = binary_push(&mutated(&wire.encode(), at, kind, &extra), true);
+            let json = serde_json::json!({
+                "node": request.node,
+                "stream": request.stream,
+                "ops": request.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
+                "checkpoint": {"seq": request.checkpoint.seq, "head": request.checkpoint.head.to_hex(), "signature": hex::encode(request.checkpoint.signature)},
+            })
+            .to_string();
+            if let Ok(value) = crate::input::parse_json(&mutated(json.as_bytes(), at, kind, &extra), "body") {
+                let _ = push_request(&value);
+            }
+        }
+    }
+
     #[test]
     fn push_bodies_name_every_bad_field() {
         let violations = push_request(

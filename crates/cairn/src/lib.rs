@@ -10,6 +10,8 @@ pub mod cli;
 pub mod demo;
 pub mod hub_api;
 pub mod input;
+#[cfg(test)]
+mod mutate;
 pub mod output;
 pub mod pouch;
 pub mod proxy;

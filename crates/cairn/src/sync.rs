@@ -1241,6 +1241,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A pull answer from the network, mutated: its chain proofs and
+        /// enrollments are refused cleanly or checked, never a panic.
+        #[test]
+        fn pull_answers_decode_or_refuse(
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            kind in proptest::prelude::any::<u8>(),
+            extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..12),
+        ) {
+            let author = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
+            let pulled: Vec<(cairn_core::op::Op, Vec<u8>)> = ops(3)
+                .into_iter()
+                .map(|bytes| (cairn_core::op::Op::decode(&bytes).unwrap(), bytes))
+                .collect();
+            let signed = author.sign_checkpoint("standard", 3, pulled[2].0.op_hash);
+            let answer = json!({"chains": [segment(&signed, author.public_key())], "enrollments": []});
+            let bytes = crate::mutate::mutated(answer.to_string().as_bytes(), at, kind, &extra);
+            if let Ok(answer) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = check_origins(&pulled, &answer, None, &mut PullReport::default());
+            }
+        }
+    }
+
     #[test]
     fn the_link_never_asks_for_more_than_a_push_may_hold() {
         let config = cairn_core::link::LinkConfig::default();
