@@ -1391,7 +1391,8 @@ mod tests {
             kind in any::<u8>(),
             extra in prop::collection::vec(any::<u8>(), 1..12),
         ) {
-            let waiting = waiting(&mut cairn_core::chain::StreamHead::EMPTY, 3);
+            let mut head = cairn_core::chain::StreamHead::EMPTY;
+            let waiting = waiting(&mut head, 3);
             let request = waiting.request;
             let wire = PushWire {
                 node: request.node.clone(),
