@@ -1,0 +1,317 @@
+//! The routers called in process (`app(state).oneshot(request)`), for the
+//! error paths of every endpoint: no process, no socket, every refusal's
+//! status, field and rule (issue 10, item 7). The real-process tests
+//! (`api.rs`, `hub.rs`) cover the same routes over HTTP.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// The answer to one request: status and JSON body (null when none).
+async fn call(app: &axum::Router, method: Method, uri: &str, body: Option<&str>) -> (u16, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A request and what it must get: method, path, JSON body, status, and
+/// the field and rule of the first violation.
+type Case<'a> = (Method, &'a str, Option<&'a str>, u16, (&'a str, &'a str));
+
+fn rule(body: &Value) -> (String, String) {
+    let violation = &body["error"]["violations"][0];
+    (
+        violation["field"].as_str().unwrap_or("").to_string(),
+        violation["rule"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn every_hub_endpoint_refuses_bad_requests_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_store::hub::HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = Arc::new(cairn_store::hub::HubStore::open(dir.path()).unwrap());
+    let state = cairn::hub_api::HubState {
+        hub: hub.clone(),
+        pushes: cairn::hub_api::PushQueue::start(hub).unwrap(),
+        tokens: Default::default(),
+        bodies: cairn::api::Bodies::new(&cairn::hub_api::HUB_LIMITS),
+    };
+    let app = cairn::hub_api::app(state);
+    let key = hex::encode(cairn_core::identity::NodeIdentity::from_seed("n", [1; 32]).public_key());
+    let unknown_token = format!(r#"{{"node":"n","token":"t","public_key":"{key}"}}"#);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/push",
+            Some("{}"),
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::GET,
+            "/v1/pull",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (Method::GET, "/v1/pull?from=x", None, 400, ("from", "type")),
+        (
+            Method::GET,
+            "/v1/pull?limit=0",
+            None,
+            400,
+            ("limit", "range"),
+        ),
+        (
+            Method::GET,
+            "/v1/pull?colour=red",
+            None,
+            400,
+            ("colour", "unknown_parameter"),
+        ),
+        (
+            Method::GET,
+            "/v1/snapshot?from=x",
+            None,
+            400,
+            ("from", "type"),
+        ),
+        (
+            Method::GET,
+            "/v1/snapshot?labels=",
+            None,
+            400,
+            ("labels", "format"),
+        ),
+        (
+            Method::GET,
+            "/v1/snapshot",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (Method::GET, "/v1/own", None, 400, ("stream", "required")),
+        (
+            Method::GET,
+            "/v1/own?stream=s&from=0",
+            None,
+            400,
+            ("from", "range"),
+        ),
+        (
+            Method::GET,
+            "/v1/own?stream=s&limit=0",
+            None,
+            400,
+            ("limit", "range"),
+        ),
+        (
+            Method::GET,
+            "/v1/own?stream=s",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::GET,
+            "/v1/status",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::POST,
+            "/v1/resolve",
+            Some("{}"),
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some("{}"),
+            422,
+            ("node", "required"),
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(r#"{"node":"n","token":"t","public_key":"zz"}"#),
+            422,
+            ("public_key", "format"),
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(r#"{"node":"n","token":"t","public_key":"00","x":1}"#),
+            422,
+            ("public_key", "format"),
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(unknown_token.as_str()),
+            401,
+            ("token", "valid"),
+        ),
+        (
+            Method::POST,
+            "/v1/enroll",
+            Some(r#"{"node":"n","node":"m"}"#),
+            400,
+            ("body", "duplicate_key"),
+        ),
+        (
+            Method::GET,
+            "/v1/log/consistency?from=x&to=1",
+            None,
+            400,
+            ("from", "type"),
+        ),
+        (
+            Method::GET,
+            "/v1/log/consistency?from=0&to=99",
+            None,
+            422,
+            ("to", "range"),
+        ),
+        (Method::DELETE, "/v1/push", None, 405, ("method", "route")),
+        (Method::GET, "/v2/nothing", None, 404, ("path", "route")),
+    ];
+    for (method, uri, body, status, (field, rule_name)) in cases {
+        let (got, answer) = call(&app, method.clone(), uri, body).await;
+        assert_eq!(got, status, "{method} {uri}: {answer}");
+        assert_eq!(
+            rule(&answer),
+            (field.to_string(), rule_name.to_string()),
+            "{method} {uri}: {answer}"
+        );
+    }
+    // A body with a coding the hub does not take, and a JSON body without
+    // its media type, from a caller it knows nothing of: refused for the
+    // caller first.
+    let (status, _) = call(&app, Method::GET, "/v1/health", None).await;
+    assert_eq!(status, StatusCode::OK.as_u16());
+    let (status, body) = call(&app, Method::GET, "/v1/log/checkpoint", None).await;
+    assert_eq!((status, body), (200, Value::Null), "a text note, not JSON");
+}
+
+#[tokio::test]
+async fn every_edge_endpoint_refuses_bad_requests_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = cairn_store::InitOptions {
+        node: "n".into(),
+        packs: vec!["mro".into(), "field_service".into()],
+        default_scope: [("site".to_string(), "x".to_string())].into(),
+        quota_bytes: 0,
+    };
+    cairn_store::EdgeStore::init(dir.path(), &options).unwrap();
+    let store = Arc::new(cairn_store::EdgeStore::open(dir.path()).unwrap());
+    let app = cairn::api::app(cairn::api::AppState {
+        store,
+        bodies: cairn::api::Bodies::new(&cairn::api::EDGE_LIMITS),
+    });
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/records",
+            Some("{"),
+            400,
+            ("body", "json"),
+        ),
+        (
+            Method::POST,
+            "/v1/records",
+            Some(r#"{"a":1,"a":2}"#),
+            400,
+            ("body", "duplicate_key"),
+        ),
+        (
+            Method::POST,
+            "/v1/records",
+            Some("{}"),
+            422,
+            ("collection", "required"),
+        ),
+        (
+            Method::POST,
+            "/v1/records",
+            Some(r#"{"collection":"equipment","data":{"name":"x"},"key":"k","move":"yes"}"#),
+            422,
+            ("move", "type"),
+        ),
+        (
+            Method::POST,
+            "/v1/records/batch",
+            Some("{}"),
+            422,
+            ("records", "required"),
+        ),
+        (
+            Method::GET,
+            "/v1/records/nope/1",
+            None,
+            404,
+            ("collection", "unknown"),
+        ),
+        (
+            Method::GET,
+            "/v1/records/maintenance_actions/n:standard:9",
+            None,
+            404,
+            ("id", "exists"),
+        ),
+        (
+            Method::GET,
+            "/v1/records/maintenance_actions?after=x",
+            None,
+            400,
+            ("after", "format"),
+        ),
+        (
+            Method::GET,
+            "/v1/records/maintenance_actions?limit=0",
+            None,
+            400,
+            ("limit", "range"),
+        ),
+        (
+            Method::GET,
+            "/v1/records/maintenance_actions?deleted=maybe",
+            None,
+            400,
+            ("deleted", "type"),
+        ),
+        (Method::PUT, "/v1/records", None, 405, ("method", "route")),
+        (Method::GET, "/v2/nothing", None, 404, ("path", "route")),
+    ];
+    for (method, uri, body, status, (field, rule_name)) in cases {
+        let (got, answer) = call(&app, method.clone(), uri, body).await;
+        assert_eq!(got, status, "{method} {uri}: {answer}");
+        assert_eq!(
+            rule(&answer),
+            (field.to_string(), rule_name.to_string()),
+            "{method} {uri}: {answer}"
+        );
+    }
+    // Without its media type a JSON body is refused.
+    let request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+}
