@@ -9,6 +9,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod clock;
 pub mod dates;
 pub mod hash;
 pub mod hlc;

@@ -667,6 +667,8 @@ pub struct HubStore {
     reader: Mutex<Connection>,
     identity: NodeIdentity,
     origin: String,
+    /// Where the hub's time comes from.
+    clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
     /// Declared after `conn`, so it is dropped after it: its thread ends
     /// once the connection (which holds its wake-up) is closed.
     _checkpointer: Checkpointer,
@@ -705,12 +707,6 @@ fn hub_db_path(dir: &Path) -> PathBuf {
 fn log_size(conn: &Connection) -> Result<u64, StoreError> {
     let last: Option<i64> = conn.query_row("SELECT max(leaf) FROM log", [], |row| row.get(0))?;
     Ok(last.map_or(0, |leaf| leaf as u64 + 1))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// Reads tree nodes from the database for proofs, remembering what it read:
@@ -823,6 +819,15 @@ impl HubStore {
 
     /// Opens an initialized hub.
     pub fn open(dir: &Path) -> Result<HubStore, StoreError> {
+        HubStore::open_with_clock(dir, crate::clock::system())
+    }
+
+    /// [`HubStore::open`] with the time taken from `clock` (tokens' expiry,
+    /// receipt times, alerts, its own acts): tests move it by hand.
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
+    ) -> Result<HubStore, StoreError> {
         let key_text = std::fs::read_to_string(hub_key_path(dir))
             .map_err(|error| StoreError::io(&hub_key_path(dir), error))?;
         let identity = NodeIdentity::from_key_file(&key_text)
@@ -859,8 +864,14 @@ impl HubStore {
             reader: Mutex::new(reader),
             identity,
             origin,
+            clock,
             _checkpointer: checkpointer,
         })
+    }
+
+    /// The hub's clock (tokens are judged by it).
+    pub fn clock(&self) -> &dyn cairn_core::clock::Clock {
+        self.clock.as_ref()
     }
 
     /// The log's origin line.
@@ -965,7 +976,7 @@ impl HubStore {
     /// `hub:audit`, the key's record, and the end of every token still
     /// outstanding for the node (any enrollment makes them void).
     fn register_in(&self, tx: &Connection, act: &EnrollAct<'_>) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         tx.execute(
             "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
@@ -1004,7 +1015,7 @@ impl HubStore {
         let revoked = tx.execute(
             "UPDATE enrollments SET revoked_ms = ?1
              WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
-            params![now_ms() as i64, node],
+            params![self.clock.now_ms() as i64, node],
         )?;
         if revoked > 0 {
             self.audit(
@@ -1060,7 +1071,7 @@ impl HubStore {
     ///
     /// Returns the act's seq in `hub:audit`.
     fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<u64, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let stream: Option<(i64, i64, Vec<u8>)> = tx
             .query_row(
                 "SELECT id, head_seq, head_hash FROM streams WHERE node = ?1 AND stream = ?2",
@@ -1506,7 +1517,7 @@ impl HubStore {
                 node,
                 stream,
                 format!("released by {by}, keeping seq {head_seq} as held: {reason}"),
-                now_ms() as i64
+                self.clock.now_ms() as i64
             ],
         )
         .map_err(StoreError::from)?;
@@ -1550,7 +1561,7 @@ impl HubStore {
         }
         conn.execute(
             "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (now_ms() + valid_ms) as i64, rekey],
+            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (self.clock.now_ms() + valid_ms) as i64, rekey],
         )?;
         Ok(token)
     }
@@ -1604,7 +1615,7 @@ impl HubStore {
                 "token revoked (the node was enrolled since, or an admin revoked it)",
             ));
         }
-        if (expires_ms as u64) < now_ms() {
+        if (expires_ms as u64) < self.clock.now_ms() {
             return Err(EnrollError::Token("token expired"));
         }
         if token_node != node {
@@ -1619,7 +1630,7 @@ impl HubStore {
         }
         tx.execute(
             "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
-            params![now_ms() as i64, token_hash.0.as_slice()],
+            params![self.clock.now_ms() as i64, token_hash.0.as_slice()],
         )
         .map_err(StoreError::from)?;
         let act = EnrollAct {
@@ -1665,7 +1676,7 @@ impl HubStore {
         &self,
         requests: &mut [PushRequest],
     ) -> Result<Vec<Result<PushResponse, PushError>>, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         let mut size = log_size(&tx)?;

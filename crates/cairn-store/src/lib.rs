@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod checkpointer;
+pub mod clock;
 mod error;
 mod files;
 pub mod hub;
@@ -171,6 +172,15 @@ impl EdgeStore {
 
     /// Opens an initialized store and starts its writer thread.
     pub fn open(dir: &Path) -> Result<EdgeStore, StoreError> {
+        EdgeStore::open_with_clock(dir, clock::system())
+    }
+
+    /// [`EdgeStore::open`] with the time taken from `clock` (the HLC of
+    /// writes, their written time): tests move it by hand.
+    pub fn open_with_clock(
+        dir: &Path,
+        clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
+    ) -> Result<EdgeStore, StoreError> {
         let key_text = std::fs::read_to_string(files::key_path(dir))
             .map_err(|error| StoreError::io(&files::key_path(dir), error))?;
         let identity = NodeIdentity::from_key_file(&key_text)
@@ -197,6 +207,7 @@ impl EdgeStore {
             readers.push(Mutex::new(schema::open(&db_path)?));
         }
         let writer = writer::spawn(
+            clock,
             conn,
             identity,
             settings.clone(),

@@ -168,9 +168,7 @@ pub(crate) fn create(
         "INSERT INTO nodes (node, public_key) VALUES (?1, ?2)",
         params![identity.node, identity.public_key().as_slice()],
     )?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    let now_ms = crate::clock::now_ms() as i64;
     for name in &options.packs {
         let (_, source) = cairn_core::pack::BUILTIN_PACKS
             .iter()

@@ -478,6 +478,8 @@ struct Writer {
     collections: CollectionIds,
     /// The heads last written to the heads file.
     recorded_heads: BTreeMap<String, (u64, Hash)>,
+    /// Where the time of writes comes from.
+    time: Arc<dyn cairn_core::clock::Clock>,
 }
 
 /// The integer ids that `ops.coll` holds for collection names.
@@ -506,6 +508,7 @@ impl CollectionIds {
 
 /// Starts the writer thread.
 pub(crate) fn spawn(
+    time: Arc<dyn cairn_core::clock::Clock>,
     mut conn: Connection,
     identity: NodeIdentity,
     settings: NodeSettings,
@@ -523,6 +526,7 @@ pub(crate) fn spawn(
         streams: HashMap::new(),
         collections: CollectionIds::default(),
         recorded_heads: Default::default(),
+        time,
     };
     writer.reload()?;
     writer.recorded_heads = writer.check_recorded_heads()?;
@@ -544,12 +548,6 @@ pub(crate) fn spawn(
 /// failure that loses nothing is said on stderr.
 fn tracing_free_warning(error: &StoreError) {
     eprintln!("cairn-writer: cannot record the stream heads outside the database: {error}");
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn is_disk_full(error: &rusqlite::Error) -> bool {
@@ -737,7 +735,7 @@ impl Writer {
         jobs: &mut [Job],
         outcomes: &mut Vec<Result<Vec<WriteReceipt>, WriteError>>,
     ) -> Result<(), StoreError> {
-        let now_ms = now_ms();
+        let now_ms = self.time.now_ms();
         let Writer {
             conn,
             identity,

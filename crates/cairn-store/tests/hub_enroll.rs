@@ -81,3 +81,27 @@ fn issue_9_3_re_keying_is_explicit_and_audited() {
     assert!(hub.redeem_enrollment("n", key(4), &token).is_err(), "used");
     assert_eq!(hub.revoke_tokens("n", "alice").unwrap(), 0);
 }
+
+/// Time-dependent rules run under a clock the test moves (issue 10, item
+/// 4): a one-time token lives exactly its validity, by the hub's clock.
+#[test]
+fn issue_10_4_a_token_expires_by_the_hub_s_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let clock = std::sync::Arc::new(cairn_core::clock::ManualClock::at(1_000_000));
+    let hub = HubStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    let first = hub
+        .create_enrollment("n", &Default::default(), 60_000, false)
+        .unwrap();
+    let second = hub
+        .create_enrollment("m", &Default::default(), 60_000, false)
+        .unwrap();
+    clock.advance(60_000);
+    hub.redeem_enrollment("n", key(1), &first).unwrap();
+    clock.advance(1);
+    let refused = hub.redeem_enrollment("m", key(2), &second).unwrap_err();
+    assert!(
+        matches!(refused, EnrollError::Token("token expired")),
+        "{refused:?}"
+    );
+}

@@ -441,3 +441,33 @@ fn a_restored_store_that_wrote_nothing_new_takes_back_only_what_it_lost() {
     assert!(again.is_empty());
     assert!(backup.verify().unwrap().fault.is_none());
 }
+
+/// The edge under a clock the test moves (issue 10, item 4): a write's time
+/// comes from the store's clock, and the oldest-pending alert follows it.
+#[test]
+fn issue_10_4_the_oldest_pending_alert_follows_the_store_s_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_store::EdgeStore::init(
+        dir.path(),
+        &cairn_store::InitOptions {
+            node: "n".into(),
+            packs: vec!["mro".into()],
+            default_scope: [("site".to_string(), "x".to_string())].into(),
+            quota_bytes: 0,
+        },
+    )
+    .unwrap();
+    let clock = std::sync::Arc::new(cairn_core::clock::ManualClock::at(1_764_000_000_000));
+    let store = cairn_store::EdgeStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    store.write(action("WO-1")).unwrap();
+    use cairn_core::clock::Clock;
+    let status = store.status(clock.now_ms() + 60_000).unwrap();
+    assert_eq!(status.oldest_pending_age_ms, Some(60_000));
+    assert!(status.alerts.is_empty(), "{:?}", status.alerts);
+    let status = store.status(clock.now_ms() + 121_000).unwrap();
+    assert!(
+        status.alerts[0].contains("oldest pending op is 121 s old"),
+        "{:?}",
+        status.alerts
+    );
+}

@@ -353,11 +353,7 @@ async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({"status": "ok", "node": state.store.settings().node}))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+use cairn_store::clock::now_ms;
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,

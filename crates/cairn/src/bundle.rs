@@ -29,11 +29,7 @@ pub const ACKS_FORMAT: &str = "cairn-acks/1";
 /// Longest line read from a bundle, bytes.
 const LINE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+use cairn_store::clock::now_ms;
 
 /// Writes every unacknowledged op to a new file; returns the number of ops.
 pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {

@@ -1244,9 +1244,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 ));
             }
             let hub = open_hub(cli)?;
-            let now_s = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs());
+            let now_s = hub.clock().now_s();
             let token = hub
                 .issue_token(subject, role, minutes.saturating_mul(60), now_s)
                 .map_err(|error| match error {
@@ -1965,11 +1963,7 @@ fn print_list(records: &[Record]) {
     println!("{}", output::table(&["id", "state", "data"], rows));
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+use cairn_store::clock::now_ms;
 
 fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
     let store = open(cli)?;

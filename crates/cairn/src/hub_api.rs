@@ -470,9 +470,7 @@ pub fn app(state: HubState) -> Router {
 /// Every answer says the hub's time, so that nodes whose clocks are off
 /// can sign tokens at the hub's time and report how far off they are.
 async fn with_hub_time(mut response: Response) -> Response {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
+    let now_ms = cairn_store::clock::now_ms();
     if let Ok(value) = axum::http::HeaderValue::from_str(&now_ms.to_string()) {
         response
             .headers_mut()
@@ -696,12 +694,6 @@ pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>>
     }
 }
 
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// Checks the bearer token: signed by an enrolled node's key, for this hub,
 /// not expired, with the `node` role. Returns the node it speaks for.
 /// Refusals are logged (an expired or forged token may be an attack).
@@ -765,7 +757,7 @@ fn authorize_keyed(
         hub.public_key()
     };
     let claims = tokens
-        .verify(token, &key, hub.origin(), now_s())
+        .verify(token, &key, hub.origin(), hub.clock().now_s())
         .map_err(|error| unauthorized("token", error.to_string()))?;
     if !roles.contains(&claims.role.as_str()) {
         tracing::warn!(sub = %claims.sub, role = %claims.role, "refused a role");

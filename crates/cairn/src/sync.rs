@@ -969,11 +969,7 @@ pub struct SyncSettings {
     pub link: cairn_core::link::LinkConfig,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+use cairn_store::clock::now_ms;
 
 /// Runs the sync client until `shutdown` resolves: probes, pushes, backs off.
 pub async fn run(
