@@ -80,7 +80,7 @@ impl Drop for Checkpointer {
 fn hook(wake: &SyncSender<()>, wal: &mut Wal, pages: i32) -> rusqlite::Result<()> {
     if pages >= WAL_PAGES_HARD {
         if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-            eprintln!("cairn-checkpoint: the writer's own checkpoint failed, will retry: {error}");
+            tracing::warn!(%error, "the writer's own WAL checkpoint failed; it will retry");
         }
     } else if pages >= WAL_PAGES_CHECKPOINT {
         match wake.try_send(()) {
@@ -100,7 +100,7 @@ fn run(conn: &Connection, woken: &mpsc::Receiver<()>) {
         // A failed checkpoint loses nothing (the WAL keeps the frames); the
         // next one, or the writer's own at the hard bound, retries.
         if let Err(error) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-            eprintln!("cairn-checkpoint: checkpoint failed, will retry: {error}");
+            tracing::warn!(%error, "WAL checkpoint failed; it will retry");
         }
     }
 }

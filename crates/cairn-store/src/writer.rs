@@ -544,11 +544,6 @@ pub(crate) fn spawn(
     })
 }
 
-/// The store has no logger of its own (issue 10 gives it `tracing`): a
-/// failure that loses nothing is said on stderr.
-fn tracing_free_warning(error: &StoreError) {
-    eprintln!("cairn-writer: cannot record the stream heads outside the database: {error}");
-}
 
 fn is_disk_full(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull)
@@ -663,7 +658,10 @@ impl Writer {
         match files::write_heads(&self.dir, &self.settings.node, &heads) {
             Ok(()) => self.recorded_heads = heads,
             // The database commit stands; only the cross-check is behind.
-            Err(error) => tracing_free_warning(&error),
+            Err(error) => tracing::warn!(
+                %error,
+                "cannot record the stream heads outside the database (the commit stands)"
+            ),
         }
     }
 
@@ -712,8 +710,9 @@ impl Writer {
                 let message = error.to_string();
                 let full = matches!(&error, StoreError::Sqlite(e) if is_disk_full(e));
                 if let Err(reload) = self.reload() {
-                    eprintln!(
-                        "cairn-writer: cannot reload stream heads after a failed commit: {reload}"
+                    tracing::error!(
+                        error = %reload,
+                        "cannot reload stream heads after a failed commit"
                     );
                 }
                 for job in jobs {
