@@ -544,7 +544,6 @@ pub(crate) fn spawn(
     })
 }
 
-
 fn is_disk_full(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull)
 }

@@ -736,7 +736,7 @@ impl SimNode {
         ops: Vec<Vec<u8>>,
         checkpoint: &cairn_core::identity::Checkpoint,
     ) -> Vec<u8> {
-        crate::hub_api::PushWire {
+        cairn_proto::PushWire {
             node: self.identity.node.clone(),
             stream: "standard".into(),
             ops,

@@ -13,7 +13,6 @@
 
 use crate::hub_api::push_request;
 use anyhow::{Context, bail, ensure};
-use base64::Engine;
 use cairn_core::canonical;
 use cairn_core::hash::Hash;
 use cairn_store::EdgeStore;
@@ -55,12 +54,7 @@ pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {
         {
             count += batch.ops.len() as u64;
             from_seq = Some(batch.checkpoint.seq);
-            let line = json!({
-                "node": node,
-                "stream": batch.stream,
-                "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-                "checkpoint": {"seq": batch.checkpoint.seq, "head": batch.checkpoint.head.to_hex(), "signature": hex::encode(batch.checkpoint.signature)},
-            });
+            let line = cairn_proto::push_json(node, &batch.stream, &batch.ops, &batch.checkpoint);
             writeln!(out, "{line}")?;
         }
     }

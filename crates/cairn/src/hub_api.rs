@@ -29,95 +29,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Media type of the compact binary push body.
-pub const BINARY_PUSH: &str = "application/vnd.cairn.push+postcard";
-/// Largest decompressed binary push body, bytes.
-const BINARY_PUSH_BYTES_MAX: usize = 64 * 1024 * 1024;
-
-thread_local! {
-    /// zstd contexts, one per thread and reused: a context is a few hundred
-    /// kilobytes of tables, and allocating one per answer had the kernel
-    /// zeroing fresh pages for a tenth of the hub's handler time when a
-    /// thousand nodes pushed at once.
-    static ZSTD: std::cell::RefCell<Option<(zstd::bulk::Compressor<'static>, zstd::bulk::Decompressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `work` with this thread's zstd contexts.
-fn with_zstd<T>(
-    work: impl FnOnce(
-        &mut zstd::bulk::Compressor<'static>,
-        &mut zstd::bulk::Decompressor<'static>,
-    ) -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    ZSTD.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some((
-                zstd::bulk::Compressor::new(zstd::DEFAULT_COMPRESSION_LEVEL)?,
-                zstd::bulk::Decompressor::new()?,
-            ));
-        }
-        let (compressor, decompressor) = cell.as_mut().expect("just set");
-        work(compressor, decompressor)
-    })
-}
-
-/// Compresses `data` at `level` with this thread's context.
-fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    with_zstd(|compressor, _| {
-        compressor.set_compression_level(level)?;
-        compressor.compress(data)
-    })
-}
-
-/// The compact binary form of a push body (postcard, optionally zstd-compressed).
-/// Ops travel as their raw encoding: no base64, no JSON around them.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PushWire {
-    /// Node whose stream this is.
-    pub node: String,
-    /// Stream name.
-    pub stream: String,
-    /// Encoded ops, in seq order.
-    #[serde(with = "op_bytes")]
-    pub ops: Vec<Vec<u8>>,
-    /// Seq of the checkpoint (the batch's last op).
-    pub checkpoint_seq: u64,
-    /// Head hash the checkpoint signs.
-    pub checkpoint_head: [u8; 32],
-    /// The node's Ed25519 signature (64 bytes).
-    pub checkpoint_signature: Vec<u8>,
-}
-
-/// Ops as byte strings rather than sequences of `u8`: the same postcard
-/// bytes (a length, then the bytes), copied whole instead of one element
-/// at a time.
-mod op_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ops: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(ops.iter().map(|op| serde_bytes::Bytes::new(op)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<Vec<u8>>, D::Error> {
-        let ops = Vec::<serde_bytes::ByteBuf>::deserialize(deserializer)?;
-        Ok(ops
-            .into_iter()
-            .map(serde_bytes::ByteBuf::into_vec)
-            .collect())
-    }
-}
-
-impl PushWire {
-    /// Encodes as postcard, then zstd.
-    pub fn encode(&self) -> Vec<u8> {
-        let raw = postcard::to_allocvec(self).expect("a push body always serializes");
-        compress(&raw, 3).expect("zstd compresses any input")
-    }
-}
+pub use cairn_proto::{BINARY_PUSH, PushWire, SERVER_TIMING, SERVER_TIMING_HUB};
+use cairn_proto::{BINARY_PUSH_BYTES_MAX, compress, with_zstd};
 
 /// The size a zstd frame says it decompresses to: our clients always say
 /// it, so the hub can hold it against its budget before decompressing (a
@@ -474,7 +387,7 @@ async fn with_hub_time(mut response: Response) -> Response {
     if let Ok(value) = axum::http::HeaderValue::from_str(&now_ms.to_string()) {
         response
             .headers_mut()
-            .insert(crate::sync::clock::HUB_TIME_HEADER, value);
+            .insert(cairn_proto::HUB_TIME_HEADER, value);
     }
     response
 }
@@ -796,7 +709,7 @@ async fn push(
     };
     let (mut request, _held) = read_push(&state.bodies, &headers, body).await?;
     request.node_time_ms = headers
-        .get(crate::sync::clock::NODE_TIME_HEADER)
+        .get(cairn_proto::NODE_TIME_HEADER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
     if subject != request.node {
@@ -888,26 +801,9 @@ async fn read_push(
     Ok((request, held))
 }
 
-/// The header (W3C Server Timing) of a push answer that carries the hub's
-/// time with the push, as `hub;dur=MS`.
-pub const SERVER_TIMING: &str = "server-timing";
-/// Its metric name.
-pub const SERVER_TIMING_HUB: &str = "hub";
-
 /// The hub's time with a push, ms, read from a push answer's headers.
 pub fn hub_time_ms(headers: &HeaderMap) -> Option<u64> {
-    let text = headers.get(SERVER_TIMING)?.to_str().ok()?;
-    text.split(',').find_map(|metric| {
-        let mut parts = metric.trim().split(';');
-        (parts.next()? == SERVER_TIMING_HUB).then_some(())?;
-        parts.find_map(|param| {
-            let milliseconds = param.trim().strip_prefix("dur=")?;
-            milliseconds
-                .parse::<f64>()
-                .ok()
-                .map(|ms| ms.max(0.0) as u64)
-        })
-    })
+    cairn_proto::hub_time_ms(headers.get(SERVER_TIMING)?.to_str().ok()?)
 }
 
 /// Roles that may resolve an equivocation.

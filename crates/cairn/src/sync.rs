@@ -21,7 +21,7 @@ use cairn_core::hash::Hash;
 use cairn_core::merkle;
 use cairn_core::note::{self, LogCheckpoint};
 use cairn_store::EdgeStore;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Outcome of one sync round.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -213,7 +213,7 @@ async fn hub_speaks_binary(client: &reqwest::Client, hub_url: &str) -> bool {
     health["encodings"].as_array().is_some_and(|codings| {
         codings
             .iter()
-            .any(|coding| coding == crate::hub_api::BINARY_PUSH)
+            .any(|coding| coding == cairn_proto::BINARY_PUSH)
     })
 }
 
@@ -299,7 +299,7 @@ pub async fn push_all(
                     .body(body);
                 let request = if binary {
                     request
-                        .header(reqwest::header::CONTENT_TYPE, crate::hub_api::BINARY_PUSH)
+                        .header(reqwest::header::CONTENT_TYPE, cairn_proto::BINARY_PUSH)
                         .header(reqwest::header::CONTENT_ENCODING, "zstd")
                 } else {
                     request.header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -307,7 +307,11 @@ pub async fn push_all(
                 let hub_clock = hub.clock.clone();
                 let answer = tokio::spawn(async move {
                     let response = request.send().await.context("the hub is unreachable")?;
-                    let hub_ms = crate::hub_api::hub_time_ms(response.headers());
+                    let hub_ms = response
+                        .headers()
+                        .get(cairn_proto::SERVER_TIMING)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(cairn_proto::hub_time_ms);
                     Ok((hub_answer(&hub_clock, response, "push").await?, hub_ms))
                 });
                 in_flight.push_back(InFlight {
@@ -544,7 +548,7 @@ fn push_body(
 ) -> anyhow::Result<Vec<u8>> {
     let checkpoint = &batch.checkpoint;
     Ok(if binary {
-        crate::hub_api::PushWire {
+        cairn_proto::PushWire {
             node: node.to_string(),
             stream: batch.stream.clone(),
             ops: batch.ops.clone(),
@@ -554,12 +558,12 @@ fn push_body(
         }
         .encode()
     } else {
-        serde_json::to_vec(&json!({
-            "node": node,
-            "stream": batch.stream,
-            "ops": batch.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-            "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
-        }))?
+        serde_json::to_vec(&cairn_proto::push_json(
+            node,
+            &batch.stream,
+            &batch.ops,
+            checkpoint,
+        ))?
     })
 }
 
@@ -1100,6 +1104,7 @@ mod tests {
     use super::*;
     use cairn_core::chain::StreamHead;
     use cairn_core::op::{Action, OpDraft};
+    use serde_json::json;
 
     fn ops(count: u64) -> Vec<Vec<u8>> {
         let mut head = StreamHead::EMPTY;

@@ -10,10 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-/// Header on every hub answer: the hub's time, ms since the epoch.
-pub const HUB_TIME_HEADER: &str = "cairn-time-ms";
-/// Header on a node's push: the node's own time, ms since the epoch.
-pub const NODE_TIME_HEADER: &str = "cairn-node-time-ms";
+pub use cairn_proto::{HUB_TIME_HEADER, NODE_TIME_HEADER};
 /// An offset beyond this raises an alert on the node (and on the hub).
 pub const CLOCK_OFFSET_ALERT_MS: u64 = cairn_core::limits::CLOCK_DRIFT_MS_MAX_DEFAULT;
 /// Kind of the node's alert about its clock.
