@@ -711,14 +711,39 @@ fn log_size(conn: &Connection) -> Result<u64, StoreError> {
 
 /// Reads tree nodes from the database for proofs, remembering what it read:
 /// the proofs of one batch share most of their nodes.
+///
+/// `SubtreeSource` can only say "no such node", so a read that fails is
+/// kept in the third field: [`TreeReader::missing`] then names the storage
+/// fault instead of calling the log damaged (a fault is never a verdict).
 struct TreeReader<'a>(
     &'a Connection,
     std::cell::RefCell<std::collections::HashMap<(u32, u64), Hash>>,
+    std::cell::RefCell<Option<rusqlite::Error>>,
 );
 
 impl<'a> TreeReader<'a> {
     fn new(conn: &'a Connection) -> TreeReader<'a> {
-        TreeReader(conn, Default::default())
+        TreeReader(conn, Default::default(), Default::default())
+    }
+
+    /// The error for a node the tree did not give: the storage fault that
+    /// hid it, if a read failed, else damage described by `what`.
+    fn missing(&self, what: impl Into<String>) -> StoreError {
+        match self.2.borrow_mut().take() {
+            Some(fault) => StoreError::Sqlite(fault),
+            None => StoreError::Damaged(what.into()),
+        }
+    }
+
+    /// Keeps the first read fault; `None` for the caller to return.
+    fn fault<T>(&self, result: rusqlite::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.2.borrow_mut().get_or_insert(error);
+                None
+            }
+        }
     }
 }
 
@@ -733,16 +758,14 @@ impl TreeReader<'_> {
     fn compute(&self, level: u32, index: u64) -> Option<Hash> {
         let first = index.checked_shl(level)?;
         let count = 1u64 << level;
-        let mut statement = self
-            .0
-            .prepare_cached("SELECT op_hash FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf")
-            .ok()?;
-        let mut rows = statement
-            .query(params![first as i64, (first + count) as i64])
-            .ok()?;
+        let mut statement = self.fault(self.0.prepare_cached(
+            "SELECT op_hash FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf",
+        ))?;
+        let mut rows =
+            self.fault(statement.query(params![first as i64, (first + count) as i64]))?;
         let mut hashes = Vec::with_capacity(count as usize);
-        while let Some(row) = rows.next().ok()? {
-            let bytes: Vec<u8> = row.get(0).ok()?;
+        while let Some(row) = self.fault(rows.next())? {
+            let bytes: Vec<u8> = self.fault(row.get(0))?;
             hashes.push(merkle::leaf_hash(&bytes));
         }
         if hashes.len() as u64 != count {
@@ -779,13 +802,16 @@ impl TreeReader<'_> {
         if level < TREE_STORED_LEVEL {
             return self.compute(level, index);
         }
-        let bytes: Vec<u8> = self
-            .0
-            .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
-            .ok()?
-            .query_row(params![level, index as i64], |row| row.get(0))
-            .ok()?;
-        Hash::from_slice(&bytes)
+        let bytes: Option<Vec<u8>> = self.fault(
+            self.0
+                .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![level, index as i64], |row| row.get(0))
+                        .optional()
+                }),
+        )?;
+        Hash::from_slice(&bytes?)
     }
 }
 
@@ -1035,8 +1061,8 @@ impl HubStore {
         size: u64,
         now: u64,
     ) -> Result<String, StoreError> {
-        let root = merkle::root(reader, size)
-            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
+        let root =
+            merkle::root(reader, size).ok_or_else(|| reader.missing("log tree is incomplete"))?;
         let checkpoint = LogCheckpoint {
             origin: self.origin.clone(),
             size,
@@ -1168,7 +1194,7 @@ impl HubStore {
             cairn_core::op::Op::decode(&bytes)
                 .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
             let proof = merkle::inclusion_proof(&reader, leaf, size)
-                .ok_or_else(|| StoreError::Damaged(format!("no proof for leaf {leaf}")))?;
+                .ok_or_else(|| reader.missing(format!("no proof for leaf {leaf}")))?;
             ops.push(PulledOp {
                 leaf,
                 op: base64::engine::general_purpose::STANDARD.encode(&bytes),
@@ -1713,7 +1739,7 @@ impl HubStore {
                         Some((begin, end)) => {
                             let proof = merkle::range_proof(&reader, begin, end, size).ok_or_else(
                                 || {
-                                    StoreError::Damaged(format!(
+                                    reader.missing(format!(
                                         "no range proof for leaves {begin}..{end}"
                                     ))
                                 },
@@ -1759,8 +1785,9 @@ impl HubStore {
         if let Some(note) = stored {
             return Ok(note);
         }
-        let root = merkle::root(&TreeReader::new(conn), size)
-            .ok_or_else(|| StoreError::Damaged("log tree is incomplete".into()))?;
+        let reader = TreeReader::new(conn);
+        let root =
+            merkle::root(&reader, size).ok_or_else(|| reader.missing("log tree is incomplete"))?;
         let checkpoint = LogCheckpoint {
             origin: self.origin.clone(),
             size,
@@ -1780,17 +1807,24 @@ impl HubStore {
         if new_size > size as u64 {
             return Ok(None);
         }
-        Ok(
-            merkle::consistency_proof(&TreeReader::new(&conn), old_size, new_size)
-                .map(|proof| proof.iter().map(Hash::to_hex).collect()),
-        )
+        let reader = TreeReader::new(&conn);
+        match merkle::consistency_proof(&reader, old_size, new_size) {
+            Some(proof) => Ok(Some(proof.iter().map(Hash::to_hex).collect())),
+            // Sizes out of order, unless a read failed on the way.
+            None => match reader.missing("") {
+                fault @ StoreError::Sqlite(_) => Err(fault),
+                _ => Ok(None),
+            },
+        }
     }
 
     /// Log size, streams, quarantine and alerts.
     pub fn status(&self) -> Result<HubStatus, StoreError> {
         let conn = self.read()?;
         let log_size = log_size(&conn)? as i64;
-        let root = merkle::root(&TreeReader::new(&conn), log_size as u64).unwrap_or(Hash::ZERO);
+        let reader = TreeReader::new(&conn);
+        let root = merkle::root(&reader, log_size as u64)
+            .ok_or_else(|| reader.missing("log tree is incomplete"))?;
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
         let quarantined: i64 =
             conn.query_row("SELECT count(*) FROM quarantine", [], |row| row.get(0))?;
@@ -1985,7 +2019,7 @@ fn append_leaf(
         reader.subtree(level, index)
     })
     .ok_or_else(|| {
-        StoreError::Damaged(format!(
+        reader.missing(format!(
             "log tree is missing the left neighbour of leaf {leaf}"
         ))
     })?;

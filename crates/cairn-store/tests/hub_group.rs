@@ -432,3 +432,34 @@ fn issue_10_3_a_held_op_the_store_cannot_read_fails_the_push_and_quarantines_not
     assert!(matches!(retried, PushError::Store(_)), "{retried:?}");
     assert_eq!(hub.status().unwrap().quarantined, 0);
 }
+
+/// A tree node the hub cannot read is a storage fault, named as one, not
+/// damage (issue 10, item 3): the tree reader used to turn every SQL error
+/// into "missing" and report "stored data is damaged: no proof for leaf".
+#[test]
+fn issue_10_3_a_tree_read_that_fails_is_a_fault_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = HubStore::open(dir.path()).unwrap();
+    let author = NodeIdentity::from_seed("a", [1; 32]);
+    let reader = NodeIdentity::from_seed("r", [2; 32]);
+    let scopes: std::collections::BTreeMap<String, String> =
+        [("site".to_string(), "x".to_string())].into();
+    hub.enroll("a", author.public_key(), &scopes).unwrap();
+    hub.enroll("r", reader.public_key(), &scopes).unwrap();
+    let mut head = StreamHead::EMPTY;
+    // Enough leaves that proofs need stored tree nodes (16 and up).
+    hub.push(common::push_after(&author, &mut head, 40, |_| "x"))
+        .unwrap();
+    assert!(hub.pull("r", 0, 1_000).is_ok());
+    rusqlite::Connection::open(dir.path().join("hub.db"))
+        .unwrap()
+        .execute_batch("ALTER TABLE tree RENAME TO tree_elsewhere")
+        .unwrap();
+    let fault = hub.pull("r", 0, 1_000).unwrap_err();
+    let said = fault.to_string();
+    assert!(
+        said.contains("no such table") && !said.contains("damaged"),
+        "{said}"
+    );
+}
