@@ -1564,16 +1564,8 @@ const SERVE_LOCK: &str = "serve.lock";
 
 /// Takes the serving lock of the store in `dir`, or says who holds it.
 fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
-    let path = dir.join(SERVE_LOCK);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::invalid(
+    write::try_serve_lock(dir)?.ok_or_else(|| {
+        Failure::invalid(
             None,
             &[Violation::new(
                 "data",
@@ -1583,12 +1575,8 @@ fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
                     dir.display()
                 ),
             )],
-        )),
-        Err(std::fs::TryLockError::Error(error)) => Err(Failure::fault(anyhow::anyhow!(
-            "cannot lock {}: {error}",
-            path.display()
-        ))),
-    }
+        )
+    })
 }
 
 fn serve(

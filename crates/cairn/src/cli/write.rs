@@ -23,9 +23,9 @@ pub(super) enum Writer {
     Server(String),
 }
 
-/// Tells who writes to `dir`: this process (the serve lock taken), or the
-/// running server.
-pub(super) fn writer(dir: &Path) -> Result<Writer, Failure> {
+/// Takes the serve lock of `dir` (held until the file is dropped), or
+/// `None` when `cairn edge serve` holds it.
+pub(super) fn try_serve_lock(dir: &Path) -> Result<Option<std::fs::File>, Failure> {
     let path = dir.join(SERVE_LOCK);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -34,31 +34,38 @@ pub(super) fn writer(dir: &Path) -> Result<Writer, Failure> {
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(Writer::Local(file)),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let url = std::fs::read_to_string(dir.join(SERVE_FILE))
-                .ok()
-                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-                .and_then(|value| value["url"].as_str().map(str::to_string));
-            match url {
-                Some(url) => Ok(Writer::Server(url)),
-                None => Err(Failure::invalid(
-                    None,
-                    &[Violation::new(
-                        "data",
-                        "not_serving",
-                        format!(
-                            "`cairn edge serve` is starting on {}; write through its API or try again",
-                            dir.display()
-                        ),
-                    )],
-                )),
-            }
-        }
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(error)) => Err(Failure::fault(anyhow::anyhow!(
             "cannot lock {}: {error}",
             path.display()
         ))),
+    }
+}
+
+/// Tells who writes to `dir`: this process (the serve lock taken), or the
+/// running server.
+pub(super) fn writer(dir: &Path) -> Result<Writer, Failure> {
+    if let Some(lock) = try_serve_lock(dir)? {
+        return Ok(Writer::Local(lock));
+    }
+    let url = std::fs::read_to_string(dir.join(SERVE_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|value| value["url"].as_str().map(str::to_string));
+    match url {
+        Some(url) => Ok(Writer::Server(url)),
+        None => Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "data",
+                "not_serving",
+                format!(
+                    "`cairn edge serve` is starting on {}; write through its API or try again",
+                    dir.display()
+                ),
+            )],
+        )),
     }
 }
 
