@@ -1,6 +1,7 @@
 //! Cairn's wire: the types and codecs both sides of a sync speak, so that
 //! the edge's client never imports the hub's server module (STYLE 35).
-//! Push bodies (JSON and the compact postcard+zstd form), the headers that
+//! Push bodies (JSON and the compact postcard+zstd form), the push answer
+//! with its verdicts and range receipt (typed on both sides), the headers that
 //! carry time and congestion, and the zstd contexts both sides reuse.
 #![deny(missing_docs)]
 
@@ -135,3 +136,78 @@ pub fn hub_time_ms(server_timing: &str) -> Option<u64> {
 pub const HUB_TIME_HEADER: &str = "cairn-time-ms";
 /// Header on a node's push: the node's own time, ms since the epoch.
 pub const NODE_TIME_HEADER: &str = "cairn-node-time-ms";
+
+/// The hub's answer for one op.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpResult {
+    /// Seq of the op, when it decoded.
+    pub seq: Option<u64>,
+    /// What the hub made of it.
+    pub status: OpStatus,
+    /// Why it was quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its leaf index in the log (accepted and duplicate ops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<u64>,
+}
+
+/// The receipt of a push's accepted ops, which take the contiguous leaves
+/// `[begin, end)`: a range proof (`cairn_core::merkle::RangeProof`) against
+/// the returned checkpoint, one per push rather than one per op.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RangeReceipt {
+    /// First leaf of the accepted ops.
+    pub begin: u64,
+    /// One past the last.
+    pub end: u64,
+    /// Compact range of `[0, begin)`, hex.
+    pub left: Vec<String>,
+    /// Compact range of `[end, size)`, hex.
+    pub right: Vec<String>,
+}
+
+/// The hub's answer to a push.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PushResponse {
+    /// One result per pushed op.
+    pub results: Vec<OpResult>,
+    /// Highest seq of the stream the hub holds (the acknowledged watermark).
+    pub watermark: u64,
+    /// True when the stream is held after an equivocation.
+    pub held: bool,
+    /// The receipt of the accepted ops, when there are any.
+    #[serde(default)]
+    pub receipt: Option<RangeReceipt>,
+    /// The signed log checkpoint the receipt is against.
+    pub checkpoint: String,
+}
+
+/// The hub's verdict on one pushed op, as the wire says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpStatus {
+    /// New and intact; logged.
+    Accepted,
+    /// Already logged with the same hash.
+    Duplicate,
+    /// Kept for forensics, not logged; `reason` says why.
+    Quarantined,
+}
+
+impl OpStatus {
+    /// The word the wire uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpStatus::Accepted => "accepted",
+            OpStatus::Duplicate => "duplicate",
+            OpStatus::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl PartialEq<&str> for OpStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}

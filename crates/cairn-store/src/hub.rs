@@ -470,50 +470,7 @@ pub struct PushRequest {
     pub node_time_ms: Option<u64>,
 }
 
-/// The hub's answer for one op.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct OpResult {
-    /// Seq of the op, when it decoded.
-    pub seq: Option<u64>,
-    /// `accepted`, `duplicate` or `quarantined`.
-    pub status: &'static str,
-    /// Why it was quarantined.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Its leaf index in the log (accepted and duplicate ops).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leaf: Option<u64>,
-}
-
-/// The receipt of a push's accepted ops, which take the contiguous leaves
-/// `[begin, end)`: a range proof (`cairn_core::merkle::RangeProof`) against
-/// the returned checkpoint, one per push rather than one per op.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct RangeReceipt {
-    /// First leaf of the accepted ops.
-    pub begin: u64,
-    /// One past the last.
-    pub end: u64,
-    /// Compact range of `[0, begin)`, hex.
-    pub left: Vec<String>,
-    /// Compact range of `[end, size)`, hex.
-    pub right: Vec<String>,
-}
-
-/// The hub's answer to a push.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PushResponse {
-    /// One result per pushed op.
-    pub results: Vec<OpResult>,
-    /// Highest seq of the stream the hub holds (the acknowledged watermark).
-    pub watermark: u64,
-    /// True when the stream is held after an equivocation.
-    pub held: bool,
-    /// The receipt of the accepted ops, when there are any.
-    pub receipt: Option<RangeReceipt>,
-    /// The signed log checkpoint the receipt is against.
-    pub checkpoint: String,
-}
+pub use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
 
 /// Why a push was refused as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -2185,7 +2142,7 @@ fn push_one(
                 append_leaf(tx, reader, leaf, id, op, bytes, now)?;
                 *size += 1;
                 begin.get_or_insert(leaf);
-                ("accepted", None, Some(leaf))
+                (OpStatus::Accepted, None, Some(leaf))
             }
             Verdict::Duplicate => {
                 let leaf: Option<i64> = tx
@@ -2194,11 +2151,11 @@ fn push_one(
                         row.get(0)
                     })
                     .optional()?;
-                ("duplicate", None, leaf.map(|leaf| leaf as u64))
+                (OpStatus::Duplicate, None, leaf.map(|leaf| leaf as u64))
             }
             Verdict::Quarantined(reason) => {
                 quarantined.keep(tx, request, seq, bytes, reason, now)?;
-                ("quarantined", Some(reason.clone()), None)
+                (OpStatus::Quarantined, Some(reason.clone()), None)
             }
         };
         results.push(OpResult {

@@ -125,9 +125,9 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
             .with_context(|| format!("line {number}"))?;
         for result in response.results {
             match result.status {
-                "accepted" => report.accepted += 1,
-                "duplicate" => report.duplicate += 1,
-                _ => report.quarantined.push(format!(
+                cairn_proto::OpStatus::Accepted => report.accepted += 1,
+                cairn_proto::OpStatus::Duplicate => report.duplicate += 1,
+                cairn_proto::OpStatus::Quarantined => report.quarantined.push(format!(
                     "{} seq {}: {}",
                     stream,
                     result.seq.map_or("?".into(), |seq| seq.to_string()),

@@ -110,46 +110,56 @@ fn read_checkpoint(
 /// are the leaves `[begin, end)` of the checkpoint's tree (one range proof
 /// for the whole push).
 fn verify_receipt(
-    answer: &Value,
+    answer: &cairn_proto::PushResponse,
     ops: &[Vec<u8>],
     checkpoint: &LogCheckpoint,
 ) -> anyhow::Result<()> {
-    let results = answer["results"].as_array().context("no results")?;
     let mut leaves = Vec::new();
-    for (result, op) in results.iter().zip(ops) {
-        if result["status"] == "accepted" {
+    for (result, op) in answer.results.iter().zip(ops) {
+        if result.status == cairn_proto::OpStatus::Accepted {
             let decoded = cairn_core::op::Op::decode(op).context("own op does not decode")?;
-            leaves.push((
-                result["leaf"].as_u64(),
-                merkle::leaf_hash(&decoded.op_hash.0),
-            ));
+            leaves.push((result.leaf, merkle::leaf_hash(&decoded.op_hash.0)));
         }
     }
     let Some(&(Some(begin), _)) = leaves.first() else {
         anyhow::ensure!(leaves.is_empty(), "an accepted op has no leaf");
         return Ok(());
     };
-    let receipt = &answer["receipt"];
+    let receipt = answer
+        .receipt
+        .as_ref()
+        .context("the hub's answer has accepted ops but no receipt")?;
     anyhow::ensure!(
-        receipt["begin"].as_u64() == Some(begin)
-            && receipt["end"].as_u64() == Some(begin + leaves.len() as u64)
+        receipt.begin == begin
+            && receipt.end == begin + leaves.len() as u64
             && leaves
                 .iter()
                 .enumerate()
                 .all(|(offset, (leaf, _))| *leaf == Some(begin + offset as u64)),
         "the hub's receipt does not cover the accepted ops' leaves"
     );
-    let proof = merkle::RangeProof {
-        left: proof_of(&receipt["left"]),
-        right: proof_of(&receipt["right"]),
+    let hashes = |hex: &[String]| -> anyhow::Result<Vec<Hash>> {
+        hex.iter()
+            .map(|hash| Hash::from_hex(hash).context("the hub's receipt holds a malformed hash"))
+            .collect()
     };
-    let hashes: Vec<Hash> = leaves.into_iter().map(|(_, hash)| hash).collect();
-    merkle::verify_range(begin, &hashes, checkpoint.size, &proof, &checkpoint.root)
-        .context("the hub's receipt does not verify")?;
+    let proof = merkle::RangeProof {
+        left: hashes(&receipt.left)?,
+        right: hashes(&receipt.right)?,
+    };
+    let leaf_hashes: Vec<Hash> = leaves.into_iter().map(|(_, hash)| hash).collect();
+    merkle::verify_range(
+        begin,
+        &leaf_hashes,
+        checkpoint.size,
+        &proof,
+        &checkpoint.root,
+    )
+    .context("the hub's receipt does not verify")?;
     Ok(())
 }
 
-/// Hex hashes of a receipt's proof.
+/// Hex hashes of a pull page's inclusion proof.
 fn proof_of(value: &Value) -> Vec<Hash> {
     value
         .as_array()
@@ -345,9 +355,9 @@ pub async fn push_all(
             // slow link the pushes in flight share it, and each takes longer.
             let elapsed_ms = sent.elapsed().as_millis() as u64;
             last_elapsed_ms = elapsed_ms;
-            let note_text = answer["checkpoint"]
-                .as_str()
-                .context("the hub's answer has no checkpoint")?;
+            let answer: cairn_proto::PushResponse =
+                serde_json::from_value(answer).context("the hub's push answer is malformed")?;
+            let note_text = answer.checkpoint.as_str();
             let checkpoint = read_checkpoint(note_text, hub_key)?;
             verify_receipt(&answer, &batch.ops, &checkpoint)?;
             if let Some(link) = sizer.as_deref_mut() {
@@ -366,14 +376,9 @@ pub async fn push_all(
             // watermark may run ahead of us (a node restored from a backup).
             let mut confirmed: Option<u64> = None;
             let mut unbroken = true;
-            for (result, op) in answer["results"]
-                .as_array()
-                .context("no results")?
-                .iter()
-                .zip(&batch.ops)
-            {
-                match result["status"].as_str() {
-                    Some("accepted") => {
+            for (result, op) in answer.results.iter().zip(&batch.ops) {
+                match result.status {
+                    cairn_proto::OpStatus::Accepted => {
                         let decoded =
                             cairn_core::op::Op::decode(op).context("own op does not decode")?;
                         report.accepted += 1;
@@ -382,24 +387,24 @@ pub async fn push_all(
                             confirmed = Some(decoded.seq);
                         }
                     }
-                    Some("duplicate") => {
+                    cairn_proto::OpStatus::Duplicate => {
                         report.duplicate += 1;
                         if unbroken {
-                            confirmed = result["seq"].as_u64();
+                            confirmed = result.seq;
                         }
                     }
-                    _ => {
+                    cairn_proto::OpStatus::Quarantined => {
                         unbroken = false;
                         // The seq of this node's own op at that place: the
                         // hub may not have been able to read one.
                         let seq = cairn_core::op::Op::decode(op)
                             .ok()
                             .map(|op| op.seq)
-                            .or_else(|| result["seq"].as_u64())
+                            .or(result.seq)
                             .map_or_else(|| "?".to_string(), |seq| seq.to_string());
                         report.quarantined.push(format!(
                             "{stream} seq {seq}: {}",
-                            result["reason"].as_str().unwrap_or("no reason given")
+                            result.reason.as_deref().unwrap_or("no reason given")
                         ));
                     }
                 }
@@ -1106,6 +1111,21 @@ mod tests {
     use cairn_core::op::{Action, OpDraft};
     use serde_json::json;
 
+    /// A push answer as the hub sends it, read as the client reads it.
+    fn typed(answer: &Value) -> cairn_proto::PushResponse {
+        let mut answer = answer.clone();
+        for (field, default) in [
+            ("watermark", json!(0)),
+            ("held", json!(false)),
+            ("checkpoint", json!("")),
+        ] {
+            if answer.get(field).is_none() {
+                answer[field] = default;
+            }
+        }
+        serde_json::from_value(answer).unwrap()
+    }
+
     fn ops(count: u64) -> Vec<Vec<u8>> {
         let mut head = StreamHead::EMPTY;
         (0..count)
@@ -1300,10 +1320,10 @@ mod tests {
             ],
             "receipt": {"begin": 7, "end": 10, "left": hex(&proof.left), "right": hex(&proof.right)},
         });
-        verify_receipt(&answer, &pushed, &checkpoint).unwrap();
+        verify_receipt(&typed(&answer), &pushed, &checkpoint).unwrap();
 
         let refused = |answer: &Value| {
-            verify_receipt(answer, &pushed, &checkpoint)
+            verify_receipt(&typed(answer), &pushed, &checkpoint)
                 .unwrap_err()
                 .to_string()
         };
@@ -1318,9 +1338,9 @@ mod tests {
         assert!(refused(&forged).contains("does not verify"));
         let mut missing = answer.clone();
         missing["receipt"] = Value::Null;
-        assert!(verify_receipt(&missing, &pushed, &checkpoint).is_err());
+        assert!(verify_receipt(&typed(&missing), &pushed, &checkpoint).is_err());
         // Nothing accepted: nothing to prove.
         let none = json!({"results": [{"seq": 1, "status": "duplicate", "leaf": 3}]});
-        verify_receipt(&none, &pushed[..1], &checkpoint).unwrap();
+        verify_receipt(&typed(&none), &pushed[..1], &checkpoint).unwrap();
     }
 }
