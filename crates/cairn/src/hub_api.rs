@@ -5,6 +5,9 @@
 //! "checkpoint": {"seq", "head": hex, "signature": hex}}`; the answer lists a
 //! verdict and, for accepted ops, a receipt (leaf index and inclusion proof)
 //! against the signed checkpoint it returns.
+//!
+//! Over 800 lines: on the list of files to cut along their seams
+//! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
 
 use crate::api::{
     AppError, Bodies, body_json, content_coding, media_type, method_not_allowed, not_found,
