@@ -6,7 +6,6 @@
 
 mod common;
 
-use base64::Engine;
 use cairn_core::chain::StreamHead;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::op::{Action, Op, OpDraft};
@@ -55,12 +54,7 @@ fn with_forgery(ops: &[(Op, Vec<u8>)], index: usize) -> Vec<Vec<u8>> {
 /// A push body for `ops`, signed at the genuine last op by `node`.
 fn body(node: &NodeIdentity, ops: &[Vec<u8>], last: &Op) -> Value {
     let checkpoint = node.sign_checkpoint("standard", last.seq, last.op_hash);
-    json!({
-        "node": "hangar-7",
-        "stream": "standard",
-        "ops": ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-        "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
-    })
+    cairn_proto::push_json("hangar-7", "standard", ops, &checkpoint)
 }
 
 /// The hub verifies clean, and the reader syncs and holds no forged record.
@@ -136,20 +130,9 @@ async fn issue_9_1_a_forged_push_with_a_genuine_checkpoint_logs_nothing() {
     let ops = genuine(5);
     let client = cairn::tls::builder().build().unwrap();
     let push = |body: Value| {
-        let client = client.clone();
-        let url = format!("{}/v1/push", hub.url);
+        let (client, url) = (client.clone(), hub.url.clone());
         let token = token_at("hangar-7", "node", now_s(), &node);
-        async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
+        async move { common::post_push(&client, &url, &token, &body).await }
     };
     // A forged op in the middle, then at the start: each push is refused whole.
     for index in [2, 0, 3] {

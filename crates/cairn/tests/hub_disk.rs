@@ -4,7 +4,6 @@
 
 mod common;
 
-use base64::Engine;
 use cairn_core::chain::StreamHead;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::op::{Action, OpDraft};
@@ -65,12 +64,7 @@ fn push_body(node: &NodeIdentity, count: usize) -> Value {
         })
         .collect();
     let checkpoint = node.sign_checkpoint("standard", head.seq, head.hash);
-    json!({
-        "node": "hangar-7",
-        "stream": "standard",
-        "ops": ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-        "checkpoint": {"seq": checkpoint.seq, "head": checkpoint.head.to_hex(), "signature": hex::encode(checkpoint.signature)},
-    })
+    cairn_proto::push_json("hangar-7", "standard", &ops, &checkpoint)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,20 +98,9 @@ async fn issue_9_14_a_full_disk_on_the_hub_is_a_507_naming_storage() {
     let body = push_body(&node, 200);
     let client = cairn::tls::builder().build().unwrap();
     let push = || {
-        let client = client.clone();
-        let (url, body) = (format!("{}/v1/push", hub.url), body.clone());
+        let (client, url, body) = (client.clone(), hub.url.clone(), body.clone());
         let token = token_at("hangar-7", "node", now_s(), &node);
-        async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
+        async move { common::post_push(&client, &url, &token, &body).await }
     };
     let (status, answer) = push().await;
     assert_eq!(status, 507, "{answer}");

@@ -241,3 +241,22 @@ pub fn token_at(
     };
     cairn_core::token::sign(&claims, signer)
 }
+
+/// POSTs a JSON push body to the hub at `hub_url` with a node's `token`;
+/// returns the status and the JSON answer.
+pub async fn post_push(
+    client: &reqwest::Client,
+    hub_url: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{hub_url}/v1/push"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json::<Value>().await.unwrap())
+}
