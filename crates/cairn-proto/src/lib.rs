@@ -155,7 +155,7 @@ pub struct OpResult {
 /// The receipt of a push's accepted ops, which take the contiguous leaves
 /// `[begin, end)`: a range proof (`cairn_core::merkle::RangeProof`) against
 /// the returned checkpoint, one per push rather than one per op.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeReceipt {
     /// First leaf of the accepted ops.
     pub begin: u64,
@@ -168,7 +168,7 @@ pub struct RangeReceipt {
 }
 
 /// The hub's answer to a push.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PushResponse {
     /// One result per pushed op.
     pub results: Vec<OpResult>,

@@ -33,12 +33,16 @@ pub enum StoreError {
     /// The disk is full: nothing was written, the store is intact.
     #[error("storage full: {0}")]
     StorageFull(String),
+    /// A fault the hub's logic met in its backend.
+    #[error("{0}")]
+    Storage(#[from] cairn_hub::StorageError),
 }
 
 impl StoreError {
     /// True when SQLite said the disk (or its file) is full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::StorageFull(_))
+            || matches!(self, StoreError::Storage(error) if error.is_disk_full())
             || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, _))
                 if code.code == rusqlite::ErrorCode::DiskFull)
     }

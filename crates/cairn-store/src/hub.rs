@@ -11,28 +11,27 @@
 //! Over 800 lines: on the list of files to cut along their seams
 //! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
 
+mod sqlite;
 mod verify;
 
+pub use sqlite::{SqlTx, SqliteBackend};
 pub use verify::{FAULTS_MAX, HubVerifyReport};
 
 use crate::StoreError;
 use crate::checkpointer::Checkpointer;
 use crate::files;
-use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
-use cairn_core::identity::{Checkpoint, NodeIdentity};
-use cairn_core::limits::CLOCK_DRIFT_MS_MAX_DEFAULT;
-use cairn_core::merkle::{self, SubtreeSource};
-use cairn_core::note::{self, LogCheckpoint};
-use cairn_core::push::{self, StreamView, Verdict};
+use cairn_core::identity::NodeIdentity;
+use cairn_core::merkle;
 use cairn_core::snapshot::{SnapshotDigest, SnapshotManifest};
+use cairn_hub::Hub;
+use cairn_hub::backend::{HubBackend, LogTx};
+use cairn_hub::signer::LogSigner;
+use cairn_hub::tree::{self, TreeReader};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-/// Most ops in one push.
-pub const PUSH_OPS_MAX: usize = 8_192;
 /// Most ops in one pull page.
 pub const PULL_OPS_MAX: usize = 1_000;
 /// Most log entries one pull request scans (so a node with narrow scopes
@@ -115,12 +114,7 @@ pub struct OwnOps {
     pub held: bool,
 }
 
-/// The hub's own node name: its administrative acts are ops of this node.
-pub const HUB_NODE: &str = "hub";
-/// The hub's stream of administrative acts.
-pub const AUDIT_STREAM: &str = "audit";
-/// The collection of those acts.
-pub const AUDIT_COLLECTION: &str = "hub_audit";
+pub use cairn_hub::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
 
 /// Roles whose tokens the hub signs itself (people and tools, not nodes).
 pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
@@ -347,10 +341,17 @@ fn granted_scopes(conn: &Connection, node: &str) -> Result<BTreeMap<String, Stri
         .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
             row.get(0)
         })
-        .optional()?;
+        .optional()
+        .map_err(StoreError::from)?;
     let grants = grants.ok_or_else(|| PushError::UnknownNode(node.to_string()))?;
     Ok(serde_json::from_str(&grants)
         .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?)
+}
+
+impl From<StoreError> for PushError {
+    fn from(error: StoreError) -> PushError {
+        PushError::Store(error.into())
+    }
 }
 
 /// Whether `node` may see an op of `origin` with `scope` (`,name=value,…,`):
@@ -448,65 +449,8 @@ CREATE TABLE alerts (
 ) STRICT;
 ";
 
-/// One pushed batch.
-#[derive(Clone, Debug)]
-pub struct PushRequest {
-    /// Node whose stream this is.
-    pub node: String,
-    /// Stream name.
-    pub stream: String,
-    /// Encoded ops, in seq order.
-    pub ops: Vec<Vec<u8>>,
-    /// The node's checkpoint of the batch's last op.
-    pub checkpoint: Checkpoint,
-    /// `ops` decoded by `cairn_core::push::decode_push`, when the caller did
-    /// it already (the HTTP handler does, off the writer thread); `None`
-    /// decodes them here.
-    pub decoded: Option<Vec<cairn_core::push::Decoded>>,
-    /// A key `checkpoint`'s signature already verified under (the HTTP
-    /// handler checks it off the writer thread). The writer skips its own
-    /// check only when this is the node's enrolled key as it reads it in
-    /// the push's transaction; `None` checks it there.
-    pub checkpoint_key: Option<[u8; 32]>,
-    /// The node's own clock when it sent the push, ms (the hub records how
-    /// far it is from its own).
-    pub node_time_ms: Option<u64>,
-}
-
+pub use cairn_hub::{PUSH_OPS_MAX, PushError, PushRequest};
 pub use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
-
-/// Why a push was refused as a whole.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PushError {
-    /// The node is not enrolled.
-    #[error("node {0:?} is not enrolled at this hub")]
-    UnknownNode(String),
-    /// The batch breaks a limit.
-    #[error("{0}")]
-    Invalid(String),
-    /// The push starts past the stream's head: an earlier push of the
-    /// stream has not arrived (or was refused). Nothing was stored; the
-    /// node pushes again from `expected`.
-    #[error("{stream}: the hub's head is seq {}, this push starts at seq {got}; push from seq {expected}", expected - 1)]
-    Gap {
-        /// `node:stream`.
-        stream: String,
-        /// The seq the hub expects next.
-        expected: u64,
-        /// The push's first seq.
-        got: u64,
-    },
-    /// A storage fault; nothing was persisted.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for PushError {
-    fn from(error: rusqlite::Error) -> PushError {
-        PushError::Store(StoreError::Sqlite(error))
-    }
-}
 
 /// An operator's decision on an equivocation (see [`HubStore::resolve`]).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -617,40 +561,14 @@ pub struct NodeClock {
     pub clock_offset_ms: i64,
 }
 
-/// An open hub store.
+/// An open hub store: the hub's logic over its SQLite backend, and the
+/// hub's own SQL (enrollment, pulls, snapshots, status) not yet behind the
+/// backend trait.
 pub struct HubStore {
-    conn: Mutex<Connection>,
-    /// A second connection, for reads only (pulls, snapshots, key lookups,
-    /// status): in WAL mode it reads the last commit while the writer's
-    /// group transaction is open, so a push's authentication or a node's
-    /// pull never waits for a group commit.
-    reader: Mutex<Connection>,
-    identity: NodeIdentity,
-    origin: String,
-    /// Where the hub's time comes from.
-    clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
-    /// Declared after `conn`, so it is dropped after it: its thread ends
+    hub: Hub<SqliteBackend>,
+    /// Declared after `hub`, so it is dropped after it: its thread ends
     /// once the connection (which holds its wake-up) is closed.
     _checkpointer: Checkpointer,
-}
-
-/// The hub's read connection inside one read transaction, ended when the
-/// guard is dropped.
-struct ReadSnapshot<'a>(std::sync::MutexGuard<'a, Connection>);
-
-impl std::ops::Deref for ReadSnapshot<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.0
-    }
-}
-
-impl Drop for ReadSnapshot<'_> {
-    fn drop(&mut self) {
-        // Nothing was written, so ending the transaction loses nothing; if
-        // it cannot end now, the next `read` ends it first.
-        let _ = self.0.execute_batch("ROLLBACK");
-    }
 }
 
 fn hub_key_path(dir: &Path) -> PathBuf {
@@ -659,120 +577,6 @@ fn hub_key_path(dir: &Path) -> PathBuf {
 
 fn hub_db_path(dir: &Path) -> PathBuf {
     dir.join("hub.db")
-}
-
-/// Leaves in the log. They are numbered densely from 0, so this is the
-/// largest rowid plus one: one b-tree descent, where `count(*)` reads every
-/// row (it made each push slower as the log grew).
-fn log_size(conn: &Connection) -> Result<u64, StoreError> {
-    let last: Option<i64> = conn.query_row("SELECT max(leaf) FROM log", [], |row| row.get(0))?;
-    Ok(last.map_or(0, |leaf| leaf as u64 + 1))
-}
-
-/// Reads tree nodes from the database for proofs, remembering what it read:
-/// the proofs of one batch share most of their nodes.
-///
-/// `SubtreeSource` can only say "no such node", so a read that fails is
-/// kept in the third field: [`TreeReader::missing`] then names the storage
-/// fault instead of calling the log damaged (a fault is never a verdict).
-struct TreeReader<'a>(
-    &'a Connection,
-    std::cell::RefCell<std::collections::HashMap<(u32, u64), Hash>>,
-    std::cell::RefCell<Option<rusqlite::Error>>,
-);
-
-impl<'a> TreeReader<'a> {
-    fn new(conn: &'a Connection) -> TreeReader<'a> {
-        TreeReader(conn, Default::default(), Default::default())
-    }
-
-    /// The error for a node the tree did not give: the storage fault that
-    /// hid it, if a read failed, else damage described by `what`.
-    fn missing(&self, what: impl Into<String>) -> StoreError {
-        match self.2.borrow_mut().take() {
-            Some(fault) => StoreError::Sqlite(fault),
-            None => StoreError::Damaged(what.into()),
-        }
-    }
-
-    /// Keeps the first read fault; `None` for the caller to return.
-    fn fault<T>(&self, result: rusqlite::Result<T>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.2.borrow_mut().get_or_insert(error);
-                None
-            }
-        }
-    }
-}
-
-/// The lowest level of the tree the hub stores: complete subtrees of 16
-/// leaves and up. Smaller ones are rehashed from `log.op_hash` when a proof
-/// needs them (at most 15 leaves, one range read). Storing every node cost
-/// two tree rows per pushed op; this costs one per eight.
-const TREE_STORED_LEVEL: u32 = 4;
-
-impl TreeReader<'_> {
-    /// Rehashes the complete subtree `(level, index)` from its leaves.
-    fn compute(&self, level: u32, index: u64) -> Option<Hash> {
-        let first = index.checked_shl(level)?;
-        let count = 1u64 << level;
-        let mut statement = self.fault(self.0.prepare_cached(
-            "SELECT op_hash FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf",
-        ))?;
-        let mut rows =
-            self.fault(statement.query(params![first as i64, (first + count) as i64]))?;
-        let mut hashes = Vec::with_capacity(count as usize);
-        while let Some(row) = self.fault(rows.next())? {
-            let bytes: Vec<u8> = self.fault(row.get(0))?;
-            hashes.push(merkle::leaf_hash(&bytes));
-        }
-        if hashes.len() as u64 != count {
-            return None; // Not complete (yet).
-        }
-        while hashes.len() > 1 {
-            hashes = hashes
-                .chunks(2)
-                .map(|pair| merkle::node_hash(&pair[0], &pair[1]))
-                .collect();
-        }
-        hashes.pop()
-    }
-}
-
-impl SubtreeSource for TreeReader<'_> {
-    fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
-        if let Some(hash) = self.1.borrow().get(&(level, index)) {
-            return Some(*hash);
-        }
-        let hash = self.read(level, index)?;
-        self.1.borrow_mut().insert((level, index), hash);
-        Some(hash)
-    }
-}
-
-impl TreeReader<'_> {
-    /// Caches a node the caller just stored.
-    fn remember(&self, level: u32, index: u64, hash: Hash) {
-        self.1.borrow_mut().insert((level, index), hash);
-    }
-
-    fn read(&self, level: u32, index: u64) -> Option<Hash> {
-        if level < TREE_STORED_LEVEL {
-            return self.compute(level, index);
-        }
-        let bytes: Option<Vec<u8>> = self.fault(
-            self.0
-                .prepare_cached("SELECT hash FROM tree WHERE level = ?1 AND idx = ?2")
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![level, index as i64], |row| row.get(0))
-                        .optional()
-                }),
-        )?;
-        Hash::from_slice(&bytes?)
-    }
 }
 
 impl HubStore {
@@ -846,51 +650,44 @@ impl HubStore {
         let reader = crate::schema::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
         Ok(HubStore {
-            conn: Mutex::new(conn),
-            reader: Mutex::new(reader),
-            identity,
-            origin,
-            clock,
+            hub: Hub::new(
+                SqliteBackend::new(conn, reader),
+                LogSigner::new(identity, origin),
+                clock,
+            ),
             _checkpointer: checkpointer,
         })
     }
 
     /// The hub's clock (tokens are judged by it).
     pub fn clock(&self) -> &dyn cairn_core::clock::Clock {
-        self.clock.as_ref()
+        self.hub.clock()
     }
 
     /// The log's origin line.
     pub fn origin(&self) -> &str {
-        &self.origin
+        self.hub.signer().origin()
     }
 
     /// The hub's public key (checks its log checkpoints).
     pub fn public_key(&self) -> [u8; 32] {
-        self.identity.public_key()
+        self.identity().public_key()
+    }
+
+    fn identity(&self) -> &NodeIdentity {
+        self.hub.signer().identity()
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::Internal("hub lock poisoned".into()))
+        self.hub.backend().lock()
     }
 
     /// The read-only connection, inside a read transaction: every statement
-    /// run through the guard sees the same commit, so a pull that reads the
-    /// log's size and then its leaves never meets a push that committed in
+    /// run through it sees the same commit, so a pull that reads the log's
+    /// size and then its leaves never meets a push that committed in
     /// between (which it once reported as damage).
-    fn read(&self) -> Result<ReadSnapshot<'_>, StoreError> {
-        let conn = self
-            .reader
-            .lock()
-            .map_err(|_| StoreError::Internal("hub reader lock poisoned".into()))?;
-        if !conn.is_autocommit() {
-            // A transaction an earlier guard could not end.
-            conn.execute_batch("ROLLBACK")?;
-        }
-        conn.execute_batch("BEGIN DEFERRED")?;
-        Ok(ReadSnapshot(conn))
+    fn read(&self) -> Result<SqlTx<'_>, StoreError> {
+        Ok(self.hub.backend().read()?)
     }
 
     /// Registers a node with its public key and granted scopes, or grants
@@ -962,7 +759,7 @@ impl HubStore {
     /// `hub:audit`, the key's record, and the end of every token still
     /// outstanding for the node (any enrollment makes them void).
     fn register_in(&self, tx: &Connection, act: &EnrollAct<'_>) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock().now_ms();
         tx.execute(
             "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
@@ -1001,7 +798,7 @@ impl HubStore {
         let revoked = tx.execute(
             "UPDATE enrollments SET revoked_ms = ?1
              WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
-            params![self.clock.now_ms() as i64, node],
+            params![self.clock().now_ms() as i64, node],
         )?;
         if revoked > 0 {
             self.audit(
@@ -1013,32 +810,10 @@ impl HubStore {
         Ok(revoked as u64)
     }
 
-    /// Signs and stores the log checkpoint at `size`; returns the note.
-    fn sign_log(
-        &self,
-        tx: &Connection,
-        reader: &TreeReader<'_>,
-        size: u64,
-        now: u64,
-    ) -> Result<String, StoreError> {
-        let root =
-            merkle::root(reader, size).ok_or_else(|| reader.missing("log tree is incomplete"))?;
-        let checkpoint = LogCheckpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-        };
-        let signed = note::sign(&checkpoint, &self.origin, &self.identity);
-        tx.execute(
-            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
-            params![size as i64, root.0.as_slice(), signed, now as i64],
-        )?;
-        Ok(signed)
-    }
-
     /// The ops of the hub's own stream of administrative acts, in seq order.
     pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let conn = self.read()?;
+        let tx = self.read()?;
+        let conn = tx.conn();
         let mut statement = conn.prepare(
             "SELECT l.op FROM log l JOIN streams s ON s.id = l.stream_id
              WHERE s.node = ?1 AND s.stream = ?2 ORDER BY l.seq",
@@ -1057,75 +832,36 @@ impl HubStore {
     ///
     /// Returns the act's seq in `hub:audit`.
     fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<u64, StoreError> {
-        let now = self.clock.now_ms();
-        let stream: Option<(i64, i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT id, head_seq, head_hash FROM streams WHERE node = ?1 AND stream = ?2",
-                params![HUB_NODE, AUDIT_STREAM],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()?;
-        let (stream_id, mut head) = match stream {
-            Some((id, seq, hash)) => (
-                id,
-                StreamHead {
-                    seq: seq as u64,
-                    hash: Hash::from_slice(&hash)
-                        .ok_or_else(|| StoreError::Damaged("head of hub:audit".into()))?,
-                },
-            ),
-            None => {
-                tx.execute(
-                    "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
-                    params![HUB_NODE, AUDIT_STREAM, Hash::ZERO.0.as_slice()],
-                )?;
-                (tx.last_insert_rowid(), StreamHead::EMPTY)
-            }
-        };
-        let payload = cairn_core::canonical::to_canonical_bytes(&record)
-            .map_err(|error| StoreError::Internal(error.to_string()))?;
-        let scope: BTreeMap<String, String> =
-            [(HUB_NODE.to_string(), AUDIT_STREAM.to_string())].into();
-        let (op, bytes) = head.append(cairn_core::op::OpDraft {
-            node: HUB_NODE.into(),
-            stream: AUDIT_STREAM.into(),
-            hlc: cairn_core::hlc::Hlc {
-                wall_ms: now,
-                counter: 0,
-            },
-            collection: AUDIT_COLLECTION.into(),
-            action: cairn_core::op::Action::Append,
-            key: String::new(),
-            scope,
-            base: Default::default(),
-            ref_hash: None,
-            reason: String::new(),
-            payload,
-        });
-        let leaf = log_size(tx)?;
-        let reader = TreeReader::new(tx);
-        append_leaf(tx, &reader, leaf, stream_id, &op, &bytes, now)?;
-        let checkpoint = self
-            .identity
-            .sign_checkpoint(AUDIT_STREAM, op.seq, op.op_hash);
-        keep_origin_checkpoint(tx, stream_id, &checkpoint, &self.identity.public_key())?;
-        tx.execute(
-            "UPDATE streams SET head_seq = ?1, head_hash = ?2 WHERE id = ?3",
-            params![head.seq as i64, head.hash.0.as_slice(), stream_id],
-        )?;
-        self.sign_log(tx, &reader, leaf + 1, now)?;
-        Ok(op.seq)
+        let now = self.clock().now_ms();
+        Ok(cairn_hub::audit::append_act(
+            &SqlTx::within(tx),
+            self.hub.signer(),
+            &record,
+            now,
+        )?)
     }
 
     /// Ops visible to `node` from leaf `from` on: in its granted scopes and
     /// not its own. An op is visible when every scope label it carries is
     /// granted to the node (an op without labels is visible to all).
     pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullResponse, PushError> {
+        let tx = self.read()?;
+        let grants = granted_scopes(tx.conn(), node)?;
+        Ok(self.pull_page(&tx, node, grants, from, limit)?)
+    }
+
+    fn pull_page(
+        &self,
+        tx: &SqlTx<'_>,
+        node: &str,
+        grants: BTreeMap<String, String>,
+        from: u64,
+        limit: usize,
+    ) -> Result<PullResponse, StoreError> {
         use base64::Engine;
-        let conn = self.read()?;
-        let grants = granted_scopes(&conn, node)?;
-        let size = log_size(&conn)?;
-        let note = self.checkpoint_at(&conn, size)?;
+        let conn = tx.conn();
+        let size = tx.log_size()?;
+        let note = self.checkpoint_at(tx, size)?;
         let mut statement = conn.prepare_cached(
             "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
         )?;
@@ -1133,7 +869,7 @@ impl HubStore {
         let (mut ops, mut next, mut origins) =
             (Vec::new(), from, std::collections::BTreeSet::new());
         let mut chains = ChainPlan::default();
-        let reader = TreeReader::new(&conn);
+        let reader = TreeReader::new(tx);
         while let Some(row) = rows.next()? {
             let leaf = row.get::<_, i64>(0)? as u64;
             let origin: String = row.get(2)?;
@@ -1142,7 +878,7 @@ impl HubStore {
                 continue;
             }
             let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
-            let (checkpoint, span) = chains.cost(&conn, stream_id, seq)?;
+            let (checkpoint, span) = chains.cost(conn, stream_id, seq)?;
             if !ops.is_empty() && chains.span + span > CHAIN_SPAN_MAX {
                 break; // This op starts the next page.
             }
@@ -1176,7 +912,7 @@ impl HubStore {
             nodes.insert(origin, hex::encode(key));
         }
         let enrollments = chains
-            .add_enrollments(&conn)?
+            .add_enrollments(conn)?
             .iter()
             .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
             .collect();
@@ -1186,7 +922,7 @@ impl HubStore {
             more: next < size,
             checkpoint: note,
             nodes,
-            chains: chains.finish(&conn)?,
+            chains: chains.finish(conn)?,
             enrollments,
             grants,
         })
@@ -1199,9 +935,20 @@ impl HubStore {
     /// signed manifest: how a node catches up without an inclusion proof
     /// per op, one bounded page at a time.
     pub fn snapshot(&self, node: &str, query: &SnapshotQuery) -> Result<Snapshot, PushError> {
-        let conn = self.read()?;
-        let grants = granted_scopes(&conn, node)?;
-        let size = log_size(&conn)?;
+        let tx = self.read()?;
+        let grants = granted_scopes(tx.conn(), node)?;
+        Ok(self.snapshot_page(&tx, node, grants, query)?)
+    }
+
+    fn snapshot_page(
+        &self,
+        tx: &SqlTx<'_>,
+        node: &str,
+        grants: BTreeMap<String, String>,
+        query: &SnapshotQuery,
+    ) -> Result<Snapshot, StoreError> {
+        let conn = tx.conn();
+        let size = tx.log_size()?;
         let to = query.to.map_or(size, |to| to.min(size));
         let wanted = |scope: &str| {
             query.labels.is_empty()
@@ -1229,7 +976,7 @@ impl HubStore {
                 continue;
             }
             let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
-            let (checkpoint, span) = chains.cost(&conn, stream_id, seq)?;
+            let (checkpoint, span) = chains.cost(conn, stream_id, seq)?;
             if !ops.is_empty() && chains.span + span > SNAPSHOT_OPS_MAX + CHAIN_SPAN_MAX {
                 break; // The next page starts with this op.
             }
@@ -1246,11 +993,11 @@ impl HubStore {
         }
         drop(rows);
         drop(statement);
-        let enrollments = chains.add_enrollments(&conn)?;
-        let chains = chains.finish(&conn)?;
+        let enrollments = chains.add_enrollments(conn)?;
+        let chains = chains.finish(conn)?;
         let (count, digest) = digest.finish();
         let manifest = SnapshotManifest {
-            origin: self.origin.clone(),
+            origin: self.origin().to_string(),
             node: node.to_string(),
             from: query.from,
             next,
@@ -1259,7 +1006,7 @@ impl HubStore {
             digest,
         };
         Ok(Snapshot {
-            manifest: manifest.sign(&self.identity),
+            manifest: manifest.sign(self.identity()),
             ops,
             chains,
             enrollments,
@@ -1276,9 +1023,10 @@ impl HubStore {
         stream: &str,
         from: u64,
         limit: usize,
-    ) -> Result<OwnOps, PushError> {
+    ) -> Result<OwnOps, StoreError> {
         use base64::Engine;
-        let conn = self.read()?;
+        let tx = self.read()?;
+        let conn = tx.conn();
         let row: Option<(i64, i64, bool)> = conn
             .query_row(
                 "SELECT id, head_seq, held FROM streams WHERE node = ?1 AND stream = ?2",
@@ -1305,7 +1053,7 @@ impl HubStore {
             .collect::<Result<_, _>>()?;
         let mut chains = ChainPlan::default();
         for (seq, _) in &rows {
-            let (checkpoint, span) = chains.cost(&conn, stream_id, *seq)?;
+            let (checkpoint, span) = chains.cost(conn, stream_id, *seq)?;
             chains.add(stream_id, *seq, checkpoint, span);
         }
         Ok(OwnOps {
@@ -1313,7 +1061,7 @@ impl HubStore {
                 .iter()
                 .map(|(_, bytes)| base64::engine::general_purpose::STANDARD.encode(bytes))
                 .collect(),
-            chains: chains.finish(&conn)?,
+            chains: chains.finish(conn)?,
             head: head as u64,
             held,
         })
@@ -1322,18 +1070,14 @@ impl HubStore {
     /// The hub's head seq of a stream and whether it is held (`None` for a
     /// stream it has never seen).
     pub fn stream_head(&self, node: &str, stream: &str) -> Result<Option<(u64, bool)>, StoreError> {
-        Ok(self
-            .read()?
-            .prepare_cached("SELECT head_seq, held FROM streams WHERE node = ?1 AND stream = ?2")?
-            .query_row(params![node, stream], |row| {
-                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
-            })
-            .optional()?)
+        let stream = self.read()?.stream(node, stream)?;
+        Ok(stream.map(|row| (row.head.seq, row.held)))
     }
 
     /// The hub's head of every stream of `node`: stream to (seq, op hash).
     pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
-        let conn = self.read()?;
+        let tx = self.read()?;
+        let conn = tx.conn();
         let mut statement = conn.prepare(
             "SELECT stream, head_seq, head_hash FROM streams WHERE node = ?1 ORDER BY stream",
         )?;
@@ -1360,7 +1104,7 @@ impl HubStore {
 
     /// Signs `message` with the hub's key (acknowledgement files carry it).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.identity.sign(message)
+        self.identity().sign(message)
     }
 
     /// A token for a person or tool (role `operator`, `auditor` or
@@ -1389,12 +1133,12 @@ impl HubStore {
         }
         let claims = cairn_core::token::Claims {
             sub: subject.to_string(),
-            aud: self.origin.clone(),
+            aud: self.origin().to_string(),
             role: role.to_string(),
             iat: now_s,
             exp: now_s + lifetime_s,
         };
-        Ok(cairn_core::token::sign(&claims, &self.identity))
+        Ok(cairn_core::token::sign(&claims, self.identity()))
     }
 
     /// Revokes a scope label from a node; returns whether it was granted.
@@ -1503,7 +1247,7 @@ impl HubStore {
                 node,
                 stream,
                 format!("released by {by}, keeping seq {head_seq} as held: {reason}"),
-                self.clock.now_ms() as i64
+                self.clock().now_ms() as i64
             ],
         )
         .map_err(StoreError::from)?;
@@ -1513,15 +1257,7 @@ impl HubStore {
 
     /// The enrolled public key of `node`.
     pub fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let key: Option<Vec<u8>> = self
-            .read()?
-            .query_row(
-                "SELECT public_key FROM nodes WHERE node = ?1",
-                [node],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(key.and_then(|key| key.try_into().ok()))
+        Ok(self.read()?.node_key(node)?)
     }
 
     /// Creates a one-time enrollment token for `node` with its scopes, valid
@@ -1547,7 +1283,7 @@ impl HubStore {
         }
         conn.execute(
             "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (self.clock.now_ms() + valid_ms) as i64, rekey],
+            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (self.clock().now_ms() + valid_ms) as i64, rekey],
         )?;
         Ok(token)
     }
@@ -1601,7 +1337,7 @@ impl HubStore {
                 "token revoked (the node was enrolled since, or an admin revoked it)",
             ));
         }
-        if (expires_ms as u64) < self.clock.now_ms() {
+        if (expires_ms as u64) < self.clock().now_ms() {
             return Err(EnrollError::Token("token expired"));
         }
         if token_node != node {
@@ -1616,7 +1352,7 @@ impl HubStore {
         }
         tx.execute(
             "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
-            params![self.clock.now_ms() as i64, token_hash.0.as_slice()],
+            params![self.clock().now_ms() as i64, token_hash.0.as_slice()],
         )
         .map_err(StoreError::from)?;
         let act = EnrollAct {
@@ -1633,127 +1369,24 @@ impl HubStore {
 
     /// Verifies and applies a push (see [`HubStore::push_group`]).
     pub fn push(&self, request: PushRequest) -> Result<PushResponse, PushError> {
-        self.push_group(vec![request])
-            .pop()
-            .expect("one answer per request")
+        self.hub.push(request)
     }
 
-    /// Verifies and persists a pushed batch.
-    ///
-    /// Pushes that arrive together are applied in one transaction, each in
-    /// a savepoint so a refused push leaves nothing: one fsync and one
-    /// signed log checkpoint for the group, each answer with its own range
-    /// receipt against that checkpoint.
-    pub fn push_group(
-        &self,
-        mut requests: Vec<PushRequest>,
-    ) -> Vec<Result<PushResponse, PushError>> {
-        let count = requests.len();
-        match self.try_push_group(&mut requests) {
-            Ok(answers) => answers,
-            // A storage fault fails the whole group: nothing was committed.
-            Err(error) => (0..count)
-                .map(|_| Err(PushError::Store(error.for_another())))
-                .collect(),
-        }
-    }
-
-    fn try_push_group(
-        &self,
-        requests: &mut [PushRequest],
-    ) -> Result<Vec<Result<PushResponse, PushError>>, StoreError> {
-        let now = self.clock.now_ms();
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let mut size = log_size(&tx)?;
-        // One reader for the group: each leaf's left siblings are nodes the
-        // previous leaves just completed, so they come from its cache.
-        let mut reader = TreeReader::new(&tx);
-        let mut applied = Vec::with_capacity(requests.len());
-        for request in requests.iter_mut() {
-            tx.prepare_cached("SAVEPOINT push")?.execute([])?;
-            let before = size;
-            match push_one(&tx, &reader, &mut size, request, now) {
-                Ok(one) => {
-                    tx.prepare_cached("RELEASE push")?.execute([])?;
-                    applied.push(Ok(one));
-                }
-                Err(PushError::Store(fault)) => return Err(fault),
-                Err(refusal) => {
-                    tx.execute_batch("ROLLBACK TO push; RELEASE push")?;
-                    // Nodes it remembered were rolled back with it.
-                    size = before;
-                    reader = TreeReader::new(&tx);
-                    applied.push(Err(refusal));
-                }
-            }
-        }
-        let signed = self.sign_log(&tx, &reader, size, now)?;
-        let mut answers = Vec::with_capacity(applied.len());
-        for one in applied {
-            answers.push(match one {
-                Err(refusal) => Err(refusal),
-                Ok(one) => {
-                    let receipt = match one.leaves {
-                        None => None,
-                        Some((begin, end)) => {
-                            let proof = merkle::range_proof(&reader, begin, end, size).ok_or_else(
-                                || {
-                                    reader.missing(format!(
-                                        "no range proof for leaves {begin}..{end}"
-                                    ))
-                                },
-                            )?;
-                            let hex = |hashes: &[Hash]| hashes.iter().map(Hash::to_hex).collect();
-                            Some(RangeReceipt {
-                                begin,
-                                end,
-                                left: hex(&proof.left),
-                                right: hex(&proof.right),
-                            })
-                        }
-                    };
-                    Ok(PushResponse {
-                        results: one.results,
-                        watermark: one.watermark,
-                        held: one.held,
-                        receipt,
-                        checkpoint: signed.clone(),
-                    })
-                }
-            });
-        }
-        drop(reader);
-        tx.commit()?;
-        Ok(answers)
+    /// Verifies and persists a pushed batch (`cairn_hub::pipeline`): pushes
+    /// that arrive together share one transaction, one fsync and one signed
+    /// log checkpoint, each with its own range receipt.
+    pub fn push_group(&self, requests: Vec<PushRequest>) -> Vec<Result<PushResponse, PushError>> {
+        self.hub.push_group(requests)
     }
 
     /// The signed log checkpoint of the log as it is now.
     pub fn checkpoint(&self) -> Result<String, StoreError> {
-        let conn = self.read()?;
-        let size = log_size(&conn)?;
-        self.checkpoint_at(&conn, size)
+        Ok(self.hub.checkpoint()?)
     }
 
-    /// The signed checkpoint at `size`: the one stored, or one signed now
-    /// (the log was never signed at that size, or its notes were lost).
-    fn checkpoint_at(&self, conn: &Connection, size: u64) -> Result<String, StoreError> {
-        let stored: Option<String> = conn
-            .prepare_cached("SELECT note FROM log_checkpoints WHERE size = ?1")?
-            .query_row([size as i64], |row| row.get(0))
-            .optional()?;
-        if let Some(note) = stored {
-            return Ok(note);
-        }
-        let reader = TreeReader::new(conn);
-        let root =
-            merkle::root(&reader, size).ok_or_else(|| reader.missing("log tree is incomplete"))?;
-        let checkpoint = LogCheckpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-        };
-        Ok(note::sign(&checkpoint, &self.origin, &self.identity))
+    /// The signed checkpoint at `size` read through `tx`.
+    fn checkpoint_at(&self, tx: &SqlTx<'_>, size: u64) -> Result<String, StoreError> {
+        Ok(self.hub.signer().checkpoint_at(tx, size)?)
     }
 
     /// Consistency proof between two log sizes, hex.
@@ -1762,29 +1395,28 @@ impl HubStore {
         old_size: u64,
         new_size: u64,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let conn = self.read()?;
-        let size = log_size(&conn)? as i64;
+        let tx = self.read()?;
+        let size = tx.log_size()? as i64;
         if new_size > size as u64 {
             return Ok(None);
         }
-        let reader = TreeReader::new(&conn);
+        let reader = TreeReader::new(&tx);
         match merkle::consistency_proof(&reader, old_size, new_size) {
             Some(proof) => Ok(Some(proof.iter().map(Hash::to_hex).collect())),
             // Sizes out of order, unless a read failed on the way.
-            None => match reader.missing("") {
-                fault @ StoreError::Sqlite(_) => Err(fault),
-                _ => Ok(None),
+            None => match reader.take_fault() {
+                Some(fault) => Err(fault.into()),
+                None => Ok(None),
             },
         }
     }
 
     /// Log size, streams, quarantine and alerts.
     pub fn status(&self) -> Result<HubStatus, StoreError> {
-        let conn = self.read()?;
-        let log_size = log_size(&conn)? as i64;
-        let reader = TreeReader::new(&conn);
-        let root = merkle::root(&reader, log_size as u64)
-            .ok_or_else(|| reader.missing("log tree is incomplete"))?;
+        let tx = self.read()?;
+        let conn = tx.conn();
+        let log_size = tx.log_size()? as i64;
+        let root = tree::root(&TreeReader::new(&tx), log_size as u64)?;
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
         let quarantined: i64 =
             conn.query_row("SELECT count(*) FROM quarantine", [], |row| row.get(0))?;
@@ -1843,7 +1475,7 @@ impl HubStore {
         Ok(HubStatus {
             quarantine,
             clocks,
-            origin: self.origin.clone(),
+            origin: self.origin().to_string(),
             log_size: log_size as u64,
             root: root.to_hex(),
             nodes: nodes as u64,
@@ -1928,408 +1560,5 @@ fn keep_node_key(
          ON CONFLICT (node, public_key) DO UPDATE SET audit_seq = ?3",
         params![node, public_key.as_slice(), audit_seq as i64],
     )?;
-    Ok(())
-}
-
-/// Keeps the checkpoint that signs a stream's newly accepted ops: pulls
-/// hand it out so that nodes can check those ops against their origin.
-fn keep_origin_checkpoint(
-    tx: &Connection,
-    stream_id: i64,
-    checkpoint: &Checkpoint,
-    public_key: &[u8; 32],
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO origin_checkpoints (stream_id, seq, signature, public_key) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        stream_id,
-        checkpoint.seq as i64,
-        checkpoint.signature.as_slice(),
-        public_key.as_slice()
-    ])?;
-    Ok(())
-}
-
-/// Appends `op` (encoded as `bytes`) to the log as leaf `leaf` and stores
-/// the tree nodes it completes, remembering them in `reader`.
-fn append_leaf(
-    tx: &Connection,
-    reader: &TreeReader<'_>,
-    leaf: u64,
-    stream_id: i64,
-    op: &cairn_core::op::Op,
-    bytes: &[u8],
-    now: u64,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        leaf as i64,
-        stream_id,
-        op.seq as i64,
-        op.op_hash.0.as_slice(),
-        bytes,
-        op.draft.node,
-        crate::schema::scope_text(&op.draft.scope),
-        now as i64
-    ])?;
-    let nodes = merkle::append_nodes(leaf, merkle::leaf_hash(&op.op_hash.0), |level, index| {
-        reader.subtree(level, index)
-    })
-    .ok_or_else(|| {
-        reader.missing(format!(
-            "log tree is missing the left neighbour of leaf {leaf}"
-        ))
-    })?;
-    for (level, index, hash) in nodes {
-        reader.remember(level, index, hash);
-        if level >= TREE_STORED_LEVEL {
-            tx.prepare_cached("INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)")?
-                .execute(params![level, index as i64, hash.0.as_slice()])?;
-        }
-    }
-    Ok(())
-}
-
-/// What one push of a group did, before the group's checkpoint exists.
-struct Applied {
-    results: Vec<OpResult>,
-    watermark: u64,
-    held: bool,
-    /// Leaves `[begin, end)` its accepted ops took.
-    leaves: Option<(u64, u64)>,
-}
-
-/// What the hub holds of a stream before a push. A stream gets its row
-/// only when an op of it is first accepted, so that pushes of junk stream
-/// names leave no trace but their quarantined material.
-struct StreamRow {
-    /// Its row id, once it has one.
-    id: Option<i64>,
-    head: StreamHead,
-    held: bool,
-}
-
-fn read_stream(tx: &Connection, node: &str, stream: &str) -> Result<StreamRow, StoreError> {
-    let row: Option<(i64, i64, Vec<u8>, bool)> = tx
-        .prepare_cached(
-            "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
-        )?
-        .query_row(params![node, stream], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
-    Ok(match row {
-        Some((id, seq, hash, held)) => StreamRow {
-            id: Some(id),
-            head: StreamHead {
-                seq: seq as u64,
-                hash: Hash::from_slice(&hash)
-                    .ok_or_else(|| StoreError::Damaged(format!("head hash of {node}:{stream}")))?,
-            },
-            held,
-        },
-        None => StreamRow {
-            id: None,
-            head: StreamHead::EMPTY,
-            held: false,
-        },
-    })
-}
-
-/// The seq a malformed op claims, when its header still decodes (its
-/// payload hash was what failed): for the report, never for the log.
-fn claimed_seq(bytes: &[u8]) -> Option<u64> {
-    cairn_core::op::Op::header_bytes(bytes)
-        .ok()
-        .and_then(|header| cairn_core::op::OpHeader::decode(header).ok())
-        .map(|header| header.seq)
-}
-
-/// Verifies one push and applies it inside the group's transaction.
-fn push_one(
-    tx: &Connection,
-    reader: &TreeReader<'_>,
-    size: &mut u64,
-    request: &mut PushRequest,
-    now: u64,
-) -> Result<Applied, PushError> {
-    if request.ops.is_empty() || request.ops.len() > PUSH_OPS_MAX {
-        return Err(PushError::Invalid(format!(
-            "ops: a push holds 1 to {PUSH_OPS_MAX} ops, got {}",
-            request.ops.len()
-        )));
-    }
-    if cairn_core::names::check_name(&request.stream).is_err() {
-        return Err(PushError::Invalid(format!(
-            "stream: {:?} is not a stream name",
-            request.stream
-        )));
-    }
-    let key: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT public_key FROM nodes WHERE node = ?1")?
-        .query_row([&request.node], |row| row.get(0))
-        .optional()?;
-    let public_key: [u8; 32] = key
-        .and_then(|key| key.try_into().ok())
-        .ok_or_else(|| PushError::UnknownNode(request.node.clone()))?;
-    let row = read_stream(tx, &request.node, &request.stream)?;
-    let view = StreamView {
-        node: &request.node,
-        stream: &request.stream,
-        head: row.head,
-        held: row.held,
-        public_key,
-        checkpoint_verified: request.checkpoint_key == Some(public_key),
-    };
-    // A storage error, or a seq below the head the log cannot find, is a
-    // fault of the hub's: the push fails (5xx, the node retries) and no op
-    // is judged by it.
-    let held_hash = |seq: u64| -> Result<Hash, StoreError> {
-        let stored: Option<Vec<u8>> = tx
-            .prepare_cached("SELECT op_hash FROM log WHERE stream_id = ?1 AND seq = ?2")?
-            .query_row(params![row.id, seq as i64], |row| row.get(0))
-            .optional()?;
-        stored.as_deref().and_then(Hash::from_slice).ok_or_else(|| {
-            StoreError::Damaged(format!(
-                "the log holds no op at seq {seq} of {}:{}, below the stream's head",
-                request.node, request.stream
-            ))
-        })
-    };
-    let decoded = match request.decoded.take() {
-        Some(decoded) if decoded.len() == request.ops.len() => decoded,
-        _ => push::decode_push(&request.ops),
-    };
-    // A push that starts past the head is out of order, not damaged: it is
-    // refused whole (the writer first lets it wait for its predecessor).
-    if let Some(Ok(first)) = decoded.first()
-        && !row.held
-        && first.draft.node == request.node
-        && first.draft.stream == request.stream
-        && first.seq > row.head.seq + 1
-    {
-        return Err(PushError::Gap {
-            stream: format!("{}:{}", request.node, request.stream),
-            expected: row.head.seq + 1,
-            got: first.seq,
-        });
-    }
-    let outcome = push::verify_decoded(
-        &view,
-        decoded,
-        &request.checkpoint,
-        held_hash,
-        now,
-        CLOCK_DRIFT_MS_MAX_DEFAULT,
-    )?;
-    let mut stream_id = row.id;
-    let mut results = Vec::with_capacity(request.ops.len());
-    let mut begin = None;
-    let mut quarantined = Quarantined::default();
-    for ((op, verdict), bytes) in outcome.verdicts.iter().zip(&request.ops) {
-        let seq = match op {
-            Some(op) => Some(op.seq),
-            None => claimed_seq(bytes),
-        };
-        let (status, reason, leaf) = match verdict {
-            Verdict::Accepted => {
-                let op = op.as_ref().expect("accepted ops decoded");
-                let id = match stream_id {
-                    Some(id) => id,
-                    None => *stream_id.insert(create_stream(tx, &request.node, &request.stream)?),
-                };
-                let leaf = *size;
-                append_leaf(tx, reader, leaf, id, op, bytes, now)?;
-                *size += 1;
-                begin.get_or_insert(leaf);
-                (OpStatus::Accepted, None, Some(leaf))
-            }
-            Verdict::Duplicate => {
-                let leaf: Option<i64> = tx
-                    .prepare_cached("SELECT leaf FROM log WHERE stream_id = ?1 AND seq = ?2")?
-                    .query_row(params![stream_id, seq.unwrap_or(0) as i64], |row| {
-                        row.get(0)
-                    })
-                    .optional()?;
-                (OpStatus::Duplicate, None, leaf.map(|leaf| leaf as u64))
-            }
-            Verdict::Quarantined(reason) => {
-                quarantined.keep(tx, request, seq, bytes, reason, now)?;
-                (OpStatus::Quarantined, Some(reason.clone()), None)
-            }
-        };
-        results.push(OpResult {
-            seq,
-            status,
-            reason,
-            leaf,
-        });
-    }
-    let now_held = row.held || outcome.equivocation.is_some();
-    raise_alerts(tx, request, &outcome, &quarantined, now)?;
-    record_clock(tx, request, now)?;
-    if let Some(id) = stream_id
-        && (outcome.head != row.head || now_held != row.held)
-    {
-        tx.prepare_cached(
-            "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
-        )?
-        .execute(params![
-            outcome.head.seq as i64,
-            outcome.head.hash.0.as_slice(),
-            now_held,
-            id
-        ])?;
-    }
-    if let (Some(id), Some(_)) = (stream_id, begin) {
-        // Ops are accepted only when the checkpoint proves the whole batch,
-        // so they end at the op it signs: it is kept for that op alone.
-        if (outcome.head.seq, outcome.head.hash)
-            != (request.checkpoint.seq, request.checkpoint.head)
-        {
-            return Err(PushError::Store(StoreError::Internal(format!(
-                "accepted ops of {}:{} end at seq {}, not at the checkpoint's seq {}",
-                request.node, request.stream, outcome.head.seq, request.checkpoint.seq
-            ))));
-        }
-        keep_origin_checkpoint(tx, id, &request.checkpoint, &public_key)?;
-    }
-    Ok(Applied {
-        results,
-        watermark: outcome.head.seq,
-        held: now_held,
-        leaves: begin.map(|begin| (begin, *size)),
-    })
-}
-
-/// Adds the row of a stream whose first op the hub accepts.
-fn create_stream(tx: &Connection, node: &str, stream: &str) -> Result<i64, StoreError> {
-    tx.execute(
-        "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
-        params![node, stream, Hash::ZERO.0.as_slice()],
-    )?;
-    Ok(tx.last_insert_rowid())
-}
-
-/// The material a push put in quarantine: each distinct op once, however
-/// often it is pushed again.
-#[derive(Default)]
-struct Quarantined {
-    /// Items new to the quarantine.
-    added: u64,
-    /// The first reason given in this push.
-    first_reason: Option<String>,
-}
-
-impl Quarantined {
-    fn keep(
-        &mut self,
-        tx: &Connection,
-        request: &PushRequest,
-        seq: Option<u64>,
-        bytes: &[u8],
-        reason: &str,
-        now: u64,
-    ) -> Result<(), StoreError> {
-        let added = tx
-            .prepare_cached(
-                "INSERT INTO quarantine (node, stream, seq, material_hash, op, reason, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (node, stream, material_hash) DO NOTHING",
-            )?
-            .execute(params![
-                request.node,
-                request.stream,
-                seq.map(|seq| seq as i64),
-                Hash::of(bytes).0.as_slice(),
-                bytes,
-                reason,
-                now as i64
-            ])?;
-        self.added += added as u64;
-        self.first_reason.get_or_insert_with(|| reason.to_string());
-        Ok(())
-    }
-}
-
-/// Records when the node last pushed and how far its clock is from the
-/// hub's, raising a `clock_skew` alert when it goes beyond the bound
-/// (ahead or behind), once, not at every push.
-fn record_clock(tx: &Connection, request: &PushRequest, now: u64) -> Result<(), StoreError> {
-    let Some(node_ms) = request.node_time_ms else {
-        return Ok(());
-    };
-    let offset = node_ms as i64 - now as i64;
-    let bound = CLOCK_DRIFT_MS_MAX_DEFAULT as i64;
-    let previous: Option<i64> = tx
-        .prepare_cached("SELECT clock_offset_ms FROM nodes WHERE node = ?1")?
-        .query_row([&request.node], |row| row.get(0))
-        .optional()?
-        .flatten();
-    tx.prepare_cached("UPDATE nodes SET pushed_ms = ?1, clock_offset_ms = ?2 WHERE node = ?3")?
-        .execute(params![now as i64, offset, request.node])?;
-    if offset.abs() > bound && previous.is_none_or(|previous| previous.abs() <= bound) {
-        let side = if offset > 0 { "ahead of" } else { "behind" };
-        tx.prepare_cached(
-            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('clock_skew', ?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
-            request.node,
-            request.stream,
-            format!(
-                "the node's clock is {} s {side} the hub's (bound {} s); its tokens are signed at the hub's time",
-                offset.unsigned_abs() / 1000,
-                bound / 1000
-            ),
-            now as i64
-        ])?;
-    }
-    Ok(())
-}
-
-/// Raises the alerts a push calls for: an equivocation, material newly
-/// quarantined for integrity, ops written with a clock far ahead.
-fn raise_alerts(
-    tx: &Connection,
-    request: &PushRequest,
-    outcome: &push::PushOutcome,
-    quarantined: &Quarantined,
-    now: u64,
-) -> Result<(), StoreError> {
-    let mut alerts = Vec::new();
-    if let Some(equivocation) = &outcome.equivocation {
-        alerts.push(("equivocation", format!(
-            "seq {} pushed with hash {} but {} is held; stream held until an operator resolves it",
-            equivocation.seq, equivocation.pushed, equivocation.held
-        )));
-    } else if quarantined.added > 0 {
-        alerts.push((
-            "integrity",
-            format!(
-                "{} pushed ops quarantined: {}",
-                quarantined.added,
-                quarantined.first_reason.as_deref().unwrap_or("")
-            ),
-        ));
-    }
-    if !outcome.clock_skew.is_empty() {
-        alerts.push((
-            "clock_skew",
-            format!(
-                "{} ops written with a clock more than {} ms ahead",
-                outcome.clock_skew.len(),
-                CLOCK_DRIFT_MS_MAX_DEFAULT
-            ),
-        ));
-    }
-    for (kind, message) in alerts {
-        tx.prepare_cached(
-            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![kind, request.node, request.stream, message, now as i64])?;
-    }
     Ok(())
 }

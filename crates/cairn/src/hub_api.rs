@@ -1068,7 +1068,8 @@ async fn own(
     let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let own = blocking(move || {
         let node = authenticate(&hub, &tokens, &headers)?;
-        hub.own_ops(&node, &stream, from, limit).map_err(hub_error)
+        hub.own_ops(&node, &stream, from, limit)
+            .map_err(|error| hub_error(error.into()))
     })
     .await?;
     Ok(axum::Json(json!(own)))

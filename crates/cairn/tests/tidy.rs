@@ -3,10 +3,7 @@
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    manifest_dir().join("../..").canonicalize().unwrap()
 }
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -18,6 +15,16 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
             found.push(path);
         }
     }
+}
+
+/// Every crate of the workspace, by directory name.
+fn crates() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(workspace().join("crates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 fn files_of(crate_dir: &str, sub: &str) -> Vec<PathBuf> {
@@ -32,10 +39,10 @@ fn files_of(crate_dir: &str, sub: &str) -> Vec<PathBuf> {
 #[test]
 fn every_module_says_why_it_exists() {
     let mut missing = Vec::new();
-    for krate in ["cairn-core", "cairn-proto", "cairn-store", "cairn"] {
-        for file in files_of(krate, "src")
+    for krate in crates() {
+        for file in files_of(&krate, "src")
             .into_iter()
-            .chain(files_of(krate, "tests"))
+            .chain(files_of(&krate, "tests"))
         {
             let text = std::fs::read_to_string(&file).unwrap();
             if !text.trim_start().starts_with("//!") {
@@ -137,7 +144,7 @@ fn long_functions(lines: &[&str], max: usize) -> Vec<(String, usize)> {
 /// Files and functions over the bounds of STYLE.md today, to be cut along
 /// their seams by issue 10 (the house). This list may only shrink: a new
 /// long file or function fails the test.
-const LONG_TODAY: [&str; 27] = [
+const LONG_TODAY: [&str; 26] = [
     "cairn-core/src/pack.rs",
     "cairn-core/src/pack.rs: fn check_value",
     "cairn-core/src/provenance.rs: fn verify",
@@ -145,7 +152,6 @@ const LONG_TODAY: [&str; 27] = [
     "cairn-store/src/verify.rs: fn verify",
     "cairn-store/src/hub/verify.rs: fn verify",
     "cairn-store/src/hub.rs",
-    "cairn-store/src/hub.rs: fn push_one",
     "cairn-store/src/writer.rs",
     "cairn-store/src/writer.rs: fn prepare_one",
     "cairn-store/src/writer.rs: fn apply_group",
@@ -171,8 +177,8 @@ const LONG_TODAY: [&str; 27] = [
 fn files_and_functions_stay_small_or_are_on_the_list_to_cut() {
     // Each over-long thing by its key: the file, or the file and the fn.
     let mut over = Vec::new();
-    for krate in ["cairn-core", "cairn-proto", "cairn-store", "cairn"] {
-        for file in files_of(krate, "src") {
+    for krate in crates() {
+        for file in files_of(&krate, "src") {
             if file.ends_with("tests.rs") {
                 continue;
             }
@@ -207,4 +213,12 @@ fn files_and_functions_stay_small_or_are_on_the_list_to_cut() {
         mended.is_empty(),
         "no longer over the bound: take them off LONG_TODAY: {mended:#?}"
     );
+}
+
+/// The crate's directory, as cargo says it when it runs the test: the value
+/// compiled in may name another checkout that shared the target directory.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

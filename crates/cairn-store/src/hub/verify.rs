@@ -55,7 +55,8 @@ impl HubStore {
     /// Verifies the whole log (see the module documentation). Faults are in
     /// the report; an error means the database could not be read.
     pub fn verify(&self) -> Result<HubVerifyReport, StoreError> {
-        let conn = self.read()?;
+        let tx = self.read()?;
+        let conn = tx.conn();
         let mut report = HubVerifyReport::default();
         let names: HashMap<i64, (String, String)> = conn
             .prepare("SELECT id, node, stream FROM streams")?

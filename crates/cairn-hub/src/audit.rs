@@ -1,0 +1,70 @@
+//! The hub's own acts (enrollments, revocations, resolutions) as ops of a
+//! stream it signs itself, `hub:audit`, appended to the log like any
+//! node's ops: as tamper-evident as the records they govern.
+
+use crate::StorageError;
+use crate::backend::{LeafRow, LogTx};
+use crate::signer::LogSigner;
+use crate::tree::{self, TreeReader};
+use cairn_core::chain::StreamHead;
+use cairn_core::op::{Action, OpDraft};
+use std::collections::BTreeMap;
+
+/// The hub's own node name: its administrative acts are ops of this node.
+pub const HUB_NODE: &str = "hub";
+/// The hub's stream of administrative acts.
+pub const AUDIT_STREAM: &str = "audit";
+/// The collection of those acts.
+pub const AUDIT_COLLECTION: &str = "hub_audit";
+
+/// Appends the act `record` to `hub:audit` inside `tx`, signs the stream's
+/// new head and the log's new size; returns the act's seq. The op carries
+/// the scope `hub=audit`, which nodes are not granted, so pulls do not hand
+/// it out (only beside the checkpoints of the keys it enrolled).
+pub fn append_act(
+    tx: &dyn LogTx,
+    signer: &LogSigner,
+    record: &serde_json::Value,
+    now: u64,
+) -> Result<u64, StorageError> {
+    let (stream_id, head) = match tx.stream(HUB_NODE, AUDIT_STREAM)? {
+        Some(row) => (row.id, row.head),
+        None => (tx.create_stream(HUB_NODE, AUDIT_STREAM)?, StreamHead::EMPTY),
+    };
+    let mut head = head;
+    let payload = cairn_core::canonical::to_canonical_bytes(record)
+        .map_err(|error| StorageError::Internal(error.to_string()))?;
+    let scope: BTreeMap<String, String> = [(HUB_NODE.to_string(), AUDIT_STREAM.to_string())].into();
+    let (op, bytes) = head.append(OpDraft {
+        node: HUB_NODE.into(),
+        stream: AUDIT_STREAM.into(),
+        hlc: cairn_core::hlc::Hlc {
+            wall_ms: now,
+            counter: 0,
+        },
+        collection: AUDIT_COLLECTION.into(),
+        action: Action::Append,
+        key: String::new(),
+        scope,
+        base: Default::default(),
+        ref_hash: None,
+        reason: String::new(),
+        payload,
+    });
+    let leaf = tx.log_size()?;
+    let reader = TreeReader::new(tx);
+    let row = LeafRow {
+        leaf,
+        stream_id,
+        op: &op,
+        bytes: &bytes,
+        received_ms: now,
+    };
+    tree::append_leaf(tx, &reader, &row)?;
+    let identity = signer.identity();
+    let checkpoint = identity.sign_checkpoint(AUDIT_STREAM, op.seq, op.op_hash);
+    tx.keep_origin_checkpoint(stream_id, &checkpoint, &identity.public_key())?;
+    tx.set_stream(stream_id, head, false)?;
+    signer.sign_log(tx, &reader, leaf + 1, now)?;
+    Ok(op.seq)
+}

@@ -1,0 +1,175 @@
+//! The seam between the hub's logic and its storage.
+//!
+//! The pipeline (`crate::pipeline`) never sees SQL: it reads and writes the
+//! hub's state through [`LogTx`], one transaction at a time, and a
+//! [`HubBackend`] opens those transactions. SQLite implements it today
+//! (`cairn_store::hub::SqliteBackend`), [`crate::memory::MemoryBackend`]
+//! implements it for tests (and can fail any call), and a PostgreSQL
+//! backend shared by several hub processes can follow: nothing the pipeline
+//! relies on lives in one process's memory.
+//!
+//! - **Leaf allocation**: the next leaf is [`LogTx::log_size`] read inside a
+//!   write transaction, and [`HubBackend::write`] holds the log's append
+//!   lock until that transaction ends; [`LogTx::append`] refuses a leaf that
+//!   is taken. Two writers can neither take the same leaf nor leave a hole.
+//! - **Stream heads** are rows read and updated inside the transaction.
+//! - **The log signer** signs the size its own transaction committed
+//!   ([`LogTx::put_log_note`] keeps the first note of a size).
+//!
+//! Every method returns [`StorageError`] on a fault of the storage, and the
+//! pipeline passes it up unchanged: a fault is never a verdict.
+
+use crate::StorageError;
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::identity::Checkpoint;
+use cairn_core::op::Op;
+
+/// A stream's identity in the backend.
+pub type StreamId = i64;
+
+/// What the hub holds of one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamRow {
+    /// The backend's id of the stream.
+    pub id: StreamId,
+    /// The newest accepted op.
+    pub head: StreamHead,
+    /// True while an equivocation holds the stream.
+    pub held: bool,
+}
+
+/// A leaf to append to the log.
+#[derive(Clone, Copy, Debug)]
+pub struct LeafRow<'a> {
+    /// Its index: the log's size when it is appended.
+    pub leaf: u64,
+    /// The stream the op belongs to.
+    pub stream_id: StreamId,
+    /// The op, decoded.
+    pub op: &'a Op,
+    /// The op as the node encoded it.
+    pub bytes: &'a [u8],
+    /// When the hub accepted it, ms.
+    pub received_ms: u64,
+}
+
+/// Material refused for integrity, kept (never dropped).
+#[derive(Clone, Copy, Debug)]
+pub struct QuarantineRow<'a> {
+    /// The node it was pushed as.
+    pub node: &'a str,
+    /// The stream it was pushed to.
+    pub stream: &'a str,
+    /// The seq it claims, when its header decodes.
+    pub seq: Option<u64>,
+    /// SHA-256 of the material: each distinct item is kept once.
+    pub material_hash: Hash,
+    /// The material.
+    pub bytes: &'a [u8],
+    /// Why it was refused.
+    pub reason: &'a str,
+    /// When, hub time, ms.
+    pub received_ms: u64,
+}
+
+/// An alert for operators.
+#[derive(Clone, Copy, Debug)]
+pub struct AlertRow<'a> {
+    /// `equivocation`, `integrity`, `clock_skew`.
+    pub kind: &'a str,
+    /// The node concerned.
+    pub node: &'a str,
+    /// Its stream.
+    pub stream: &'a str,
+    /// What happened.
+    pub message: &'a str,
+    /// When, hub time, ms.
+    pub created_ms: u64,
+}
+
+/// A signed log checkpoint to keep.
+#[derive(Clone, Copy, Debug)]
+pub struct NoteRow<'a> {
+    /// The log size it signs.
+    pub size: u64,
+    /// The root at that size.
+    pub root: Hash,
+    /// The signed note.
+    pub note: &'a str,
+    /// When it was signed, hub time, ms.
+    pub created_ms: u64,
+}
+
+/// One transaction of the hub's store, as the pipeline sees it. Dropping
+/// it without [`LogTx::commit`] rolls it back.
+///
+/// Methods take `&self` so that a tree reader and the pipeline can share
+/// one transaction; implementations keep their own interior mutability.
+pub trait LogTx {
+    /// The key `node` is enrolled with, if it is.
+    fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StorageError>;
+    /// The stream's row, once an op of it was accepted.
+    fn stream(&self, node: &str, stream: &str) -> Result<Option<StreamRow>, StorageError>;
+    /// Adds the row of a stream whose first op is accepted (head seq 0).
+    fn create_stream(&self, node: &str, stream: &str) -> Result<StreamId, StorageError>;
+    /// Moves a stream's head, holds or releases it.
+    fn set_stream(&self, id: StreamId, head: StreamHead, held: bool) -> Result<(), StorageError>;
+    /// The leaf and `op_hash` of the op the log holds at `seq` of a stream.
+    fn logged(&self, id: StreamId, seq: u64) -> Result<Option<(u64, Hash)>, StorageError>;
+    /// Leaves in the log (the next leaf's index).
+    fn log_size(&self) -> Result<u64, StorageError>;
+    /// Appends a leaf; refuses one whose index is taken.
+    fn append(&self, leaf: &LeafRow<'_>) -> Result<(), StorageError>;
+    /// The `op_hash` of the leaves `[begin, end)` that exist, in order.
+    fn leaf_hashes(&self, begin: u64, end: u64) -> Result<Vec<Hash>, StorageError>;
+    /// A stored tree node (`crate::tree` says which levels are stored).
+    fn tree_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError>;
+    /// Stores a tree node.
+    fn put_tree_node(&self, level: u32, index: u64, hash: Hash) -> Result<(), StorageError>;
+    /// Keeps quarantined material; `false` when the same item was kept before.
+    fn quarantine(&self, item: &QuarantineRow<'_>) -> Result<bool, StorageError>;
+    /// Raises an alert.
+    fn alert(&self, alert: &AlertRow<'_>) -> Result<(), StorageError>;
+    /// The node's clock offset at its last push, ms, if it sent one.
+    fn clock_offset(&self, node: &str) -> Result<Option<i64>, StorageError>;
+    /// Records when the node pushed and its clock offset.
+    fn set_clock(&self, node: &str, pushed_ms: u64, offset_ms: i64) -> Result<(), StorageError>;
+    /// Keeps the origin's checkpoint over a stream's accepted ops.
+    fn keep_origin_checkpoint(
+        &self,
+        id: StreamId,
+        checkpoint: &Checkpoint,
+        public_key: &[u8; 32],
+    ) -> Result<(), StorageError>;
+    /// The signed log checkpoint kept for `size`.
+    fn log_note(&self, size: u64) -> Result<Option<String>, StorageError>;
+    /// Keeps a signed log checkpoint (the first one of a size stays).
+    fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError>;
+    /// Opens a savepoint: one push of a group.
+    fn savepoint(&self) -> Result<(), StorageError>;
+    /// Keeps what was done since the savepoint.
+    fn release_savepoint(&self) -> Result<(), StorageError>;
+    /// Undoes what was done since the savepoint, and ends it.
+    fn rollback_savepoint(&self) -> Result<(), StorageError>;
+    /// Makes the transaction durable.
+    fn commit(self) -> Result<(), StorageError>
+    where
+        Self: Sized;
+}
+
+/// Opens transactions on the hub's store.
+pub trait HubBackend: Send + Sync {
+    /// A transaction of this backend.
+    type Tx<'a>: LogTx
+    where
+        Self: 'a;
+
+    /// A write transaction. It holds the log's append lock until it
+    /// commits or is dropped, so the leaves it allocates are its own.
+    fn write(&self) -> Result<Self::Tx<'_>, StorageError>;
+
+    /// A read transaction: one consistent view of the last commit, which
+    /// never waits for a writer.
+    fn read(&self) -> Result<Self::Tx<'_>, StorageError>;
+}

@@ -1,0 +1,433 @@
+//! A hub backend in memory, for tests: the same contract as SQLite's, and
+//! a fault plan that fails the Nth call (a read, a write, a savepoint, the
+//! commit) so tests can show a storage fault is never a verdict.
+//!
+//! A write transaction works on a copy of the committed state and swaps it
+//! in at commit; dropping it drops the copy. Simple and obviously atomic,
+//! and slow on purpose-free sizes only (tests hold a few thousand leaves).
+
+use crate::StorageError;
+use crate::backend::{
+    AlertRow, HubBackend, LeafRow, LogTx, NoteRow, QuarantineRow, StreamId, StreamRow,
+};
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::identity::Checkpoint;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// One leaf of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// Its stream.
+    pub stream_id: StreamId,
+    /// Its seq in the stream.
+    pub seq: u64,
+    /// Its `op_hash`.
+    pub op_hash: Hash,
+    /// The op as encoded.
+    pub bytes: Vec<u8>,
+}
+
+/// One quarantined item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The seq it claims.
+    pub seq: Option<u64>,
+    /// The material.
+    pub bytes: Vec<u8>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything the backend holds. Public so tests can compare states.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Enrolled nodes and their keys.
+    pub nodes: BTreeMap<String, [u8; 32]>,
+    /// Per node: when it last pushed and its clock offset.
+    pub clocks: BTreeMap<String, (u64, i64)>,
+    /// Streams by id (`id - 1` is the index): node, stream, row.
+    pub streams: Vec<(String, String, StreamRow)>,
+    /// The log, in leaf order.
+    pub log: Vec<Leaf>,
+    /// The stored tree nodes.
+    pub tree: BTreeMap<(u32, u64), Hash>,
+    /// Quarantine, by node, stream and material hash.
+    pub quarantine: BTreeMap<(String, String, Hash), Quarantined>,
+    /// Alerts: kind, node, stream, message.
+    pub alerts: Vec<(String, String, String, String)>,
+    /// Origin checkpoints kept: stream, seq, key.
+    pub origin_checkpoints: Vec<(StreamId, u64, [u8; 32])>,
+    /// Signed log checkpoints by size.
+    pub notes: BTreeMap<u64, String>,
+}
+
+/// Which call fails, and how many were made.
+#[derive(Debug, Default)]
+struct Faults {
+    calls: u64,
+    fail_at: Option<u64>,
+    trace: Vec<&'static str>,
+}
+
+/// The in-memory backend.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    committed: Mutex<State>,
+    /// Held by the write transaction: the log's append lock.
+    writer: Mutex<()>,
+    faults: Mutex<Faults>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+
+    /// Enrolls `node` with `public_key` (outside any transaction, uncounted).
+    pub fn enroll(&self, node: &str, public_key: [u8; 32]) {
+        lock(&self.committed).nodes.insert(node.into(), public_key);
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> State {
+        lock(&self.committed).clone()
+    }
+
+    /// Makes the `n`th call from now (1-based, every call counted) fail
+    /// with [`StorageError::Fault`]; `None` fails nothing.
+    pub fn fail_call(&self, n: Option<u64>) {
+        let mut faults = lock(&self.faults);
+        faults.calls = 0;
+        faults.trace.clear();
+        faults.fail_at = n;
+    }
+
+    /// The calls made since the last [`MemoryBackend::fail_call`], by name.
+    pub fn calls(&self) -> Vec<&'static str> {
+        lock(&self.faults).trace.clone()
+    }
+
+    /// Counts a call; fails it when it is the planned one.
+    fn call(&self, what: &'static str) -> Result<(), StorageError> {
+        let mut faults = lock(&self.faults);
+        faults.calls += 1;
+        faults.trace.push(what);
+        if faults.fail_at == Some(faults.calls) {
+            return Err(StorageError::Fault(format!(
+                "injected fault at call {} ({what})",
+                faults.calls
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread poisons nothing the next test relies on.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A transaction of [`MemoryBackend`].
+pub struct MemoryTx<'a> {
+    backend: &'a MemoryBackend,
+    /// The append lock, for a write transaction.
+    _writer: Option<MutexGuard<'a, ()>>,
+    state: RefCell<State>,
+    savepoints: RefCell<Vec<State>>,
+}
+
+impl MemoryTx<'_> {
+    fn read<T>(
+        &self,
+        what: &'static str,
+        read: impl FnOnce(&State) -> T,
+    ) -> Result<T, StorageError> {
+        self.backend.call(what)?;
+        Ok(read(&self.state.borrow()))
+    }
+
+    fn write<T>(
+        &self,
+        what: &'static str,
+        write: impl FnOnce(&mut State) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.backend.call(what)?;
+        if self._writer.is_none() {
+            return Err(StorageError::Internal(format!(
+                "{what} in a read transaction"
+            )));
+        }
+        write(&mut self.state.borrow_mut())
+    }
+}
+
+impl HubBackend for MemoryBackend {
+    type Tx<'a> = MemoryTx<'a>;
+
+    fn write(&self) -> Result<MemoryTx<'_>, StorageError> {
+        let writer = lock(&self.writer);
+        self.call("begin write")?;
+        Ok(MemoryTx {
+            backend: self,
+            _writer: Some(writer),
+            state: RefCell::new(self.state()),
+            savepoints: RefCell::default(),
+        })
+    }
+
+    fn read(&self) -> Result<MemoryTx<'_>, StorageError> {
+        self.call("begin read")?;
+        Ok(MemoryTx {
+            backend: self,
+            _writer: None,
+            state: RefCell::new(self.state()),
+            savepoints: RefCell::default(),
+        })
+    }
+}
+
+fn stream_index(state: &State, id: StreamId) -> Result<usize, StorageError> {
+    usize::try_from(id - 1)
+        .ok()
+        .filter(|index| *index < state.streams.len())
+        .ok_or_else(|| StorageError::Internal(format!("no stream with id {id}")))
+}
+
+impl LogTx for MemoryTx<'_> {
+    fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StorageError> {
+        self.read("node_key", |state| state.nodes.get(node).copied())
+    }
+
+    fn stream(&self, node: &str, stream: &str) -> Result<Option<StreamRow>, StorageError> {
+        self.read("stream", |state| {
+            state
+                .streams
+                .iter()
+                .find(|(n, s, _)| n == node && s == stream)
+                .map(|(_, _, row)| *row)
+        })
+    }
+
+    fn create_stream(&self, node: &str, stream: &str) -> Result<StreamId, StorageError> {
+        self.write("create_stream", |state| {
+            if state
+                .streams
+                .iter()
+                .any(|(n, s, _)| n == node && s == stream)
+            {
+                return Err(StorageError::Fault(format!(
+                    "stream {node}:{stream} exists"
+                )));
+            }
+            let id = state.streams.len() as StreamId + 1;
+            let row = StreamRow {
+                id,
+                head: StreamHead {
+                    seq: 0,
+                    hash: Hash::ZERO,
+                },
+                held: false,
+            };
+            state.streams.push((node.into(), stream.into(), row));
+            Ok(id)
+        })
+    }
+
+    fn set_stream(&self, id: StreamId, head: StreamHead, held: bool) -> Result<(), StorageError> {
+        self.write("set_stream", |state| {
+            let index = stream_index(state, id)?;
+            state.streams[index].2.head = head;
+            state.streams[index].2.held = held;
+            Ok(())
+        })
+    }
+
+    fn logged(&self, id: StreamId, seq: u64) -> Result<Option<(u64, Hash)>, StorageError> {
+        self.read("logged", |state| {
+            state
+                .log
+                .iter()
+                .enumerate()
+                .find(|(_, leaf)| leaf.stream_id == id && leaf.seq == seq)
+                .map(|(index, leaf)| (index as u64, leaf.op_hash))
+        })
+    }
+
+    fn log_size(&self) -> Result<u64, StorageError> {
+        self.read("log_size", |state| state.log.len() as u64)
+    }
+
+    fn append(&self, row: &LeafRow<'_>) -> Result<(), StorageError> {
+        self.write("append", |state| {
+            if row.leaf != state.log.len() as u64 {
+                return Err(StorageError::Fault(format!(
+                    "leaf {} is not the next leaf ({})",
+                    row.leaf,
+                    state.log.len()
+                )));
+            }
+            let taken = state
+                .log
+                .iter()
+                .any(|leaf| leaf.stream_id == row.stream_id && leaf.seq == row.op.seq);
+            if taken {
+                return Err(StorageError::Fault(format!(
+                    "seq {} of stream {} is logged",
+                    row.op.seq, row.stream_id
+                )));
+            }
+            state.log.push(Leaf {
+                stream_id: row.stream_id,
+                seq: row.op.seq,
+                op_hash: row.op.op_hash,
+                bytes: row.bytes.to_vec(),
+            });
+            Ok(())
+        })
+    }
+
+    fn leaf_hashes(&self, begin: u64, end: u64) -> Result<Vec<Hash>, StorageError> {
+        self.read("leaf_hashes", |state| {
+            let end = (end as usize).min(state.log.len());
+            let begin = (begin as usize).min(end);
+            state.log[begin..end]
+                .iter()
+                .map(|leaf| leaf.op_hash)
+                .collect()
+        })
+    }
+
+    fn tree_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError> {
+        self.read("tree_node", |state| {
+            state.tree.get(&(level, index)).copied()
+        })
+    }
+
+    fn put_tree_node(&self, level: u32, index: u64, hash: Hash) -> Result<(), StorageError> {
+        self.write("put_tree_node", |state| {
+            match state.tree.insert((level, index), hash) {
+                Some(_) => Err(StorageError::Fault(format!(
+                    "tree node {level}/{index} exists"
+                ))),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn quarantine(&self, item: &QuarantineRow<'_>) -> Result<bool, StorageError> {
+        self.write("quarantine", |state| {
+            let key = (
+                item.node.to_string(),
+                item.stream.to_string(),
+                item.material_hash,
+            );
+            if state.quarantine.contains_key(&key) {
+                return Ok(false);
+            }
+            state.quarantine.insert(
+                key,
+                Quarantined {
+                    seq: item.seq,
+                    bytes: item.bytes.to_vec(),
+                    reason: item.reason.to_string(),
+                },
+            );
+            Ok(true)
+        })
+    }
+
+    fn alert(&self, alert: &AlertRow<'_>) -> Result<(), StorageError> {
+        self.write("alert", |state| {
+            state.alerts.push((
+                alert.kind.into(),
+                alert.node.into(),
+                alert.stream.into(),
+                alert.message.into(),
+            ));
+            Ok(())
+        })
+    }
+
+    fn clock_offset(&self, node: &str) -> Result<Option<i64>, StorageError> {
+        self.read("clock_offset", |state| {
+            state.clocks.get(node).map(|clock| clock.1)
+        })
+    }
+
+    fn set_clock(&self, node: &str, pushed_ms: u64, offset_ms: i64) -> Result<(), StorageError> {
+        self.write("set_clock", |state| {
+            state.clocks.insert(node.into(), (pushed_ms, offset_ms));
+            Ok(())
+        })
+    }
+
+    fn keep_origin_checkpoint(
+        &self,
+        id: StreamId,
+        checkpoint: &Checkpoint,
+        public_key: &[u8; 32],
+    ) -> Result<(), StorageError> {
+        self.write("keep_origin_checkpoint", |state| {
+            state
+                .origin_checkpoints
+                .push((id, checkpoint.seq, *public_key));
+            Ok(())
+        })
+    }
+
+    fn log_note(&self, size: u64) -> Result<Option<String>, StorageError> {
+        self.read("log_note", |state| state.notes.get(&size).cloned())
+    }
+
+    fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError> {
+        self.write("put_log_note", |state| {
+            state
+                .notes
+                .entry(note.size)
+                .or_insert_with(|| note.note.to_string());
+            Ok(())
+        })
+    }
+
+    fn savepoint(&self) -> Result<(), StorageError> {
+        self.write("savepoint", |state| {
+            self.savepoints.borrow_mut().push(state.clone());
+            Ok(())
+        })
+    }
+
+    fn release_savepoint(&self) -> Result<(), StorageError> {
+        self.write("release_savepoint", |_| {
+            self.savepoints
+                .borrow_mut()
+                .pop()
+                .map(drop)
+                .ok_or_else(|| StorageError::Internal("no savepoint to release".into()))
+        })
+    }
+
+    fn rollback_savepoint(&self) -> Result<(), StorageError> {
+        self.write("rollback_savepoint", |state| {
+            *state = self
+                .savepoints
+                .borrow_mut()
+                .pop()
+                .ok_or_else(|| StorageError::Internal("no savepoint to roll back to".into()))?;
+            Ok(())
+        })
+    }
+
+    fn commit(self) -> Result<(), StorageError> {
+        self.backend.call("commit")?;
+        if self._writer.is_some() {
+            *lock(&self.backend.committed) = self.state.into_inner();
+        }
+        Ok(())
+    }
+}

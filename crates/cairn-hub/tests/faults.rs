@@ -1,0 +1,238 @@
+//! Faults are not verdicts (issue 10, items 2 and 3): every read and write
+//! a push makes through the backend is failed in turn, and each time the
+//! push fails as a storage fault, nothing is stored or quarantined, and the
+//! retry gives exactly the answers and state of a run without faults.
+
+use cairn_core::chain::StreamHead;
+use cairn_core::clock::ManualClock;
+use cairn_core::identity::NodeIdentity;
+use cairn_core::op::{Action, OpDraft};
+use cairn_hub::memory::MemoryBackend;
+use cairn_hub::signer::LogSigner;
+use cairn_hub::{Hub, PushError, PushRequest, StorageError};
+use cairn_proto::{OpStatus, PushResponse};
+use std::sync::Arc;
+
+const NOW_MS: u64 = 1_700_000_000_000;
+
+fn hub() -> Hub<MemoryBackend> {
+    let backend = MemoryBackend::new();
+    for (node, seed) in [("a", 1), ("b", 2)] {
+        backend.enroll(node, NodeIdentity::from_seed(node, [seed; 32]).public_key());
+    }
+    Hub::new(
+        backend,
+        LogSigner::new(NodeIdentity::from_seed("hub", [9; 32]), "test.hub".into()),
+        Arc::new(ManualClock::at(NOW_MS)),
+    )
+}
+
+fn author(node: &str) -> NodeIdentity {
+    let seed = if node == "a" { 1 } else { 2 };
+    NodeIdentity::from_seed(node, [seed; 32])
+}
+
+/// The next `count` ops of `node`'s `standard` stream after `head`, with
+/// `payload` for each, signed at the last.
+fn push(node: &str, head: &mut StreamHead, count: usize, payload: &str) -> PushRequest {
+    let identity = author(node);
+    let ops = (0..count)
+        .map(|_| {
+            head.append(OpDraft {
+                node: node.into(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: NOW_MS + head.seq,
+                    counter: 0,
+                },
+                collection: "notes".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: [("site".to_string(), "x".to_string())].into(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: format!("{{\"{payload}\":{}}}", head.seq + 1).into_bytes(),
+            })
+            .1
+        })
+        .collect();
+    PushRequest {
+        decoded: None,
+        checkpoint_key: None,
+        node_time_ms: None,
+        node: node.into(),
+        stream: "standard".into(),
+        ops,
+        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+    }
+}
+
+/// A scenario: pushes applied first, then the group under test.
+struct Scenario {
+    name: &'static str,
+    setup: Vec<PushRequest>,
+    group: Vec<PushRequest>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let mut scenarios = Vec::new();
+    // A stream's first push, long enough to store tree nodes (16 leaves).
+    let mut head = StreamHead::EMPTY;
+    scenarios.push(Scenario {
+        name: "first push of a stream",
+        setup: vec![],
+        group: vec![push("a", &mut head, 20, "x")],
+    });
+    // Duplicates and new ops in one push, after an earlier one.
+    let mut head = StreamHead::EMPTY;
+    let first = push("a", &mut head, 10, "x");
+    let mut again = StreamHead::EMPTY;
+    let overlap = push("a", &mut again, 25, "x");
+    scenarios.push(Scenario {
+        name: "duplicates then new ops",
+        setup: vec![first],
+        group: vec![overlap],
+    });
+    // Forged material: a payload that no longer matches its hash, and a
+    // whole push whose signature is not the node's.
+    let mut head = StreamHead::EMPTY;
+    let mut forged = push("a", &mut head, 5, "x");
+    let last = forged.ops.len() - 1;
+    *forged.ops[last].last_mut().unwrap() ^= 1;
+    let mut stranger = StreamHead::EMPTY;
+    let mut unsigned = push("b", &mut stranger, 3, "y");
+    unsigned.checkpoint = author("a").sign_checkpoint("standard", stranger.seq, stranger.hash);
+    scenarios.push(Scenario {
+        name: "forged material is quarantined",
+        setup: vec![],
+        group: vec![forged, unsigned],
+    });
+    // An equivocation: the node signs another history over held seqs.
+    let mut head = StreamHead::EMPTY;
+    let held = push("a", &mut head, 6, "x");
+    let mut fork = StreamHead::EMPTY;
+    let rewrite = push("a", &mut fork, 8, "other");
+    scenarios.push(Scenario {
+        name: "an equivocation holds the stream",
+        setup: vec![held],
+        group: vec![rewrite],
+    });
+    // A group: one refused push (not enrolled), one gap, one good push,
+    // and a clock far ahead.
+    let mut head = StreamHead::EMPTY;
+    let mut stranger = push("a", &mut head, 2, "x");
+    stranger.node = "nobody".into();
+    let mut head = StreamHead::EMPTY;
+    let _skipped = push("b", &mut head, 3, "y");
+    let gap = push("b", &mut head, 2, "y");
+    let mut head = StreamHead::EMPTY;
+    let mut good = push("a", &mut head, 17, "x");
+    good.node_time_ms = Some(NOW_MS + 3_600_000);
+    scenarios.push(Scenario {
+        name: "a group with refusals, a gap and a fast clock",
+        setup: vec![],
+        group: vec![stranger, gap, good],
+    });
+    scenarios
+}
+
+type Answers = Vec<Result<PushResponse, String>>;
+
+fn answers(hub: &Hub<MemoryBackend>, group: &[PushRequest]) -> Answers {
+    hub.push_group(group.to_vec())
+        .into_iter()
+        .map(|answer| answer.map_err(|refusal| refusal.to_string()))
+        .collect()
+}
+
+fn prepared(scenario: &Scenario) -> Hub<MemoryBackend> {
+    let hub = hub();
+    for request in &scenario.setup {
+        hub.push(request.clone()).expect("the setup push goes in");
+    }
+    hub
+}
+
+#[test]
+fn issue_10_3_every_failed_read_or_write_of_a_push_fails_it_and_stores_nothing() {
+    for scenario in scenarios() {
+        let name = scenario.name;
+        let reference = prepared(&scenario);
+        reference.backend().fail_call(None);
+        let expected = answers(&reference, &scenario.group);
+        let calls = reference.backend().calls();
+        let after = reference.backend().state();
+        assert!(calls.len() > 5, "{name}: {calls:?}");
+        for n in 1..=calls.len() as u64 {
+            let hub = prepared(&scenario);
+            let before = hub.backend().state();
+            hub.backend().fail_call(Some(n));
+            let failed = hub.push_group(scenario.group.clone());
+            let call = calls[n as usize - 1];
+            for answer in &failed {
+                assert!(
+                    matches!(answer, Err(PushError::Store(StorageError::Fault(_)))),
+                    "{name}: failing call {n} ({call}) gave {answer:?}"
+                );
+            }
+            assert_eq!(
+                hub.backend().state(),
+                before,
+                "{name}: failing call {n} ({call}) left something stored"
+            );
+            hub.backend().fail_call(None);
+            assert_eq!(
+                answers(&hub, &scenario.group),
+                expected,
+                "{name}: the retry after failing call {n} ({call}) answered differently"
+            );
+            assert_eq!(hub.backend().state(), after, "{name}: retry after call {n}");
+        }
+    }
+}
+
+/// The scenarios do what they say without faults, so the test above covers
+/// every path: accepted, duplicate, quarantined, equivocation, refusals.
+#[test]
+fn the_fault_scenarios_cover_every_verdict() {
+    let statuses = |answers: &Answers| -> Vec<OpStatus> {
+        answers
+            .iter()
+            .flatten()
+            .flat_map(|answer| answer.results.iter().map(|result| result.status))
+            .collect()
+    };
+    let scenarios = scenarios();
+    let run = |index: usize| {
+        let hub = prepared(&scenarios[index]);
+        let answers = answers(&hub, &scenarios[index].group);
+        (answers, hub.backend().state())
+    };
+    let (first, _) = run(0);
+    assert!(
+        statuses(&first)
+            .iter()
+            .all(|status| *status == OpStatus::Accepted)
+    );
+    let (overlap, _) = run(1);
+    assert_eq!(
+        statuses(&overlap)
+            .iter()
+            .filter(|s| **s == OpStatus::Duplicate)
+            .count(),
+        10
+    );
+    let (forged, state) = run(2);
+    assert!(statuses(&forged).contains(&OpStatus::Quarantined));
+    assert!(state.log.is_empty(), "nothing of a forged push is logged");
+    assert_eq!(state.quarantine.len(), 5 + 3);
+    let (equivocation, state) = run(3);
+    assert!(equivocation[0].as_ref().unwrap().held);
+    assert!(state.alerts.iter().any(|alert| alert.0 == "equivocation"));
+    let (group, state) = run(4);
+    assert!(group[0].as_ref().unwrap_err().contains("not enrolled"));
+    assert!(group[1].as_ref().unwrap_err().contains("push from seq 1"));
+    assert_eq!(group[2].as_ref().unwrap().receipt.as_ref().unwrap().end, 17);
+    assert!(state.alerts.iter().any(|alert| alert.0 == "clock_skew"));
+}

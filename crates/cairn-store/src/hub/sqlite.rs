@@ -1,0 +1,393 @@
+//! The hub's SQLite backend: [`cairn_hub::backend::HubBackend`] over one
+//! write connection and one read connection in WAL mode.
+
+use crate::StoreError;
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::identity::Checkpoint;
+use cairn_hub::StorageError;
+use cairn_hub::backend::{
+    AlertRow, HubBackend, LeafRow, LogTx, NoteRow, QuarantineRow, StreamId, StreamRow,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::{Mutex, MutexGuard};
+
+/// A fault of SQLite, as the hub's logic sees it: a full disk stays one.
+pub(crate) fn fault(error: rusqlite::Error) -> StorageError {
+    match &error {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
+            StorageError::Full(format!("database: {error}"))
+        }
+        _ => StorageError::Fault(format!("database: {error}")),
+    }
+}
+
+impl From<StoreError> for StorageError {
+    fn from(error: StoreError) -> StorageError {
+        match error {
+            StoreError::Sqlite(error) => fault(error),
+            StoreError::Storage(error) => error,
+            StoreError::StorageFull(message) => StorageError::Full(message),
+            StoreError::Damaged(message) => StorageError::Damaged(message),
+            StoreError::Internal(message) => StorageError::Internal(message),
+            other @ (StoreError::Io { .. }
+            | StoreError::Config(_)
+            | StoreError::UnknownCollection(_)) => StorageError::Fault(other.to_string()),
+        }
+    }
+}
+
+/// The hub's two connections: the writer, whose mutex is the log's append
+/// lock, and a read-only one, which in WAL mode reads the last commit while
+/// the writer's group transaction is open (a push's authentication or a
+/// node's pull never waits for a group commit).
+pub struct SqliteBackend {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteBackend {
+    /// Over `writer` and a read-only `reader` of the same database.
+    pub(crate) fn new(writer: Connection, reader: Connection) -> SqliteBackend {
+        SqliteBackend {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        }
+    }
+
+    /// The write connection, outside any transaction (the hub's own SQL:
+    /// enrollment, revocation, resolution).
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Internal("hub lock poisoned".into()))
+    }
+}
+
+enum Conn<'c> {
+    Owned(MutexGuard<'c, Connection>),
+    Borrowed(&'c Connection),
+}
+
+/// A transaction on one of the hub's connections. One this backend began
+/// is rolled back when dropped uncommitted; one borrowed from a caller's
+/// own transaction ([`SqlTx::within`]) is the caller's to end.
+pub struct SqlTx<'c> {
+    conn: Conn<'c>,
+    open: bool,
+}
+
+impl<'c> SqlTx<'c> {
+    /// A view of the caller's open transaction on `conn`.
+    pub(crate) fn within(conn: &'c Connection) -> SqlTx<'c> {
+        SqlTx {
+            conn: Conn::Borrowed(conn),
+            open: false,
+        }
+    }
+
+    fn begin(guard: MutexGuard<'c, Connection>) -> Result<SqlTx<'c>, StorageError> {
+        if !guard.is_autocommit() {
+            // A transaction an earlier guard could not end.
+            guard.execute_batch("ROLLBACK").map_err(fault)?;
+        }
+        guard.execute_batch("BEGIN DEFERRED").map_err(fault)?;
+        Ok(SqlTx {
+            conn: Conn::Owned(guard),
+            open: true,
+        })
+    }
+
+    /// The connection, inside the transaction.
+    pub(crate) fn conn(&self) -> &Connection {
+        match &self.conn {
+            Conn::Owned(guard) => guard,
+            Conn::Borrowed(conn) => conn,
+        }
+    }
+
+    fn run(&self, sql: &str, values: impl rusqlite::Params) -> Result<usize, StorageError> {
+        self.conn()
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(fault)
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        values: impl rusqlite::Params,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StorageError> {
+        self.conn()
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.query_row(values, row).optional())
+            .map_err(fault)
+    }
+}
+
+impl Drop for SqlTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Uncommitted: undone. If it cannot end now, the next `begin`
+            // ends it first.
+            let _ = self.conn().execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl HubBackend for SqliteBackend {
+    type Tx<'a> = SqlTx<'a>;
+
+    fn write(&self) -> Result<SqlTx<'_>, StorageError> {
+        SqlTx::begin(self.lock()?)
+    }
+
+    fn read(&self) -> Result<SqlTx<'_>, StorageError> {
+        let guard = self
+            .reader
+            .lock()
+            .map_err(|_| StorageError::Internal("hub reader lock poisoned".into()))?;
+        SqlTx::begin(guard)
+    }
+}
+
+fn hash_of(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StorageError> {
+    Hash::from_slice(bytes).ok_or_else(|| StorageError::Damaged(what()))
+}
+
+impl LogTx for SqlTx<'_> {
+    fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StorageError> {
+        let key: Option<Vec<u8>> = self.one(
+            "SELECT public_key FROM nodes WHERE node = ?1",
+            [node],
+            |row| row.get(0),
+        )?;
+        key.map(|key| {
+            key.try_into()
+                .map_err(|_| StorageError::Damaged(format!("enrolled key of {node}")))
+        })
+        .transpose()
+    }
+
+    fn stream(&self, node: &str, stream: &str) -> Result<Option<StreamRow>, StorageError> {
+        let row: Option<(i64, i64, Vec<u8>, bool)> = self.one(
+            "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
+            params![node, stream],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )?;
+        row.map(|(id, seq, hash, held)| {
+            Ok(StreamRow {
+                id,
+                head: StreamHead {
+                    seq: seq as u64,
+                    hash: hash_of(&hash, || format!("head hash of {node}:{stream}"))?,
+                },
+                held,
+            })
+        })
+        .transpose()
+    }
+
+    fn create_stream(&self, node: &str, stream: &str) -> Result<StreamId, StorageError> {
+        self.run(
+            "INSERT INTO streams (node, stream, head_seq, head_hash) VALUES (?1, ?2, 0, ?3)",
+            params![node, stream, Hash::ZERO.0.as_slice()],
+        )?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
+    fn set_stream(&self, id: StreamId, head: StreamHead, held: bool) -> Result<(), StorageError> {
+        self.run(
+            "UPDATE streams SET head_seq = ?1, head_hash = ?2, held = ?3 WHERE id = ?4",
+            params![head.seq as i64, head.hash.0.as_slice(), held, id],
+        )?;
+        Ok(())
+    }
+
+    fn logged(&self, id: StreamId, seq: u64) -> Result<Option<(u64, Hash)>, StorageError> {
+        let row: Option<(i64, Vec<u8>)> = self.one(
+            "SELECT leaf, op_hash FROM log WHERE stream_id = ?1 AND seq = ?2",
+            params![id, seq as i64],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        row.map(|(leaf, hash)| Ok((leaf as u64, hash_of(&hash, || format!("log leaf {leaf}"))?)))
+            .transpose()
+    }
+
+    /// Leaves are numbered densely from 0, so this is the largest rowid
+    /// plus one: one b-tree descent, where `count(*)` reads every row (it
+    /// made each push slower as the log grew).
+    fn log_size(&self) -> Result<u64, StorageError> {
+        let last: Option<i64> = self
+            .one("SELECT max(leaf) FROM log", [], |row| row.get(0))?
+            .flatten();
+        Ok(last.map_or(0, |leaf| leaf as u64 + 1))
+    }
+
+    fn append(&self, row: &LeafRow<'_>) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                row.leaf as i64,
+                row.stream_id,
+                row.op.seq as i64,
+                row.op.op_hash.0.as_slice(),
+                row.bytes,
+                row.op.draft.node,
+                crate::schema::scope_text(&row.op.draft.scope),
+                row.received_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn leaf_hashes(&self, begin: u64, end: u64) -> Result<Vec<Hash>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT leaf, op_hash FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(params![begin as i64, end as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(fault)?;
+        let mut hashes = Vec::new();
+        for row in rows {
+            let (leaf, hash) = row.map_err(fault)?;
+            hashes.push(hash_of(&hash, || format!("log leaf {leaf}"))?);
+        }
+        Ok(hashes)
+    }
+
+    fn tree_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError> {
+        let hash: Option<Vec<u8>> = self.one(
+            "SELECT hash FROM tree WHERE level = ?1 AND idx = ?2",
+            params![level, index as i64],
+            |row| row.get(0),
+        )?;
+        hash.map(|hash| hash_of(&hash, || format!("tree node {level}/{index}")))
+            .transpose()
+    }
+
+    fn put_tree_node(&self, level: u32, index: u64, hash: Hash) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO tree (level, idx, hash) VALUES (?1, ?2, ?3)",
+            params![level, index as i64, hash.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn quarantine(&self, item: &QuarantineRow<'_>) -> Result<bool, StorageError> {
+        let added = self.run(
+            "INSERT INTO quarantine (node, stream, seq, material_hash, op, reason, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (node, stream, material_hash) DO NOTHING",
+            params![
+                item.node,
+                item.stream,
+                item.seq.map(|seq| seq as i64),
+                item.material_hash.0.as_slice(),
+                item.bytes,
+                item.reason,
+                item.received_ms as i64
+            ],
+        )?;
+        Ok(added > 0)
+    }
+
+    fn alert(&self, alert: &AlertRow<'_>) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                alert.kind,
+                alert.node,
+                alert.stream,
+                alert.message,
+                alert.created_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn clock_offset(&self, node: &str) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .one(
+                "SELECT clock_offset_ms FROM nodes WHERE node = ?1",
+                [node],
+                |row| row.get::<_, Option<i64>>(0),
+            )?
+            .flatten())
+    }
+
+    fn set_clock(&self, node: &str, pushed_ms: u64, offset_ms: i64) -> Result<(), StorageError> {
+        self.run(
+            "UPDATE nodes SET pushed_ms = ?1, clock_offset_ms = ?2 WHERE node = ?3",
+            params![pushed_ms as i64, offset_ms, node],
+        )?;
+        Ok(())
+    }
+
+    fn keep_origin_checkpoint(
+        &self,
+        id: StreamId,
+        checkpoint: &Checkpoint,
+        public_key: &[u8; 32],
+    ) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO origin_checkpoints (stream_id, seq, signature, public_key) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id,
+                checkpoint.seq as i64,
+                checkpoint.signature.as_slice(),
+                public_key.as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn log_note(&self, size: u64) -> Result<Option<String>, StorageError> {
+        self.one(
+            "SELECT note FROM log_checkpoints WHERE size = ?1",
+            [size as i64],
+            |row| row.get(0),
+        )
+    }
+
+    fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING",
+            params![
+                note.size as i64,
+                note.root.0.as_slice(),
+                note.note,
+                note.created_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn savepoint(&self) -> Result<(), StorageError> {
+        self.run("SAVEPOINT push", []).map(drop)
+    }
+
+    fn release_savepoint(&self) -> Result<(), StorageError> {
+        self.run("RELEASE push", []).map(drop)
+    }
+
+    fn rollback_savepoint(&self) -> Result<(), StorageError> {
+        self.conn()
+            .execute_batch("ROLLBACK TO push; RELEASE push")
+            .map_err(fault)
+    }
+
+    fn commit(mut self) -> Result<(), StorageError> {
+        if self.open {
+            self.conn().execute_batch("COMMIT").map_err(fault)?;
+            self.open = false;
+        }
+        Ok(())
+    }
+}
