@@ -3,7 +3,7 @@
 //! The pipeline (`crate::pipeline`) never sees SQL: it reads and writes the
 //! hub's state through [`LogTx`], one transaction at a time, and a
 //! [`HubBackend`] opens those transactions. SQLite implements it today
-//! (`cairn_store::hub::SqliteBackend`), [`crate::memory::MemoryBackend`]
+//! (`cairn_hub_sqlite::SqliteBackend`), [`crate::memory::MemoryBackend`]
 //! implements it for tests (and can fail any call), and a PostgreSQL
 //! backend shared by several hub processes can follow: nothing the pipeline
 //! relies on lives in one process's memory.

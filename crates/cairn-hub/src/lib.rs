@@ -4,7 +4,7 @@
 //! leaves and their tree nodes, quarantine, stream heads, alerts) -> sign
 //! the log -> answer with receipts ([`pipeline`]). It reads and writes the
 //! hub's state through a [`backend::HubBackend`]: SQLite in
-//! `cairn_store::hub`, [`memory::MemoryBackend`] for tests, which can fail
+//! `cairn-hub-sqlite`, [`memory::MemoryBackend`] for tests, which can fail
 //! any read or write to show that a fault is never a verdict.
 #![deny(missing_docs)]
 

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_core::pack::Violation;
-use cairn_store::{EdgeStore, ListQuery, StoreError, WriteError};
+use cairn_edge::{EdgeStore, ListQuery, StoreError, WriteError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -353,7 +353,7 @@ async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({"status": "ok", "node": state.store.settings().node}))
 }
 
-use cairn_store::clock::now_ms;
+use cairn_edge::clock::now_ms;
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -486,7 +486,7 @@ async fn list(
                 }
             }
             "limit" => match value.parse::<usize>() {
-                Ok(limit) if (1..=cairn_store::limits::LIST_LIMIT_MAX).contains(&limit) => {
+                Ok(limit) if (1..=cairn_edge::limits::LIST_LIMIT_MAX).contains(&limit) => {
                     query.limit = limit
                 }
                 _ => violations.push(Violation::new(
@@ -494,7 +494,7 @@ async fn list(
                     "range",
                     format!(
                         "must be an integer from 1 to {}",
-                        cairn_store::limits::LIST_LIMIT_MAX
+                        cairn_edge::limits::LIST_LIMIT_MAX
                     ),
                 )),
             },
@@ -517,8 +517,8 @@ async fn list(
     let limit = query.limit;
     let records = blocking(move || store.list(&query)).await?;
     let next = (records.len() == limit).then(|| match records.last() {
-        Some(cairn_store::Record::Ledger(record)) => record.id.clone(),
-        Some(cairn_store::Record::Entity(record)) => record.key.clone(),
+        Some(cairn_edge::Record::Ledger(record)) => record.id.clone(),
+        Some(cairn_edge::Record::Entity(record)) => record.key.clone(),
         None => String::new(),
     });
     Ok(axum::Json(json!({"records": records, "next": next})))

@@ -13,7 +13,7 @@
 use crate::output;
 use anyhow::Context;
 use cairn_core::op::Action;
-use cairn_store::{EdgeStore, InitOptions, WriteRequest};
+use cairn_edge::{EdgeStore, InitOptions, WriteRequest};
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -1132,7 +1132,7 @@ fn measure_peer(
 
 fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
     let hub_dir = args.dir.join("hub");
-    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
+    cairn_hub_sqlite::HubStore::init(&hub_dir, "bench.hub")?;
     let names: Vec<String> = std::iter::once("writer".to_string())
         .chain((0..args.nodes).map(|n| format!("node-{n}")))
         .chain(std::iter::once("drain".to_string()))
@@ -1301,13 +1301,13 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);
             let drain = args.nodes + 1;
             let mut sim = spend(&mut sims, drain);
-            let sealed = seal_backlog(&mut sim, args.drain_ops, cairn_store::hub::PUSH_OPS_MAX);
+            let sealed = seal_backlog(&mut sim, args.drain_ops, cairn_hub_sqlite::PUSH_OPS_MAX);
             let bodies = backlog(sim, sealed, false);
             let run = push_backlog(bodies, bound, push).await?;
             figures.push(Figure::new(
                 format!(
                     "drain after an outage, batches of {}",
-                    cairn_store::hub::PUSH_OPS_MAX
+                    cairn_hub_sqlite::PUSH_OPS_MAX
                 ),
                 run.pushed,
                 run.elapsed,
@@ -1358,7 +1358,7 @@ pub struct LinkBenchArgs {
     #[arg(long, default_value_t = 2_000)]
     pub json_ops: usize,
     /// Ops per push (at most the hub's limit).
-    #[arg(long, default_value_t = cairn_store::hub::PUSH_OPS_MAX)]
+    #[arg(long, default_value_t = cairn_hub_sqlite::PUSH_OPS_MAX)]
     pub batch: usize,
     /// Ops the edge's own sync client pushes (0 skips that run).
     #[arg(long, default_value_t = 40_000)]
@@ -1429,7 +1429,7 @@ fn start_bench_hub(
     sims: &[SimNode],
 ) -> anyhow::Result<(std::process::Child, String)> {
     {
-        let hub = cairn_store::hub::HubStore::open(hub_dir)?;
+        let hub = cairn_hub_sqlite::HubStore::open(hub_dir)?;
         for sim in sims {
             hub.enroll(
                 &sim.identity.node,
@@ -1461,12 +1461,12 @@ fn start_bench_hub(
 
 fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
     let hub_dir = args.dir.join("hub");
-    cairn_store::hub::HubStore::init(&hub_dir, "bench.hub")?;
+    cairn_hub_sqlite::HubStore::init(&hub_dir, "bench.hub")?;
     let mut sims = [SimNode::new("sat-binary", 1), SimNode::new("sat-json", 2)];
     // A real edge too, whose own sync client pushes its backlog.
     let edge = Arc::new(fresh_store(&args.dir, "edge")?);
     let hub_key = {
-        let hub = cairn_store::hub::HubStore::open(&hub_dir)?;
+        let hub = cairn_hub_sqlite::HubStore::open(&hub_dir)?;
         hub.enroll(
             &edge.settings().node,
             edge.settings().public_key,

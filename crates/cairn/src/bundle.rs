@@ -15,8 +15,8 @@ use crate::hub_api::push_request;
 use anyhow::{Context, bail, ensure};
 use cairn_core::canonical;
 use cairn_core::hash::Hash;
-use cairn_store::EdgeStore;
-use cairn_store::hub::HubStore;
+use cairn_edge::EdgeStore;
+use cairn_hub_sqlite::HubStore;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -28,7 +28,7 @@ pub const ACKS_FORMAT: &str = "cairn-acks/1";
 /// Longest line read from a bundle, bytes.
 const LINE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-use cairn_store::clock::now_ms;
+use cairn_edge::clock::now_ms;
 
 /// Writes every unacknowledged op to a new file; returns the number of ops.
 pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {
@@ -50,7 +50,7 @@ pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {
         // only the hub's signed acknowledgements do that.
         let mut from_seq = None;
         while let Some(batch) =
-            store.pending_batch_after(&stream, from_seq, cairn_store::hub::PUSH_OPS_MAX)?
+            store.pending_batch_after(&stream, from_seq, cairn_hub_sqlite::PUSH_OPS_MAX)?
         {
             count += batch.ops.len() as u64;
             from_seq = Some(batch.checkpoint.seq);
@@ -243,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         HubStore::init(&dir.path().join("hub"), "test.hub").unwrap();
         let hub = HubStore::open(&dir.path().join("hub")).unwrap();
-        let options = cairn_store::InitOptions {
+        let options = cairn_edge::InitOptions {
             node: "site-9".into(),
             packs: vec!["mro".into()],
             default_scope: [("site".to_string(), "site-9".to_string())].into(),

@@ -8,7 +8,7 @@ mod write;
 use crate::{exit, input, output};
 use anyhow::Context;
 use cairn_core::pack::Violation;
-use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError};
+use cairn_edge::{EdgeStore, InitOptions, ListQuery, Record, WriteError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::ffi::OsString;
@@ -489,10 +489,10 @@ impl From<WriteError> for Failure {
     }
 }
 
-impl From<cairn_store::StoreError> for Failure {
-    fn from(error: cairn_store::StoreError) -> Failure {
+impl From<cairn_edge::StoreError> for Failure {
+    fn from(error: cairn_edge::StoreError) -> Failure {
         match error {
-            cairn_store::StoreError::UnknownCollection(name) => Failure::invalid(
+            cairn_edge::StoreError::UnknownCollection(name) => Failure::invalid(
                 None,
                 &[Violation::new(
                     "collection",
@@ -577,7 +577,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
             let existed = cli.data.exists();
             EdgeStore::init(&cli.data, &options).map_err(|error| match error {
-                cairn_store::StoreError::Config(message) => {
+                cairn_edge::StoreError::Config(message) => {
                     Failure::invalid(None, &[Violation::new("init", "config", message)])
                 }
                 other => Failure::fault(anyhow::anyhow!(other)),
@@ -950,8 +950,8 @@ fn resolve_hub(
     Ok(Some((url, known)))
 }
 
-fn open_hub(cli: &Cli) -> Result<cairn_store::hub::HubStore, Failure> {
-    cairn_store::hub::HubStore::open(&cli.data)
+fn open_hub(cli: &Cli) -> Result<cairn_hub_sqlite::HubStore, Failure> {
+    cairn_hub_sqlite::HubStore::open(&cli.data)
         .with_context(|| format!("cannot open the hub in {}", cli.data.display()))
         .map_err(Failure::from)
 }
@@ -959,8 +959,8 @@ fn open_hub(cli: &Cli) -> Result<cairn_store::hub::HubStore, Failure> {
 fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
     match command {
         HubCommand::Init { origin, tls_names } => {
-            cairn_store::hub::HubStore::init(&cli.data, origin).map_err(|error| match error {
-                cairn_store::StoreError::Config(message) => {
+            cairn_hub_sqlite::HubStore::init(&cli.data, origin).map_err(|error| match error {
+                cairn_edge::StoreError::Config(message) => {
                     Failure::invalid(None, &[Violation::new("init", "config", message)])
                 }
                 other => Failure::fault(anyhow::anyhow!(other)),
@@ -996,7 +996,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             let token = hub
                 .create_enrollment(node, &scopes, valid_hours.saturating_mul(3_600_000), *rekey)
                 .map_err(|error| match error {
-                    cairn_store::StoreError::Config(message) => {
+                    cairn_edge::StoreError::Config(message) => {
                         Failure::invalid(None, &[Violation::new("node", "enroll", message)])
                     }
                     other => Failure::fault(anyhow::anyhow!(other)),
@@ -1036,7 +1036,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 hub.enroll(node, key, &scopes)
             };
             enrolled.map_err(|error| match error {
-                cairn_store::StoreError::Config(message) => {
+                cairn_edge::StoreError::Config(message) => {
                     Failure::invalid(None, &[Violation::new("node", "enroll", message)])
                 }
                 other => Failure::fault(anyhow::anyhow!(other)),
@@ -1099,7 +1099,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             let revoked = hub
                 .revoke(node, &label, &value)
                 .map_err(|error| match error {
-                    cairn_store::StoreError::Config(message) => {
+                    cairn_edge::StoreError::Config(message) => {
                         Failure::invalid(None, &[Violation::new("node", "enrolled", message)])
                     }
                     other => Failure::fault(anyhow::anyhow!(other)),
@@ -1164,15 +1164,15 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             let resolution =
                 hub.resolve(node, stream, reason, by)
                     .map_err(|error| match error {
-                        cairn_store::hub::ResolveError::UnknownStream(_) => Failure::invalid(
+                        cairn_hub_sqlite::ResolveError::UnknownStream(_) => Failure::invalid(
                             None,
                             &[Violation::new("stream", "exists", error.to_string())],
                         ),
-                        cairn_store::hub::ResolveError::NotHeld(_) => Failure::invalid(
+                        cairn_hub_sqlite::ResolveError::NotHeld(_) => Failure::invalid(
                             None,
                             &[Violation::new("stream", "held", error.to_string())],
                         ),
-                        cairn_store::hub::ResolveError::Reason(message) => {
+                        cairn_hub_sqlite::ResolveError::Reason(message) => {
                             Failure::invalid(None, &[Violation::new("reason", "length", message)])
                         }
                         other => Failure::fault(anyhow::anyhow!(other)),
@@ -1251,7 +1251,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             let token = hub
                 .issue_token(subject, role, minutes.saturating_mul(60), now_s)
                 .map_err(|error| match error {
-                    cairn_store::StoreError::Config(message) => {
+                    cairn_edge::StoreError::Config(message) => {
                         Failure::invalid(None, &[Violation::new("token", "claims", message)])
                     }
                     other => Failure::fault(anyhow::anyhow!(other)),
@@ -1709,7 +1709,7 @@ fn read_record(argument: &OsString) -> Result<Value, Failure> {
     input::parse_json(&bytes, "record").map_err(|violation| Failure::invalid(None, &[violation]))
 }
 
-fn print_receipt(cli: &Cli, receipt: &cairn_store::WriteReceipt) {
+fn print_receipt(cli: &Cli, receipt: &cairn_edge::WriteReceipt) {
     if cli.json {
         output::json(&json!(receipt));
     } else {
@@ -1842,7 +1842,7 @@ fn list_pages(
         // One more than asked for, to know whether more exist.
         let page_limit = (wanted - records.len())
             .saturating_add(1)
-            .min(cairn_store::limits::LIST_LIMIT_MAX);
+            .min(cairn_edge::limits::LIST_LIMIT_MAX);
         let page = store.list(&ListQuery {
             collection: collection.to_string(),
             scope: scope.clone(),
@@ -1954,11 +1954,11 @@ fn print_list(records: &[Record]) {
     println!("{}", output::table(&["id", "state", "data"], rows));
 }
 
-use cairn_store::clock::now_ms;
+use cairn_edge::clock::now_ms;
 
 fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
     let store = open(cli)?;
-    let thresholds = cairn_store::AlertThresholds {
+    let thresholds = cairn_edge::AlertThresholds {
         pending_age_ms: args.pending_alert_secs.saturating_mul(1000),
         storage_percent: args.storage_alert_percent,
     };

@@ -24,7 +24,7 @@ use base64::Engine;
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_core::pack::Violation;
-use cairn_store::hub::{
+use cairn_hub_sqlite::{
     HubStore, PULL_OPS_MAX, PUSH_OPS_MAX, PushError, PushRequest, ResolveError,
 };
 use serde_json::{Value, json};
@@ -175,7 +175,7 @@ const PUSH_QUEUE_MAX: usize = 4_096;
 // A full push always fits in one group.
 const _: () = assert!(GROUP_OPS_MAX >= PUSH_OPS_MAX);
 
-type PushReply = tokio::sync::oneshot::Sender<Result<cairn_store::hub::PushResponse, PushError>>;
+type PushReply = tokio::sync::oneshot::Sender<Result<cairn_hub_sqlite::PushResponse, PushError>>;
 
 /// How long a push that starts past its stream's head waits for the pushes
 /// before it. A node keeps two pushes of a stream in flight, and the second
@@ -328,7 +328,7 @@ impl PushQueue {
         Ok(PushQueue(sender))
     }
 
-    async fn push(&self, request: PushRequest) -> Result<cairn_store::hub::PushResponse, AppError> {
+    async fn push(&self, request: PushRequest) -> Result<cairn_hub_sqlite::PushResponse, AppError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let closed = || AppError::Server("the hub's writer has stopped".into());
         self.0.send((request, reply)).await.map_err(|_| closed())?;
@@ -386,7 +386,7 @@ pub fn app(state: HubState) -> Router {
 /// Every answer says the hub's time, so that nodes whose clocks are off
 /// can sign tokens at the hub's time and report how far off they are.
 async fn with_hub_time(mut response: Response) -> Response {
-    let now_ms = cairn_store::clock::now_ms();
+    let now_ms = cairn_edge::clock::now_ms();
     if let Ok(value) = axum::http::HeaderValue::from_str(&now_ms.to_string()) {
         response
             .headers_mut()
@@ -439,7 +439,7 @@ async fn status(
 ) -> Result<axum::Json<Value>, AppError> {
     let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
     let status = blocking(move || {
-        authorize(&hub, &tokens, &headers, &cairn_store::hub::STAFF_ROLES)?;
+        authorize(&hub, &tokens, &headers, &cairn_hub_sqlite::STAFF_ROLES)?;
         hub.status()
             .map_err(|error| AppError::Server(error.to_string()))
     })
@@ -937,7 +937,7 @@ async fn enroll(
     blocking(move || {
         hub.redeem_enrollment(&node, public_key, &token)
             .map_err(|error| match error {
-                cairn_store::hub::EnrollError::Token(reason) => {
+                cairn_hub_sqlite::EnrollError::Token(reason) => {
                     tracing::warn!(%node, reason, "refused an enrollment");
                     AppError::client(
                         StatusCode::UNAUTHORIZED,
@@ -945,7 +945,7 @@ async fn enroll(
                         Violation::new("token", "valid", reason),
                     )
                 }
-                cairn_store::hub::EnrollError::Node(owner) => {
+                cairn_hub_sqlite::EnrollError::Node(owner) => {
                     tracing::warn!(%node, %owner, "refused an enrollment for another node");
                     AppError::client(
                         StatusCode::FORBIDDEN,
@@ -957,7 +957,7 @@ async fn enroll(
                         ),
                     )
                 }
-                cairn_store::hub::EnrollError::Key => AppError::invalid(
+                cairn_hub_sqlite::EnrollError::Key => AppError::invalid(
                     None,
                     vec![Violation::new(
                         "public_key",
@@ -1084,7 +1084,7 @@ async fn snapshot(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response, AppError> {
     let mut violations = Vec::new();
-    let mut query = cairn_store::hub::SnapshotQuery::default();
+    let mut query = cairn_hub_sqlite::SnapshotQuery::default();
     for (name, value) in &params {
         match name.as_str() {
             "from" | "to" => match value.parse::<u64>() {

@@ -6,7 +6,7 @@
 
 use cairn_core::op::Action;
 use cairn_core::pack::{CollectionKind, Violation};
-use cairn_store::{Catalog, WriteRequest};
+use cairn_edge::{Catalog, WriteRequest};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -358,7 +358,7 @@ pub fn batch_request(
             )],
         ));
     };
-    if records.len() > cairn_store::limits::BATCH_RECORDS_MAX {
+    if records.len() > cairn_edge::limits::BATCH_RECORDS_MAX {
         return Err((
             0,
             vec![Violation::new(
@@ -366,7 +366,7 @@ pub fn batch_request(
                 "max_records",
                 format!(
                     "a batch holds at most {} records, got {}",
-                    cairn_store::limits::BATCH_RECORDS_MAX,
+                    cairn_edge::limits::BATCH_RECORDS_MAX,
                     records.len()
                 ),
             )],

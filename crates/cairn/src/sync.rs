@@ -23,7 +23,7 @@ use base64::Engine;
 use cairn_core::hash::Hash;
 use cairn_core::merkle;
 use cairn_core::note::{self, LogCheckpoint};
-use cairn_store::EdgeStore;
+use cairn_edge::EdgeStore;
 use serde_json::Value;
 
 /// Outcome of one sync round.
@@ -531,7 +531,7 @@ pub use cairn_core::link::PUSHES_IN_FLIGHT;
 
 /// A push sent and not yet answered.
 struct InFlight {
-    batch: cairn_store::PendingBatch,
+    batch: cairn_edge::PendingBatch,
     /// The hub's answer, and its own time with the push when it said.
     answer: tokio::task::JoinHandle<anyhow::Result<(Value, Option<u64>)>>,
     sent: std::time::Instant,
@@ -551,7 +551,7 @@ fn abort_all(in_flight: &mut std::collections::VecDeque<InFlight>) {
 /// The body of a push, JSON or binary (postcard + zstd).
 fn push_body(
     node: &str,
-    batch: &cairn_store::PendingBatch,
+    batch: &cairn_edge::PendingBatch,
     binary: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let checkpoint = &batch.checkpoint;
@@ -633,7 +633,7 @@ fn check_origins(
     if let Some(hub_key) = hub_key {
         for proof in &proofs {
             let node = &proof.checkpoint.node;
-            let logged = if node == cairn_store::hub::HUB_NODE {
+            let logged = if node == cairn_hub_sqlite::HUB_NODE {
                 proof.public_key == hub_key
             } else {
                 enrollments
@@ -793,9 +793,9 @@ fn chain_proofs(chains: &Value) -> anyhow::Result<Vec<cairn_core::provenance::Ch
 /// True when `act` is the hub's act enrolling `node` with `public_key`.
 fn enrolls(act: &cairn_core::op::Op, node: &str, public_key: &[u8; 32]) -> bool {
     let record: Value = serde_json::from_slice(&act.draft.payload).unwrap_or_default();
-    act.draft.node == cairn_store::hub::HUB_NODE
-        && act.draft.stream == cairn_store::hub::AUDIT_STREAM
-        && act.draft.collection == cairn_store::hub::AUDIT_COLLECTION
+    act.draft.node == cairn_hub_sqlite::HUB_NODE
+        && act.draft.stream == cairn_hub_sqlite::AUDIT_STREAM
+        && act.draft.collection == cairn_hub_sqlite::AUDIT_COLLECTION
         && record["action"] == "enroll"
         && record["node"] == node
         && record["public_key"] == hex::encode(public_key)
@@ -981,7 +981,7 @@ pub struct SyncSettings {
     pub link: cairn_core::link::LinkConfig,
 }
 
-use cairn_store::clock::now_ms;
+use cairn_edge::clock::now_ms;
 
 /// Runs the sync client until `shutdown` resolves: probes, pushes, backs off.
 pub async fn run(
@@ -1291,7 +1291,7 @@ mod tests {
     #[test]
     fn the_link_never_asks_for_more_than_a_push_may_hold() {
         let config = cairn_core::link::LinkConfig::default();
-        assert!(config.batch_ops_max <= cairn_store::hub::PUSH_OPS_MAX);
+        assert!(config.batch_ops_max <= cairn_hub_sqlite::PUSH_OPS_MAX);
         assert!(config.batch_ops_min >= 1);
     }
 

@@ -43,7 +43,7 @@ pub fn ensure_certificate(dir: &Path, names: &[String]) -> anyhow::Result<[u8; 3
     if !cert_path(dir).exists() {
         let certified = rcgen::generate_simple_self_signed(names.to_vec())
             .context("cannot make the hub's TLS certificate")?;
-        cairn_store::write_private_file(
+        cairn_edge::write_private_file(
             &key_path(dir),
             certified.signing_key.serialize_pem().as_bytes(),
         )?;

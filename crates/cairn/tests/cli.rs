@@ -456,7 +456,7 @@ fn issue_9_11_record_list_pages_through_everything_or_says_where_to_resume() {
         .collect();
     for chunk in records.chunks(1_000) {
         let body = json!({"records": chunk}).to_string();
-        let store = cairn_store::EdgeStore::open(dir.path()).unwrap();
+        let store = cairn_edge::EdgeStore::open(dir.path()).unwrap();
         let requests =
             cairn::input::batch_request(store.catalog(), &serde_json::from_str(&body).unwrap())
                 .unwrap();

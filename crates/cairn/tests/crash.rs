@@ -8,7 +8,7 @@
 
 mod common;
 
-use cairn_store::{EdgeStore, ListQuery, Record};
+use cairn_edge::{EdgeStore, ListQuery, Record};
 use common::{Edge, action, cairn, init_node};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

@@ -336,7 +336,7 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
             .contains("checkpoint.head"),
         "{body}"
     );
-    let too_many: Vec<&str> = vec!["AA=="; cairn_store::hub::PUSH_OPS_MAX + 1];
+    let too_many: Vec<&str> = vec!["AA=="; cairn_hub_sqlite::PUSH_OPS_MAX + 1];
     let (status, body) = post(serde_json::json!({"node": "n", "stream": "s", "ops": too_many, "checkpoint": {"seq": 1, "head": "0".repeat(64), "signature": "0".repeat(128)}}).to_string().into_bytes()).await;
     assert_eq!(
         (status, rule(&body)),

@@ -44,8 +44,8 @@ fn rule(body: &Value) -> (String, String) {
 #[tokio::test]
 async fn every_hub_endpoint_refuses_bad_requests_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    cairn_store::hub::HubStore::init(dir.path(), "test.hub").unwrap();
-    let hub = Arc::new(cairn_store::hub::HubStore::open(dir.path()).unwrap());
+    cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
     let state = cairn::hub_api::HubState {
         hub: hub.clone(),
         pushes: cairn::hub_api::PushQueue::start(hub).unwrap(),
@@ -215,14 +215,14 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
 #[tokio::test]
 async fn every_edge_endpoint_refuses_bad_requests_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let options = cairn_store::InitOptions {
+    let options = cairn_edge::InitOptions {
         node: "n".into(),
         packs: vec!["mro".into(), "field_service".into()],
         default_scope: [("site".to_string(), "x".to_string())].into(),
         quota_bytes: 0,
     };
-    cairn_store::EdgeStore::init(dir.path(), &options).unwrap();
-    let store = Arc::new(cairn_store::EdgeStore::open(dir.path()).unwrap());
+    cairn_edge::EdgeStore::init(dir.path(), &options).unwrap();
+    let store = Arc::new(cairn_edge::EdgeStore::open(dir.path()).unwrap());
     let app = cairn::api::app(cairn::api::AppState {
         store,
         bodies: cairn::api::Bodies::new(&cairn::api::EDGE_LIMITS),

@@ -5,7 +5,7 @@
 mod common;
 
 use cairn_core::op::Action;
-use cairn_store::{EdgeStore, WriteRequest};
+use cairn_edge::{EdgeStore, WriteRequest};
 use common::{action, cairn, init_node, json_out};
 use rusqlite::{Connection, params};
 use std::path::Path;

@@ -116,7 +116,7 @@ fn through_server(cli: &super::Cli, url: &str, body: &Value) -> Result<(), Failu
         anyhow::Ok((status, answer))
     })?;
     if status.is_success() {
-        let receipt: cairn_store::WriteReceipt =
+        let receipt: cairn_edge::WriteReceipt =
             serde_json::from_value(answer).context("the server's receipt is not a receipt")?;
         print_receipt(cli, &receipt);
         return Ok(());

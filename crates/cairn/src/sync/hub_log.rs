@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use cairn_core::hash::Hash;
 use cairn_core::merkle;
 use cairn_core::note::LogCheckpoint;
-use cairn_store::EdgeStore;
+use cairn_edge::EdgeStore;
 
 /// Kind of the alert raised for a log that went back or forked.
 pub const ALERT_KIND: &str = "hub_log";

@@ -7,7 +7,7 @@
 use super::{HubLink, PullReport, check_origins, hub_answer};
 use anyhow::Context;
 use base64::Engine;
-use cairn_store::EdgeStore;
+use cairn_edge::EdgeStore;
 
 /// Which pages to take.
 pub(super) struct Pages<'a> {

@@ -11,11 +11,11 @@
 //! verifies with the hub's key and its root is the tree recomputed from the
 //! leaves. The first fault of each kind is named; the rest are counted.
 
-use super::{HUB_NODE, HubStore};
-use crate::StoreError;
+use crate::{HUB_NODE, HubStore};
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_core::merkle::{self, MemoryTree};
+use cairn_sqlite::StoreError;
 use std::collections::HashMap;
 
 /// What `HubStore::verify` checked, and what it found.
@@ -111,7 +111,7 @@ impl HubStore {
                     op.record_id()
                 ));
             }
-            if op.draft.node == HUB_NODE && op.draft.stream == super::AUDIT_STREAM {
+            if op.draft.node == HUB_NODE && op.draft.stream == crate::AUDIT_STREAM {
                 let act: serde_json::Value =
                     serde_json::from_slice(&op.draft.payload).unwrap_or_default();
                 if let (Some("enroll"), Some(node), Some(key)) = (

@@ -10,7 +10,6 @@
 //! Over 800 lines: on the list of files to cut along their seams
 //! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
 
-use crate::checkpointer::Checkpointer;
 use crate::limits::{BATCH_RECORDS_MAX, GROUP_OPS_MAX, WRITE_QUEUE_MAX};
 use crate::schema::{op_rowid, scope_text};
 use crate::{Catalog, NodeSettings, StoreError, WriteError, files};
@@ -24,6 +23,7 @@ use cairn_core::merge::{self, EntityState, MergeOp};
 use cairn_core::names::{check_key, check_name, check_scope_value};
 use cairn_core::op::{Action, Op, OpDraft, VersionVector};
 use cairn_core::pack::{Collection, CollectionKind, Violation};
+use cairn_sqlite::Checkpointer;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};

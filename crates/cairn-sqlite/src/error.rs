@@ -1,6 +1,7 @@
-//! The store's errors: faults of the machine, and refusals of a write.
+//! The storage error both stores share: faults of the machine, never
+//! verdicts about anyone's data.
 
-use cairn_core::pack::Violation;
+use cairn_hub::{PushError, StorageError};
 use std::path::Path;
 
 /// A fault reading or opening the store.
@@ -57,7 +58,8 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
+    /// A fault of the file at `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.display().to_string(),
             source,
@@ -65,40 +67,34 @@ impl StoreError {
     }
 }
 
-/// Why a write was not stored. Nothing of a refused write is stored.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// The input broke rules; every violation is listed. `index` is the
-    /// position in a batch.
-    #[error("{}", describe(*.index, .violations))]
-    Invalid {
-        /// Position of the offending record in the batch.
-        index: usize,
-        /// Every rule it broke.
-        violations: Vec<Violation>,
-    },
-    /// The storage quota or the disk is full; the store is intact.
-    #[error("storage full: {0}")]
-    StorageFull(String),
-    /// The writer stopped (the store is closing).
-    #[error("the store is closed")]
-    Closed,
-    /// A storage fault; the write was not acknowledged.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
-fn describe(index: usize, violations: &[Violation]) -> String {
-    let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
-    format!("record {index} refused: {}", list.join("; "))
-}
-
-impl WriteError {
-    pub(crate) fn invalid(index: usize, violation: Violation) -> WriteError {
-        WriteError::Invalid {
-            index,
-            violations: vec![violation],
+/// A fault of SQLite, as the hub's logic sees it: a full disk stays one.
+pub fn sqlite_fault(error: rusqlite::Error) -> StorageError {
+    match &error {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
+            StorageError::Full(format!("database: {error}"))
         }
+        _ => StorageError::Fault(format!("database: {error}")),
+    }
+}
+
+impl From<StoreError> for StorageError {
+    fn from(error: StoreError) -> StorageError {
+        match error {
+            StoreError::Sqlite(error) => sqlite_fault(error),
+            StoreError::Storage(error) => error,
+            StoreError::StorageFull(message) => StorageError::Full(message),
+            StoreError::Damaged(message) => StorageError::Damaged(message),
+            StoreError::Internal(message) => StorageError::Internal(message),
+            other @ (StoreError::Io { .. }
+            | StoreError::Config(_)
+            | StoreError::UnknownCollection(_)) => StorageError::Fault(other.to_string()),
+        }
+    }
+}
+
+/// A store's fault refuses a push as a fault, never as a verdict.
+impl From<StoreError> for PushError {
+    fn from(error: StoreError) -> PushError {
+        PushError::Store(error.into())
     }
 }

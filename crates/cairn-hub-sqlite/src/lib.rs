@@ -1,15 +1,18 @@
-//! The hub's store: enrolled nodes, the global log of verified ops with its
-//! RFC 6962 Merkle tree and signed checkpoints, and the quarantine.
+//! The hub on SQLite: the backend of the hub's pipeline (`sqlite`:
+//! [`SqliteBackend`], the pipeline's reads and writes in SQL) and the hub
+//! store around it: enrolled nodes and one-time tokens, scoped pull pages
+//! with their chain proofs, snapshots, a node's own ops back, status, and
+//! `hub verify` (`verify`).
 //!
-//! A push is verified by `cairn_core::push::verify_push` and persisted in one
-//! transaction: accepted ops become log leaves (their tree nodes stored as
-//! they complete), rejected material goes to the quarantine, never away, an
-//! equivocation holds its stream and raises an alert, and a new signed log
-//! checkpoint is written. The answer carries one receipt for the accepted
-//! ops, which take contiguous leaves: a range proof against that checkpoint.
+//! A push goes through `cairn_hub::Hub::push_group`: verified by
+//! `cairn_core::push`, persisted in one transaction (accepted ops become
+//! log leaves with their tree nodes, refused material goes to the
+//! quarantine, never away, an equivocation holds its stream and raises an
+//! alert), one signed log checkpoint per group, one range receipt per push.
 //!
 //! Over 800 lines: on the list of files to cut along their seams
 //! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
+#![deny(missing_docs)]
 
 mod sqlite;
 mod verify;
@@ -17,9 +20,6 @@ mod verify;
 pub use sqlite::{SqlTx, SqliteBackend};
 pub use verify::{FAULTS_MAX, HubVerifyReport};
 
-use crate::StoreError;
-use crate::checkpointer::Checkpointer;
-use crate::files;
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
@@ -28,6 +28,7 @@ use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
 use cairn_hub::signer::LogSigner;
 use cairn_hub::tree::{self, TreeReader};
+use cairn_sqlite::{Checkpointer, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -348,12 +349,6 @@ fn granted_scopes(conn: &Connection, node: &str) -> Result<BTreeMap<String, Stri
         .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?)
 }
 
-impl From<StoreError> for PushError {
-    fn from(error: StoreError) -> PushError {
-        PushError::Store(error.into())
-    }
-}
-
 /// Whether `node` may see an op of `origin` with `scope` (`,name=value,…,`):
 /// never its own, and only when it holds every label.
 fn visible(node: &str, grants: &BTreeMap<String, String>, origin: &str, scope: &str) -> bool {
@@ -594,9 +589,9 @@ impl HubStore {
                 dir.display()
             )));
         }
-        let identity = NodeIdentity::from_seed("hub", files::random_seed()?);
-        files::write_private(&hub_key_path(dir), identity.to_key_file().as_bytes())?;
-        let mut conn = crate::schema::open(&hub_db_path(dir))?;
+        let identity = NodeIdentity::from_seed("hub", cairn_sqlite::random_seed()?);
+        cairn_sqlite::write_private(&hub_key_path(dir), identity.to_key_file().as_bytes())?;
+        let mut conn = cairn_sqlite::open(&hub_db_path(dir))?;
         let tx = conn.transaction()?;
         tx.execute_batch(HUB_DDL)?;
         tx.execute(
@@ -609,7 +604,7 @@ impl HubStore {
 
     /// Opens an initialized hub.
     pub fn open(dir: &Path) -> Result<HubStore, StoreError> {
-        HubStore::open_with_clock(dir, crate::clock::system())
+        HubStore::open_with_clock(dir, cairn_sqlite::clock::system())
     }
 
     /// [`HubStore::open`] with the time taken from `clock` (tokens' expiry,
@@ -628,7 +623,7 @@ impl HubStore {
                 dir.display()
             )));
         }
-        let mut conn = crate::schema::open(&hub_db_path(dir))?;
+        let mut conn = cairn_sqlite::open(&hub_db_path(dir))?;
         let version: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
@@ -647,7 +642,7 @@ impl HubStore {
         // The WAL is folded into the database beside the pushes, not inside
         // the commit of whichever push crosses the threshold.
         let checkpointer = Checkpointer::start(&hub_db_path(dir), &mut conn)?;
-        let reader = crate::schema::open(&hub_db_path(dir))?;
+        let reader = cairn_sqlite::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
         Ok(HubStore {
             hub: Hub::new(
@@ -1272,7 +1267,7 @@ impl HubStore {
         rekey: bool,
     ) -> Result<String, StoreError> {
         check_node_name(node)?;
-        let token = hex::encode(files::random_seed()?);
+        let token = hex::encode(cairn_sqlite::random_seed()?);
         let scopes = serde_json::to_string(scopes)
             .map_err(|error| StoreError::Internal(error.to_string()))?;
         let conn = self.lock()?;

@@ -11,7 +11,7 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::{Checkpoint, NodeIdentity};
 use cairn_core::op::Op;
 use cairn_core::provenance::{self, ChainProof, Proven};
-use cairn_store::hub::{
+use cairn_hub_sqlite::{
     CHAIN_SPAN_MAX, ChainSegment, HubStore, PUSH_OPS_MAX, PullResponse, PushRequest,
 };
 
@@ -134,7 +134,7 @@ fn pulls_and_snapshots_prove_sparse_ops_and_pages_bound_their_proofs() {
 
     // Snapshot pages bound their proofs the same way, each page proven,
     // and together they hold all five.
-    let mut query = cairn_store::hub::SnapshotQuery::default();
+    let mut query = cairn_hub_sqlite::SnapshotQuery::default();
     let mut total = 0;
     for _ in 0..10 {
         let snapshot = hub.snapshot("reader", &query).unwrap();

@@ -3,7 +3,7 @@
 use cairn_core::chain::StreamHead;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::op::{Action, OpDraft};
-use cairn_store::hub::PushRequest;
+use cairn_hub_sqlite::PushRequest;
 
 /// A push of the next `count` ops of `identity`'s `standard` stream after
 /// `head`, ledger notes whose scope `site` label `site_of(n)` gives (`n`

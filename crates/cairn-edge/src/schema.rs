@@ -4,13 +4,11 @@
 //! `rowid = stream_id << 40 | seq`, so one b-tree both orders a stream for
 //! verification and finds an op by `(stream, seq)`.
 
-use crate::{InitOptions, NodeSettings, StoreError, limits::BUSY_TIMEOUT_MS};
+use crate::{InitOptions, NodeSettings, StoreError};
 use cairn_core::identity::NodeIdentity;
 use cairn_core::pack::RulePack;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
 /// Version of this schema, kept in `meta`.
 pub(crate) const SCHEMA_VERSION: &str = "2";
@@ -23,25 +21,7 @@ pub(crate) fn op_rowid(stream_id: i64, seq: u64) -> i64 {
     (stream_id << SEQ_BITS) | seq as i64
 }
 
-/// Opens a connection with the pragmas every connection needs.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit returns only after the WAL is fsynced. Acks depend on it.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
-    // Fold the WAL into the database every ~16 MiB instead of every 4 MiB:
-    // fewer checkpoint fsyncs on the write path, bounded WAL growth.
-    conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
-    // 16 MiB of page cache per connection (negative = KiB).
-    conn.pragma_update(None, "cache_size", -16384)?;
-    // Savepoint (statement) journals in memory, not in a temp file: every
-    // push on the hub and every batch on the edge runs in a savepoint, and
-    // each one copied the pages it touched to that file with a write(2).
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(conn)
-}
+pub(crate) use cairn_sqlite::{open, scope_text};
 
 /// Ops of this node set aside when it took a stream back from the hub
 /// (`EdgeStore::realign_async`): kept, never deleted.
@@ -237,17 +217,4 @@ pub(crate) fn load_packs(conn: &Connection) -> Result<Vec<RulePack>, StoreError>
             RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))
         })
         .collect()
-}
-
-/// Scope labels as stored: `,name=value,` per label, so that a label filter is
-/// a substring test.
-pub(crate) fn scope_text(scope: &BTreeMap<String, String>) -> String {
-    let mut text = String::from(",");
-    for (name, value) in scope {
-        text.push_str(name);
-        text.push('=');
-        text.push_str(value);
-        text.push(',');
-    }
-    text
 }

@@ -4,7 +4,7 @@
 
 use cairn_core::identity::NodeIdentity;
 use cairn_core::op::Op;
-use cairn_store::hub::{EnrollError, HubStore};
+use cairn_hub_sqlite::{EnrollError, HubStore};
 
 fn hub() -> (tempfile::TempDir, HubStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,6 @@
 //! its frames are in the database file and fsynced.
 
 use crate::StoreError;
-use crate::schema;
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
@@ -23,25 +22,22 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
 /// WAL pages (4 KiB each) after which the checkpointer is woken: 16 MiB.
-pub(crate) const WAL_PAGES_CHECKPOINT: i32 = 4_096;
+pub const WAL_PAGES_CHECKPOINT: i32 = 4_096;
 /// WAL pages after which the writer checkpoints itself: 64 MiB.
-pub(crate) const WAL_PAGES_HARD: i32 = 4 * WAL_PAGES_CHECKPOINT;
+pub const WAL_PAGES_HARD: i32 = 4 * WAL_PAGES_CHECKPOINT;
 /// How often an idle checkpointer folds what is left.
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
 /// The checkpointer thread; dropping it (after the writer) ends the thread.
-pub(crate) struct Checkpointer {
+pub struct Checkpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
     /// Starts the thread and hooks `writer` (the writer thread's connection)
     /// up to it, replacing SQLite's automatic checkpoint.
-    pub(crate) fn start(
-        db_path: &Path,
-        writer: &mut Connection,
-    ) -> Result<Checkpointer, StoreError> {
-        let conn = schema::open(db_path)?;
+    pub fn start(db_path: &Path, writer: &mut Connection) -> Result<Checkpointer, StoreError> {
+        let conn = crate::open(db_path)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.wal_hook(Some(move |wal: &mut Wal, pages: i32| {

@@ -11,18 +11,16 @@
 //! Reads use their own connections (WAL lets them run beside the writer).
 #![deny(missing_docs)]
 
-mod checkpointer;
-pub mod clock;
+pub use cairn_sqlite::clock;
 mod error;
 mod files;
-pub mod hub;
 mod read;
 mod schema;
 mod verify;
 mod writer;
 
+pub use cairn_sqlite::write_private as write_private_file;
 pub use error::{StoreError, WriteError};
-pub use files::write_private as write_private_file;
 pub use read::{
     AlertThresholds, EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus,
 };
@@ -48,8 +46,7 @@ pub mod limits {
     pub const LIST_LIMIT_MAX: usize = 1_000;
     /// Read connections kept open.
     pub const READERS: usize = 4;
-    /// How long a reader waits for a lock, in milliseconds.
-    pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+    pub use cairn_sqlite::BUSY_TIMEOUT_MS;
 
     // A whole batch always fits in one group, so batches stay atomic.
     const _: () = assert!(BATCH_RECORDS_MAX <= GROUP_OPS_MAX);

@@ -1,7 +1,7 @@
 //! The edge store through its public API: writes, reads, group commit and verification.
 
 use cairn_core::op::Action;
-use cairn_store::{EdgeStore, InitOptions, ListQuery, Record, WriteError, WriteRequest};
+use cairn_edge::{EdgeStore, InitOptions, ListQuery, Record, WriteError, WriteRequest};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -447,9 +447,9 @@ fn a_restored_store_that_wrote_nothing_new_takes_back_only_what_it_lost() {
 #[test]
 fn issue_10_4_the_oldest_pending_alert_follows_the_store_s_clock() {
     let dir = tempfile::tempdir().unwrap();
-    cairn_store::EdgeStore::init(
+    cairn_edge::EdgeStore::init(
         dir.path(),
-        &cairn_store::InitOptions {
+        &cairn_edge::InitOptions {
             node: "n".into(),
             packs: vec!["mro".into()],
             default_scope: [("site".to_string(), "x".to_string())].into(),
@@ -458,7 +458,7 @@ fn issue_10_4_the_oldest_pending_alert_follows_the_store_s_clock() {
     )
     .unwrap();
     let clock = std::sync::Arc::new(cairn_core::clock::ManualClock::at(1_764_000_000_000));
-    let store = cairn_store::EdgeStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    let store = cairn_edge::EdgeStore::open_with_clock(dir.path(), clock.clone()).unwrap();
     store.write(action("WO-1")).unwrap();
     use cairn_core::clock::Clock;
     let status = store.status(clock.now_ms() + 60_000).unwrap();

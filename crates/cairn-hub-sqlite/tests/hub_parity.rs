@@ -13,7 +13,7 @@ use cairn_hub::backend::HubBackend;
 use cairn_hub::memory::MemoryBackend;
 use cairn_hub::signer::LogSigner;
 use cairn_hub::{Hub, PushError};
-use cairn_store::hub::{HubStore, PushRequest, PushResponse};
+use cairn_hub_sqlite::{HubStore, PushRequest, PushResponse};
 use std::sync::Arc;
 
 const NOW_MS: u64 = 1_700_000_000_000;

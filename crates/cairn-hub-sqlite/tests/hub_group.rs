@@ -8,7 +8,7 @@ use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
-use cairn_store::hub::{HubStore, PushError, PushRequest};
+use cairn_hub_sqlite::{HubStore, PushError, PushRequest};
 
 /// The first `count` ops of `identity`'s stream, in one push.
 fn batch(identity: &NodeIdentity, count: usize) -> PushRequest {

@@ -1,7 +1,6 @@
 //! The hub's SQLite backend: [`cairn_hub::backend::HubBackend`] over one
 //! write connection and one read connection in WAL mode.
 
-use crate::StoreError;
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
@@ -9,33 +8,11 @@ use cairn_hub::StorageError;
 use cairn_hub::backend::{
     AlertRow, HubBackend, LeafRow, LogTx, NoteRow, QuarantineRow, StreamId, StreamRow,
 };
+use cairn_sqlite::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Mutex, MutexGuard};
 
-/// A fault of SQLite, as the hub's logic sees it: a full disk stays one.
-pub(crate) fn fault(error: rusqlite::Error) -> StorageError {
-    match &error {
-        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
-            StorageError::Full(format!("database: {error}"))
-        }
-        _ => StorageError::Fault(format!("database: {error}")),
-    }
-}
-
-impl From<StoreError> for StorageError {
-    fn from(error: StoreError) -> StorageError {
-        match error {
-            StoreError::Sqlite(error) => fault(error),
-            StoreError::Storage(error) => error,
-            StoreError::StorageFull(message) => StorageError::Full(message),
-            StoreError::Damaged(message) => StorageError::Damaged(message),
-            StoreError::Internal(message) => StorageError::Internal(message),
-            other @ (StoreError::Io { .. }
-            | StoreError::Config(_)
-            | StoreError::UnknownCollection(_)) => StorageError::Fault(other.to_string()),
-        }
-    }
-}
+use cairn_sqlite::sqlite_fault as fault;
 
 /// The hub's two connections: the writer, whose mutex is the log's append
 /// lock, and a read-only one, which in WAL mode reads the last commit while
@@ -235,7 +212,7 @@ impl LogTx for SqlTx<'_> {
                 row.op.op_hash.0.as_slice(),
                 row.bytes,
                 row.op.draft.node,
-                crate::schema::scope_text(&row.op.draft.scope),
+                cairn_sqlite::scope_text(&row.op.draft.scope),
                 row.received_ms as i64
             ],
         )?;
