@@ -1557,3 +1557,19 @@ fn keep_node_key(
     )?;
     Ok(())
 }
+
+/// The hub's writer thread applies groups to the store
+/// (`cairn_hub::group::PushQueue`).
+impl cairn_hub::group::Writer for HubStore {
+    fn push_group(&self, requests: Vec<PushRequest>) -> Vec<Result<PushResponse, PushError>> {
+        self.hub.push_group(requests)
+    }
+
+    fn stream_head(
+        &self,
+        node: &str,
+        stream: &str,
+    ) -> Result<Option<(u64, bool)>, cairn_hub::StorageError> {
+        Ok(HubStore::stream_head(self, node, stream)?)
+    }
+}

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod backend;
 mod error;
+pub mod group;
 mod hub;
 pub mod memory;
 pub mod pipeline;

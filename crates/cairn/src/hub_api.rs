@@ -167,174 +167,7 @@ pub const HUB_LIMITS: ServeLimits = ServeLimits {
 /// Largest body of an enrollment or a resolution, bytes: a few fields.
 const SMALL_BODY_BYTES_MAX: usize = 16 * 1024;
 
-/// Most ops the hub's writer applies in one transaction.
-const GROUP_OPS_MAX: usize = 16_384;
-/// Most pushes waiting for the writer.
-const PUSH_QUEUE_MAX: usize = 4_096;
-
-// A full push always fits in one group.
-const _: () = assert!(GROUP_OPS_MAX >= PUSH_OPS_MAX);
-
-type PushReply = tokio::sync::oneshot::Sender<Result<cairn_hub_sqlite::PushResponse, PushError>>;
-
-/// How long a push that starts past its stream's head waits for the pushes
-/// before it. A node keeps two pushes of a stream in flight, and the second
-/// may reach the writer first; after this it is refused (`PushError::Gap`,
-/// nothing stored) and the node pushes again.
-const PARK_MS: u64 = 2_000;
-
-/// Most ops of pushes waiting for their predecessors at once.
-const PARKED_OPS_MAX: usize = 4 * PUSH_OPS_MAX;
-
-/// A push on its way to the writer.
-struct Waiting {
-    request: PushRequest,
-    reply: PushReply,
-    since: std::time::Instant,
-}
-
-impl Waiting {
-    fn new(request: PushRequest, reply: PushReply) -> Waiting {
-        Waiting {
-            request,
-            reply,
-            since: std::time::Instant::now(),
-        }
-    }
-
-    /// The seqs of the first and last ops, when they decoded.
-    fn seqs(&self) -> Option<(u64, u64)> {
-        let decoded = self.request.decoded.as_ref()?;
-        match (decoded.first(), decoded.last()) {
-            (Some(Ok(first)), Some(Ok(last))) => Some((first.seq, last.seq)),
-            _ => None,
-        }
-    }
-}
-
-/// Splits a gathered group into the pushes to apply now, each stream's in
-/// seq order, and those that start past the head their stream will have
-/// (their predecessor has not arrived yet) and may still wait.
-fn in_stream_order(hub: &HubStore, mut group: Vec<Waiting>) -> (Vec<Waiting>, Vec<Waiting>) {
-    group.sort_by(|a, b| {
-        (
-            &a.request.node,
-            &a.request.stream,
-            a.seqs().map(|(first, _)| first),
-        )
-            .cmp(&(
-                &b.request.node,
-                &b.request.stream,
-                b.seqs().map(|(first, _)| first),
-            ))
-    });
-    let (mut ready, mut waiting) = (Vec::with_capacity(group.len()), Vec::new());
-    let mut heads: std::collections::HashMap<(String, String), u64> = Default::default();
-    // What may wait is bounded, so that a node cannot park pushes without
-    // end: one per stream (a node keeps two in flight) and PARKED_OPS_MAX
-    // ops in all. Beyond that, a push past the head is refused at once.
-    let mut parked_streams = std::collections::HashSet::new();
-    let mut parked_ops = 0;
-    for push in group {
-        let key = (push.request.node.clone(), push.request.stream.clone());
-        let head = match heads.get(&key) {
-            Some(&head) => Some(head),
-            // A store fault here is the writer's to report: apply as is.
-            None => match hub.stream_head(&key.0, &key.1) {
-                Ok(Some((_, true))) | Err(_) => None,
-                Ok(Some((seq, false))) => Some(seq),
-                Ok(None) => Some(0),
-            },
-        };
-        match (head, push.seqs()) {
-            (Some(head), Some((first, _)))
-                if first > head + 1
-                    && push.since.elapsed() < std::time::Duration::from_millis(PARK_MS)
-                    && parked_ops + push.request.ops.len() <= PARKED_OPS_MAX
-                    && !parked_streams.contains(&key) =>
-            {
-                parked_ops += push.request.ops.len();
-                parked_streams.insert(key);
-                waiting.push(push);
-            }
-            (Some(head), Some((_, last))) => {
-                heads.insert(key, head.max(last));
-                ready.push(push);
-            }
-            _ => ready.push(push),
-        }
-    }
-    (ready, waiting)
-}
-
-/// Group commit for pushes: concurrent pushes (a thousand nodes coming back
-/// at once) wait here, and the writer thread applies whatever has gathered
-/// with one `HubStore::push_group`: one transaction, one fsync, one signed
-/// checkpoint. A lone push goes through at once, as a group of one.
-#[derive(Clone)]
-pub struct PushQueue(tokio::sync::mpsc::Sender<(PushRequest, PushReply)>);
-
-impl PushQueue {
-    /// Starts the writer thread; it ends when every queue handle is gone.
-    pub fn start(hub: Arc<HubStore>) -> std::io::Result<PushQueue> {
-        let (sender, mut receiver) =
-            tokio::sync::mpsc::channel::<(PushRequest, PushReply)>(PUSH_QUEUE_MAX);
-        std::thread::Builder::new()
-            .name("cairn-hub-writer".into())
-            .spawn(move || {
-                let mut parked: Vec<Waiting> = Vec::new();
-                loop {
-                    // Block for work only when nothing is parked; parked
-                    // pushes are looked at again every millisecond.
-                    let first = if parked.is_empty() {
-                        match receiver.blocking_recv() {
-                            Some(first) => Some(first),
-                            None => break,
-                        }
-                    } else {
-                        receiver.try_recv().ok()
-                    };
-                    let mut group: Vec<Waiting> = std::mem::take(&mut parked);
-                    let mut ops: usize =
-                        group.iter().map(|waiting| waiting.request.ops.len()).sum();
-                    if let Some((request, reply)) = first {
-                        ops += request.ops.len();
-                        group.push(Waiting::new(request, reply));
-                    }
-                    while ops < GROUP_OPS_MAX {
-                        match receiver.try_recv() {
-                            Ok((request, reply)) => {
-                                ops += request.ops.len();
-                                group.push(Waiting::new(request, reply));
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let (ready, waiting) = in_stream_order(&hub, group);
-                    parked = waiting;
-                    if ready.is_empty() {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                        continue;
-                    }
-                    let (requests, replies): (Vec<_>, Vec<_>) = ready
-                        .into_iter()
-                        .map(|waiting| (waiting.request, waiting.reply))
-                        .unzip();
-                    for (reply, answer) in replies.into_iter().zip(hub.push_group(requests)) {
-                        let _ = reply.send(answer);
-                    }
-                }
-            })?;
-        Ok(PushQueue(sender))
-    }
-
-    async fn push(&self, request: PushRequest) -> Result<cairn_hub_sqlite::PushResponse, AppError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let closed = || AppError::Server("the hub's writer has stopped".into());
-        self.0.send((request, reply)).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?.map_err(hub_error)
-    }
-}
+pub use cairn_hub::group::PushQueue;
 
 /// The HTTP answer to a refused push, pull or snapshot.
 fn hub_error(error: PushError) -> AppError {
@@ -748,7 +581,7 @@ async fn push(
     })
     .await?;
     let (node, stream) = (request.node.clone(), request.stream.clone());
-    let response = state.pushes.push(request).await?;
+    let response = state.pushes.push(request).await.map_err(hub_error)?;
     let count = |status: &str| {
         response
             .results
@@ -1212,7 +1045,7 @@ mod tests {
     }
 
     /// A push of the next `count` ops of node `a`'s stream, decoded.
-    fn waiting(head: &mut cairn_core::chain::StreamHead, count: u64) -> Waiting {
+    fn request(head: &mut cairn_core::chain::StreamHead, count: u64) -> PushRequest {
         let identity = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
         let ops: Vec<Vec<u8>> = (0..count)
             .map(|_| {
@@ -1235,7 +1068,7 @@ mod tests {
                 .1
             })
             .collect();
-        let request = PushRequest {
+        PushRequest {
             decoded: Some(cairn_core::push::decode_push(&ops)),
             checkpoint_key: None,
             node_time_ms: None,
@@ -1243,33 +1076,7 @@ mod tests {
             stream: "standard".into(),
             checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
             ops,
-        };
-        Waiting::new(request, tokio::sync::oneshot::channel().0)
-    }
-
-    #[test]
-    fn pushes_wait_for_their_predecessors_but_only_one_per_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        HubStore::init(dir.path(), "test.hub").unwrap();
-        let hub = HubStore::open(dir.path()).unwrap();
-        let mut head = cairn_core::chain::StreamHead::EMPTY;
-        let (first, second, third) = (
-            waiting(&mut head, 2),
-            waiting(&mut head, 2),
-            waiting(&mut head, 2),
-        );
-        let seqs = |pushes: &[Waiting]| -> Vec<(u64, u64)> {
-            pushes.iter().filter_map(Waiting::seqs).collect()
-        };
-        // Arriving as third, second, first: applied as first, second, third.
-        let (ready, parked) = in_stream_order(&hub, vec![third, second, first]);
-        assert_eq!(seqs(&ready), [(1, 2), (3, 4), (5, 6)]);
-        assert!(parked.is_empty());
-        // Without their predecessor, one waits; the next is refused at once.
-        let (second, third) = (waiting(&mut head, 2), waiting(&mut head, 2));
-        let (ready, parked) = in_stream_order(&hub, vec![third, second]);
-        assert_eq!(seqs(&parked), [(7, 8)]);
-        assert_eq!(seqs(&ready), [(9, 10)]);
+        }
     }
 
     use proptest::prelude::*;
@@ -1284,8 +1091,7 @@ mod tests {
             extra in prop::collection::vec(any::<u8>(), 1..12),
         ) {
             let mut head = cairn_core::chain::StreamHead::EMPTY;
-            let waiting = waiting(&mut head, 3);
-            let request = waiting.request;
+            let request = request(&mut head, 3);
             let wire = PushWire {
                 node: request.node.clone(),
                 stream: request.stream.clone(),

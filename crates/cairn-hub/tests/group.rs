@@ -1,0 +1,111 @@
+//! Group commit keeps each stream's pushes in seq order: a push whose
+//! predecessor is still on the way waits for it (once per stream), and the
+//! queue's writer thread answers every push.
+
+use cairn_core::chain::StreamHead;
+use cairn_core::clock::ManualClock;
+use cairn_core::identity::NodeIdentity;
+use cairn_core::op::{Action, OpDraft};
+use cairn_hub::group::{PushQueue, Waiting, in_stream_order};
+use cairn_hub::memory::MemoryBackend;
+use cairn_hub::signer::LogSigner;
+use cairn_hub::{Hub, PushError, PushRequest};
+use std::sync::Arc;
+
+fn hub() -> Hub<MemoryBackend> {
+    let backend = MemoryBackend::new();
+    backend.enroll("a", NodeIdentity::from_seed("a", [1; 32]).public_key());
+    Hub::new(
+        backend,
+        LogSigner::new(NodeIdentity::from_seed("hub", [9; 32]), "test.hub".into()),
+        Arc::new(ManualClock::at(1_700_000_000_000)),
+    )
+}
+
+/// A push of the next `count` ops of node `a`'s stream, decoded.
+fn request(head: &mut StreamHead, count: u64) -> PushRequest {
+    let identity = NodeIdentity::from_seed("a", [1; 32]);
+    let ops: Vec<Vec<u8>> = (0..count)
+        .map(|_| {
+            head.append(OpDraft {
+                node: "a".into(),
+                stream: "standard".into(),
+                hlc: cairn_core::hlc::Hlc {
+                    wall_ms: 1,
+                    counter: 0,
+                },
+                collection: "notes".into(),
+                action: Action::Append,
+                key: String::new(),
+                scope: Default::default(),
+                base: Default::default(),
+                ref_hash: None,
+                reason: String::new(),
+                payload: b"{}".to_vec(),
+            })
+            .1
+        })
+        .collect();
+    PushRequest {
+        decoded: Some(cairn_core::push::decode_push(&ops)),
+        checkpoint_key: None,
+        node_time_ms: None,
+        node: "a".into(),
+        stream: "standard".into(),
+        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
+        ops,
+    }
+}
+
+fn waiting(head: &mut StreamHead, count: u64) -> Waiting {
+    Waiting::new(request(head, count), tokio::sync::oneshot::channel().0)
+}
+
+#[test]
+fn pushes_wait_for_their_predecessors_but_only_one_per_stream() {
+    let hub = hub();
+    let mut head = StreamHead::EMPTY;
+    let (first, second, third) = (
+        waiting(&mut head, 2),
+        waiting(&mut head, 2),
+        waiting(&mut head, 2),
+    );
+    let seqs = |pushes: &[Waiting]| -> Vec<(u64, u64)> {
+        pushes.iter().filter_map(Waiting::seqs).collect()
+    };
+    // Arriving as third, second, first: applied as first, second, third.
+    let (ready, parked) = in_stream_order(&hub, vec![third, second, first]);
+    assert_eq!(seqs(&ready), [(1, 2), (3, 4), (5, 6)]);
+    assert!(parked.is_empty());
+    // Without their predecessor, one waits; the next is refused at once.
+    let (second, third) = (waiting(&mut head, 2), waiting(&mut head, 2));
+    let (ready, parked) = in_stream_order(&hub, vec![third, second]);
+    assert_eq!(seqs(&parked), [(7, 8)]);
+    assert_eq!(seqs(&ready), [(9, 10)]);
+}
+
+#[test]
+fn the_queue_applies_pushes_sent_out_of_order_in_order() {
+    let hub = Arc::new(hub());
+    let queue = PushQueue::start(hub.clone()).unwrap();
+    let mut head = StreamHead::EMPTY;
+    let (first, second) = (request(&mut head, 3), request(&mut head, 4));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Both in the queue at once, the later push first.
+    let (later, earlier) =
+        runtime.block_on(async { tokio::join!(queue.push(second), queue.push(first)) });
+    assert_eq!(earlier.unwrap().watermark, 3);
+    assert_eq!(later.unwrap().watermark, 7);
+    // A push past a gap that never fills is refused whole, nothing stored.
+    let mut skipped = head;
+    let _ = request(&mut skipped, 2);
+    let gap = request(&mut skipped, 1);
+    let refused = runtime.block_on(queue.push(gap)).unwrap_err();
+    assert!(
+        matches!(refused, PushError::Gap { expected: 8, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(hub.backend().state().log.len(), 7);
+}
