@@ -26,8 +26,10 @@ pub mod op;
 pub mod pack;
 pub mod provenance;
 pub mod push;
+pub mod receipt;
 pub mod snapshot;
 pub mod token;
+pub mod trust;
 
 pub use hash::Hash;
 pub use hlc::{Hlc, HybridClock};

@@ -6,6 +6,13 @@
 
 use crate::limits::{KEY_BYTES_MAX, NAME_BYTES_MAX, SCOPE_VALUE_BYTES_MAX};
 
+/// The hub's own node name: its administrative acts are ops of this node.
+pub const HUB_NODE: &str = "hub";
+/// The hub's stream of administrative acts.
+pub const AUDIT_STREAM: &str = "audit";
+/// The collection of those acts.
+pub const AUDIT_COLLECTION: &str = "hub_audit";
+
 /// Checks an identifier: 1..=64 bytes of `[a-z0-9._-]`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > NAME_BYTES_MAX {

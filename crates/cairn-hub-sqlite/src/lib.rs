@@ -47,75 +47,8 @@ pub const CHAIN_SPAN_MAX: usize = 16_384;
 /// Version of the hub schema, kept in `meta`.
 const HUB_SCHEMA_VERSION: &str = "3";
 
-/// A checkpoint an origin node signed, with the headers that link the ops
-/// of a page to it (`cairn_core::provenance`).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ChainSegment {
-    /// Origin node.
-    pub node: String,
-    /// Its stream.
-    pub stream: String,
-    /// Seq of the checkpoint.
-    pub seq: u64,
-    /// `op_hash` at that seq, hex.
-    pub head: String,
-    /// The origin's Ed25519 signature, hex.
-    pub signature: String,
-    /// The key that signed it, hex.
-    pub public_key: String,
-    /// Headers (`Op::header_bytes`) of the ops between the page's ops and
-    /// the checkpoint that the page does not carry, base64, in seq order.
-    pub headers: Vec<String>,
-}
-
-/// One op handed to a pulling node, with its receipt.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PulledOp {
-    /// Leaf index in the log.
-    pub leaf: u64,
-    /// The encoded op, base64.
-    pub op: String,
-    /// Inclusion proof against the page's checkpoint, hex.
-    pub proof: Vec<String>,
-}
-
-/// A page of pulled ops.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PullResponse {
-    /// Ops in the node's scopes, in log order.
-    pub ops: Vec<PulledOp>,
-    /// Cursor for the next page: the first leaf not yet scanned.
-    pub next: u64,
-    /// True when the log holds leaves beyond `next`.
-    pub more: bool,
-    /// The signed log checkpoint the proofs are against.
-    pub checkpoint: String,
-    /// Public keys of the nodes whose ops are in the page, hex.
-    pub nodes: BTreeMap<String, String>,
-    /// The origins' checkpoints and the headers that link every op of the
-    /// page (and of `enrollments`) to one of them.
-    pub chains: Vec<ChainSegment>,
-    /// The hub's acts (`hub:audit` ops, base64) that enrolled the keys
-    /// that signed those checkpoints.
-    pub enrollments: Vec<String>,
-    /// The scopes the node is granted now (a revoked label makes it purge).
-    pub grants: BTreeMap<String, String>,
-}
-
-/// What the hub holds of one of a node's own streams (`HubStore::own_ops`).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct OwnOps {
-    /// Encoded ops, base64, in seq order.
-    pub ops: Vec<String>,
-    /// The node's checkpoints over them, with the headers up to each.
-    pub chains: Vec<ChainSegment>,
-    /// The stream's head at the hub.
-    pub head: u64,
-    /// True while an equivocation holds the stream.
-    pub held: bool,
-}
-
 pub use cairn_hub::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
+pub use cairn_proto::{ChainSegment, OwnOps, PullPage, PulledOp};
 
 /// Roles whose tokens the hub signs itself (people and tools, not nodes).
 pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
@@ -839,7 +772,7 @@ impl HubStore {
     /// Ops visible to `node` from leaf `from` on: in its granted scopes and
     /// not its own. An op is visible when every scope label it carries is
     /// granted to the node (an op without labels is visible to all).
-    pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullResponse, PushError> {
+    pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullPage, PushError> {
         let tx = self.read()?;
         let grants = granted_scopes(tx.conn(), node)?;
         Ok(self.pull_page(&tx, node, grants, from, limit)?)
@@ -852,7 +785,7 @@ impl HubStore {
         grants: BTreeMap<String, String>,
         from: u64,
         limit: usize,
-    ) -> Result<PullResponse, StoreError> {
+    ) -> Result<PullPage, StoreError> {
         use base64::Engine;
         let conn = tx.conn();
         let size = tx.log_size()?;
@@ -911,7 +844,7 @@ impl HubStore {
             .iter()
             .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
             .collect();
-        Ok(PullResponse {
+        Ok(PullPage {
             ops,
             next,
             more: next < size,

@@ -12,7 +12,7 @@ use cairn_core::identity::{Checkpoint, NodeIdentity};
 use cairn_core::op::Op;
 use cairn_core::provenance::{self, ChainProof, Proven};
 use cairn_hub_sqlite::{
-    CHAIN_SPAN_MAX, ChainSegment, HubStore, PUSH_OPS_MAX, PullResponse, PushRequest,
+    CHAIN_SPAN_MAX, ChainSegment, HubStore, PUSH_OPS_MAX, PullPage, PushRequest,
 };
 
 /// A push of `count` ops; only the first is in scope `site=x`, the others
@@ -22,7 +22,7 @@ fn push(identity: &NodeIdentity, head: &mut StreamHead, count: usize) -> PushReq
 }
 
 /// The page's ops, then the hub's acts that enrolled their signing keys.
-fn decoded(page: &PullResponse) -> Vec<Op> {
+fn decoded(page: &PullPage) -> Vec<Op> {
     let decode = |text: &String| {
         Op::decode(
             &base64::engine::general_purpose::STANDARD

@@ -10,12 +10,7 @@ use cairn_core::chain::StreamHead;
 use cairn_core::op::{Action, OpDraft};
 use std::collections::BTreeMap;
 
-/// The hub's own node name: its administrative acts are ops of this node.
-pub const HUB_NODE: &str = "hub";
-/// The hub's stream of administrative acts.
-pub const AUDIT_STREAM: &str = "audit";
-/// The collection of those acts.
-pub const AUDIT_COLLECTION: &str = "hub_audit";
+pub use cairn_core::names::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
 
 /// Appends the act `record` to `hub:audit` inside `tx`, signs the stream's
 /// new head and the log's new size; returns the act's seq. The op carries

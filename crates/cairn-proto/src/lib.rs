@@ -5,6 +5,14 @@
 //! carry time and congestion, and the zstd contexts both sides reuse.
 #![deny(missing_docs)]
 
+mod answers;
+pub mod bundle;
+
+pub use answers::{
+    ChainSegment, ConsistencyAnswer, OwnOps, PullPage, PulledOp, SnapshotPage, WireError,
+    chain_proofs, decode_base64, from_value, hashes,
+};
+
 use base64::Engine;
 use cairn_core::identity::Checkpoint;
 use serde_json::{Value, json};

@@ -3,13 +3,10 @@
 //! exactly the verification of a push, and the hub's signed
 //! acknowledgements travel back the same way.
 //!
-//! A bundle is JSON lines: a header `{"format": "cairn-bundle/1", "node",
-//! "created_ms"}`, then one push body per line (`{"node", "stream", "ops",
-//! "checkpoint"}`). An acknowledgement file is one JSON object
-//! `{"format": "cairn-acks/1", "acks": {"origin", "node", "streams":
-//! {stream: {"seq", "head"}}}, "signature"}` where the hub signs the
-//! canonical bytes of `acks`. The edge acknowledges a stream only up to a
-//! seq whose hash matches its own op there.
+//! The formats are `cairn_proto::bundle`'s: a header line, then one push
+//! body per line; an acknowledgement file is the hub's signature over the
+//! canonical bytes of its `acks`. The edge acknowledges a stream only up to
+//! a seq whose hash matches its own op there.
 
 use crate::hub_api::push_request;
 use anyhow::{Context, bail, ensure};
@@ -17,14 +14,11 @@ use cairn_core::canonical;
 use cairn_core::hash::Hash;
 use cairn_edge::EdgeStore;
 use cairn_hub_sqlite::HubStore;
+use cairn_proto::bundle::{ACKS_FORMAT, AckHead, Acks, AcksFile, BUNDLE_FORMAT, BundleHeader};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-/// Format tag of bundles.
-pub const BUNDLE_FORMAT: &str = "cairn-bundle/1";
-/// Format tag of acknowledgement files.
-pub const ACKS_FORMAT: &str = "cairn-acks/1";
 /// Longest line read from a bundle, bytes.
 const LINE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -39,11 +33,12 @@ pub fn export(store: &EdgeStore, path: &Path) -> anyhow::Result<u64> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let node = &store.settings().node;
-    writeln!(
-        out,
-        "{}",
-        json!({"format": BUNDLE_FORMAT, "node": node, "created_ms": now_ms()})
-    )?;
+    let header = BundleHeader {
+        format: BUNDLE_FORMAT.into(),
+        node: node.clone(),
+        created_ms: now_ms(),
+    };
+    writeln!(out, "{}", json!(header))?;
     let mut count = 0;
     for stream in store.streams()? {
         // Walk the stream batch by batch without acknowledging anything:
@@ -93,10 +88,8 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
         "line 1: format must be {BUNDLE_FORMAT:?}, got {}",
         header["format"]
     );
-    let node = header["node"]
-        .as_str()
-        .context("line 1: node is required")?
-        .to_string();
+    let header: BundleHeader = cairn_proto::from_value(header).context("line 1")?;
+    let node = header.node;
     let mut report = ImportReport {
         node: node.clone(),
         ..ImportReport::default()
@@ -142,14 +135,26 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
 /// Writes the hub's signed acknowledgements for `node` to a new file.
 pub fn export_acks(hub: &HubStore, node: &str, path: &Path) -> anyhow::Result<u64> {
     let heads = hub.stream_heads(node)?;
-    let streams: serde_json::Map<String, Value> = heads
-        .iter()
-        .map(|(stream, (seq, head))| (stream.clone(), json!({"seq": seq, "head": head.to_hex()})))
-        .collect();
-    let acks = json!({"origin": hub.origin(), "node": node, "streams": streams});
+    let acks = json!(Acks {
+        origin: hub.origin().to_string(),
+        node: node.to_string(),
+        streams: heads
+            .iter()
+            .map(|(stream, (seq, head))| {
+                let head = AckHead {
+                    seq: *seq,
+                    head: head.to_hex(),
+                };
+                (stream.clone(), head)
+            })
+            .collect(),
+    });
     let signature = hub.sign(&canonical::to_canonical_bytes(&acks)?);
-    let document =
-        json!({"format": ACKS_FORMAT, "acks": acks, "signature": hex::encode(signature)});
+    let document = json!(AcksFile {
+        format: ACKS_FORMAT.into(),
+        acks,
+        signature: hex::encode(signature),
+    });
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -175,38 +180,33 @@ pub fn import_acks(
         document["format"] == ACKS_FORMAT,
         "format must be {ACKS_FORMAT:?}"
     );
-    let acks = &document["acks"];
-    let signature: [u8; 64] = document["signature"]
-        .as_str()
-        .and_then(|text| hex::decode(text).ok())
+    let document: AcksFile = cairn_proto::from_value(document)?;
+    let signature: [u8; 64] = hex::decode(&document.signature)
+        .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .context("signature must be 128 hex characters")?;
+    // The signature covers the bytes as received; only then are they read.
     cairn_core::identity::verify_signature(
         hub_key,
-        &canonical::to_canonical_bytes(acks)?,
+        &canonical::to_canonical_bytes(&document.acks)?,
         &signature,
     )
     .map_err(|_| anyhow::anyhow!("the acknowledgements are not signed by the hub's key"))?;
+    let acks: Acks = cairn_proto::from_value(document.acks).context("acks")?;
     ensure!(
-        acks["origin"] == origin,
+        acks.origin == origin,
         "the acknowledgements come from {}, not {origin}",
-        acks["origin"]
+        acks.origin
     );
     ensure!(
-        acks["node"] == store.settings().node.as_str(),
+        acks.node == store.settings().node,
         "the acknowledgements are for {}, not this node",
-        acks["node"]
+        acks.node
     );
     let mut applied = Vec::new();
-    for (stream, head) in acks["streams"]
-        .as_object()
-        .context("streams must be an object")?
-    {
-        let seq = head["seq"].as_u64().context("seq must be an integer")?;
-        let hash = head["head"]
-            .as_str()
-            .and_then(Hash::from_hex)
-            .context("head must be 64 hex characters")?;
+    for (stream, head) in &acks.streams {
+        let seq = head.seq;
+        let hash = Hash::from_hex(&head.head).context("head must be 64 hex characters")?;
         match store.own_op_hash(stream, seq)? {
             Some(own) if own == hash => {
                 store.acknowledge(stream, seq)?;

@@ -321,7 +321,11 @@ async fn consistency(
     })
     .await?
     {
-        Some(proof) => Ok(axum::Json(json!({"from": from, "to": to, "proof": proof}))),
+        Some(proof) => Ok(axum::Json(json!(cairn_proto::ConsistencyAnswer {
+            from,
+            to,
+            proof
+        }))),
         None => Err(AppError::client(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
@@ -958,14 +962,14 @@ async fn snapshot(
     })
     .await?;
     let base64 = |bytes: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let body = json!({
-        "manifest": snapshot.manifest,
-        "ops": snapshot.ops.iter().map(base64).collect::<Vec<_>>(),
-        "chains": snapshot.chains,
-        "enrollments": snapshot.enrollments.iter().map(base64).collect::<Vec<_>>(),
-        "more": snapshot.more,
-    });
-    Ok(json_answer(&headers, &body))
+    let body = cairn_proto::SnapshotPage {
+        manifest: snapshot.manifest,
+        ops: snapshot.ops.iter().map(base64).collect(),
+        chains: snapshot.chains,
+        enrollments: snapshot.enrollments.iter().map(base64).collect(),
+        more: snapshot.more,
+    };
+    Ok(json_answer(&headers, &json!(body)))
 }
 
 #[cfg(test)]

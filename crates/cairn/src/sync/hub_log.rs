@@ -110,8 +110,9 @@ pub async fn accept_rollback(
             .send()
             .await
             .context("the hub is unreachable")?;
-        let answer = hub_answer(&hub.clock, response, "head query").await?;
-        let head = answer["head"].as_u64().context("the answer has no head")?;
+        let answer: cairn_proto::OwnOps =
+            cairn_proto::from_value(hub_answer(&hub.clock, response, "head query").await?)?;
+        let head = answer.head;
         if store.acked_seq(&stream)? > head {
             store.unacknowledge(&stream, head)?;
             lowered.push((stream, head));
@@ -137,13 +138,8 @@ async fn consistency(hub: &HubLink<'_>, from: u64, to: u64) -> anyhow::Result<Ve
         .send()
         .await
         .context("the hub is unreachable")?;
-    let answer = hub_answer(&hub.clock, response, "consistency proof").await?;
-    let proof = answer["proof"]
-        .as_array()
-        .context("the consistency answer has no proof")?
-        .iter()
-        .map(|item| item.as_str().and_then(Hash::from_hex))
-        .collect::<Option<Vec<_>>>()
-        .context("the consistency proof holds a malformed hash")?;
+    let answer: cairn_proto::ConsistencyAnswer =
+        cairn_proto::from_value(hub_answer(&hub.clock, response, "consistency proof").await?)?;
+    let proof = cairn_proto::hashes("the consistency proof", &answer.proof)?;
     Ok(proof)
 }

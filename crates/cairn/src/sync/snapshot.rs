@@ -6,7 +6,6 @@
 
 use super::{HubLink, PullReport, check_origins, hub_answer};
 use anyhow::Context;
-use base64::Engine;
 use cairn_edge::EdgeStore;
 
 /// Which pages to take.
@@ -59,28 +58,22 @@ pub(super) async fn take(
             .send()
             .await
             .context("the hub is unreachable")?;
-        let answer = hub_answer(&hub.clock, response, "snapshot").await?;
-        let manifest = answer["manifest"]
-            .as_str()
-            .context("the snapshot has no manifest")?;
-        let encoded = answer["ops"]
-            .as_array()
-            .context("the snapshot has no ops")?
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
-                    .context("a snapshot op is not base64")
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let (manifest, ops) =
-            cairn_core::snapshot::verify(manifest, encoded, &store.settings().node, origin, &key)
-                .context("the hub's snapshot does not verify")?;
+        let answer: cairn_proto::SnapshotPage =
+            cairn_proto::from_value(hub_answer(&hub.clock, response, "snapshot").await?)?;
+        let encoded = cairn_proto::decode_base64("ops", &answer.ops)?;
+        let (manifest, ops) = cairn_core::snapshot::verify(
+            &answer.manifest,
+            encoded,
+            &store.settings().node,
+            origin,
+            &key,
+        )
+        .context("the hub's snapshot does not verify")?;
         anyhow::ensure!(
             manifest.from == from && manifest.labels == labels && manifest.next >= from,
             "the hub's snapshot page is not the one asked for (from {from}, labels {labels})"
         );
-        check_origins(&ops, &answer, Some(key), report)?;
+        check_origins(&ops, &answer.chains, &answer.enrollments, Some(key), report)?;
         let count = ops.len() as u64;
         let applied = store.apply_pulled_async(ops).await?.len() as u64;
         received += count;
@@ -90,7 +83,7 @@ pub(super) async fn take(
         if pages.advance_cursor {
             store.set_pull_cursor(manifest.next)?;
         }
-        if answer["more"] != true || manifest.next <= from {
+        if !answer.more || manifest.next <= from {
             break;
         }
         from = manifest.next;
