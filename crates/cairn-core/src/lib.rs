@@ -18,6 +18,7 @@ pub mod limits;
 pub mod link;
 pub mod merge;
 pub mod merkle;
+pub mod mutation;
 #[cfg(test)]
 mod mutation_tests;
 pub mod names;

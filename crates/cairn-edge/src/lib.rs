@@ -14,6 +14,7 @@
 pub use cairn_sqlite::clock;
 mod error;
 mod files;
+pub mod input;
 mod read;
 mod schema;
 mod verify;

@@ -13,6 +13,7 @@ pub mod backend;
 mod error;
 pub mod group;
 mod hub;
+pub mod ingest;
 pub mod memory;
 pub mod pipeline;
 pub mod signer;

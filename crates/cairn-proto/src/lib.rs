@@ -7,6 +7,7 @@
 
 mod answers;
 pub mod bundle;
+pub mod json;
 
 pub use answers::{
     ChainSegment, ConsistencyAnswer, OwnOps, PullPage, PulledOp, SnapshotPage, WireError,

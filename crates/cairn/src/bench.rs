@@ -398,15 +398,17 @@ async fn api(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::api::run(
+    let server = tokio::spawn(cairn_http::edge::run(
         listener,
         store,
-        crate::api::EDGE_LIMITS,
+        cairn_http::edge::EDGE_LIMITS,
         async {
             let _ = stopped.await;
         },
     ));
-    let client = crate::tls::builder().pool_max_idle_per_host(512).build()?;
+    let client = cairn_http::tls::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
     // Bodies are serialized before the clock starts.
     let body = |n: usize| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
     let bodies: Arc<Vec<Vec<u8>>> =
@@ -840,7 +842,7 @@ async fn push_once(
     let request = client.post(url).bearer_auth(token);
     let request = if binary {
         request
-            .header("content-type", crate::hub_api::BINARY_PUSH)
+            .header("content-type", cairn_http::hub::BINARY_PUSH)
             .header("content-encoding", "zstd")
     } else {
         request.header("content-type", "application/json")
@@ -851,7 +853,7 @@ async fn push_once(
         "push refused: {}",
         response.status()
     );
-    let hub_ms = crate::hub_api::hub_time_ms(response.headers());
+    let hub_ms = cairn_http::hub::hub_time_ms(response.headers());
     let answer: Value = response.json().await?;
     let accepted = answer["results"].as_array().map_or(0, |results| {
         results
@@ -1150,7 +1152,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         .build()?;
     let bound = Duration::from_secs(args.seconds);
     let result = runtime.block_on(async {
-        let client = crate::tls::builder()
+        let client = cairn_http::tls::builder()
             .pool_max_idle_per_host(1_024)
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -1493,7 +1495,7 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
             one_way_ms: args.rtt_ms / 2,
         });
         let url = format!("http://{}/v1/push", proxy.addr);
-        let client = crate::tls::builder()
+        let client = cairn_http::tls::builder()
             .timeout(Duration::from_secs(600))
             .build()?;
         let mut rows = Vec::new();

@@ -8,11 +8,11 @@
 //! canonical bytes of its `acks`. The edge acknowledges a stream only up to
 //! a seq whose hash matches its own op there.
 
-use crate::hub_api::push_request;
 use anyhow::{Context, bail, ensure};
 use cairn_core::canonical;
 use cairn_core::hash::Hash;
 use cairn_edge::EdgeStore;
+use cairn_hub::ingest::push_from_json;
 use cairn_hub_sqlite::HubStore;
 use cairn_proto::bundle::{ACKS_FORMAT, AckHead, Acks, AcksFile, BUNDLE_FORMAT, BundleHeader};
 use serde_json::{Value, json};
@@ -103,7 +103,7 @@ pub fn import(hub: &HubStore, path: &Path) -> anyhow::Result<ImportReport> {
         );
         let value: Value =
             serde_json::from_str(&line).with_context(|| format!("line {number}: not JSON"))?;
-        let request = push_request(&value).map_err(|violations| {
+        let request = push_from_json(&value).map_err(|violations| {
             let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("line {number}: {}", list.join("; "))
         })?;
@@ -259,7 +259,7 @@ mod tests {
                 "part_serial": "SN-1", "technician": "TECH-IA-4412",
                 "performed_on": "2026-11-20", "certificate_expiry": "2027-11-20",
                 "action": "inspection"}});
-            edge.write(crate::input::write_request(edge.catalog(), &record, 0).unwrap())
+            edge.write(cairn_edge::input::write_request(edge.catalog(), &record, 0).unwrap())
                 .unwrap();
         }
         let bundle_path = dir.path().join("bundle.jsonl");
@@ -289,15 +289,15 @@ mod tests {
         /// a panic.
         #[test]
         fn bundles_and_acks_import_or_refuse(
-            at in any::<prop::sample::Index>(),
+            at in any::<usize>(),
             kind in any::<u8>(),
             extra in prop::collection::vec(any::<u8>(), 1..12),
         ) {
             SETUP.with(|setup| {
-                let mutated = crate::mutate::mutated(&setup.bundle, at, kind, &extra);
+                let mutated = cairn_core::mutation::mutated(&setup.bundle, at, kind, &extra);
                 std::fs::write(&setup.scratch, &mutated).unwrap();
                 let _ = import(&setup.hub, &setup.scratch);
-                let mutated = crate::mutate::mutated(&setup.acks, at, kind, &extra);
+                let mutated = cairn_core::mutation::mutated(&setup.acks, at, kind, &extra);
                 std::fs::write(&setup.scratch, &mutated).unwrap();
                 let key = setup.hub.public_key();
                 let _ = import_acks(&setup.edge, &setup.scratch, "test.hub", &key);

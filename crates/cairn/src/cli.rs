@@ -5,9 +5,10 @@
 
 mod write;
 
-use crate::{exit, input, output};
+use crate::{exit, output};
 use anyhow::Context;
 use cairn_core::pack::Violation;
+use cairn_edge::input;
 use cairn_edge::{EdgeStore, InitOptions, ListQuery, Record, WriteError};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -110,7 +111,7 @@ pub enum HubCommand {
         tls: bool,
         /// How long a client may take to send a request's headers, or leave
         /// a body or an idle connection stalled, ms.
-        #[arg(long, default_value_t = crate::hub_api::HUB_LIMITS.read_timeout.as_millis() as u64)]
+        #[arg(long, default_value_t = cairn_http::hub::HUB_LIMITS.read_timeout.as_millis() as u64)]
         read_timeout_ms: u64,
     },
     /// Log size and root, streams, quarantine and alerts.
@@ -276,7 +277,7 @@ pub enum EdgeCommand {
         hub_busy_ms: u64,
         /// How long a client may take to send a request's headers, or leave
         /// a body or an idle connection stalled, ms.
-        #[arg(long, default_value_t = crate::api::EDGE_LIMITS.read_timeout.as_millis() as u64)]
+        #[arg(long, default_value_t = cairn_http::edge::EDGE_LIMITS.read_timeout.as_millis() as u64)]
         read_timeout_ms: u64,
     },
     /// After a restore from an old backup (an equivocation an operator has
@@ -567,7 +568,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             if let Some(hub) = hub {
                 // A hub that cannot be trusted is refused before anything
                 // is created.
-                crate::tls::client(hub, pin, None).map_err(pin_failure)?;
+                cairn_http::tls::client(hub, pin, None).map_err(pin_failure)?;
             }
             let options = InitOptions {
                 node,
@@ -733,9 +734,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             read_timeout_ms,
             offline,
         }) => {
-            let limits = crate::server::ServeLimits {
+            let limits = cairn_http::server::ServeLimits {
                 read_timeout: std::time::Duration::from_millis(*read_timeout_ms),
-                ..crate::api::EDGE_LIMITS
+                ..cairn_http::edge::EDGE_LIMITS
             };
             let store = open(&cli)?;
             let resolved = if *offline {
@@ -747,7 +748,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             drop(store);
             if let Some((url, _)) = &resolved {
                 // Refuse an unpinned https:// hub now, not in the background.
-                crate::tls::client(url, pin, None).map_err(pin_failure)?;
+                cairn_http::tls::client(url, pin, None).map_err(pin_failure)?;
             }
             let sync = resolved.map(|(url, key)| crate::sync::SyncSettings {
                 hub_url: url,
@@ -794,7 +795,7 @@ fn enroll_at_hub(
     pin: Option<[u8; 32]>,
 ) -> Result<Value, Failure> {
     let url = hub.trim_end_matches('/').to_string();
-    let client = crate::tls::client(&url, pin, None).map_err(pin_failure)?;
+    let client = cairn_http::tls::client(&url, pin, None).map_err(pin_failure)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -891,7 +892,7 @@ type HubTarget = (String, Option<HubKey>);
 fn parse_pin(text: &Option<String>) -> Result<Option<[u8; 32]>, Failure> {
     text.as_deref()
         .map(|text| {
-            crate::tls::parse_pin(text).map_err(|message| {
+            cairn_http::tls::parse_pin(text).map_err(|message| {
                 Failure::invalid(
                     None,
                     &[Violation::new("hub-cert-sha256", "format", message)],
@@ -971,7 +972,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             } else {
                 tls_names.clone()
             };
-            let pin = crate::tls::ensure_certificate(&cli.data, &names)?;
+            let pin = cairn_http::tls::ensure_certificate(&cli.data, &names)?;
             if cli.json {
                 output::json(
                     &json!({"origin": hub.origin(), "public_key": hex::encode(hub.public_key()), "tls_sha256": hex::encode(pin)}),
@@ -1001,7 +1002,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                     }
                     other => Failure::fault(anyhow::anyhow!(other)),
                 })?;
-            let pin = crate::tls::certificate_fingerprint(&cli.data)
+            let pin = cairn_http::tls::certificate_fingerprint(&cli.data)
                 .ok()
                 .map(hex::encode);
             if cli.json {
@@ -1063,19 +1064,19 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             tls,
             read_timeout_ms,
         } => {
-            let limits = crate::server::ServeLimits {
+            let limits = cairn_http::server::ServeLimits {
                 read_timeout: std::time::Duration::from_millis(*read_timeout_ms),
-                ..crate::hub_api::HUB_LIMITS
+                ..cairn_http::hub::HUB_LIMITS
             };
             crate::init_tracing();
             let hub = std::sync::Arc::new(open_hub(cli)?);
             let tls = if *tls {
                 // Hubs made before TLS existed get their certificate now.
-                crate::tls::ensure_certificate(
+                cairn_http::tls::ensure_certificate(
                     &cli.data,
                     &["localhost".to_string(), "127.0.0.1".to_string()],
                 )?;
-                Some(crate::tls::server_config(&cli.data)?)
+                Some(cairn_http::tls::server_config(&cli.data)?)
             } else {
                 None
             };
@@ -1084,7 +1085,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 let (listener, address) =
                     announce(listen, &format!("hub {}", hub.origin()), scheme, |_| Ok(())).await?;
                 tracing::info!(origin = %hub.origin(), %address, "hub started");
-                crate::hub_api::run(listener, hub, tls, limits, shutdown_signal())
+                cairn_http::hub::run(listener, hub, tls, limits, shutdown_signal())
                     .await
                     .context("server failed")?;
                 Ok::<(), anyhow::Error>(())
@@ -1305,7 +1306,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             if cli.json {
                 let mut value = json!(status);
                 value["tls_sha256"] = json!(
-                    crate::tls::certificate_fingerprint(&cli.data)
+                    cairn_http::tls::certificate_fingerprint(&cli.data)
                         .ok()
                         .map(hex::encode)
                 );
@@ -1349,7 +1350,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                         output::table(&["stream", "seq", "reason", "material"], rows)
                     );
                 }
-                if let Ok(pin) = crate::tls::certificate_fingerprint(&cli.data) {
+                if let Ok(pin) = cairn_http::tls::certificate_fingerprint(&cli.data) {
                     println!("TLS certificate sha256 {}", hex::encode(pin));
                 }
                 for (node, clock) in &status.clocks {
@@ -1492,7 +1493,7 @@ fn connect(
         ));
     };
     let pin = resolve_pin(store, &args.hub_cert_sha256)?;
-    let client = crate::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
+    let client = cairn_http::tls::client(&hub_url, pin, Some(std::time::Duration::from_secs(30)))
         .map_err(pin_failure)?;
     Ok((client, hub_url, hub_key))
 }
@@ -1585,7 +1586,7 @@ fn serve_lock(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
 fn serve(
     cli: &Cli,
     listen: &str,
-    limits: crate::server::ServeLimits,
+    limits: cairn_http::server::ServeLimits,
     sync: Option<crate::sync::SyncSettings>,
 ) -> Result<(), Failure> {
     crate::init_tracing();
@@ -1607,7 +1608,7 @@ fn serve(
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
             sync.map(|settings| tokio::spawn(crate::sync::run(store.clone(), settings, stopped)));
-        crate::api::run(listener, store, limits, shutdown_signal())
+        cairn_http::edge::run(listener, store, limits, shutdown_signal())
             .await
             .context("server failed")?;
         let _ = stop.send(true);

@@ -216,7 +216,7 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
             .map(|(_, _, url)| url.clone())
             .expect("a demo node")
     };
-    let client = crate::tls::builder()
+    let client = cairn_http::tls::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
     let write = async |node: &str, body: Value| -> anyhow::Result<()> {

@@ -3,21 +3,14 @@
 //! Each module wires configuration and I/O around the core and the store; no
 //! domain rule lives here.
 
-pub mod api;
 pub mod bench;
 pub mod bundle;
 pub mod cli;
 pub mod demo;
-pub mod hub_api;
-pub mod input;
-#[cfg(test)]
-mod mutate;
 pub mod output;
 pub mod pouch;
 pub mod proxy;
-pub mod server;
 pub mod sync;
-pub mod tls;
 
 /// Process exit codes.
 pub mod exit {

@@ -128,7 +128,7 @@ async fn start_server(modules: &Path, data: &Path) -> anyhow::Result<Server> {
         .spawn()
         .context("cannot start pouchdb-server")?;
     let server = Server { child, port };
-    let client = crate::tls::builder().build()?;
+    let client = cairn_http::tls::builder().build()?;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/")).send().await

@@ -815,7 +815,7 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     use cairn_core::link::{Link, Step};
-    let client = match crate::tls::client(
+    let client = match cairn_http::tls::client(
         &settings.hub_url,
         settings.hub_pin,
         Some(std::time::Duration::from_millis(settings.timeout_ms)),
@@ -1096,7 +1096,7 @@ mod tests {
         /// enrollments are refused cleanly or checked, never a panic.
         #[test]
         fn pull_answers_decode_or_refuse(
-            at in proptest::prelude::any::<proptest::sample::Index>(),
+            at in proptest::prelude::any::<usize>(),
             kind in proptest::prelude::any::<u8>(),
             extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..12),
         ) {
@@ -1107,7 +1107,7 @@ mod tests {
                 .collect();
             let signed = author.sign_checkpoint("standard", 3, pulled[2].0.op_hash);
             let answer = json!({"chains": [segment(&signed, author.public_key())], "enrollments": []});
-            let bytes = crate::mutate::mutated(answer.to_string().as_bytes(), at, kind, &extra);
+            let bytes = cairn_core::mutation::mutated(answer.to_string().as_bytes(), at, kind, &extra);
             if let Ok(answer) = serde_json::from_slice::<Value>(&bytes)
                 && let Ok(origins) = cairn_proto::from_value::<Origins>(answer)
             {

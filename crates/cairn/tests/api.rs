@@ -68,7 +68,7 @@ async fn writes_reads_and_batches_over_http() {
     init_node(dir.path(), "pharmacy-1");
     let edge = Edge::start(dir.path());
     let api = Api {
-        client: cairn::tls::builder().build().unwrap(),
+        client: cairn_http::tls::builder().build().unwrap(),
         url: edge.url.clone(),
     };
     let (status, health) = api.get("/v1/health").await;
@@ -121,7 +121,7 @@ async fn every_api_error_path_is_a_precise_4xx_and_stores_nothing() {
     init_node(dir.path(), "hangar-7");
     let edge = Edge::start(dir.path());
     let api = Api {
-        client: cairn::tls::builder().build().unwrap(),
+        client: cairn_http::tls::builder().build().unwrap(),
         url: edge.url.clone(),
     };
     let json_type = Some("application/json");

@@ -344,7 +344,7 @@ async fn issue_9_10_cli_writes_beside_a_running_server_go_through_it() {
     };
     assert_eq!(json_out(&add("WO-1"))["id"], "hangar-7:standard:1");
     // The server's own next write still works: the ids went on in order.
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let response = client
         .post(format!("{}/v1/records", edge.url))
         .json(&json!({"collection": "maintenance_actions", "data": action("WO-2")}))
@@ -457,9 +457,11 @@ fn issue_9_11_record_list_pages_through_everything_or_says_where_to_resume() {
     for chunk in records.chunks(1_000) {
         let body = json!({"records": chunk}).to_string();
         let store = cairn_edge::EdgeStore::open(dir.path()).unwrap();
-        let requests =
-            cairn::input::batch_request(store.catalog(), &serde_json::from_str(&body).unwrap())
-                .unwrap();
+        let requests = cairn_edge::input::batch_request(
+            store.catalog(),
+            &serde_json::from_str(&body).unwrap(),
+        )
+        .unwrap();
         store.write_batch(requests).unwrap();
     }
     let all = json_out(&cairn(

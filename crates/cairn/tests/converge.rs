@@ -260,7 +260,7 @@ fn a_late_node_bootstraps_from_a_signed_snapshot_then_pulls() {
     // The endpoint's bad input: no token, a cursor that is no leaf.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (anonymous, unknown) = runtime.block_on(async {
-        let client = cairn::tls::builder().build().unwrap();
+        let client = cairn_http::tls::builder().build().unwrap();
         let get = |query: &str| client.get(format!("{}/v1/snapshot{query}", hub.url)).send();
         let anonymous = get("").await.unwrap().status();
         let unknown = get("?from=x").await.unwrap();

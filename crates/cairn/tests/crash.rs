@@ -59,7 +59,7 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     init_node(dir.path(), "hangar-7");
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let client = cairn::tls::builder()
+    let client = cairn_http::tls::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();

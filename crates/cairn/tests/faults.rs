@@ -66,7 +66,7 @@ async fn randomized_faults_and_hub_kills_lose_nothing_and_converge() {
             })
         })
         .collect();
-    let client = cairn::tls::builder()
+    let client = cairn_http::tls::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

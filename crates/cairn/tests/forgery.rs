@@ -128,7 +128,7 @@ async fn issue_9_1_a_forged_push_with_a_genuine_checkpoint_logs_nothing() {
     let (hub_dir, hub_key, node, reader) = setup(work.path());
     let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
     let ops = genuine(5);
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let push = |body: Value| {
         let (client, url) = (client.clone(), hub.url.clone());
         let token = token_at("hangar-7", "node", now_s(), &node);

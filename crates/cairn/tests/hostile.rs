@@ -196,7 +196,7 @@ async fn issue_9_4_the_hub_reads_no_stranger_s_body_and_times_out_slow_clients()
         "{stalled:?}"
     );
     // The hub still answers.
-    let health = cairn::tls::builder()
+    let health = cairn_http::tls::builder()
         .build()
         .unwrap()
         .get(format!("{}/v1/health", hub.url))
@@ -281,7 +281,7 @@ async fn issue_9_4_the_edge_holds_a_bounded_budget_of_partial_bodies() {
         "{statuses:?}"
     );
     // The edge still takes writes, and stored none of the above.
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let response = client
         .post(format!("{}/v1/records", edge.url))
         .json(&serde_json::json!({"collection": "maintenance_actions", "data": common::action("WO-1")}))

@@ -292,7 +292,7 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
             .success()
     );
     let hub = Edge::start_hub(&hub_dir);
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     // The hub reads a push's body only for a caller it knows: body errors
     // are for an enrolled node's own token.
     let node = enroll_hangar(&hub_dir);
@@ -417,7 +417,7 @@ async fn bad_input_to_every_hub_endpoint_is_a_precise_4xx() {
             let response = client
                 .post(url)
                 .bearer_auth(token)
-                .header("content-type", cairn::hub_api::BINARY_PUSH)
+                .header("content-type", cairn_http::hub::BINARY_PUSH)
                 .header("content-encoding", coding)
                 .body(body)
                 .send()
@@ -549,7 +549,7 @@ async fn the_edge_syncs_in_the_background_and_rides_out_a_hub_outage() {
             ],
         )
     });
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let write = |n: usize| {
         let client = client.clone();
         let url = format!("{}/v1/records", edge.url);
@@ -707,7 +707,7 @@ async fn nodes_enroll_with_one_time_tokens_and_then_sync_with_no_flags() {
     let report = json_out(&cairn(&till, &["--json", "sync"]));
     assert_eq!(report["accepted"], 1, "{report}");
     // Bad input to the enrollment endpoint.
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     for (body, status, field) in [
         (serde_json::json!({"node": "x"}), 422, "token"),
         (
@@ -864,7 +864,7 @@ async fn hub_status_takes_a_staff_token_the_hub_issues() {
     let node_token = token_at("hangar-7", "node", now_s(), &node);
     // A staff role signed by a node's key instead of the hub's.
     let forged = token_at("alice", "admin", now_s(), &node);
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let status = |token: Option<String>| {
         let request = client.get(format!("{}/v1/status", hub.url));
         let request = match token {
@@ -960,7 +960,7 @@ async fn an_operator_resolves_an_equivocation_and_the_stream_moves_on() {
             .unwrap()
             .to_string()
     };
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let resolve = |token: Option<String>, body: serde_json::Value| {
         let request = client.post(format!("{}/v1/resolve", hub.url)).json(&body);
         let request = match token {
@@ -1155,7 +1155,7 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
         })
     };
     let token = token_at("hangar-7", "node", now_s(), &node);
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let push = |body: serde_json::Value| {
         let request = client
             .post(format!("{}/v1/push", hub.url))
@@ -1164,7 +1164,7 @@ async fn pushes_that_arrive_out_of_order_are_applied_in_seq_order() {
         async move {
             let response = request.send().await.unwrap();
             let code = response.status().as_u16();
-            let hub_ms = cairn::hub_api::hub_time_ms(response.headers());
+            let hub_ms = cairn_http::hub::hub_time_ms(response.headers());
             let answer = response.json::<serde_json::Value>().await.unwrap();
             (code, answer, hub_ms)
         }
@@ -1410,7 +1410,7 @@ fn a_restored_node_takes_its_ops_back_and_loses_nothing() {
     // The endpoint's bad input, each named.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let answers = runtime.block_on(async {
-        let client = cairn::tls::builder().build().unwrap();
+        let client = cairn_http::tls::builder().build().unwrap();
         let mut answers = Vec::new();
         for query in [
             "?stream=standard",

@@ -96,7 +96,7 @@ async fn issue_9_14_a_full_disk_on_the_hub_is_a_507_naming_storage() {
         while file.write_all(&chunk).is_ok() {}
     }
     let body = push_body(&node, 200);
-    let client = cairn::tls::builder().build().unwrap();
+    let client = cairn_http::tls::builder().build().unwrap();
     let push = || {
         let (client, url, body) = (client.clone(), hub.url.clone(), body.clone());
         let token = token_at("hangar-7", "node", now_s(), &node);

@@ -46,13 +46,13 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
     let dir = tempfile::tempdir().unwrap();
     cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
     let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
-    let state = cairn::hub_api::HubState {
+    let state = cairn_http::hub::HubState {
         hub: hub.clone(),
-        pushes: cairn::hub_api::PushQueue::start(hub).unwrap(),
+        pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
-        bodies: cairn::api::Bodies::new(&cairn::hub_api::HUB_LIMITS),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
     };
-    let app = cairn::hub_api::app(state);
+    let app = cairn_http::hub::app(state);
     let key = hex::encode(cairn_core::identity::NodeIdentity::from_seed("n", [1; 32]).public_key());
     let unknown_token = format!(r#"{{"node":"n","token":"t","public_key":"{key}"}}"#);
     let cases: Vec<Case> = vec![
@@ -223,9 +223,9 @@ async fn every_edge_endpoint_refuses_bad_requests_in_process() {
     };
     cairn_edge::EdgeStore::init(dir.path(), &options).unwrap();
     let store = Arc::new(cairn_edge::EdgeStore::open(dir.path()).unwrap());
-    let app = cairn::api::app(cairn::api::AppState {
+    let app = cairn_http::edge::app(cairn_http::edge::AppState {
         store,
-        bodies: cairn::api::Bodies::new(&cairn::api::EDGE_LIMITS),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::edge::EDGE_LIMITS),
     });
     let cases: Vec<Case> = vec![
         (

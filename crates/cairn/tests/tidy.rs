@@ -147,7 +147,7 @@ fn long_functions(lines: &[&str], max: usize) -> Vec<(String, usize)> {
 /// Files and functions over the bounds of STYLE.md today, to be cut along
 /// their seams by issue 10 (the house). This list may only shrink: a new
 /// long file or function fails the test.
-const LONG_TODAY: [&str; 26] = [
+const LONG_TODAY: [&str; 24] = [
     "cairn-core/src/pack.rs",
     "cairn-core/src/pack.rs: fn check_value",
     "cairn-core/src/provenance.rs: fn verify",
@@ -161,12 +161,10 @@ const LONG_TODAY: [&str; 26] = [
     "cairn-edge/src/writer.rs: fn apply_item",
     "cairn-edge/src/writer.rs: fn realign",
     "cairn/src/demo.rs: fn demo",
-    "cairn/src/input.rs: fn write_request",
+    "cairn-edge/src/input.rs: fn write_request",
     "cairn/src/sync.rs",
     "cairn/src/sync.rs: fn push_all",
     "cairn/src/sync.rs: fn run",
-    "cairn/src/hub_api.rs",
-    "cairn/src/hub_api.rs: fn push_request",
     "cairn/src/cli.rs",
     "cairn/src/cli.rs: fn dispatch",
     "cairn/src/cli.rs: fn hub",

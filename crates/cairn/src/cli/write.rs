@@ -6,9 +6,9 @@
 //! holding the serve lock so that a server cannot start meanwhile.
 
 use super::{Failure, SERVE_LOCK, exit, open, print_receipt};
-use crate::input;
 use anyhow::Context;
 use cairn_core::pack::Violation;
+use cairn_edge::input;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,7 @@ fn through_server(cli: &super::Cli, url: &str, body: &Value) -> Result<(), Failu
         .build()
         .context("cannot start the runtime")?;
     let (status, answer) = runtime.block_on(async {
-        let response = crate::tls::builder()
+        let response = cairn_http::tls::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()?
             .post(format!("{url}/v1/records"))

@@ -9,7 +9,7 @@
 //! headers before it reads a byte of its body, and so that each body is
 //! held to the deadline and the shared [`BodyBudget`].
 
-use crate::api::AppError;
+use crate::error::AppError;
 use axum::http::{HeaderMap, StatusCode, header};
 use cairn_core::pack::Violation;
 use futures_util::StreamExt;

@@ -1,18 +1,14 @@
-//! The hub's HTTP API: verified push, the signed log checkpoint and
-//! consistency proofs, health and status.
+//! The hub's HTTP API: push (JSON or postcard+zstd bodies, decoded by
+//! `cairn_hub::ingest`, queued for `cairn_hub::group`), pull pages,
+//! snapshots, a node's own ops, enrollment, resolution, the signed log
+//! checkpoint and consistency proofs, health and status.
 //!
-//! Push bodies are JSON: `{"node", "stream", "ops": [base64 op, ...],
-//! "checkpoint": {"seq", "head": hex, "signature": hex}}`; the answer lists a
-//! verdict and, for accepted ops, a receipt (leaf index and inclusion proof)
-//! against the signed checkpoint it returns.
-//!
-//! Over 800 lines: on the list of files to cut along their seams
-//! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
+//! A push's answer (`cairn_proto::PushResponse`) lists a verdict per op
+//! and, for the accepted ops, one range receipt against the signed log
+//! checkpoint it returns.
 
-use crate::api::{
-    AppError, Bodies, body_json, content_coding, media_type, method_not_allowed, not_found,
-};
-use crate::input::BODY_BYTES_MAX;
+use crate::body::{Bodies, body_json, content_coding, media_type};
+use crate::error::{AppError, method_not_allowed, not_found};
 use crate::server::ServeLimits;
 use axum::Router;
 use axum::body::Body;
@@ -21,9 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use cairn_core::hash::Hash;
-use cairn_core::identity::Checkpoint;
 use cairn_core::pack::Violation;
+use cairn_edge::input::BODY_BYTES_MAX;
 use cairn_hub_sqlite::{
     HubStore, PULL_OPS_MAX, PUSH_OPS_MAX, PushError, PushRequest, ResolveError,
 };
@@ -32,80 +27,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use cairn_proto::compress;
 pub use cairn_proto::{BINARY_PUSH, PushWire, SERVER_TIMING, SERVER_TIMING_HUB};
-use cairn_proto::{BINARY_PUSH_BYTES_MAX, compress, with_zstd};
-
-/// The size a zstd frame says it decompresses to: our clients always say
-/// it, so the hub can hold it against its budget before decompressing (a
-/// small frame may expand a thousandfold).
-fn zstd_content_size(bytes: &[u8]) -> Result<usize, Violation> {
-    match zstd::zstd_safe::get_frame_content_size(bytes) {
-        Ok(Some(size)) if size <= BINARY_PUSH_BYTES_MAX as u64 => Ok(size as usize),
-        Ok(Some(size)) => Err(Violation::new(
-            "body",
-            "max_bytes",
-            format!("decompresses to {size} bytes, at most {BINARY_PUSH_BYTES_MAX}"),
-        )),
-        _ => Err(Violation::new(
-            "body",
-            "zstd",
-            "must be one zstd frame that declares its content size",
-        )),
-    }
-}
-
-/// Decodes a binary push body (zstd when `compressed`), naming the rule it broke.
-fn binary_push(bytes: &[u8], compressed: bool) -> Result<PushRequest, Violation> {
-    let raw = if compressed {
-        let size = zstd_content_size(bytes)?;
-        with_zstd(|_, decompressor| decompressor.decompress(bytes, size)).map_err(|error| {
-            Violation::new(
-                "body",
-                "zstd",
-                format!("not a zstd frame of the size it declares: {error}"),
-            )
-        })?
-    } else {
-        bytes.to_vec()
-    };
-    let wire: PushWire = postcard::from_bytes(&raw).map_err(|error| {
-        Violation::new(
-            "body",
-            "postcard",
-            format!("not a binary push body: {error}"),
-        )
-    })?;
-    if wire.ops.is_empty() || wire.ops.len() > PUSH_OPS_MAX {
-        return Err(Violation::new(
-            "ops",
-            "max_ops",
-            format!(
-                "a push holds 1 to {PUSH_OPS_MAX} ops, got {}",
-                wire.ops.len()
-            ),
-        ));
-    }
-    let signature: [u8; 64] = wire
-        .checkpoint_signature
-        .as_slice()
-        .try_into()
-        .map_err(|_| Violation::new("checkpoint.signature", "format", "must be 64 bytes"))?;
-    Ok(PushRequest {
-        decoded: None,
-        checkpoint_key: None,
-        node_time_ms: None,
-        checkpoint: Checkpoint {
-            node: wire.node.clone(),
-            stream: wire.stream.clone(),
-            seq: wire.checkpoint_seq,
-            head: Hash(wire.checkpoint_head),
-            signature,
-        },
-        node: wire.node,
-        stream: wire.stream,
-        ops: wire.ops,
-    })
-}
 
 /// Smallest answer worth compressing: below it, a zstd context on each side
 /// costs more than the bytes it saves (a few packets at most).
@@ -334,119 +257,6 @@ async fn consistency(
     }
 }
 
-/// Parses a push body, naming the field and rule of every problem.
-pub(crate) fn push_request(value: &Value) -> Result<PushRequest, Vec<Violation>> {
-    let mut violations = Vec::new();
-    let Some(object) = value.as_object() else {
-        return Err(vec![Violation::new(
-            "body",
-            "type",
-            "must be a JSON object",
-        )]);
-    };
-    for name in object.keys() {
-        if !["node", "stream", "ops", "checkpoint"].contains(&name.as_str()) {
-            violations.push(Violation::new(
-                name.clone(),
-                "unknown_field",
-                "expected node, stream, ops, checkpoint",
-            ));
-        }
-    }
-    let mut text = |name: &'static str| -> String {
-        match object.get(name).and_then(Value::as_str) {
-            Some(text) => text.to_string(),
-            None => {
-                violations.push(Violation::new(name, "required", "must be a string"));
-                String::new()
-            }
-        }
-    };
-    let (node, stream) = (text("node"), text("stream"));
-    let mut ops = Vec::new();
-    match object.get("ops").and_then(Value::as_array) {
-        None => violations.push(Violation::new(
-            "ops",
-            "required",
-            "must be an array of base64 ops",
-        )),
-        Some(list) if list.is_empty() || list.len() > PUSH_OPS_MAX => {
-            violations.push(Violation::new(
-                "ops",
-                "max_ops",
-                format!("a push holds 1 to {PUSH_OPS_MAX} ops, got {}", list.len()),
-            ))
-        }
-        Some(list) => {
-            for (index, item) in list.iter().enumerate() {
-                match item
-                    .as_str()
-                    .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
-                {
-                    Some(bytes) => ops.push(bytes),
-                    None => violations.push(Violation::new(
-                        format!("ops[{index}]"),
-                        "base64",
-                        "must be a base64 string",
-                    )),
-                }
-            }
-        }
-    }
-    let checkpoint = object.get("checkpoint");
-    let seq = checkpoint
-        .and_then(|c| c.get("seq"))
-        .and_then(Value::as_u64);
-    let head = checkpoint
-        .and_then(|c| c.get("head"))
-        .and_then(Value::as_str)
-        .and_then(Hash::from_hex);
-    let signature = checkpoint
-        .and_then(|c| c.get("signature"))
-        .and_then(Value::as_str)
-        .and_then(|text| hex::decode(text).ok())
-        .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok());
-    if seq.is_none() {
-        violations.push(Violation::new(
-            "checkpoint.seq",
-            "required",
-            "must be an unsigned integer",
-        ));
-    }
-    if head.is_none() {
-        violations.push(Violation::new(
-            "checkpoint.head",
-            "format",
-            "must be 64 hex characters",
-        ));
-    }
-    if signature.is_none() {
-        violations.push(Violation::new(
-            "checkpoint.signature",
-            "format",
-            "must be 128 hex characters",
-        ));
-    }
-    match (violations.is_empty(), seq, head, signature) {
-        (true, Some(seq), Some(head), Some(signature)) => Ok(PushRequest {
-            decoded: None,
-            checkpoint_key: None,
-            node_time_ms: None,
-            checkpoint: Checkpoint {
-                node: node.clone(),
-                stream: stream.clone(),
-                seq,
-                head,
-                signature,
-            },
-            node,
-            stream,
-            ops,
-        }),
-        _ => Err(violations),
-    }
-}
-
 /// Checks the bearer token: signed by an enrolled node's key, for this hub,
 /// not expired, with the `node` role. Returns the node it speaks for.
 /// Refusals are logged (an expired or forged token may be an attack).
@@ -619,8 +429,8 @@ async fn read_push(
 ) -> Result<(PushRequest, Vec<tokio::sync::OwnedSemaphorePermit>), AppError> {
     if media_type(headers).as_deref() != Some(BINARY_PUSH) {
         let body = body_json(bodies, headers, body, BODY_BYTES_MAX).await?;
-        let request =
-            push_request(&body.value).map_err(|violations| AppError::invalid(None, violations))?;
+        let request = cairn_hub::ingest::push_from_json(&body.value)
+            .map_err(|violations| AppError::invalid(None, violations))?;
         return Ok((request, Vec::new()));
     }
     let compressed = content_coding(headers, &["zstd"])?.is_some();
@@ -634,10 +444,10 @@ async fn read_push(
     };
     let mut held = Vec::new();
     if compressed {
-        let size = zstd_content_size(&bytes).map_err(malformed)?;
+        let size = cairn_hub::ingest::zstd_content_size(&bytes).map_err(malformed)?;
         held.push(bodies.reserve(size).await?);
     }
-    let request = binary_push(&bytes, compressed).map_err(malformed)?;
+    let request = cairn_hub::ingest::push_from_binary(&bytes, compressed).map_err(malformed)?;
     Ok((request, held))
 }
 
@@ -933,7 +743,7 @@ async fn snapshot(
                     "must be a log leaf index (an unsigned integer)",
                 )),
             },
-            "labels" => match crate::input::parse_scope_filter(value) {
+            "labels" => match cairn_edge::input::parse_scope_filter(value) {
                 Ok(labels) if !labels.is_empty() => {
                     query.labels = labels
                         .into_iter()
@@ -996,41 +806,6 @@ mod tests {
     }
 
     #[test]
-    fn binary_push_bodies_keep_their_wire_format() {
-        // The layout before ops were byte strings: a sequence of u8 each.
-        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-        struct Elementwise {
-            node: String,
-            stream: String,
-            ops: Vec<Vec<u8>>,
-            checkpoint_seq: u64,
-            checkpoint_head: [u8; 32],
-            checkpoint_signature: Vec<u8>,
-        }
-        let ops = vec![vec![0, 1, 255, 128], Vec::new(), vec![7; 300]];
-        let wire = PushWire {
-            node: "a".into(),
-            stream: "standard".into(),
-            ops: ops.clone(),
-            checkpoint_seq: 300,
-            checkpoint_head: [9; 32],
-            checkpoint_signature: vec![3; 64],
-        };
-        let before = Elementwise {
-            node: "a".into(),
-            stream: "standard".into(),
-            ops,
-            checkpoint_seq: 300,
-            checkpoint_head: [9; 32],
-            checkpoint_signature: vec![3; 64],
-        };
-        let bytes = postcard::to_allocvec(&wire).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&before).unwrap());
-        assert_eq!(postcard::from_bytes::<PushWire>(&bytes).unwrap(), wire);
-        assert_eq!(postcard::from_bytes::<Elementwise>(&bytes).unwrap(), before);
-    }
-
-    #[test]
     fn the_hub_time_is_read_from_server_timing_and_nothing_else() {
         let read = |value: Option<&str>| {
             let mut headers = HeaderMap::new();
@@ -1046,99 +821,5 @@ mod tests {
         assert_eq!(read(Some("hub")), None, "no duration");
         assert_eq!(read(Some("hub;dur=soon")), None, "not a number");
         assert_eq!(read(Some("hubris;dur=5")), None, "only the exact name");
-    }
-
-    /// A push of the next `count` ops of node `a`'s stream, decoded.
-    fn request(head: &mut cairn_core::chain::StreamHead, count: u64) -> PushRequest {
-        let identity = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
-        let ops: Vec<Vec<u8>> = (0..count)
-            .map(|_| {
-                head.append(cairn_core::op::OpDraft {
-                    node: "a".into(),
-                    stream: "standard".into(),
-                    hlc: cairn_core::hlc::Hlc {
-                        wall_ms: 1,
-                        counter: 0,
-                    },
-                    collection: "notes".into(),
-                    action: cairn_core::op::Action::Append,
-                    key: String::new(),
-                    scope: Default::default(),
-                    base: Default::default(),
-                    ref_hash: None,
-                    reason: String::new(),
-                    payload: b"{}".to_vec(),
-                })
-                .1
-            })
-            .collect();
-        PushRequest {
-            decoded: Some(cairn_core::push::decode_push(&ops)),
-            checkpoint_key: None,
-            node_time_ms: None,
-            node: "a".into(),
-            stream: "standard".into(),
-            checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-            ops,
-        }
-    }
-
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Push bodies from the network, JSON and binary (plain and zstd),
-        /// mutated: a clean refusal or a request, never a panic.
-        #[test]
-        fn push_bodies_decode_or_refuse(
-            at in any::<prop::sample::Index>(),
-            kind in any::<u8>(),
-            extra in prop::collection::vec(any::<u8>(), 1..12),
-        ) {
-            let mut head = cairn_core::chain::StreamHead::EMPTY;
-            let request = request(&mut head, 3);
-            let wire = PushWire {
-                node: request.node.clone(),
-                stream: request.stream.clone(),
-                ops: request.ops.clone(),
-                checkpoint_seq: request.checkpoint.seq,
-                checkpoint_head: request.checkpoint.head.0,
-                checkpoint_signature: request.checkpoint.signature.to_vec(),
-            };
-            let raw = postcard::to_allocvec(&wire).unwrap();
-            let mutated = crate::mutate::mutated;
-            let _ = binary_push(&mutated(&raw, at, kind, &extra), false);
-            let _ = binary_push(&mutated(&wire.encode(), at, kind, &extra), true);
-            let json = serde_json::json!({
-                "node": request.node,
-                "stream": request.stream,
-                "ops": request.ops.iter().map(|op| base64::engine::general_purpose::STANDARD.encode(op)).collect::<Vec<_>>(),
-                "checkpoint": {"seq": request.checkpoint.seq, "head": request.checkpoint.head.to_hex(), "signature": hex::encode(request.checkpoint.signature)},
-            })
-            .to_string();
-            if let Ok(value) = crate::input::parse_json(&mutated(json.as_bytes(), at, kind, &extra), "body") {
-                let _ = push_request(&value);
-            }
-        }
-    }
-
-    #[test]
-    fn push_bodies_name_every_bad_field() {
-        let violations = push_request(
-            &json!({"node": 1, "ops": ["%%%"], "checkpoint": {"seq": "x"}, "extra": true}),
-        )
-        .unwrap_err();
-        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "extra",
-                "node",
-                "stream",
-                "ops[0]",
-                "checkpoint.seq",
-                "checkpoint.head",
-                "checkpoint.signature"
-            ]
-        );
     }
 }

@@ -1,0 +1,246 @@
+//! The edge node's localhost HTTP API, so an app in any language can write
+//! and read while the network is down.
+//!
+//! `app(state)` builds the router (testable in-process); `run(listener,
+//! store, shutdown)` serves it. Every error is one JSON shape, produced by
+//! [`AppError`] alone (`crate::error`).
+
+use crate::body::{Bodies, body_json};
+use crate::error::{AppError, method_not_allowed, not_found};
+use crate::server::ServeLimits;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cairn_core::pack::Violation;
+use cairn_edge::input::{self, BODY_BYTES_MAX};
+use cairn_edge::{EdgeStore, ListQuery, StoreError, WriteError};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's store.
+    pub store: Arc<EdgeStore>,
+    /// How request bodies are read.
+    pub bodies: Bodies,
+}
+
+/// The edge's bounds on its clients: local apps, but not trusted to be
+/// well behaved.
+pub const EDGE_LIMITS: ServeLimits = ServeLimits {
+    connections_max: 256,
+    read_timeout: std::time::Duration::from_secs(20),
+    body_budget_bytes: 64 * 1024 * 1024,
+};
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/collections", get(collections))
+        .route("/v1/records", post(write_one))
+        .route("/v1/records/batch", post(write_batch))
+        .route("/v1/records/{collection}", get(list))
+        .route("/v1/records/{collection}/{id}", get(get_one))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read by `Bodies::read`, which enforces the limits with our own errors.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    store: Arc<EdgeStore>,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState {
+        store,
+        bodies: Bodies::new(&limits),
+    };
+    crate::server::serve(listener, app(state), None, limits, shutdown).await
+}
+
+async fn health(State(state): State<AppState>) -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok", "node": state.store.settings().node}))
+}
+
+use cairn_edge::clock::now_ms;
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AppError::Server(format!("read task failed: {error}")))?
+        .map_err(AppError::from)
+}
+
+async fn status(State(state): State<AppState>) -> Result<axum::Json<Value>, AppError> {
+    let store = state.store.clone();
+    let status = blocking(move || store.status(now_ms())).await?;
+    Ok(axum::Json(json!(status)))
+}
+
+async fn collections(State(state): State<AppState>) -> axum::Json<Value> {
+    let catalog = state.store.catalog();
+    let list: Vec<Value> = catalog
+        .collections
+        .values()
+        .map(|collection| {
+            let fields: BTreeMap<&String, Value> = collection
+                .fields
+                .iter()
+                .map(|(name, field)| {
+                    (
+                        name,
+                        json!({"required": field.required, "sensitive": field.sensitive}),
+                    )
+                })
+                .collect();
+            json!({
+                "name": collection.name,
+                "pack": collection.pack,
+                "kind": collection.kind.name(),
+                "stream": collection.stream,
+                "scope": collection.scope,
+                "description": collection.description,
+                "fields": fields,
+            })
+        })
+        .collect();
+    let packs: Vec<Value> = catalog
+        .packs
+        .iter()
+        .map(|pack| json!({"name": pack.name, "version": pack.version, "source_hash": pack.source_hash.to_hex()}))
+        .collect();
+    axum::Json(json!({"packs": packs, "collections": list}))
+}
+
+async fn write_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
+    let request = input::write_request(state.store.catalog(), &body.value, 0)
+        .map_err(|(_, violations)| AppError::invalid(None, violations))?;
+    let receipt = state
+        .store
+        .write_async(request)
+        .await
+        .map_err(|error| match error {
+            WriteError::Invalid { violations, .. } => AppError::invalid(None, violations),
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, axum::Json(json!(receipt))).into_response())
+}
+
+async fn write_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
+    let requests = input::batch_request(state.store.catalog(), &body.value)
+        .map_err(|(index, violations)| AppError::invalid(Some(index), violations))?;
+    let receipts = state.store.write_batch_async(requests).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"receipts": receipts})),
+    )
+        .into_response())
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path((collection, id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let store = state.store.clone();
+    let lookup = id.clone();
+    match blocking(move || store.get(&collection, &lookup)).await? {
+        Some(record) => Ok(axum::Json(json!(record)).into_response()),
+        None => Err(AppError::client(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Violation::new("id", "exists", format!("no record {id:?}")),
+        )),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(collection): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut violations = Vec::new();
+    let mut query = ListQuery {
+        collection,
+        limit: 100,
+        ..ListQuery::default()
+    };
+    for (name, value) in &params {
+        match name.as_str() {
+            "scope" => match input::parse_scope_filter(value) {
+                Ok(scope) => query.scope = scope,
+                Err(violation) => violations.push(violation),
+            },
+            "after" => {
+                let kind = state
+                    .store
+                    .catalog()
+                    .collections
+                    .get(&query.collection)
+                    .map(|collection| collection.kind);
+                match input::check_cursor(kind, value) {
+                    Ok(()) => query.after = Some(value.clone()),
+                    Err(violation) => violations.push(violation),
+                }
+            }
+            "limit" => match value.parse::<usize>() {
+                Ok(limit) if (1..=cairn_edge::limits::LIST_LIMIT_MAX).contains(&limit) => {
+                    query.limit = limit
+                }
+                _ => violations.push(Violation::new(
+                    "limit",
+                    "range",
+                    format!(
+                        "must be an integer from 1 to {}",
+                        cairn_edge::limits::LIST_LIMIT_MAX
+                    ),
+                )),
+            },
+            "deleted" => match value.as_str() {
+                "true" => query.include_deleted = true,
+                "false" => query.include_deleted = false,
+                _ => violations.push(Violation::new("deleted", "type", "must be true or false")),
+            },
+            other => violations.push(Violation::new(
+                other,
+                "unknown_parameter",
+                "expected scope, after, limit or deleted",
+            )),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(AppError::bad_query(violations));
+    }
+    let store = state.store.clone();
+    let limit = query.limit;
+    let records = blocking(move || store.list(&query)).await?;
+    let next = (records.len() == limit).then(|| match records.last() {
+        Some(cairn_edge::Record::Ledger(record)) => record.id.clone(),
+        Some(cairn_edge::Record::Entity(record)) => record.key.clone(),
+        None => String::new(),
+    });
+    Ok(axum::Json(json!({"records": records, "next": next})))
+}

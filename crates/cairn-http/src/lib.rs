@@ -1,0 +1,14 @@
+//! Cairn over HTTP: the edge's localhost API (`edge`) and the hub's API
+//! (`hub`), one error shape for both (`error`), request bodies read within
+//! a budget (`body`), the bounded accept loop both serve with (`server`),
+//! and TLS with the hub's certificate pinned, for servers and the edge's
+//! client (`tls`). Handlers translate between HTTP and the stores; no
+//! domain rule lives here.
+#![deny(missing_docs)]
+
+pub mod body;
+pub mod edge;
+pub mod error;
+pub mod hub;
+pub mod server;
+pub mod tls;
