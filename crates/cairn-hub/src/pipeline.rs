@@ -463,3 +463,15 @@ fn raise_alerts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_never_asks_for_more_than_a_push_may_hold() {
+        let config = cairn_core::link::LinkConfig::default();
+        assert!(config.batch_ops_max <= PUSH_OPS_MAX);
+        assert!(config.batch_ops_min >= 1);
+    }
+}

@@ -878,11 +878,11 @@ const OUTAGE_MS: u64 = 60_000;
 fn link_after_outage(outage_ms: u64, seed: u64) -> cairn_core::link::Link {
     use cairn_core::link::{Link, LinkConfig, Step};
     let mut link = Link::new(LinkConfig::default());
-    let (mut now, mut jitter) = (0, crate::sync::Jitter::seeded(seed));
+    let (mut now, mut jitter) = (0, cairn_sync::Jitter::seeded(seed));
     while now < outage_ms {
         match link.step(now) {
             Step::Wait { until_ms } => now = until_ms,
-            Step::Probe | Step::Push { .. } => link.failed(now, jitter.next()),
+            Step::Probe | Step::Push { .. } => link.failed(now, jitter.draw()),
         }
     }
     link.probe_succeeded();
@@ -908,7 +908,7 @@ async fn reconnect(
     seed: u64,
 ) -> anyhow::Result<Reconnected> {
     let mut link = link_after_outage(OUTAGE_MS, seed);
-    let mut jitter = crate::sync::Jitter::seeded(seed);
+    let mut jitter = cairn_sync::Jitter::seeded(seed);
     let mut in_flight = std::collections::VecDeque::new();
     let (mut next, mut last_elapsed_ms) = (0, 0);
     let mut node = Reconnected {
@@ -946,7 +946,7 @@ async fn reconnect(
         node.latencies.push(answer.latency_us);
         last_elapsed_ms = answer.latency_us / 1_000;
         link.pushed(window, answer.latency_us / 1_000, answer.hub_ms);
-        let pause = link.pause_ms(answer.hub_ms, jitter.next());
+        let pause = link.pause_ms(answer.hub_ms, jitter.draw());
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
@@ -988,7 +988,7 @@ where
     // taken in order (the hub applies them in seq order).
     let mut in_flight = std::collections::VecDeque::new();
     loop {
-        while in_flight.len() < crate::sync::PUSHES_IN_FLIGHT && started.elapsed() < bound {
+        while in_flight.len() < cairn_sync::PUSHES_IN_FLIGHT && started.elapsed() < bound {
             let Some((body, token)) = bodies.recv().await else {
                 break;
             };
@@ -1544,20 +1544,20 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
                 "bench: the edge's sync client pushing {} ops over the shaped link",
                 args.client_ops
             );
-            let settings = crate::sync::SyncSettings {
+            let settings = cairn_sync::SyncSettings {
                 hub_url: format!("http://{}", proxy.addr),
                 hub_key: Some(("bench.hub".to_string(), hub_key)),
                 hub_pin: None,
                 interval_ms: 50,
                 // `cairn edge serve`'s defaults.
                 timeout_ms: 10_000,
-                encoding: crate::sync::Encoding::Auto,
+                encoding: cairn_sync::Encoding::Auto,
                 link: cairn_core::link::LinkConfig::default(),
             };
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let up_before = proxy.uplink_bytes();
             let started = Instant::now();
-            let client = tokio::spawn(crate::sync::run(edge.clone(), settings, stopped));
+            let client = tokio::spawn(cairn_sync::run(edge.clone(), settings, stopped));
             let drained = loop {
                 let pending = edge.status(0)?.pending_total;
                 if pending == 0 || started.elapsed() > Duration::from_secs(args.client_seconds) {

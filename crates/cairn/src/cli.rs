@@ -185,9 +185,9 @@ pub struct SyncArgs {
     /// Most ops per push (a batch always ends at a signed checkpoint).
     #[arg(long, default_value_t = 1000)]
     pub batch_ops: usize,
-    /// How push bodies travel: binary (postcard+zstd) when the hub offers it, or forced.
-    #[arg(long, value_enum, default_value_t = crate::sync::Encoding::Auto)]
-    pub encoding: crate::sync::Encoding,
+    /// How push bodies travel: auto (binary, postcard+zstd, when the hub offers it), json or binary.
+    #[arg(long, default_value = "auto", value_parser = encoding)]
+    pub encoding: cairn_sync::Encoding,
     /// The hub's public key (hex), to check its log checkpoints' signatures.
     #[arg(long, requires = "hub_origin")]
     pub hub_key: Option<String>,
@@ -262,9 +262,9 @@ pub enum EdgeCommand {
         /// How long one request to the hub may take, ms.
         #[arg(long, default_value_t = 10_000)]
         sync_timeout_ms: u64,
-        /// How push bodies travel: binary (postcard+zstd) when the hub offers it, or forced.
-        #[arg(long, value_enum, default_value_t = crate::sync::Encoding::Auto)]
-        encoding: crate::sync::Encoding,
+        /// How push bodies travel: auto (binary, postcard+zstd, when the hub offers it), json or binary.
+        #[arg(long, default_value = "auto", value_parser = encoding)]
+        encoding: cairn_sync::Encoding,
         /// Consecutive failures that open the circuit breaker.
         #[arg(long, default_value_t = 3)]
         breaker_failures: u32,
@@ -750,7 +750,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 // Refuse an unpinned https:// hub now, not in the background.
                 cairn_http::tls::client(url, pin, None).map_err(pin_failure)?;
             }
-            let sync = resolved.map(|(url, key)| crate::sync::SyncSettings {
+            let sync = resolved.map(|(url, key)| cairn_sync::SyncSettings {
                 hub_url: url,
                 hub_key: key,
                 hub_pin: pin,
@@ -1355,11 +1355,11 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
                 }
                 for (node, clock) in &status.clocks {
                     if clock.clock_offset_ms.unsigned_abs()
-                        > crate::sync::clock::CLOCK_OFFSET_ALERT_MS
+                        > cairn_sync::clock::CLOCK_OFFSET_ALERT_MS
                     {
                         println!(
                             "clock of {node}: {} at its last push",
-                            crate::sync::clock::describe(-clock.clock_offset_ms)
+                            cairn_sync::clock::describe(-clock.clock_offset_ms)
                         );
                     }
                 }
@@ -1394,7 +1394,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let key = hub_key
         .as_ref()
         .map(|(origin, key)| (origin.as_str(), *key));
-    let link = crate::sync::HubLink {
+    let link = cairn_sync::HubLink {
         client: &client,
         url: &hub_url,
         key,
@@ -1402,9 +1402,9 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     };
     let result = runtime.block_on(async {
         if args.accept_log_rollback {
-            let audience = crate::sync::hub_audience(&client, &hub_url, key).await?;
+            let audience = cairn_sync::hub_audience(&client, &hub_url, key).await?;
             for (stream, head) in
-                crate::sync::hub_log::accept_rollback(&store, &link, &audience).await?
+                cairn_sync::hub_log::accept_rollback(&store, &link, &audience).await?
             {
                 tracing::warn!(%stream, head, "the hub lost ops it had acknowledged: pushing them again");
                 if !cli.json {
@@ -1412,7 +1412,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
                 }
             }
         }
-        let pushed = crate::sync::push_all(
+        let pushed = cairn_sync::push_all(
             &store,
             &link,
             args.batch_ops.max(1),
@@ -1422,7 +1422,7 @@ fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             progress.as_ref(),
         )
         .await?;
-        let pulled = crate::sync::pull_all(&store, &link).await?;
+        let pulled = cairn_sync::pull_all(&store, &link).await?;
         anyhow::Ok((pushed, pulled))
     });
     if let Some(progress) = &progress {
@@ -1503,7 +1503,7 @@ fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let _not_serving = serve_lock(&cli.data)?;
     let store = open(cli)?;
     let (client, hub_url, hub_key) = connect(&store, args)?;
-    let link = crate::sync::HubLink {
+    let link = cairn_sync::HubLink {
         client: &client,
         url: &hub_url,
         key: hub_key
@@ -1516,7 +1516,7 @@ fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         .build()
         .context("cannot start the runtime")?;
     let report = runtime
-        .block_on(crate::sync::recover(&store, &link))
+        .block_on(cairn_sync::recover(&store, &link))
         .map_err(|error| Failure {
             code: exit::SYNC_INCOMPLETE,
             json: json!({"error": {"code": "recovery_incomplete", "message": format!("{error:#}")}}),
@@ -1587,7 +1587,7 @@ fn serve(
     cli: &Cli,
     listen: &str,
     limits: cairn_http::server::ServeLimits,
-    sync: Option<crate::sync::SyncSettings>,
+    sync: Option<cairn_sync::SyncSettings>,
 ) -> Result<(), Failure> {
     crate::init_tracing();
     let store = std::sync::Arc::new(open(cli)?);
@@ -1607,7 +1607,7 @@ fn serve(
         tracing::info!(node = %store.settings().node, %address, "edge API started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let syncing =
-            sync.map(|settings| tokio::spawn(crate::sync::run(store.clone(), settings, stopped)));
+            sync.map(|settings| tokio::spawn(cairn_sync::run(store.clone(), settings, stopped)));
         cairn_http::edge::run(listener, store, limits, shutdown_signal())
             .await
             .context("server failed")?;
@@ -2031,7 +2031,7 @@ fn print_sync_state(sync: Option<&Value>) {
         sync["breaker"].as_str().unwrap_or("?")
     );
     if let Some(offset) = sync["clock_offset_ms"].as_i64() {
-        println!("clock: {}", crate::sync::clock::describe(offset));
+        println!("clock: {}", cairn_sync::clock::describe(offset));
     }
     if let Some(error) = sync["last_error"].as_str() {
         println!("last error: {error}");
@@ -2072,4 +2072,9 @@ fn verify(cli: &Cli) -> Result<(), Failure> {
             text: format!("TAMPERED: {fault}"),
         }),
     }
+}
+
+/// `--encoding`: auto, json or binary.
+fn encoding(text: &str) -> Result<cairn_sync::Encoding, String> {
+    text.parse()
 }

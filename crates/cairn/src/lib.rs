@@ -10,7 +10,6 @@ pub mod demo;
 pub mod output;
 pub mod pouch;
 pub mod proxy;
-pub mod sync;
 
 /// Process exit codes.
 pub mod exit {

@@ -147,7 +147,7 @@ fn long_functions(lines: &[&str], max: usize) -> Vec<(String, usize)> {
 /// Files and functions over the bounds of STYLE.md today, to be cut along
 /// their seams by issue 10 (the house). This list may only shrink: a new
 /// long file or function fails the test.
-const LONG_TODAY: [&str; 24] = [
+const LONG_TODAY: [&str; 21] = [
     "cairn-core/src/pack.rs",
     "cairn-core/src/pack.rs: fn check_value",
     "cairn-core/src/provenance.rs: fn verify",
@@ -162,9 +162,6 @@ const LONG_TODAY: [&str; 24] = [
     "cairn-edge/src/writer.rs: fn realign",
     "cairn/src/demo.rs: fn demo",
     "cairn-edge/src/input.rs: fn write_request",
-    "cairn/src/sync.rs",
-    "cairn/src/sync.rs: fn push_all",
-    "cairn/src/sync.rs: fn run",
     "cairn/src/cli.rs",
     "cairn/src/cli.rs: fn dispatch",
     "cairn/src/cli.rs: fn hub",

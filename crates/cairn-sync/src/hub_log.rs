@@ -4,12 +4,13 @@
 //! from a backup) or forked (rewrote history) is named in an alert and the
 //! sync stops, rather than carrying on against a history that changed.
 
-use super::{HubLink, hub_answer, now_ms, read_checkpoint};
+use crate::hub::{HubLink, hub_answer, read_checkpoint};
 use anyhow::{Context, bail};
 use cairn_core::hash::Hash;
 use cairn_core::merkle;
 use cairn_core::note::LogCheckpoint;
 use cairn_edge::EdgeStore;
+use cairn_edge::clock::now_ms;
 
 /// Kind of the alert raised for a log that went back or forked.
 pub const ALERT_KIND: &str = "hub_log";

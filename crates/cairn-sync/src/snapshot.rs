@@ -4,7 +4,8 @@
 //! signs, each merged before the next is asked for, so the node's memory
 //! stays bounded whatever it takes in (SPEC §9).
 
-use super::{HubLink, PullReport, check_origins, hub_answer};
+use crate::hub::{HubLink, hub_answer};
+use crate::pull::{PullReport, check_origins};
 use anyhow::Context;
 use cairn_edge::EdgeStore;
 
