@@ -3,6 +3,9 @@
 //! Untrusted input (API bodies, pulled ops, rule packs) is measured against
 //! these before any work is done on it.
 
+/// Most ops in one push (the hub's bound, and a bundle line's).
+pub const PUSH_OPS_MAX: usize = 8_192;
+
 /// Longest node, stream, collection or scope name, in bytes.
 pub const NAME_BYTES_MAX: usize = 64;
 /// Longest entity or config key, in bytes.

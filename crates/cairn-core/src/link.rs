@@ -43,7 +43,7 @@ impl Default for LinkConfig {
             backoff_base_ms: 200,
             backoff_cap_ms: 30_000,
             batch_ops_min: 16,
-            // The hub's limit (`cairn_hub_sqlite::PUSH_OPS_MAX`).
+            // The hub's limit (`limits::PUSH_OPS_MAX`).
             batch_ops_max: 8_192,
             // 3/5 of `cairn edge serve`'s default request timeout (10 s).
             slow_push_ms: 6_000,

@@ -14,6 +14,7 @@
 //! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
 #![deny(missing_docs)]
 
+pub mod bundle;
 mod sqlite;
 mod verify;
 

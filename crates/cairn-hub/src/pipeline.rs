@@ -18,8 +18,7 @@ use cairn_core::merkle;
 use cairn_core::push::{self, PushOutcome, StreamView, Verdict};
 use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
 
-/// Most ops in one push.
-pub const PUSH_OPS_MAX: usize = 8_192;
+pub use cairn_core::limits::PUSH_OPS_MAX;
 
 /// One pushed batch.
 #[derive(Clone, Debug)]

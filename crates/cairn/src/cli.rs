@@ -5,11 +5,12 @@
 
 mod write;
 
-use crate::{exit, output};
+use crate::exit;
 use anyhow::Context;
 use cairn_core::pack::Violation;
 use cairn_edge::input;
 use cairn_edge::{EdgeStore, InitOptions, ListQuery, Record, WriteError};
+use cairn_tools::output;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use std::ffi::OsString;
@@ -53,7 +54,7 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Run the demo on the embedded SQLite default.
-    Demo(crate::demo::DemoArgs),
+    Demo(cairn_tools::demo::DemoArgs),
     /// Run a hub: the verified, Merkle-logged collection point of the fleet.
     #[command(subcommand)]
     Hub(HubCommand),
@@ -414,11 +415,11 @@ pub struct StatusArgs {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Durable writes through the library and the HTTP API, beside fsync and raw SQLite.
-    Edge(crate::bench::EdgeBenchArgs),
+    Edge(cairn_tools::bench::EdgeBenchArgs),
     /// Push throughput to a hub process, many nodes reconnecting, and a long drain.
-    Push(crate::bench::PushBenchArgs),
+    Push(cairn_tools::bench::PushBenchArgs),
     /// Pushes over an emulated satellite link (1 Mbit/s, 600 ms RTT): link use, bytes per op.
-    Link(crate::bench::LinkBenchArgs),
+    Link(cairn_tools::bench::LinkBenchArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -683,7 +684,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Edge(EdgeCommand::Export { out }) => {
             let store = open(&cli)?;
-            let count = crate::bundle::export(&store, out)?;
+            let count = cairn_sync::bundle::export(&store, out)?;
             if cli.json {
                 output::json(&json!({"ops": count, "bundle": out}));
             } else {
@@ -703,7 +704,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             else {
                 unreachable!("both given")
             };
-            let applied = crate::bundle::import_acks(&store, file, &origin, &key).map_err(|error| Failure {
+            let applied = cairn_sync::bundle::import_acks(&store, file, &origin, &key).map_err(|error| Failure {
                 code: exit::SYNC_INCOMPLETE,
                 json: json!({"error": {"code": "acks_refused", "message": format!("{error:#}")}}),
                 text: format!("error: acknowledgements refused: {error:#}"),
@@ -772,15 +773,15 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => status(&cli, args),
         Command::Verify => verify(&cli),
         Command::Bench(BenchCommand::Push(args)) => {
-            crate::bench::push(args, cli.json).map_err(Failure::from)
+            cairn_tools::bench::push(args, cli.json).map_err(Failure::from)
         }
         Command::Bench(BenchCommand::Link(args)) => {
-            crate::bench::link(args, cli.json).map_err(Failure::from)
+            cairn_tools::bench::link(args, cli.json).map_err(Failure::from)
         }
         Command::Bench(BenchCommand::Edge(args)) => {
-            crate::bench::edge(args, cli.json).map_err(Failure::from)
+            cairn_tools::bench::edge(args, cli.json).map_err(Failure::from)
         }
-        Command::Demo(args) => crate::demo::run(args, cli.json).map_err(Failure::from),
+        Command::Demo(args) => cairn_tools::demo::run(args, cli.json).map_err(Failure::from),
         Command::Hub(command) => hub(&cli, command),
         Command::Sync(args) => sync(&cli, args),
     }
@@ -1190,7 +1191,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         }
         HubCommand::Import { file } => {
             let hub = open_hub(cli)?;
-            let report = crate::bundle::import(&hub, file).map_err(|error| Failure {
+            let report = cairn_hub_sqlite::bundle::import(&hub, file).map_err(|error| Failure {
                 code: exit::INVALID,
                 json: json!({"error": {"code": "bundle_refused", "message": format!("{error:#}")}}),
                 text: format!("error: bundle refused: {error:#}"),
@@ -1223,7 +1224,7 @@ fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         }
         HubCommand::ExportAcks { node, out } => {
             let hub = open_hub(cli)?;
-            crate::bundle::export_acks(&hub, node, out)?;
+            cairn_hub_sqlite::bundle::export_acks(&hub, node, out)?;
             if cli.json {
                 output::json(&json!({"node": node, "acks": out}));
             } else {

@@ -1,15 +1,10 @@
-//! The `cairn` application: command line, edge HTTP API, demo and benchmarks.
+//! The `cairn` command line: it parses arguments and wires the crates
+//! together (`cli`); the exit codes and logging of the process live here.
 //!
 //! Each module wires configuration and I/O around the core and the store; no
 //! domain rule lives here.
 
-pub mod bench;
-pub mod bundle;
 pub mod cli;
-pub mod demo;
-pub mod output;
-pub mod pouch;
-pub mod proxy;
 
 /// Process exit codes.
 pub mod exit {

@@ -4,7 +4,11 @@
 
 mod common;
 
+use cairn_edge::EdgeStore;
+use cairn_hub_sqlite::HubStore;
 use common::{action, cairn, json_out, ok};
+use proptest::prelude::*;
+use serde_json::json;
 use std::path::Path;
 
 #[test]
@@ -240,4 +244,81 @@ fn bad_bundles_are_refused_with_the_line_and_field() {
         (status["log_size"].clone(), status["quarantined"].clone()),
         (serde_json::json!(0), serde_json::json!(0))
     );
+}
+
+/// A hub, an enrolled edge with three records, its bundle and the hub's
+/// acknowledgements of it, as files.
+struct Setup {
+    _dir: tempfile::TempDir,
+    hub: HubStore,
+    edge: EdgeStore,
+    bundle: Vec<u8>,
+    acks: Vec<u8>,
+    scratch: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(&dir.path().join("hub"), "test.hub").unwrap();
+    let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+    let options = cairn_edge::InitOptions {
+        node: "site-9".into(),
+        packs: vec!["mro".into()],
+        default_scope: [("site".to_string(), "site-9".to_string())].into(),
+        quota_bytes: 0,
+    };
+    EdgeStore::init(&dir.path().join("edge"), &options).unwrap();
+    let edge = EdgeStore::open(&dir.path().join("edge")).unwrap();
+    hub.enroll("site-9", edge.settings().public_key, &Default::default())
+        .unwrap();
+    for n in 0..3 {
+        let record = json!({"collection": "maintenance_actions", "data": {
+            "work_order": format!("WO-{n}"), "aircraft_registration": "N123AB",
+            "part_serial": "SN-1", "technician": "TECH-IA-4412",
+            "performed_on": "2026-11-20", "certificate_expiry": "2027-11-20",
+            "action": "inspection"}});
+        edge.write(cairn_edge::input::write_request(edge.catalog(), &record, 0).unwrap())
+            .unwrap();
+    }
+    let bundle_path = dir.path().join("bundle.jsonl");
+    cairn_sync::bundle::export(&edge, &bundle_path).unwrap();
+    cairn_hub_sqlite::bundle::import(&hub, &bundle_path).unwrap();
+    let acks_path = dir.path().join("acks.json");
+    cairn_hub_sqlite::bundle::export_acks(&hub, "site-9", &acks_path).unwrap();
+    Setup {
+        bundle: std::fs::read(&bundle_path).unwrap(),
+        acks: std::fs::read(&acks_path).unwrap(),
+        scratch: dir.path().join("scratch"),
+        _dir: dir,
+        hub,
+        edge,
+    }
+}
+
+thread_local! {
+    static SETUP: Setup = setup();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Bundles and acknowledgement files off a USB stick, mutated:
+    /// refused cleanly or taken with the verification of a push, never
+    /// a panic.
+    #[test]
+    fn bundles_and_acks_import_or_refuse(
+        at in any::<usize>(),
+        kind in any::<u8>(),
+        extra in prop::collection::vec(any::<u8>(), 1..12),
+    ) {
+        SETUP.with(|setup| {
+            let mutated = cairn_core::mutation::mutated(&setup.bundle, at, kind, &extra);
+            std::fs::write(&setup.scratch, &mutated).unwrap();
+            let _ = cairn_hub_sqlite::bundle::import(&setup.hub, &setup.scratch);
+            let mutated = cairn_core::mutation::mutated(&setup.acks, at, kind, &extra);
+            std::fs::write(&setup.scratch, &mutated).unwrap();
+            let key = setup.hub.public_key();
+            let _ = cairn_sync::bundle::import_acks(&setup.edge, &setup.scratch, "test.hub", &key);
+        });
+    }
 }

@@ -10,7 +10,7 @@
 
 mod common;
 
-use cairn::proxy::{Fault, Proxy};
+use cairn_tools::proxy::{Fault, Proxy};
 use common::{Edge, cairn, enrolled_node, json_out, ok};
 use serde_json::json;
 use std::time::Duration;

@@ -69,7 +69,7 @@ fn no_sql_outside_the_store() {
         .flat_map(|krate| files_of(krate, "src"))
     {
         // The benchmark measures raw SQLite as a ceiling, by design.
-        if file.ends_with("bench.rs") {
+        if file.ends_with("bench/edge.rs") {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();
@@ -147,7 +147,7 @@ fn long_functions(lines: &[&str], max: usize) -> Vec<(String, usize)> {
 /// Files and functions over the bounds of STYLE.md today, to be cut along
 /// their seams by issue 10 (the house). This list may only shrink: a new
 /// long file or function fails the test.
-const LONG_TODAY: [&str; 21] = [
+const LONG_TODAY: [&str; 20] = [
     "cairn-core/src/pack.rs",
     "cairn-core/src/pack.rs: fn check_value",
     "cairn-core/src/provenance.rs: fn verify",
@@ -160,15 +160,14 @@ const LONG_TODAY: [&str; 21] = [
     "cairn-edge/src/writer.rs: fn apply_group",
     "cairn-edge/src/writer.rs: fn apply_item",
     "cairn-edge/src/writer.rs: fn realign",
-    "cairn/src/demo.rs: fn demo",
+    "cairn-tools/src/demo.rs: fn demo",
     "cairn-edge/src/input.rs: fn write_request",
     "cairn/src/cli.rs",
     "cairn/src/cli.rs: fn dispatch",
     "cairn/src/cli.rs: fn hub",
-    "cairn/src/bench.rs",
-    "cairn/src/bench.rs: fn api",
-    "cairn/src/bench.rs: fn measure_push",
-    "cairn/src/bench.rs: fn measure_link",
+    "cairn-tools/src/bench/edge.rs: fn api",
+    "cairn-tools/src/bench/push.rs: fn measure_push",
+    "cairn-tools/src/bench/link.rs: fn measure_link",
 ];
 
 #[test]
