@@ -108,7 +108,7 @@ pub struct Proven {
 
 /// One link of a chain: what an op or header says of its place.
 #[derive(Clone, Copy)]
-struct Link {
+struct Entry {
     prev_hash: Hash,
     op_hash: Hash,
 }
@@ -116,8 +116,8 @@ struct Link {
 /// Checks that every op in `ops` is linked by its stream's chain to one of
 /// the signed checkpoints in `proofs`.
 pub fn verify(ops: &[&Op], proofs: &[ChainProof]) -> Result<Proven, ProvenanceError> {
-    let mut chains: HashMap<String, BTreeMap<u64, Link>> = HashMap::new();
-    let mut add = |stream: String, seq: u64, link: Link| -> Result<(), ProvenanceError> {
+    let mut chains: HashMap<String, BTreeMap<u64, Entry>> = HashMap::new();
+    let mut add = |stream: String, seq: u64, link: Entry| -> Result<(), ProvenanceError> {
         let chain = chains.entry(stream.clone()).or_default();
         match chain.get(&seq) {
             Some(held) if held.op_hash != link.op_hash => Err(ProvenanceError::TwoVersions {
@@ -137,7 +137,7 @@ pub fn verify(ops: &[&Op], proofs: &[ChainProof]) -> Result<Proven, ProvenanceEr
         add(
             op.stream_key(),
             op.seq,
-            Link {
+            Entry {
                 prev_hash: op.prev_hash,
                 op_hash: op.op_hash,
             },
@@ -162,7 +162,7 @@ pub fn verify(ops: &[&Op], proofs: &[ChainProof]) -> Result<Proven, ProvenanceEr
             add(
                 stream.clone(),
                 header.seq,
-                Link {
+                Entry {
                     prev_hash: header.prev_hash,
                     op_hash: header.op_hash,
                 },

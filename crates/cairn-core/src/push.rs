@@ -36,8 +36,8 @@ pub enum Verdict {
 pub struct Equivocation {
     /// The seq.
     pub seq: u64,
-    /// Hash the hub already holds.
-    pub held: Hash,
+    /// Hash the hub's log already has at that seq.
+    pub logged: Hash,
     /// Hash just pushed.
     pub pushed: Hash,
 }
@@ -75,7 +75,7 @@ pub struct StreamView<'a> {
 
 /// Verifies `ops` (encoded) pushed for a stream with `checkpoint`.
 ///
-/// `held_hash(seq)` returns the hash the hub holds at `seq` (for seq ≤
+/// `logged_hash(seq)` returns the hash the hub holds at `seq` (for seq ≤
 /// head); its error (a storage fault, or a held op the store cannot find)
 /// ends the verification with that error: a fault is never a verdict on
 /// the node's ops.
@@ -84,7 +84,7 @@ pub fn verify_push<E>(
     view: &StreamView<'_>,
     ops: &[Vec<u8>],
     checkpoint: &Checkpoint,
-    held_hash: impl Fn(u64) -> Result<Hash, E>,
+    logged_hash: impl Fn(u64) -> Result<Hash, E>,
     now_ms: u64,
     skew_ms_max: u64,
 ) -> Result<PushOutcome, E> {
@@ -92,7 +92,7 @@ pub fn verify_push<E>(
         view,
         decode_push(ops),
         checkpoint,
-        held_hash,
+        logged_hash,
         now_ms,
         skew_ms_max,
     )
@@ -124,7 +124,7 @@ pub fn verify_decoded<E>(
     view: &StreamView<'_>,
     decoded: Vec<Decoded>,
     checkpoint: &Checkpoint,
-    held_hash: impl Fn(u64) -> Result<Hash, E>,
+    logged_hash: impl Fn(u64) -> Result<Hash, E>,
     now_ms: u64,
     skew_ms_max: u64,
 ) -> Result<PushOutcome, E> {
@@ -153,7 +153,7 @@ pub fn verify_decoded<E>(
                 view.stream
             ))
         } else if op.seq <= head.seq {
-            match held_hash(op.seq)? {
+            match logged_hash(op.seq)? {
                 hash if hash == op.op_hash => Verdict::Duplicate,
                 hash => match &unproven {
                     Some(reason) => Verdict::Quarantined(format!(
@@ -165,7 +165,7 @@ pub fn verify_decoded<E>(
                         if outcome.equivocation.is_none() {
                             outcome.equivocation = Some(Equivocation {
                                 seq: op.seq,
-                                held: hash,
+                                logged: hash,
                                 pushed: op.op_hash,
                             });
                         }

@@ -295,7 +295,7 @@ impl EdgeStore {
         &self,
         ops: Vec<(cairn_core::op::Op, Vec<u8>)>,
     ) -> Result<Vec<WriteReceipt>, WriteError> {
-        self.writer.submit(self.writer.prepare_foreign(ops)).await
+        self.writer.submit(self.writer.prepare_pulled(ops)).await
     }
 
     /// Takes `stream` back from the hub after this node was restored from an

@@ -23,7 +23,7 @@ use cairn_core::merge::{self, EntityState, MergeOp};
 use cairn_core::names::{check_key, check_name, check_scope_value};
 use cairn_core::op::{Action, Op, OpDraft, VersionVector};
 use cairn_core::pack::{Collection, CollectionKind, Violation};
-use cairn_sqlite::Checkpointer;
+use cairn_sqlite::WalCheckpointer;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -110,7 +110,7 @@ enum Payload {
 pub(crate) struct Job {
     items: Vec<Prepared>,
     /// Ops of other nodes pulled from the hub, already verified.
-    foreign: Vec<(Op, Vec<u8>)>,
+    pulled: Vec<(Op, Vec<u8>)>,
     /// Scope labels (`name=value`) no longer granted: pulled ops carrying
     /// them are purged and the entities they touched recomputed.
     purge: Vec<String>,
@@ -148,7 +148,7 @@ pub(crate) struct WriterHandle {
     sender: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Ends after the writer thread (whose connection holds its wake-up).
-    checkpointer: Option<Checkpointer>,
+    checkpointer: Option<WalCheckpointer>,
 }
 
 impl Drop for WriterHandle {
@@ -203,7 +203,7 @@ impl WriterHandle {
         Ok((
             Job {
                 items,
-                foreign: Vec::new(),
+                pulled: Vec::new(),
                 purge: Vec::new(),
                 realign: None,
                 reply,
@@ -213,11 +213,11 @@ impl WriterHandle {
     }
 
     /// A job that stores verified ops of other nodes and merges them.
-    pub(crate) fn prepare_foreign(&self, foreign: Vec<(Op, Vec<u8>)>) -> (Job, Reply) {
+    pub(crate) fn prepare_pulled(&self, pulled: Vec<(Op, Vec<u8>)>) -> (Job, Reply) {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             items: Vec::new(),
-            foreign,
+            pulled,
             purge: Vec::new(),
             realign: None,
             reply,
@@ -230,7 +230,7 @@ impl WriterHandle {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             items: Vec::new(),
-            foreign: Vec::new(),
+            pulled: Vec::new(),
             purge: Vec::new(),
             realign: Some(work),
             reply,
@@ -243,7 +243,7 @@ impl WriterHandle {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             items: Vec::new(),
-            foreign: Vec::new(),
+            pulled: Vec::new(),
             purge: labels,
             realign: None,
             reply,
@@ -518,7 +518,7 @@ pub(crate) fn spawn(
     catalog: Arc<Catalog>,
     dir: PathBuf,
 ) -> Result<WriterHandle, StoreError> {
-    let checkpointer = Checkpointer::start(&files::db_path(&dir), &mut conn)?;
+    let checkpointer = WalCheckpointer::start(&files::db_path(&dir), &mut conn)?;
     let mut writer = Writer {
         conn,
         identity,
@@ -764,14 +764,14 @@ impl Writer {
                 continue;
             }
             if !job.purge.is_empty() {
-                let purged = purge_foreign(&tx, catalog, &job.purge)?;
+                let purged = purge_pulled(&tx, catalog, &job.purge)?;
                 outcomes.push(Ok(purged));
                 continue;
             }
-            if !job.foreign.is_empty() {
-                let mut receipts = Vec::with_capacity(job.foreign.len());
-                for (op, bytes) in job.foreign.drain(..) {
-                    if let Some(receipt) = apply_foreign(&mut applier, catalog, &op, bytes)? {
+            if !job.pulled.is_empty() {
+                let mut receipts = Vec::with_capacity(job.pulled.len());
+                for (op, bytes) in job.pulled.drain(..) {
+                    if let Some(receipt) = apply_pulled(&mut applier, catalog, &op, bytes)? {
                         receipts.push(receipt);
                     }
                 }
@@ -1191,7 +1191,7 @@ fn apply_item(
 /// Deletes pulled ops that carry any of `labels` (`name=value`) and
 /// recomputes the entities they touched; this node's own ops are never
 /// touched. Returns one receipt per entity recomputed or removed.
-fn purge_foreign(
+fn purge_pulled(
     conn: &Connection,
     catalog: &Catalog,
     labels: &[String],
@@ -1510,7 +1510,7 @@ fn insert_own(
 
 /// Stores one verified op of another node (unless already held), advances
 /// the clock past it and merges it into the entity it changes.
-fn apply_foreign(
+fn apply_pulled(
     applier: &mut Applier<'_>,
     catalog: &Catalog,
     op: &Op,

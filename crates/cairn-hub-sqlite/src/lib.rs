@@ -29,7 +29,7 @@ use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
 use cairn_hub::signer::LogSigner;
 use cairn_hub::tree::{self, TreeReader};
-use cairn_sqlite::{Checkpointer, StoreError};
+use cairn_sqlite::{StoreError, WalCheckpointer};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -497,7 +497,7 @@ pub struct HubStore {
     hub: Hub<SqliteBackend>,
     /// Declared after `hub`, so it is dropped after it: its thread ends
     /// once the connection (which holds its wake-up) is closed.
-    _checkpointer: Checkpointer,
+    _checkpointer: WalCheckpointer,
 }
 
 fn hub_key_path(dir: &Path) -> PathBuf {
@@ -575,7 +575,7 @@ impl HubStore {
             })?;
         // The WAL is folded into the database beside the pushes, not inside
         // the commit of whichever push crosses the threshold.
-        let checkpointer = Checkpointer::start(&hub_db_path(dir), &mut conn)?;
+        let checkpointer = WalCheckpointer::start(&hub_db_path(dir), &mut conn)?;
         let reader = cairn_sqlite::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
         Ok(HubStore {

@@ -184,7 +184,7 @@ fn push_one(
     // A storage error, or a seq below the head the log cannot find, is a
     // fault of the hub's: the push fails (5xx, the node retries) and no op
     // is judged by it.
-    let held_hash = |seq: u64| -> Result<Hash, StorageError> {
+    let logged_hash = |seq: u64| -> Result<Hash, StorageError> {
         let logged = match stream.id {
             Some(id) => tx.logged(id, seq)?,
             None => None,
@@ -205,7 +205,7 @@ fn push_one(
         &view,
         decoded,
         &request.checkpoint,
-        held_hash,
+        logged_hash,
         now,
         CLOCK_DRIFT_MS_MAX_DEFAULT,
     )?;
@@ -429,7 +429,7 @@ fn raise_alerts(
     if let Some(equivocation) = &outcome.equivocation {
         alerts.push(("equivocation", format!(
             "seq {} pushed with hash {} but {} is held; stream held until an operator resolves it",
-            equivocation.seq, equivocation.pushed, equivocation.held
+            equivocation.seq, equivocation.pushed, equivocation.logged
         )));
     } else if quarantined.added > 0 {
         alerts.push((

@@ -29,14 +29,14 @@ pub const WAL_PAGES_HARD: i32 = 4 * WAL_PAGES_CHECKPOINT;
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
 /// The checkpointer thread; dropping it (after the writer) ends the thread.
-pub struct Checkpointer {
+pub struct WalCheckpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Checkpointer {
+impl WalCheckpointer {
     /// Starts the thread and hooks `writer` (the writer thread's connection)
     /// up to it, replacing SQLite's automatic checkpoint.
-    pub fn start(db_path: &Path, writer: &mut Connection) -> Result<Checkpointer, StoreError> {
+    pub fn start(db_path: &Path, writer: &mut Connection) -> Result<WalCheckpointer, StoreError> {
         let conn = crate::open(db_path)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -49,13 +49,13 @@ impl Checkpointer {
             .map_err(|error| {
                 StoreError::Internal(format!("cannot start the checkpoint thread: {error}"))
             })?;
-        Ok(Checkpointer {
+        Ok(WalCheckpointer {
             thread: Some(thread),
         })
     }
 }
 
-impl Drop for Checkpointer {
+impl Drop for WalCheckpointer {
     fn drop(&mut self) {
         // The sender lives in the writer connection's hook: once the writer
         // connection is closed the channel is, and the thread ends.

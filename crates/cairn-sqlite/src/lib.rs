@@ -9,7 +9,7 @@ mod checkpointer;
 pub mod clock;
 mod error;
 
-pub use checkpointer::{Checkpointer, WAL_PAGES_CHECKPOINT, WAL_PAGES_HARD};
+pub use checkpointer::{WAL_PAGES_CHECKPOINT, WAL_PAGES_HARD, WalCheckpointer};
 pub use error::{StoreError, sqlite_fault};
 
 use rusqlite::Connection;

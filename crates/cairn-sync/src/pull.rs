@@ -17,8 +17,8 @@ pub struct PullReport {
     pub applied: u64,
     /// Ops received in the hub's snapshot (a node's first pull).
     pub snapshot_ops: u64,
-    /// Ops received that this node already held.
-    pub held: u64,
+    /// Ops received that this node had already.
+    pub duplicate: u64,
     /// Receipts whose inclusion proof verified.
     pub receipts_verified: u64,
     /// Ops whose chain led to a checkpoint their origin signed.
@@ -179,7 +179,7 @@ pub async fn pull_all(store: &EdgeStore, hub: &HubLink<'_>) -> anyhow::Result<Pu
         let received = verified.len() as u64;
         let applied = store.apply_pulled_async(verified).await?;
         report.applied += applied.len() as u64;
-        report.held += received - applied.len() as u64;
+        report.duplicate += received - applied.len() as u64;
         let next = page.next;
         newest = Some((checkpoint, page.checkpoint.clone()));
         if next <= from && received == 0 {

@@ -80,7 +80,7 @@ pub(super) async fn take(
         received += count;
         report.snapshot_ops += count;
         report.applied += applied;
-        report.held += count - applied;
+        report.duplicate += count - applied;
         if pages.advance_cursor {
             store.set_pull_cursor(manifest.next)?;
         }
