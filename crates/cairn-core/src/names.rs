@@ -58,6 +58,19 @@ pub fn check_scope_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Scope labels as stored beside an op: `,name=value,` per label, so that
+/// a label filter is a substring test and a node's visibility a walk.
+pub fn scope_text(scope: &std::collections::BTreeMap<String, String>) -> String {
+    let mut text = String::from(",");
+    for (name, value) in scope {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+        text.push(',');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,6 @@ pub use verify::{FAULTS_MAX, HubVerifyReport};
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
-use cairn_core::snapshot::{SnapshotDigest, SnapshotManifest};
 use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
 use cairn_hub::signer::LogSigner;
@@ -34,264 +33,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Most ops in one pull page.
-pub const PULL_OPS_MAX: usize = 1_000;
-/// Most log entries one pull request scans (so a node with narrow scopes
-/// cannot make one request walk the whole log).
-pub const PULL_SCAN_MAX: usize = 20_000;
-
-/// Most seqs one page's chain proofs may span (the ops and the headers
-/// between them and their checkpoints). Every accepted op is at most
-/// [`PUSH_OPS_MAX`] − 1 seqs below a checkpoint, so a page always fits at
-/// least one op.
-pub const CHAIN_SPAN_MAX: usize = 16_384;
 /// Version of the hub schema, kept in `meta`.
 const HUB_SCHEMA_VERSION: &str = "3";
 
+pub use cairn_hub::pull::{
+    CHAIN_SPAN_MAX, PULL_OPS_MAX, PULL_SCAN_MAX, SNAPSHOT_OPS_MAX, SNAPSHOT_SCAN_MAX, Snapshot,
+    SnapshotQuery,
+};
 pub use cairn_hub::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
 pub use cairn_proto::{ChainSegment, OwnOps, PullPage, PulledOp};
 
 /// Roles whose tokens the hub signs itself (people and tools, not nodes).
 pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
-
-/// Most ops in one snapshot page: a node holds one page at a time, so this
-/// bounds its memory while it catches up.
-pub const SNAPSHOT_OPS_MAX: usize = 2_000;
-/// Most log leaves one snapshot scans.
-pub const SNAPSHOT_SCAN_MAX: usize = 1_000_000;
-
-/// A snapshot for one node: its signed manifest and the encoded ops.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// The manifest as a signed note.
-    pub manifest: String,
-    /// The ops, in log order.
-    pub ops: Vec<Vec<u8>>,
-    /// The origins' checkpoints and the headers that link the ops (and
-    /// `enrollments`) to them.
-    pub chains: Vec<ChainSegment>,
-    /// The `hub:audit` ops that enrolled the keys that signed `chains`.
-    pub enrollments: Vec<Vec<u8>>,
-    /// True when leaves below the page's bound remain after `next`.
-    pub more: bool,
-}
-
-/// Which part of the log a snapshot page covers.
-#[derive(Clone, Debug, Default)]
-pub struct SnapshotQuery {
-    /// The first leaf to scan.
-    pub from: u64,
-    /// The first leaf not to scan (default: the log's size).
-    pub to: Option<u64>,
-    /// Only ops carrying one of these labels (`name=value`); empty: every
-    /// op the node may see.
-    pub labels: std::collections::BTreeSet<String>,
-}
-
-impl SnapshotQuery {
-    /// The labels as a manifest states them.
-    pub fn labels_text(&self) -> String {
-        if self.labels.is_empty() {
-            "*".to_string()
-        } else {
-            self.labels.iter().cloned().collect::<Vec<_>>().join(",")
-        }
-    }
-}
-
-/// The chain proofs of a page or snapshot, planned op by op as the log is
-/// scanned: each op needs the seqs from itself up to the first checkpoint
-/// its origin signed at or above it.
-#[derive(Default)]
-struct ChainPlan {
-    streams: BTreeMap<i64, StreamPlan>,
-    /// Seqs spanned so far, over every stream.
-    span: usize,
-}
-
-#[derive(Default)]
-struct StreamPlan {
-    /// Seqs of the ops carried in full.
-    carried: std::collections::BTreeSet<u64>,
-    /// Checkpoint seqs used.
-    checkpoints: std::collections::BTreeSet<u64>,
-    /// Highest seq spanned so far (ops come in increasing seq per stream).
-    spanned_to: u64,
-    /// Spans `[from, to]`, ascending and disjoint.
-    spans: Vec<(u64, u64)>,
-}
-
-impl ChainPlan {
-    /// The checkpoint that covers op `seq` of `stream_id` and how many seqs
-    /// it adds to the span.
-    fn cost(
-        &self,
-        conn: &Connection,
-        stream_id: i64,
-        seq: u64,
-    ) -> Result<(u64, usize), StoreError> {
-        let plan = self.streams.get(&stream_id);
-        let cached = plan
-            .and_then(|plan| plan.checkpoints.last().copied())
-            .filter(|&checkpoint| checkpoint >= seq);
-        let checkpoint = match cached {
-            Some(checkpoint) => checkpoint,
-            None => conn
-                .prepare_cached(
-                    "SELECT seq FROM origin_checkpoints WHERE stream_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-                )?
-                .query_row(params![stream_id, seq as i64], |row| row.get::<_, i64>(0))
-                .optional()?
-                .ok_or_else(|| {
-                    StoreError::Damaged(format!(
-                        "no origin checkpoint covers seq {seq} of stream {stream_id}"
-                    ))
-                })? as u64,
-        };
-        let from = plan.map_or(seq, |plan| seq.max(plan.spanned_to + 1));
-        Ok((checkpoint, (checkpoint + 1).saturating_sub(from) as usize))
-    }
-
-    fn add(&mut self, stream_id: i64, seq: u64, checkpoint: u64, added: usize) {
-        let plan = self.streams.entry(stream_id).or_default();
-        plan.carried.insert(seq);
-        plan.checkpoints.insert(checkpoint);
-        match plan.spans.last_mut() {
-            Some(last) if seq <= last.1 + 1 => last.1 = last.1.max(checkpoint),
-            _ => plan.spans.push((seq, checkpoint)),
-        }
-        plan.spanned_to = plan.spanned_to.max(checkpoint);
-        self.span += added;
-    }
-
-    /// Adds the `hub:audit` acts that enrolled the keys of the planned
-    /// checkpoints, and returns them encoded: the receiver checks each key
-    /// against the act, and the act against the hub's own key.
-    fn add_enrollments(&mut self, conn: &Connection) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut wanted = std::collections::BTreeSet::new();
-        for (&stream_id, plan) in &self.streams {
-            for &checkpoint in &plan.checkpoints {
-                let (node, public_key): (String, Vec<u8>) = conn
-                    .prepare_cached(
-                        "SELECT s.node, c.public_key FROM origin_checkpoints c
-                         JOIN streams s ON s.id = c.stream_id
-                         WHERE c.stream_id = ?1 AND c.seq = ?2",
-                    )?
-                    .query_row(params![stream_id, checkpoint as i64], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })?;
-                if node == HUB_NODE {
-                    continue;
-                }
-                let seq: i64 = conn
-                    .prepare_cached(
-                        "SELECT audit_seq FROM node_keys WHERE node = ?1 AND public_key = ?2",
-                    )?
-                    .query_row(params![node, public_key], |row| row.get(0))
-                    .optional()?
-                    .ok_or_else(|| {
-                        StoreError::Damaged(format!("no enrollment of {node}'s signing key"))
-                    })?;
-                wanted.insert(seq as u64);
-            }
-        }
-        let mut ops = Vec::with_capacity(wanted.len());
-        for seq in wanted {
-            let (stream_id, bytes): (i64, Vec<u8>) = conn
-                .prepare_cached(
-                    "SELECT l.stream_id, l.op FROM log l JOIN streams s ON s.id = l.stream_id
-                     WHERE s.node = ?1 AND s.stream = ?2 AND l.seq = ?3",
-                )?
-                .query_row(params![HUB_NODE, AUDIT_STREAM, seq as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-            let (checkpoint, span) = self.cost(conn, stream_id, seq)?;
-            self.add(stream_id, seq, checkpoint, span);
-            ops.push(bytes);
-        }
-        Ok(ops)
-    }
-
-    /// Reads the checkpoints and the headers of the seqs not carried.
-    fn finish(self, conn: &Connection) -> Result<Vec<ChainSegment>, StoreError> {
-        use base64::Engine;
-        let mut segments = Vec::new();
-        for (stream_id, plan) in self.streams {
-            let (node, stream): (String, String) = conn.query_row(
-                "SELECT node, stream FROM streams WHERE id = ?1",
-                [stream_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            let mut headers: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-            let mut statement = conn.prepare_cached(
-                "SELECT seq, op FROM log WHERE stream_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-            )?;
-            for &(from, to) in &plan.spans {
-                let mut rows = statement.query(params![stream_id, from as i64, to as i64])?;
-                while let Some(row) = rows.next()? {
-                    let seq = row.get::<_, i64>(0)? as u64;
-                    if plan.carried.contains(&seq) {
-                        continue;
-                    }
-                    let bytes: Vec<u8> = row.get(1)?;
-                    let header = cairn_core::op::Op::header_bytes(&bytes).map_err(|fault| {
-                        StoreError::Damaged(format!("{node}:{stream} seq {seq}: {fault}"))
-                    })?;
-                    // Each header goes with the first checkpoint at or above it.
-                    let checkpoint = plan.checkpoints.range(seq..).next().copied().unwrap_or(to);
-                    headers
-                        .entry(checkpoint)
-                        .or_default()
-                        .push(base64::engine::general_purpose::STANDARD.encode(header));
-                }
-            }
-            for checkpoint in plan.checkpoints {
-                let (signature, public_key, head): (Vec<u8>, Vec<u8>, Vec<u8>) = conn
-                    .prepare_cached(
-                        "SELECT c.signature, c.public_key, l.op_hash FROM origin_checkpoints c
-                         JOIN log l ON l.stream_id = c.stream_id AND l.seq = c.seq
-                         WHERE c.stream_id = ?1 AND c.seq = ?2",
-                    )?
-                    .query_row(params![stream_id, checkpoint as i64], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })?;
-                segments.push(ChainSegment {
-                    node: node.clone(),
-                    stream: stream.clone(),
-                    seq: checkpoint,
-                    head: hex::encode(head),
-                    signature: hex::encode(signature),
-                    public_key: hex::encode(public_key),
-                    headers: headers.remove(&checkpoint).unwrap_or_default(),
-                });
-            }
-        }
-        Ok(segments)
-    }
-}
-
-/// The scope labels `node` is granted.
-fn granted_scopes(conn: &Connection, node: &str) -> Result<BTreeMap<String, String>, PushError> {
-    let grants: Option<String> = conn
-        .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
-            row.get(0)
-        })
-        .optional()
-        .map_err(StoreError::from)?;
-    let grants = grants.ok_or_else(|| PushError::UnknownNode(node.to_string()))?;
-    Ok(serde_json::from_str(&grants)
-        .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?)
-}
-
-/// Whether `node` may see an op of `origin` with `scope` (`,name=value,…,`):
-/// never its own, and only when it holds every label.
-fn visible(node: &str, grants: &BTreeMap<String, String>, origin: &str, scope: &str) -> bool {
-    origin != node
-        && scope
-            .split(',')
-            .filter_map(|label| label.split_once('='))
-            .all(|(name, value)| grants.get(name).is_some_and(|granted| granted == value))
-}
 
 const HUB_DDL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -770,182 +523,17 @@ impl HubStore {
         )?)
     }
 
-    /// Ops visible to `node` from leaf `from` on: in its granted scopes and
-    /// not its own. An op is visible when every scope label it carries is
-    /// granted to the node (an op without labels is visible to all).
+    /// Ops visible to `node` from leaf `from` on (`cairn_hub::pull`).
     pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullPage, PushError> {
-        let tx = self.read()?;
-        let grants = granted_scopes(tx.conn(), node)?;
-        Ok(self.pull_page(&tx, node, grants, from, limit)?)
+        self.hub.pull(node, from, limit)
     }
 
-    fn pull_page(
-        &self,
-        tx: &SqlTx<'_>,
-        node: &str,
-        grants: BTreeMap<String, String>,
-        from: u64,
-        limit: usize,
-    ) -> Result<PullPage, StoreError> {
-        use base64::Engine;
-        let conn = tx.conn();
-        let size = tx.log_size()?;
-        let note = self.checkpoint_at(tx, size)?;
-        let mut statement = conn.prepare_cached(
-            "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 ORDER BY leaf LIMIT ?2",
-        )?;
-        let mut rows = statement.query(params![from as i64, PULL_SCAN_MAX as i64])?;
-        let (mut ops, mut next, mut origins) =
-            (Vec::new(), from, std::collections::BTreeSet::new());
-        let mut chains = ChainPlan::default();
-        let reader = TreeReader::new(tx);
-        while let Some(row) = rows.next()? {
-            let leaf = row.get::<_, i64>(0)? as u64;
-            let origin: String = row.get(2)?;
-            if !visible(node, &grants, &origin, &row.get::<_, String>(3)?) {
-                next = leaf + 1;
-                continue;
-            }
-            let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
-            let (checkpoint, span) = chains.cost(conn, stream_id, seq)?;
-            if !ops.is_empty() && chains.span + span > CHAIN_SPAN_MAX {
-                break; // This op starts the next page.
-            }
-            chains.add(stream_id, seq, checkpoint, span);
-            next = leaf + 1;
-            let bytes: Vec<u8> = row.get(1)?;
-            // The log only holds verified ops; a stored op that no longer
-            // decodes is damage, reported rather than handed out.
-            cairn_core::op::Op::decode(&bytes)
-                .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
-            let proof = merkle::inclusion_proof(&reader, leaf, size)
-                .ok_or_else(|| reader.missing(format!("no proof for leaf {leaf}")))?;
-            ops.push(PulledOp {
-                leaf,
-                op: base64::engine::general_purpose::STANDARD.encode(&bytes),
-                proof: proof.iter().map(Hash::to_hex).collect(),
-            });
-            origins.insert(origin);
-            if ops.len() >= limit.clamp(1, PULL_OPS_MAX) {
-                break;
-            }
-        }
-        drop(rows);
-        let mut nodes = BTreeMap::new();
-        for origin in origins {
-            let key: Vec<u8> = conn.query_row(
-                "SELECT public_key FROM nodes WHERE node = ?1",
-                [&origin],
-                |row| row.get(0),
-            )?;
-            nodes.insert(origin, hex::encode(key));
-        }
-        let enrollments = chains
-            .add_enrollments(conn)?
-            .iter()
-            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
-            .collect();
-        Ok(PullPage {
-            ops,
-            next,
-            more: next < size,
-            checkpoint: note,
-            nodes,
-            chains: chains.finish(conn)?,
-            enrollments,
-            grants,
-        })
-    }
-
-    /// One page of a snapshot for `node` (`cairn_core::snapshot`): the ops
-    /// it may see in the leaves from `query.from` on (below `query.to`,
-    /// when given, and carrying one of `query.labels`, when given), up to
-    /// [`SNAPSHOT_OPS_MAX`] ops or [`SNAPSHOT_SCAN_MAX`] leaves, under a
-    /// signed manifest: how a node catches up without an inclusion proof
-    /// per op, one bounded page at a time.
+    /// One page of a snapshot for `node` (`cairn_hub::pull`).
     pub fn snapshot(&self, node: &str, query: &SnapshotQuery) -> Result<Snapshot, PushError> {
-        let tx = self.read()?;
-        let grants = granted_scopes(tx.conn(), node)?;
-        Ok(self.snapshot_page(&tx, node, grants, query)?)
+        self.hub.snapshot(node, query)
     }
 
-    fn snapshot_page(
-        &self,
-        tx: &SqlTx<'_>,
-        node: &str,
-        grants: BTreeMap<String, String>,
-        query: &SnapshotQuery,
-    ) -> Result<Snapshot, StoreError> {
-        let conn = tx.conn();
-        let size = tx.log_size()?;
-        let to = query.to.map_or(size, |to| to.min(size));
-        let wanted = |scope: &str| {
-            query.labels.is_empty()
-                || query
-                    .labels
-                    .iter()
-                    .any(|label| scope.contains(&format!(",{label},")))
-        };
-        let mut statement = conn.prepare_cached(
-            "SELECT leaf, op, node, scope, stream_id, seq FROM log WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf LIMIT ?3",
-        )?;
-        let mut rows = statement.query(params![
-            query.from as i64,
-            to as i64,
-            SNAPSHOT_SCAN_MAX as i64
-        ])?;
-        let (mut ops, mut next) = (Vec::new(), query.from);
-        let mut digest = SnapshotDigest::default();
-        let mut chains = ChainPlan::default();
-        while let Some(row) = rows.next()? {
-            let leaf = row.get::<_, i64>(0)? as u64;
-            let scope: String = row.get(3)?;
-            if !visible(node, &grants, &row.get::<_, String>(2)?, &scope) || !wanted(&scope) {
-                next = leaf + 1;
-                continue;
-            }
-            let (stream_id, seq) = (row.get::<_, i64>(4)?, row.get::<_, i64>(5)? as u64);
-            let (checkpoint, span) = chains.cost(conn, stream_id, seq)?;
-            if !ops.is_empty() && chains.span + span > SNAPSHOT_OPS_MAX + CHAIN_SPAN_MAX {
-                break; // The next page starts with this op.
-            }
-            chains.add(stream_id, seq, checkpoint, span);
-            next = leaf + 1;
-            let bytes: Vec<u8> = row.get(1)?;
-            let op = cairn_core::op::Op::decode(&bytes)
-                .map_err(|fault| StoreError::Damaged(format!("log leaf {leaf}: {fault}")))?;
-            digest.push(&op.op_hash);
-            ops.push(bytes);
-            if ops.len() >= SNAPSHOT_OPS_MAX {
-                break;
-            }
-        }
-        drop(rows);
-        drop(statement);
-        let enrollments = chains.add_enrollments(conn)?;
-        let chains = chains.finish(conn)?;
-        let (count, digest) = digest.finish();
-        let manifest = SnapshotManifest {
-            origin: self.origin().to_string(),
-            node: node.to_string(),
-            from: query.from,
-            next,
-            labels: query.labels_text(),
-            ops: count,
-            digest,
-        };
-        Ok(Snapshot {
-            manifest: manifest.sign(self.identity()),
-            ops,
-            chains,
-            enrollments,
-            more: next < to,
-        })
-    }
-
-    /// A node's own ops of `stream` from seq `from` on (at most `limit`),
-    /// with the checkpoints it signed over them: how a node restored from
-    /// an old backup takes back what the hub holds of its history.
+    /// A node's own ops of `stream` from seq `from` on (`cairn_hub::pull`).
     pub fn own_ops(
         &self,
         node: &str,
@@ -953,47 +541,7 @@ impl HubStore {
         from: u64,
         limit: usize,
     ) -> Result<OwnOps, StoreError> {
-        use base64::Engine;
-        let tx = self.read()?;
-        let conn = tx.conn();
-        let row: Option<(i64, i64, bool)> = conn
-            .query_row(
-                "SELECT id, head_seq, held FROM streams WHERE node = ?1 AND stream = ?2",
-                params![node, stream],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()?;
-        let Some((stream_id, head, held)) = row else {
-            return Ok(OwnOps {
-                ops: Vec::new(),
-                chains: Vec::new(),
-                head: 0,
-                held: false,
-            });
-        };
-        let rows: Vec<(u64, Vec<u8>)> = conn
-            .prepare_cached(
-                "SELECT seq, op FROM log WHERE stream_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
-            )?
-            .query_map(
-                params![stream_id, from as i64, limit.clamp(1, PUSH_OPS_MAX) as i64],
-                |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        let mut chains = ChainPlan::default();
-        for (seq, _) in &rows {
-            let (checkpoint, span) = chains.cost(conn, stream_id, *seq)?;
-            chains.add(stream_id, *seq, checkpoint, span);
-        }
-        Ok(OwnOps {
-            ops: rows
-                .iter()
-                .map(|(_, bytes)| base64::engine::general_purpose::STANDARD.encode(bytes))
-                .collect(),
-            chains: chains.finish(conn)?,
-            head: head as u64,
-            held,
-        })
+        Ok(self.hub.own_ops(node, stream, from, limit)?)
     }
 
     /// The hub's head seq of a stream and whether it is held (`None` for a
@@ -1311,11 +859,6 @@ impl HubStore {
     /// The signed log checkpoint of the log as it is now.
     pub fn checkpoint(&self) -> Result<String, StoreError> {
         Ok(self.hub.checkpoint()?)
-    }
-
-    /// The signed checkpoint at `size` read through `tx`.
-    fn checkpoint_at(&self, tx: &SqlTx<'_>, size: u64) -> Result<String, StoreError> {
-        Ok(self.hub.signer().checkpoint_at(tx, size)?)
     }
 
     /// Consistency proof between two log sizes, hex.

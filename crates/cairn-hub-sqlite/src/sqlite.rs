@@ -6,10 +6,12 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    AlertRow, HubBackend, LeafRow, LogTx, NoteRow, QuarantineRow, StreamId, StreamRow,
+    AlertRow, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint, QuarantineRow,
+    StreamId, StreamRow,
 };
 use cairn_sqlite::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use cairn_sqlite::sqlite_fault as fault;
@@ -344,6 +346,115 @@ impl LogTx for SqlTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn grants(&self, node: &str) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+        let scopes: Option<String> =
+            self.one("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
+                row.get(0)
+            })?;
+        scopes
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| StorageError::Damaged(format!("scopes of {node}: {error}")))
+            })
+            .transpose()
+    }
+
+    fn leaves(&self, from: u64, to: u64, limit: usize) -> Result<Vec<LoggedOp>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT leaf, stream_id, seq, node, scope, op FROM log
+                 WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf LIMIT ?3",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(params![from as i64, to as i64, limit as i64], |row| {
+                Ok(LoggedOp {
+                    leaf: row.get::<_, i64>(0)? as u64,
+                    stream_id: row.get(1)?,
+                    seq: row.get::<_, i64>(2)? as u64,
+                    node: row.get(3)?,
+                    scope: row.get(4)?,
+                    bytes: row.get(5)?,
+                })
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn stream_ops(
+        &self,
+        id: StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT seq, op FROM log WHERE stream_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(params![id, from as i64, to as i64], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn stream_name(&self, id: StreamId) -> Result<Option<(String, String)>, StorageError> {
+        self.one(
+            "SELECT node, stream FROM streams WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+    }
+
+    fn checkpoint_covering(&self, id: StreamId, seq: u64) -> Result<Option<u64>, StorageError> {
+        let seq: Option<i64> = self.one(
+            "SELECT seq FROM origin_checkpoints WHERE stream_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+            params![id, seq as i64],
+            |row| row.get(0),
+        )?;
+        Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn origin_checkpoint(
+        &self,
+        id: StreamId,
+        seq: u64,
+    ) -> Result<Option<OriginCheckpoint>, StorageError> {
+        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self.one(
+            "SELECT c.signature, c.public_key, l.op_hash FROM origin_checkpoints c
+             JOIN log l ON l.stream_id = c.stream_id AND l.seq = c.seq
+             WHERE c.stream_id = ?1 AND c.seq = ?2",
+            params![id, seq as i64],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        row.map(|(signature, public_key, head)| {
+            let damaged = || StorageError::Damaged(format!("origin checkpoint {id}/{seq}"));
+            Ok(OriginCheckpoint {
+                signature: signature.try_into().map_err(|_| damaged())?,
+                public_key: public_key.try_into().map_err(|_| damaged())?,
+                head: hash_of(&head, || format!("origin checkpoint {id}/{seq}"))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn enrollment_act(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+    ) -> Result<Option<u64>, StorageError> {
+        let seq: Option<i64> = self.one(
+            "SELECT audit_seq FROM node_keys WHERE node = ?1 AND public_key = ?2",
+            params![node, public_key.as_slice()],
+            |row| row.get(0),
+        )?;
+        Ok(seq.map(|seq| seq as u64))
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

@@ -40,22 +40,33 @@ fn the_memory_backend_answers_as_sqlite_does() {
     );
     let a = NodeIdentity::from_seed("a", [1; 32]);
     let b = NodeIdentity::from_seed("b", [2; 32]);
-    for node in [&a, &b] {
+    let r = NodeIdentity::from_seed("r", [3; 32]);
+    let site_x: std::collections::BTreeMap<String, String> =
+        [("site".to_string(), "x".to_string())].into();
+    for (node, scopes) in [
+        (&a, Default::default()),
+        (&b, Default::default()),
+        (&r, site_x),
+    ] {
         sqlite
-            .enroll(&node.node, node.public_key(), &Default::default())
+            .enroll(&node.node, node.public_key(), &scopes)
             .unwrap();
         // The same act, through the same pipeline function, on memory.
         memory.backend().enroll(&node.node, node.public_key());
+        memory.backend().grant(&node.node, scopes.clone());
         let tx = memory.backend().write().unwrap();
         let record = serde_json::json!({
             "action": "enroll",
             "node": node.node,
             "public_key": hex::encode(node.public_key()),
-            "scopes": {},
+            "scopes": scopes,
             "by": "cli",
         });
-        cairn_hub::audit::append_act(&tx, memory.signer(), &record, NOW_MS).unwrap();
+        let seq = cairn_hub::audit::append_act(&tx, memory.signer(), &record, NOW_MS).unwrap();
         cairn_hub::backend::LogTx::commit(tx).unwrap();
+        memory
+            .backend()
+            .record_enrollment(&node.node, node.public_key(), seq);
     }
     assert_eq!(sqlite.checkpoint().unwrap(), memory.checkpoint().unwrap());
     let (mut head_a, mut head_b, mut again) =

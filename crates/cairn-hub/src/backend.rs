@@ -24,6 +24,7 @@ use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_core::op::Op;
+use std::collections::BTreeMap;
 
 /// A stream's identity in the backend.
 pub type StreamId = i64;
@@ -101,6 +102,34 @@ pub struct NoteRow<'a> {
     pub created_ms: u64,
 }
 
+/// A leaf as the read side sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedOp {
+    /// Its index in the log.
+    pub leaf: u64,
+    /// Its stream.
+    pub stream_id: StreamId,
+    /// Its seq in the stream.
+    pub seq: u64,
+    /// The node that wrote it.
+    pub node: String,
+    /// Its scope labels as stored (`cairn_core::names::scope_text`).
+    pub scope: String,
+    /// The op as encoded.
+    pub bytes: Vec<u8>,
+}
+
+/// A checkpoint an origin node signed over a stream's accepted ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OriginCheckpoint {
+    /// The node's Ed25519 signature.
+    pub signature: [u8; 64],
+    /// The key that made it.
+    pub public_key: [u8; 32],
+    /// `op_hash` of the op at the checkpoint's seq.
+    pub head: Hash,
+}
+
 /// One transaction of the hub's store, as the pipeline sees it. Dropping
 /// it without [`LogTx::commit`] rolls it back.
 ///
@@ -146,6 +175,33 @@ pub trait LogTx {
     fn log_note(&self, size: u64) -> Result<Option<String>, StorageError>;
     /// Keeps a signed log checkpoint (the first one of a size stays).
     fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError>;
+    /// The scope labels `node` is granted (`None` when it is not enrolled).
+    fn grants(&self, node: &str) -> Result<Option<BTreeMap<String, String>>, StorageError>;
+    /// The leaves `[from, to)`, at most `limit` of them, in leaf order.
+    fn leaves(&self, from: u64, to: u64, limit: usize) -> Result<Vec<LoggedOp>, StorageError>;
+    /// A stream's logged ops with seqs in `[from, to]`, in seq order.
+    fn stream_ops(
+        &self,
+        id: StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError>;
+    /// The node and name of a stream.
+    fn stream_name(&self, id: StreamId) -> Result<Option<(String, String)>, StorageError>;
+    /// The seq of the first origin checkpoint of the stream at or above `seq`.
+    fn checkpoint_covering(&self, id: StreamId, seq: u64) -> Result<Option<u64>, StorageError>;
+    /// The origin checkpoint kept at `seq` of a stream.
+    fn origin_checkpoint(
+        &self,
+        id: StreamId,
+        seq: u64,
+    ) -> Result<Option<OriginCheckpoint>, StorageError>;
+    /// The seq of the `hub:audit` act that enrolled `node` with `public_key`.
+    fn enrollment_act(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+    ) -> Result<Option<u64>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.

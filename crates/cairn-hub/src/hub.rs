@@ -2,11 +2,12 @@
 
 use crate::backend::{HubBackend, LogTx};
 use crate::pipeline::{self, PushRequest};
+use crate::pull::{self, Snapshot, SnapshotQuery};
 use crate::signer::LogSigner;
 use crate::tree::{self, TreeReader};
 use crate::{PushError, StorageError};
 use cairn_core::clock::Clock;
-use cairn_proto::PushResponse;
+use cairn_proto::{OwnOps, PullPage, PushResponse};
 use std::sync::Arc;
 
 /// The hub's logic over a backend `B`. It holds the signing key and reads
@@ -76,6 +77,27 @@ impl<B: HubBackend> Hub<B> {
         let tx = self.backend.read()?;
         let size = tx.log_size()?;
         self.signer.checkpoint_at(&tx, size)
+    }
+
+    /// A pull page for `node` from leaf `from` (see [`pull::pull_page`]).
+    pub fn pull(&self, node: &str, from: u64, limit: usize) -> Result<PullPage, PushError> {
+        pull::pull_page(&self.backend.read()?, &self.signer, node, from, limit)
+    }
+
+    /// A snapshot page for `node` (see [`pull::snapshot_page`]).
+    pub fn snapshot(&self, node: &str, query: &SnapshotQuery) -> Result<Snapshot, PushError> {
+        pull::snapshot_page(&self.backend.read()?, &self.signer, node, query)
+    }
+
+    /// A node's own ops back (see [`pull::own_ops`]).
+    pub fn own_ops(
+        &self,
+        node: &str,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<OwnOps, StorageError> {
+        pull::own_ops(&self.backend.read()?, node, stream, from, limit)
     }
 
     /// The log's size and root as they are now.

@@ -10,12 +10,14 @@
 
 pub mod audit;
 pub mod backend;
+pub mod chains;
 mod error;
 pub mod group;
 mod hub;
 pub mod ingest;
 pub mod memory;
 pub mod pipeline;
+pub mod pull;
 pub mod signer;
 pub mod tree;
 

@@ -8,7 +8,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    AlertRow, HubBackend, LeafRow, LogTx, NoteRow, QuarantineRow, StreamId, StreamRow,
+    AlertRow, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint, QuarantineRow,
+    StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -26,6 +27,10 @@ pub struct Leaf {
     pub seq: u64,
     /// Its `op_hash`.
     pub op_hash: Hash,
+    /// The node that wrote it.
+    pub node: String,
+    /// Its scope labels as stored (`cairn_core::names::scope_text`).
+    pub scope: String,
     /// The op as encoded.
     pub bytes: Vec<u8>,
 }
@@ -46,6 +51,10 @@ pub struct Quarantined {
 pub struct State {
     /// Enrolled nodes and their keys.
     pub nodes: BTreeMap<String, [u8; 32]>,
+    /// Enrolled nodes' granted scope labels.
+    pub grants: BTreeMap<String, BTreeMap<String, String>>,
+    /// Which `hub:audit` act enrolled each (node, key).
+    pub node_keys: BTreeMap<(String, [u8; 32]), u64>,
     /// Per node: when it last pushed and its clock offset.
     pub clocks: BTreeMap<String, (u64, i64)>,
     /// Streams by id (`id - 1` is the index): node, stream, row.
@@ -58,8 +67,8 @@ pub struct State {
     pub quarantine: BTreeMap<(String, String, Hash), Quarantined>,
     /// Alerts: kind, node, stream, message.
     pub alerts: Vec<(String, String, String, String)>,
-    /// Origin checkpoints kept: stream, seq, key.
-    pub origin_checkpoints: Vec<(StreamId, u64, [u8; 32])>,
+    /// Origin checkpoints kept, by stream and seq: signature and key.
+    pub origin_checkpoints: BTreeMap<(StreamId, u64), ([u8; 64], [u8; 32])>,
     /// Signed log checkpoints by size.
     pub notes: BTreeMap<u64, String>,
 }
@@ -87,9 +96,25 @@ impl MemoryBackend {
         MemoryBackend::default()
     }
 
-    /// Enrolls `node` with `public_key` (outside any transaction, uncounted).
+    /// Enrolls `node` with `public_key` and no scopes (outside any
+    /// transaction, uncounted).
     pub fn enroll(&self, node: &str, public_key: [u8; 32]) {
-        lock(&self.committed).nodes.insert(node.into(), public_key);
+        let mut state = lock(&self.committed);
+        state.nodes.insert(node.into(), public_key);
+        state.grants.entry(node.into()).or_default();
+    }
+
+    /// Grants `node` the scope labels `scopes` (uncounted).
+    pub fn grant(&self, node: &str, scopes: BTreeMap<String, String>) {
+        lock(&self.committed).grants.insert(node.into(), scopes);
+    }
+
+    /// Records that act `audit_seq` of `hub:audit` enrolled `node` with
+    /// `public_key` (uncounted).
+    pub fn record_enrollment(&self, node: &str, public_key: [u8; 32], audit_seq: u64) {
+        lock(&self.committed)
+            .node_keys
+            .insert((node.into(), public_key), audit_seq);
     }
 
     /// The committed state.
@@ -286,6 +311,8 @@ impl LogTx for MemoryTx<'_> {
                 stream_id: row.stream_id,
                 seq: row.op.seq,
                 op_hash: row.op.op_hash,
+                node: row.op.draft.node.clone(),
+                scope: cairn_core::names::scope_text(&row.op.draft.scope),
                 bytes: row.bytes.to_vec(),
             });
             Ok(())
@@ -376,7 +403,7 @@ impl LogTx for MemoryTx<'_> {
         self.write("keep_origin_checkpoint", |state| {
             state
                 .origin_checkpoints
-                .push((id, checkpoint.seq, *public_key));
+                .insert((id, checkpoint.seq), (checkpoint.signature, *public_key));
             Ok(())
         })
     }
@@ -392,6 +419,101 @@ impl LogTx for MemoryTx<'_> {
                 .entry(note.size)
                 .or_insert_with(|| note.note.to_string());
             Ok(())
+        })
+    }
+
+    fn grants(&self, node: &str) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+        self.read("grants", |state| state.grants.get(node).cloned())
+    }
+
+    fn leaves(&self, from: u64, to: u64, limit: usize) -> Result<Vec<LoggedOp>, StorageError> {
+        self.read("leaves", |state| {
+            let to = (to as usize).min(state.log.len());
+            let from = (from as usize).min(to);
+            state.log[from..to]
+                .iter()
+                .take(limit)
+                .enumerate()
+                .map(|(offset, leaf)| LoggedOp {
+                    leaf: (from + offset) as u64,
+                    stream_id: leaf.stream_id,
+                    seq: leaf.seq,
+                    node: leaf.node.clone(),
+                    scope: leaf.scope.clone(),
+                    bytes: leaf.bytes.clone(),
+                })
+                .collect()
+        })
+    }
+
+    fn stream_ops(
+        &self,
+        id: StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        self.read("stream_ops", |state| {
+            let mut ops: Vec<(u64, Vec<u8>)> = state
+                .log
+                .iter()
+                .filter(|leaf| leaf.stream_id == id && (from..=to).contains(&leaf.seq))
+                .map(|leaf| (leaf.seq, leaf.bytes.clone()))
+                .collect();
+            ops.sort_by_key(|(seq, _)| *seq);
+            ops
+        })
+    }
+
+    fn stream_name(&self, id: StreamId) -> Result<Option<(String, String)>, StorageError> {
+        self.read("stream_name", |state| {
+            let index = usize::try_from(id - 1).ok()?;
+            state
+                .streams
+                .get(index)
+                .map(|(node, stream, _)| (node.clone(), stream.clone()))
+        })
+    }
+
+    fn checkpoint_covering(&self, id: StreamId, seq: u64) -> Result<Option<u64>, StorageError> {
+        self.read("checkpoint_covering", |state| {
+            state
+                .origin_checkpoints
+                .range((id, seq)..=(id, u64::MAX))
+                .next()
+                .map(|((_, seq), _)| *seq)
+        })
+    }
+
+    fn origin_checkpoint(
+        &self,
+        id: StreamId,
+        seq: u64,
+    ) -> Result<Option<OriginCheckpoint>, StorageError> {
+        self.read("origin_checkpoint", |state| {
+            let (signature, public_key) = *state.origin_checkpoints.get(&(id, seq))?;
+            let head = state
+                .log
+                .iter()
+                .find(|leaf| leaf.stream_id == id && leaf.seq == seq)?
+                .op_hash;
+            Some(OriginCheckpoint {
+                signature,
+                public_key,
+                head,
+            })
+        })
+    }
+
+    fn enrollment_act(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+    ) -> Result<Option<u64>, StorageError> {
+        self.read("enrollment_act", |state| {
+            state
+                .node_keys
+                .get(&(node.to_string(), *public_key))
+                .copied()
         })
     }
 

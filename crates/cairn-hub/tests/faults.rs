@@ -236,3 +236,73 @@ fn the_fault_scenarios_cover_every_verdict() {
     assert_eq!(group[2].as_ref().unwrap().receipt.as_ref().unwrap().end, 17);
     assert!(state.alerts.iter().any(|alert| alert.0 == "clock_skew"));
 }
+
+/// One read of the hub, its answer or its error, as text.
+type Read<'a> = dyn Fn() -> Result<String, String> + 'a;
+
+/// Reads are held to the same rule: a pull, a snapshot page or a node's
+/// own ops whose every read fails in turn is a storage fault each time,
+/// never a refusal of the node ("not enrolled") or a short page.
+#[test]
+fn issue_10_3_every_failed_read_of_a_pull_is_a_fault_not_an_answer() {
+    let hub = hub();
+    let reader = NodeIdentity::from_seed("r", [3; 32]);
+    hub.backend().enroll("r", reader.public_key());
+    hub.backend()
+        .grant("r", [("site".to_string(), "x".to_string())].into());
+    for node in ["a", "r"] {
+        let key = hub.backend().state().nodes[node];
+        let tx = cairn_hub::backend::HubBackend::write(hub.backend()).unwrap();
+        let act =
+            serde_json::json!({"action": "enroll", "node": node, "public_key": hex::encode(key)});
+        let seq = cairn_hub::audit::append_act(&tx, hub.signer(), &act, NOW_MS).unwrap();
+        cairn_hub::backend::LogTx::commit(tx).unwrap();
+        hub.backend().record_enrollment(node, key, seq);
+    }
+    let mut head = StreamHead::EMPTY;
+    hub.push(push("a", &mut head, 20, "x")).unwrap();
+    let query = cairn_hub::pull::SnapshotQuery::default();
+    let reads: [(&str, Box<Read<'_>>); 3] = [
+        (
+            "pull",
+            Box::new(|| {
+                hub.pull("r", 0, 1_000)
+                    .map(|page| format!("{page:?}"))
+                    .map_err(|e| format!("{e:?}"))
+            }),
+        ),
+        (
+            "snapshot",
+            Box::new(|| {
+                hub.snapshot("r", &query)
+                    .map(|page| format!("{:?}", page.ops))
+                    .map_err(|e| format!("{e:?}"))
+            }),
+        ),
+        (
+            "own ops",
+            Box::new(|| {
+                hub.own_ops("a", "standard", 1, 1_000)
+                    .map(|own| format!("{own:?}"))
+                    .map_err(|e| format!("{e:?}"))
+            }),
+        ),
+    ];
+    for (what, read) in reads {
+        hub.backend().fail_call(None);
+        let expected = read().unwrap();
+        let calls = hub.backend().calls();
+        assert!(calls.len() > 3, "{what}: {calls:?}");
+        for n in 1..=calls.len() as u64 {
+            hub.backend().fail_call(Some(n));
+            let failed = read().unwrap_err();
+            assert!(
+                failed.contains("Fault(\"injected fault"),
+                "{what}: failing call {n} ({}) gave {failed}",
+                calls[n as usize - 1]
+            );
+        }
+        hub.backend().fail_call(None);
+        assert_eq!(read().unwrap(), expected, "{what}: the retry");
+    }
+}

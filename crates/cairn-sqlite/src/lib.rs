@@ -13,7 +13,6 @@ pub use checkpointer::{WAL_PAGES_CHECKPOINT, WAL_PAGES_HARD, WalCheckpointer};
 pub use error::{StoreError, sqlite_fault};
 
 use rusqlite::Connection;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -75,15 +74,4 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Scope labels as stored: `,name=value,` per label, so that a label filter is
-/// a substring test.
-pub fn scope_text(scope: &BTreeMap<String, String>) -> String {
-    let mut text = String::from(",");
-    for (name, value) in scope {
-        text.push_str(name);
-        text.push('=');
-        text.push_str(value);
-        text.push(',');
-    }
-    text
-}
+pub use cairn_core::names::scope_text;
