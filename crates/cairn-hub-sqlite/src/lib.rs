@@ -1,17 +1,14 @@
-//! The hub on SQLite: the backend of the hub's pipeline (`sqlite`:
-//! [`SqliteBackend`], the pipeline's reads and writes in SQL) and the hub
-//! store around it: enrolled nodes and one-time tokens, scoped pull pages
-//! with their chain proofs, snapshots, a node's own ops back, status, and
-//! `hub verify` (`verify`).
+//! The hub on SQLite: the backend of the hub's logic (`sqlite`:
+//! [`SqliteBackend`], every read and write of `cairn_hub::backend::LogTx`
+//! in SQL), the hub store that opens it with the hub's key and clock
+//! ([`HubStore`], the schema, status), offline bundles (`bundle`), and
+//! `hub verify` (`verify`), which re-derives the database itself.
 //!
 //! A push goes through `cairn_hub::Hub::push_group`: verified by
 //! `cairn_core::push`, persisted in one transaction (accepted ops become
 //! log leaves with their tree nodes, refused material goes to the
 //! quarantine, never away, an equivocation holds its stream and raises an
 //! alert), one signed log checkpoint per group, one range receipt per push.
-//!
-//! Over 800 lines: on the list of files to cut along their seams
-//! (`LONG_TODAY` in `crates/cairn/tests/tidy.rs`, issue 10).
 #![deny(missing_docs)]
 
 pub mod bundle;
@@ -29,7 +26,6 @@ use cairn_hub::backend::{HubBackend, LogTx};
 use cairn_hub::signer::LogSigner;
 use cairn_hub::tree::{self, TreeReader};
 use cairn_sqlite::{StoreError, WalCheckpointer};
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +38,6 @@ pub use cairn_hub::pull::{
 };
 pub use cairn_hub::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
 pub use cairn_proto::{ChainSegment, OwnOps, PullPage, PulledOp};
-
-/// Roles whose tokens the hub signs itself (people and tools, not nodes).
-pub const STAFF_ROLES: [&str; 3] = ["operator", "auditor", "admin"];
 
 const HUB_DDL: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -134,60 +127,7 @@ CREATE TABLE alerts (
 pub use cairn_hub::{PUSH_OPS_MAX, PushError, PushRequest};
 pub use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
 
-/// An operator's decision on an equivocation (see [`HubStore::resolve`]).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Resolution {
-    /// The node.
-    pub node: String,
-    /// Its stream.
-    pub stream: String,
-    /// The head the hub keeps.
-    pub kept_seq: u64,
-    /// Its hash, hex.
-    pub kept_hash: String,
-    /// Quarantined items of the stream, all kept.
-    pub quarantined: u64,
-    /// Why.
-    pub reason: String,
-    /// Who decided (a staff token's subject, or `cli`).
-    pub by: String,
-}
-
-/// Why a resolution was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ResolveError {
-    /// The hub holds no such stream.
-    #[error("the hub holds no stream {0}")]
-    UnknownStream(String),
-    /// The stream is not held.
-    #[error("stream {0} is not held: there is nothing to resolve")]
-    NotHeld(String),
-    /// The reason is missing or too long.
-    #[error("reason {0}")]
-    Reason(String),
-    /// A storage fault.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
-
-/// Why an enrollment was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EnrollError {
-    /// The token is unknown, used or expired.
-    #[error("{0}")]
-    Token(&'static str),
-    /// The token was issued for another node.
-    #[error("the token was issued for node {0:?}")]
-    Node(String),
-    /// The public key is not an Ed25519 key.
-    #[error("public key is not a valid Ed25519 key")]
-    Key,
-    /// A storage fault.
-    #[error("{0}")]
-    Store(#[from] StoreError),
-}
+pub use cairn_hub::admin::{EnrollError, Resolution, ResolveError, STAFF_ROLES};
 
 /// Figures for `cairn hub status`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -360,10 +300,6 @@ impl HubStore {
         self.hub.signer().identity()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.hub.backend().lock()
-    }
-
     /// The read-only connection, inside a read transaction: every statement
     /// run through it sees the same commit, so a pull that reads the log's
     /// size and then its leaves never meets a push that committed in
@@ -381,7 +317,7 @@ impl HubStore {
         public_key: [u8; 32],
         scopes: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        self.register(node, public_key, scopes, false, "cli")
+        admin_result(self.hub.enroll(node, public_key, scopes, false, "cli"))
     }
 
     /// Replaces an enrolled node's key (a lost or stolen device): an
@@ -394,133 +330,18 @@ impl HubStore {
         scopes: &BTreeMap<String, String>,
         by: &str,
     ) -> Result<(), StoreError> {
-        self.register(node, public_key, scopes, true, by)
-    }
-
-    fn register(
-        &self,
-        node: &str,
-        public_key: [u8; 32],
-        scopes: &BTreeMap<String, String>,
-        rekey: bool,
-        by: &str,
-    ) -> Result<(), StoreError> {
-        check_node_name(node)?;
-        if ed25519_dalek_check(&public_key).is_err() {
-            return Err(StoreError::Config(
-                "public key is not a valid Ed25519 key".into(),
-            ));
-        }
-        let scopes_text = serde_json::to_string(scopes)
-            .map_err(|error| StoreError::Internal(error.to_string()))?;
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let previous = enrolled_key(&tx, node)?;
-        let rekeyed = previous.filter(|previous| *previous != public_key);
-        if let Some(previous) = rekeyed
-            && !rekey
-        {
-            return Err(StoreError::Config(format!(
-                "node {node:?} is already enrolled with key {}; replacing its key is an explicit act: pass --rekey",
-                hex::encode(previous)
-            )));
-        }
-        let act = EnrollAct {
-            node,
-            public_key,
-            scopes: &scopes_text,
-            previous: rekeyed,
-            by,
-        };
-        self.register_in(&tx, &act)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Writes an enrollment inside `tx`: the node's row, the act in
-    /// `hub:audit`, the key's record, and the end of every token still
-    /// outstanding for the node (any enrollment makes them void).
-    fn register_in(&self, tx: &Connection, act: &EnrollAct<'_>) -> Result<(), StoreError> {
-        let now = self.clock().now_ms();
-        tx.execute(
-            "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
-            params![act.node, act.public_key.as_slice(), act.scopes, now as i64],
-        )?;
-        let revoked = tx.execute(
-            "UPDATE enrollments SET revoked_ms = ?1
-             WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
-            params![now as i64, act.node],
-        )?;
-        let granted: serde_json::Value = serde_json::from_str(act.scopes)
-            .map_err(|error| StoreError::Damaged(format!("scopes of {}: {error}", act.node)))?;
-        let mut record = serde_json::json!({
-            "action": "enroll",
-            "node": act.node,
-            "public_key": hex::encode(act.public_key),
-            "scopes": granted,
-            "by": act.by,
-        });
-        if let Some(previous) = act.previous {
-            record["rekey"] = true.into();
-            record["previous_key"] = hex::encode(previous).into();
-        }
-        if revoked > 0 {
-            record["tokens_revoked"] = revoked.into();
-        }
-        let seq = self.audit(tx, record)?;
-        keep_node_key(tx, act.node, &act.public_key, seq)
+        admin_result(self.hub.enroll(node, public_key, scopes, true, by))
     }
 
     /// Makes every outstanding one-time token of `node` void; returns how
     /// many there were. Recorded in `hub:audit` when there were any.
     pub fn revoke_tokens(&self, node: &str, by: &str) -> Result<u64, StoreError> {
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        let revoked = tx.execute(
-            "UPDATE enrollments SET revoked_ms = ?1
-             WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
-            params![self.clock().now_ms() as i64, node],
-        )?;
-        if revoked > 0 {
-            self.audit(
-                &tx,
-                serde_json::json!({"action": "revoke_tokens", "node": node, "count": revoked, "by": by}),
-            )?;
-        }
-        tx.commit()?;
-        Ok(revoked as u64)
+        Ok(self.hub.revoke_tokens(node, by)?)
     }
 
     /// The ops of the hub's own stream of administrative acts, in seq order.
     pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.read()?;
-        let conn = tx.conn();
-        let mut statement = conn.prepare(
-            "SELECT l.op FROM log l JOIN streams s ON s.id = l.stream_id
-             WHERE s.node = ?1 AND s.stream = ?2 ORDER BY l.seq",
-        )?;
-        let ops = statement
-            .query_map(params![HUB_NODE, AUDIT_STREAM], |row| row.get(0))?
-            .collect::<Result<Vec<Vec<u8>>, _>>()?;
-        Ok(ops)
-    }
-
-    /// Appends an administrative act to the hub's own signed stream
-    /// (`hub:audit`), as a leaf of the log, inside the caller's transaction:
-    /// enrollments and revocations become as tamper-evident as the nodes'
-    /// records. The ops carry the scope `hub=audit`, which nodes are not
-    /// granted, so they are not handed out by pulls.
-    ///
-    /// Returns the act's seq in `hub:audit`.
-    fn audit(&self, tx: &Connection, record: serde_json::Value) -> Result<u64, StoreError> {
-        let now = self.clock().now_ms();
-        Ok(cairn_hub::audit::append_act(
-            &SqlTx::within(tx),
-            self.hub.signer(),
-            &record,
-            now,
-        )?)
+        Ok(self.hub.audit_ops()?)
     }
 
     /// Ops visible to `node` from leaf `from` on (`cairn_hub::pull`).
@@ -553,30 +374,7 @@ impl HubStore {
 
     /// The hub's head of every stream of `node`: stream to (seq, op hash).
     pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StoreError> {
-        let tx = self.read()?;
-        let conn = tx.conn();
-        let mut statement = conn.prepare(
-            "SELECT stream, head_seq, head_hash FROM streams WHERE node = ?1 ORDER BY stream",
-        )?;
-        let rows = statement
-            .query_map([node], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Vec<u8>>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, seq, _)| *seq > 0)
-            .map(|(stream, seq, hash)| {
-                (
-                    stream,
-                    (seq as u64, Hash::from_slice(&hash).unwrap_or(Hash::ZERO)),
-                )
-            })
-            .collect())
+        Ok(self.hub.stream_heads(node)?)
     }
 
     /// Signs `message` with the hub's key (acknowledgement files carry it).
@@ -585,8 +383,7 @@ impl HubStore {
     }
 
     /// A token for a person or tool (role `operator`, `auditor` or
-    /// `admin`), signed with the hub's own key: whoever holds the hub's
-    /// data directory vouches for it. Nodes sign their own tokens instead.
+    /// `admin`), signed with the hub's own key (`cairn_hub::admin`).
     pub fn issue_token(
         &self,
         subject: &str,
@@ -594,68 +391,22 @@ impl HubStore {
         lifetime_s: u64,
         now_s: u64,
     ) -> Result<String, StoreError> {
-        if !STAFF_ROLES.contains(&role) {
-            return Err(StoreError::Config(format!(
-                "role {role:?}: the hub issues tokens for {} (nodes sign their own)",
-                STAFF_ROLES.join(", ")
-            )));
-        }
-        cairn_core::names::check_name(subject)
-            .map_err(|message| StoreError::Config(format!("subject {subject:?}: {message}")))?;
-        let lifetime_max = cairn_core::token::TOKEN_LIFETIME_S_MAX;
-        if lifetime_s == 0 || lifetime_s > lifetime_max {
-            return Err(StoreError::Config(format!(
-                "lifetime: 1 to {lifetime_max} seconds"
-            )));
-        }
-        let claims = cairn_core::token::Claims {
-            sub: subject.to_string(),
-            aud: self.origin().to_string(),
-            role: role.to_string(),
-            iat: now_s,
-            exp: now_s + lifetime_s,
-        };
-        Ok(cairn_core::token::sign(&claims, self.identity()))
+        admin_result(cairn_hub::admin::issue_token(
+            self.hub.signer(),
+            subject,
+            role,
+            lifetime_s,
+            now_s,
+        ))
     }
 
     /// Revokes a scope label from a node; returns whether it was granted.
     pub fn revoke(&self, node: &str, label: &str, value: &str) -> Result<bool, StoreError> {
-        let conn = self.lock()?;
-        let scopes: Option<String> = conn
-            .query_row("SELECT scopes FROM nodes WHERE node = ?1", [node], |row| {
-                row.get(0)
-            })
-            .optional()?;
-        let Some(scopes) = scopes else {
-            return Err(StoreError::Config(format!("node {node:?} is not enrolled")));
-        };
-        let mut grants: BTreeMap<String, String> = serde_json::from_str(&scopes)
-            .map_err(|error| StoreError::Damaged(format!("scopes of {node}: {error}")))?;
-        if grants.get(label).map(String::as_str) != Some(value) {
-            return Ok(false);
-        }
-        grants.remove(label);
-        let scopes = serde_json::to_string(&grants)
-            .map_err(|error| StoreError::Internal(error.to_string()))?;
-        let mut conn = conn;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE nodes SET scopes = ?1 WHERE node = ?2",
-            params![scopes, node],
-        )?;
-        self.audit(
-            &tx,
-            serde_json::json!({"action": "revoke", "node": node, "label": format!("{label}={value}")}),
-        )?;
-        tx.commit()?;
-        Ok(true)
+        admin_result(self.hub.revoke_scope(node, label, value))
     }
 
-    /// Releases a stream an equivocation held, keeping the hub's version:
-    /// its head stays where it is, both diverging versions stay in the
-    /// quarantine, and pushes that extend the head are accepted again (a
-    /// push that still rewrites a held seq holds the stream anew). The act,
-    /// with who decided and why, is an op of the hub's own stream.
+    /// Releases a stream an equivocation held, keeping the hub's version
+    /// (`cairn_hub::admin::resolve`).
     pub fn resolve(
         &self,
         node: &str,
@@ -663,73 +414,7 @@ impl HubStore {
         reason: &str,
         by: &str,
     ) -> Result<Resolution, ResolveError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.len() > cairn_core::limits::REASON_BYTES_MAX {
-            return Err(ResolveError::Reason(format!(
-                "must be 1 to {} bytes of text",
-                cairn_core::limits::REASON_BYTES_MAX
-            )));
-        }
-        let mut conn = self.lock()?;
-        let tx = conn.transaction().map_err(StoreError::from)?;
-        let row: Option<(i64, i64, Vec<u8>, bool)> = tx
-            .query_row(
-                "SELECT id, head_seq, head_hash, held FROM streams WHERE node = ?1 AND stream = ?2",
-                params![node, stream],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        let Some((stream_id, head_seq, head_hash, held)) = row else {
-            return Err(ResolveError::UnknownStream(format!("{node}:{stream}")));
-        };
-        if !held {
-            return Err(ResolveError::NotHeld(format!("{node}:{stream}")));
-        }
-        let quarantined: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM quarantine WHERE node = ?1 AND stream = ?2",
-                params![node, stream],
-                |row| row.get(0),
-            )
-            .map_err(StoreError::from)?;
-        let resolution = Resolution {
-            node: node.to_string(),
-            stream: stream.to_string(),
-            kept_seq: head_seq as u64,
-            kept_hash: hex::encode(&head_hash),
-            quarantined: quarantined as u64,
-            reason: reason.to_string(),
-            by: by.to_string(),
-        };
-        self.audit(
-            &tx,
-            serde_json::json!({
-                "action": "resolve",
-                "node": node,
-                "stream": stream,
-                "decision": "keep the hub's version",
-                "kept_seq": resolution.kept_seq,
-                "kept_hash": resolution.kept_hash,
-                "quarantined": resolution.quarantined,
-                "reason": reason,
-                "by": by,
-            }),
-        )?;
-        tx.execute("UPDATE streams SET held = 0 WHERE id = ?1", [stream_id])
-            .map_err(StoreError::from)?;
-        tx.execute(
-            "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ('resolved', ?1, ?2, ?3, ?4)",
-            params![
-                node,
-                stream,
-                format!("released by {by}, keeping seq {head_seq} as held: {reason}"),
-                self.clock().now_ms() as i64
-            ],
-        )
-        .map_err(StoreError::from)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(resolution)
+        self.hub.resolve(node, stream, reason, by)
     }
 
     /// The enrolled public key of `node`.
@@ -748,19 +433,10 @@ impl HubStore {
         valid_ms: u64,
         rekey: bool,
     ) -> Result<String, StoreError> {
-        check_node_name(node)?;
         let token = hex::encode(cairn_sqlite::random_seed()?);
-        let scopes = serde_json::to_string(scopes)
-            .map_err(|error| StoreError::Internal(error.to_string()))?;
-        let conn = self.lock()?;
-        if !rekey && enrolled_key(&conn, node)?.is_some() {
-            return Err(StoreError::Config(format!(
-                "node {node:?} is already enrolled; a token would replace its key: pass --rekey to issue one"
-            )));
-        }
-        conn.execute(
-            "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![Hash::of(token.as_bytes()).0.as_slice(), node, scopes, (self.clock().now_ms() + valid_ms) as i64, rekey],
+        admin_result(
+            self.hub
+                .create_enrollment(&token, node, scopes, valid_ms, rekey),
         )?;
         Ok(token)
     }
@@ -772,76 +448,7 @@ impl HubStore {
         public_key: [u8; 32],
         token: &str,
     ) -> Result<(), EnrollError> {
-        if ed25519_dalek_check(&public_key).is_err() {
-            return Err(EnrollError::Key);
-        }
-        let token_hash = Hash::of(token.as_bytes());
-        let mut conn = self.lock()?;
-        let tx = conn.transaction().map_err(StoreError::from)?;
-        let row = tx
-            .query_row(
-                "SELECT node, scopes, expires_ms, used_ms, rekey, revoked_ms FROM enrollments WHERE token_hash = ?1",
-                [token_hash.0.as_slice()],
-                |row| {
-                    Ok(TokenRow {
-                        node: row.get(0)?,
-                        scopes: row.get(1)?,
-                        expires_ms: row.get(2)?,
-                        used_ms: row.get(3)?,
-                        rekey: row.get(4)?,
-                        revoked_ms: row.get(5)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        let Some(TokenRow {
-            node: token_node,
-            scopes,
-            expires_ms,
-            used_ms,
-            rekey,
-            revoked_ms,
-        }) = row
-        else {
-            return Err(EnrollError::Token("unknown token"));
-        };
-        if used_ms.is_some() {
-            return Err(EnrollError::Token("token already used"));
-        }
-        if revoked_ms.is_some() {
-            return Err(EnrollError::Token(
-                "token revoked (the node was enrolled since, or an admin revoked it)",
-            ));
-        }
-        if (expires_ms as u64) < self.clock().now_ms() {
-            return Err(EnrollError::Token("token expired"));
-        }
-        if token_node != node {
-            return Err(EnrollError::Node(token_node));
-        }
-        let previous = enrolled_key(&tx, node)?;
-        let rekeyed = previous.filter(|previous| *previous != public_key);
-        if previous.is_some() && !rekey {
-            return Err(EnrollError::Token(
-                "the node is already enrolled and this token may not replace its key",
-            ));
-        }
-        tx.execute(
-            "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
-            params![self.clock().now_ms() as i64, token_hash.0.as_slice()],
-        )
-        .map_err(StoreError::from)?;
-        let act = EnrollAct {
-            node,
-            public_key,
-            scopes: &scopes,
-            previous: rekeyed,
-            by: "one-time token",
-        };
-        self.register_in(&tx, &act)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(())
+        self.hub.redeem_enrollment(node, public_key, token)
     }
 
     /// Verifies and applies a push (see [`HubStore::push_group`]).
@@ -958,81 +565,14 @@ impl HubStore {
     }
 }
 
-/// Checks that 32 bytes are a usable Ed25519 public key.
-fn ed25519_dalek_check(public_key: &[u8; 32]) -> Result<(), ()> {
-    // A signature check against a key that is not a curve point fails with
-    // `BadKey`; any other outcome means the key itself decoded.
-    match cairn_core::identity::verify_signature(public_key, b"", &[0; 64]) {
-        Err(cairn_core::identity::SignatureError::BadKey) => Err(()),
-        _ => Ok(()),
-    }
-}
-
-/// A one-time enrollment token as stored.
-struct TokenRow {
-    node: String,
-    scopes: String,
-    expires_ms: i64,
-    used_ms: Option<i64>,
-    rekey: bool,
-    revoked_ms: Option<i64>,
-}
-
-/// An enrollment about to be written (`HubStore::register_in`).
-struct EnrollAct<'a> {
-    node: &'a str,
-    public_key: [u8; 32],
-    /// Granted scopes, as stored (a JSON object).
-    scopes: &'a str,
-    /// The key this enrollment replaces, when it re-keys the node.
-    previous: Option<[u8; 32]>,
-    /// Who enrolled it.
-    by: &'a str,
-}
-
-/// Refuses names that are not node names, and the hub's own.
-fn check_node_name(node: &str) -> Result<(), StoreError> {
-    cairn_core::names::check_name(node)
-        .map_err(|message| StoreError::Config(format!("node {node:?}: {message}")))?;
-    if node == HUB_NODE {
-        return Err(StoreError::Config(format!(
-            "node {node:?}: the name is the hub's own"
-        )));
-    }
-    Ok(())
-}
-
-/// The key `node` is enrolled with, if it is.
-fn enrolled_key(conn: &Connection, node: &str) -> Result<Option<[u8; 32]>, StoreError> {
-    let key: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT public_key FROM nodes WHERE node = ?1",
-            [node],
-            |row| row.get(0),
-        )
-        .optional()?;
-    key.map(|key| {
-        key.try_into()
-            .map_err(|_| StoreError::Damaged(format!("enrolled key of {node}")))
+/// An administrative act's outcome as the store's error: a refusal is a
+/// refusal (`Config`), a fault a fault.
+fn admin_result<T>(result: Result<T, cairn_hub::admin::AdminError>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        cairn_hub::admin::AdminError::Refused(message) => StoreError::Config(message),
+        cairn_hub::admin::AdminError::Store(fault) => StoreError::Storage(fault),
+        other => StoreError::Internal(other.to_string()),
     })
-    .transpose()
-}
-
-/// Remembers which act of `hub:audit` enrolled `node` with `public_key`:
-/// pulls hand that op out beside every checkpoint the key signed, so that
-/// nodes only trust keys the hub logged.
-fn keep_node_key(
-    tx: &Connection,
-    node: &str,
-    public_key: &[u8; 32],
-    audit_seq: u64,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO node_keys (node, public_key, audit_seq) VALUES (?1, ?2, ?3)
-         ON CONFLICT (node, public_key) DO UPDATE SET audit_seq = ?3",
-        params![node, public_key.as_slice(), audit_seq as i64],
-    )?;
-    Ok(())
 }
 
 /// The hub's writer thread applies groups to the store

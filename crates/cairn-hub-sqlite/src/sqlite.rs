@@ -6,10 +6,9 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    AlertRow, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint, QuarantineRow,
-    StreamId, StreamRow,
+    AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineRow, StreamId, StreamRow,
 };
-use cairn_sqlite::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -33,56 +32,28 @@ impl SqliteBackend {
             reader: Mutex::new(reader),
         }
     }
-
-    /// The write connection, outside any transaction (the hub's own SQL:
-    /// enrollment, revocation, resolution).
-    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.writer
-            .lock()
-            .map_err(|_| StoreError::Internal("hub lock poisoned".into()))
-    }
 }
 
-enum Conn<'c> {
-    Owned(MutexGuard<'c, Connection>),
-    Borrowed(&'c Connection),
-}
-
-/// A transaction on one of the hub's connections. One this backend began
-/// is rolled back when dropped uncommitted; one borrowed from a caller's
-/// own transaction ([`SqlTx::within`]) is the caller's to end.
+/// A transaction on one of the hub's connections, rolled back when dropped
+/// uncommitted.
 pub struct SqlTx<'c> {
-    conn: Conn<'c>,
+    conn: MutexGuard<'c, Connection>,
     open: bool,
 }
 
 impl<'c> SqlTx<'c> {
-    /// A view of the caller's open transaction on `conn`.
-    pub(crate) fn within(conn: &'c Connection) -> SqlTx<'c> {
-        SqlTx {
-            conn: Conn::Borrowed(conn),
-            open: false,
-        }
-    }
-
-    fn begin(guard: MutexGuard<'c, Connection>) -> Result<SqlTx<'c>, StorageError> {
-        if !guard.is_autocommit() {
+    fn begin(conn: MutexGuard<'c, Connection>) -> Result<SqlTx<'c>, StorageError> {
+        if !conn.is_autocommit() {
             // A transaction an earlier guard could not end.
-            guard.execute_batch("ROLLBACK").map_err(fault)?;
+            conn.execute_batch("ROLLBACK").map_err(fault)?;
         }
-        guard.execute_batch("BEGIN DEFERRED").map_err(fault)?;
-        Ok(SqlTx {
-            conn: Conn::Owned(guard),
-            open: true,
-        })
+        conn.execute_batch("BEGIN DEFERRED").map_err(fault)?;
+        Ok(SqlTx { conn, open: true })
     }
 
     /// The connection, inside the transaction.
     pub(crate) fn conn(&self) -> &Connection {
-        match &self.conn {
-            Conn::Owned(guard) => guard,
-            Conn::Borrowed(conn) => conn,
-        }
+        &self.conn
     }
 
     fn run(&self, sql: &str, values: impl rusqlite::Params) -> Result<usize, StorageError> {
@@ -119,7 +90,11 @@ impl HubBackend for SqliteBackend {
     type Tx<'a> = SqlTx<'a>;
 
     fn write(&self) -> Result<SqlTx<'_>, StorageError> {
-        SqlTx::begin(self.lock()?)
+        let guard = self
+            .writer
+            .lock()
+            .map_err(|_| StorageError::Internal("hub writer lock poisoned".into()))?;
+        SqlTx::begin(guard)
     }
 
     fn read(&self) -> Result<SqlTx<'_>, StorageError> {
@@ -129,6 +104,11 @@ impl HubBackend for SqliteBackend {
             .map_err(|_| StorageError::Internal("hub reader lock poisoned".into()))?;
         SqlTx::begin(guard)
     }
+}
+
+/// Granted scopes as stored: a JSON object of label to value.
+fn scopes_json(scopes: &BTreeMap<String, String>) -> Result<String, StorageError> {
+    serde_json::to_string(scopes).map_err(|error| StorageError::Internal(error.to_string()))
 }
 
 fn hash_of(bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StorageError> {
@@ -455,6 +435,154 @@ impl LogTx for SqlTx<'_> {
             |row| row.get(0),
         )?;
         Ok(seq.map(|seq| seq as u64))
+    }
+
+    fn put_node(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        scopes: &BTreeMap<String, String>,
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node) DO UPDATE SET public_key = ?2, scopes = ?3",
+            params![
+                node,
+                public_key.as_slice(),
+                scopes_json(scopes)?,
+                now_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_grants(
+        &self,
+        node: &str,
+        scopes: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
+        self.run(
+            "UPDATE nodes SET scopes = ?1 WHERE node = ?2",
+            params![scopes_json(scopes)?, node],
+        )?;
+        Ok(())
+    }
+
+    fn keep_node_key(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        audit_seq: u64,
+    ) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO node_keys (node, public_key, audit_seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node, public_key) DO UPDATE SET audit_seq = ?3",
+            params![node, public_key.as_slice(), audit_seq as i64],
+        )?;
+        Ok(())
+    }
+
+    fn void_tokens(&self, node: &str, now_ms: u64) -> Result<u64, StorageError> {
+        let voided = self.run(
+            "UPDATE enrollments SET revoked_ms = ?1
+             WHERE node = ?2 AND used_ms IS NULL AND revoked_ms IS NULL",
+            params![now_ms as i64, node],
+        )?;
+        Ok(voided as u64)
+    }
+
+    fn put_token(&self, token_hash: &Hash, token: &EnrollToken) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                token_hash.0.as_slice(),
+                token.node,
+                scopes_json(&token.scopes)?,
+                token.expires_ms as i64,
+                token.rekey
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn token(&self, token_hash: &Hash) -> Result<Option<EnrollToken>, StorageError> {
+        type Row = (String, String, i64, Option<i64>, bool, Option<i64>);
+        let row: Option<Row> = self.one(
+            "SELECT node, scopes, expires_ms, used_ms, rekey, revoked_ms FROM enrollments WHERE token_hash = ?1",
+            [token_hash.0.as_slice()],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            },
+        )?;
+        row.map(|(node, scopes, expires_ms, used_ms, rekey, revoked_ms)| {
+            let scopes = serde_json::from_str(&scopes).map_err(|error| {
+                StorageError::Damaged(format!("scopes of a token for {node}: {error}"))
+            })?;
+            Ok(EnrollToken {
+                node,
+                scopes,
+                expires_ms: expires_ms as u64,
+                used_ms: used_ms.map(|ms| ms as u64),
+                rekey,
+                revoked_ms: revoked_ms.map(|ms| ms as u64),
+            })
+        })
+        .transpose()
+    }
+
+    fn use_token(&self, token_hash: &Hash, now_ms: u64) -> Result<(), StorageError> {
+        self.run(
+            "UPDATE enrollments SET used_ms = ?1 WHERE token_hash = ?2",
+            params![now_ms as i64, token_hash.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn quarantined_count(&self, node: &str, stream: &str) -> Result<u64, StorageError> {
+        let count: Option<i64> = self.one(
+            "SELECT count(*) FROM quarantine WHERE node = ?1 AND stream = ?2",
+            params![node, stream],
+            |row| row.get(0),
+        )?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    fn streams_of(&self, node: &str) -> Result<Vec<(String, StreamRow)>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT stream, id, head_seq, head_hash, held FROM streams WHERE node = ?1 ORDER BY stream",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([node], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                    row.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(fault)?;
+        let mut streams = Vec::new();
+        for row in rows {
+            let (stream, id, seq, hash, held) = row.map_err(fault)?;
+            let head = StreamHead {
+                seq: seq as u64,
+                hash: hash_of(&hash, || format!("head hash of {node}:{stream}"))?,
+            };
+            streams.push((stream, StreamRow { id, head, held }));
+        }
+        Ok(streams)
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

@@ -9,7 +9,6 @@ mod common;
 use cairn_core::chain::StreamHead;
 use cairn_core::clock::ManualClock;
 use cairn_core::identity::NodeIdentity;
-use cairn_hub::backend::HubBackend;
 use cairn_hub::memory::MemoryBackend;
 use cairn_hub::signer::LogSigner;
 use cairn_hub::{Hub, PushError};
@@ -51,22 +50,10 @@ fn the_memory_backend_answers_as_sqlite_does() {
         sqlite
             .enroll(&node.node, node.public_key(), &scopes)
             .unwrap();
-        // The same act, through the same pipeline function, on memory.
-        memory.backend().enroll(&node.node, node.public_key());
-        memory.backend().grant(&node.node, scopes.clone());
-        let tx = memory.backend().write().unwrap();
-        let record = serde_json::json!({
-            "action": "enroll",
-            "node": node.node,
-            "public_key": hex::encode(node.public_key()),
-            "scopes": scopes,
-            "by": "cli",
-        });
-        let seq = cairn_hub::audit::append_act(&tx, memory.signer(), &record, NOW_MS).unwrap();
-        cairn_hub::backend::LogTx::commit(tx).unwrap();
+        // The same act on memory: the same admin code over the other backend.
         memory
-            .backend()
-            .record_enrollment(&node.node, node.public_key(), seq);
+            .enroll(&node.node, node.public_key(), &scopes, false, "cli")
+            .unwrap();
     }
     assert_eq!(sqlite.checkpoint().unwrap(), memory.checkpoint().unwrap());
     let (mut head_a, mut head_b, mut again) =

@@ -130,6 +130,23 @@ pub struct OriginCheckpoint {
     pub head: Hash,
 }
 
+/// A one-time enrollment token as stored (only its hash names it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollToken {
+    /// The node it enrolls.
+    pub node: String,
+    /// The scopes it grants.
+    pub scopes: BTreeMap<String, String>,
+    /// When it stops being accepted, ms.
+    pub expires_ms: u64,
+    /// When it was redeemed.
+    pub used_ms: Option<u64>,
+    /// True when it may replace an enrolled node's key.
+    pub rekey: bool,
+    /// When it was voided (an enrollment of its node, or an admin).
+    pub revoked_ms: Option<u64>,
+}
+
 /// One transaction of the hub's store, as the pipeline sees it. Dropping
 /// it without [`LogTx::commit`] rolls it back.
 ///
@@ -202,6 +219,37 @@ pub trait LogTx {
         node: &str,
         public_key: &[u8; 32],
     ) -> Result<Option<u64>, StorageError>;
+    /// Enrolls `node` (or updates its key and scopes), first enrolled at `now_ms`.
+    fn put_node(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        scopes: &BTreeMap<String, String>,
+        now_ms: u64,
+    ) -> Result<(), StorageError>;
+    /// Replaces an enrolled node's granted scopes.
+    fn set_grants(&self, node: &str, scopes: &BTreeMap<String, String>)
+    -> Result<(), StorageError>;
+    /// Records that act `audit_seq` of `hub:audit` enrolled `node` with
+    /// `public_key`.
+    fn keep_node_key(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        audit_seq: u64,
+    ) -> Result<(), StorageError>;
+    /// Voids every token of `node` neither used nor voided; how many.
+    fn void_tokens(&self, node: &str, now_ms: u64) -> Result<u64, StorageError>;
+    /// Stores a one-time token under its hash.
+    fn put_token(&self, token_hash: &Hash, token: &EnrollToken) -> Result<(), StorageError>;
+    /// The token stored under `token_hash`.
+    fn token(&self, token_hash: &Hash) -> Result<Option<EnrollToken>, StorageError>;
+    /// Marks a token used.
+    fn use_token(&self, token_hash: &Hash, now_ms: u64) -> Result<(), StorageError>;
+    /// Items the quarantine keeps for `node:stream`.
+    fn quarantined_count(&self, node: &str, stream: &str) -> Result<u64, StorageError>;
+    /// Every stream of `node` that has an accepted op, by name.
+    fn streams_of(&self, node: &str) -> Result<Vec<(String, StreamRow)>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.

@@ -1,5 +1,6 @@
 //! A hub over one backend: the pipeline, the signer and the clock, wired.
 
+use crate::admin::{self, AdminError, EnrollError, Resolution, ResolveError};
 use crate::backend::{HubBackend, LogTx};
 use crate::pipeline::{self, PushRequest};
 use crate::pull::{self, Snapshot, SnapshotQuery};
@@ -7,7 +8,9 @@ use crate::signer::LogSigner;
 use crate::tree::{self, TreeReader};
 use crate::{PushError, StorageError};
 use cairn_core::clock::Clock;
+use cairn_core::hash::Hash;
 use cairn_proto::{OwnOps, PullPage, PushResponse};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The hub's logic over a backend `B`. It holds the signing key and reads
@@ -98,6 +101,102 @@ impl<B: HubBackend> Hub<B> {
         limit: usize,
     ) -> Result<OwnOps, StorageError> {
         pull::own_ops(&self.backend.read()?, node, stream, from, limit)
+    }
+
+    /// Runs `act` in one write transaction at the clock's time, and commits
+    /// it only when it succeeds.
+    fn in_write<T, E: From<StorageError>>(
+        &self,
+        act: impl FnOnce(&dyn LogTx, u64) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.backend.write()?;
+        let value = act(&tx, self.clock.now_ms())?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Enrolls a node (see [`admin::enroll`]).
+    pub fn enroll(
+        &self,
+        node: &str,
+        public_key: [u8; 32],
+        scopes: &BTreeMap<String, String>,
+        rekey: bool,
+        by: &str,
+    ) -> Result<(), AdminError> {
+        self.in_write(|tx, now| {
+            admin::enroll(tx, &self.signer, now, node, public_key, scopes, rekey, by)
+        })
+    }
+
+    /// Voids a node's outstanding tokens (see [`admin::revoke_tokens`]).
+    pub fn revoke_tokens(&self, node: &str, by: &str) -> Result<u64, StorageError> {
+        self.in_write(|tx, now| admin::revoke_tokens(tx, &self.signer, now, node, by))
+    }
+
+    /// Revokes a scope label (see [`admin::revoke_scope`]).
+    pub fn revoke_scope(&self, node: &str, label: &str, value: &str) -> Result<bool, AdminError> {
+        self.in_write(|tx, now| admin::revoke_scope(tx, &self.signer, now, node, label, value))
+    }
+
+    /// Releases a held stream (see [`admin::resolve`]).
+    pub fn resolve(
+        &self,
+        node: &str,
+        stream: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Resolution, ResolveError> {
+        self.in_write(|tx, now| admin::resolve(tx, &self.signer, now, (node, stream), reason, by))
+    }
+
+    /// Stores a one-time token valid for `valid_ms` (see
+    /// [`admin::create_enrollment`]); `token` comes from the caller's
+    /// randomness.
+    pub fn create_enrollment(
+        &self,
+        token: &str,
+        node: &str,
+        scopes: &BTreeMap<String, String>,
+        valid_ms: u64,
+        rekey: bool,
+    ) -> Result<(), AdminError> {
+        self.in_write(|tx, now| {
+            admin::create_enrollment(tx, token, node, scopes, now + valid_ms, rekey)
+        })
+    }
+
+    /// Redeems a one-time token (see [`admin::redeem_enrollment`]).
+    pub fn redeem_enrollment(
+        &self,
+        node: &str,
+        public_key: [u8; 32],
+        token: &str,
+    ) -> Result<(), EnrollError> {
+        self.in_write(|tx, now| {
+            admin::redeem_enrollment(tx, &self.signer, now, (node, public_key), token)
+        })
+    }
+
+    /// The hub's head of every stream of `node` that has an accepted op:
+    /// stream to (seq, op hash).
+    pub fn stream_heads(&self, node: &str) -> Result<BTreeMap<String, (u64, Hash)>, StorageError> {
+        let streams = self.backend.read()?.streams_of(node)?;
+        Ok(streams
+            .into_iter()
+            .filter(|(_, row)| row.head.seq > 0)
+            .map(|(stream, row)| (stream, (row.head.seq, row.head.hash)))
+            .collect())
+    }
+
+    /// The ops of the hub's own stream of administrative acts, in seq order.
+    pub fn audit_ops(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        let tx = self.backend.read()?;
+        let Some(row) = tx.stream(crate::HUB_NODE, crate::AUDIT_STREAM)? else {
+            return Ok(Vec::new());
+        };
+        let ops = tx.stream_ops(row.id, 1, row.head.seq)?;
+        Ok(ops.into_iter().map(|(_, bytes)| bytes).collect())
     }
 
     /// The log's size and root as they are now.

@@ -8,6 +8,7 @@
 //! any read or write to show that a fault is never a verdict.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod chains;

@@ -8,8 +8,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    AlertRow, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint, QuarantineRow,
-    StreamId, StreamRow,
+    AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineRow, StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -55,6 +55,8 @@ pub struct State {
     pub grants: BTreeMap<String, BTreeMap<String, String>>,
     /// Which `hub:audit` act enrolled each (node, key).
     pub node_keys: BTreeMap<(String, [u8; 32]), u64>,
+    /// One-time enrollment tokens by hash.
+    pub tokens: BTreeMap<Hash, EnrollToken>,
     /// Per node: when it last pushed and its clock offset.
     pub clocks: BTreeMap<String, (u64, i64)>,
     /// Streams by id (`id - 1` is the index): node, stream, row.
@@ -514,6 +516,103 @@ impl LogTx for MemoryTx<'_> {
                 .node_keys
                 .get(&(node.to_string(), *public_key))
                 .copied()
+        })
+    }
+
+    fn put_node(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        scopes: &BTreeMap<String, String>,
+        _now_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.write("put_node", |state| {
+            state.nodes.insert(node.into(), *public_key);
+            state.grants.insert(node.into(), scopes.clone());
+            Ok(())
+        })
+    }
+
+    fn set_grants(
+        &self,
+        node: &str,
+        scopes: &BTreeMap<String, String>,
+    ) -> Result<(), StorageError> {
+        self.write("set_grants", |state| {
+            state.grants.insert(node.into(), scopes.clone());
+            Ok(())
+        })
+    }
+
+    fn keep_node_key(
+        &self,
+        node: &str,
+        public_key: &[u8; 32],
+        audit_seq: u64,
+    ) -> Result<(), StorageError> {
+        self.write("keep_node_key", |state| {
+            state
+                .node_keys
+                .insert((node.into(), *public_key), audit_seq);
+            Ok(())
+        })
+    }
+
+    fn void_tokens(&self, node: &str, now_ms: u64) -> Result<u64, StorageError> {
+        self.write("void_tokens", |state| {
+            let mut voided = 0;
+            for token in state.tokens.values_mut() {
+                if token.node == node && token.used_ms.is_none() && token.revoked_ms.is_none() {
+                    token.revoked_ms = Some(now_ms);
+                    voided += 1;
+                }
+            }
+            Ok(voided)
+        })
+    }
+
+    fn put_token(&self, token_hash: &Hash, token: &EnrollToken) -> Result<(), StorageError> {
+        self.write("put_token", |state| {
+            match state.tokens.insert(*token_hash, token.clone()) {
+                Some(_) => Err(StorageError::Fault("token exists".into())),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn token(&self, token_hash: &Hash) -> Result<Option<EnrollToken>, StorageError> {
+        self.read("token", |state| state.tokens.get(token_hash).cloned())
+    }
+
+    fn use_token(&self, token_hash: &Hash, now_ms: u64) -> Result<(), StorageError> {
+        self.write("use_token", |state| {
+            if let Some(token) = state.tokens.get_mut(token_hash) {
+                token.used_ms = Some(now_ms);
+            }
+            Ok(())
+        })
+    }
+
+    fn quarantined_count(&self, node: &str, stream: &str) -> Result<u64, StorageError> {
+        self.read("quarantined_count", |state| {
+            state
+                .quarantine
+                .keys()
+                .filter(|(n, s, _)| n == node && s == stream)
+                .count() as u64
+        })
+    }
+
+    fn streams_of(&self, node: &str) -> Result<Vec<(String, StreamRow)>, StorageError> {
+        self.read("streams_of", |state| {
+            let mut streams: Vec<(String, StreamRow)> = state
+                .streams
+                .iter()
+                .filter(|(n, _, _)| n == node)
+                .map(|(_, stream, row)| (stream.clone(), *row))
+                .collect();
+            streams.sort_by(|a, b| a.0.cmp(&b.0));
+            streams
         })
     }
 

@@ -306,3 +306,81 @@ fn issue_10_3_every_failed_read_of_a_pull_is_a_fault_not_an_answer() {
         assert_eq!(read().unwrap(), expected, "{what}: the retry");
     }
 }
+
+/// One administrative act on a hub, its outcome as text.
+type Act = fn(&Hub<MemoryBackend>) -> Result<String, String>;
+
+/// The hub's own acts too: enrolling (directly and by token), re-keying,
+/// voiding tokens, revoking a label and resolving a held stream each fail
+/// whole on any failed call, and the retry does what a run without faults
+/// does.
+#[test]
+fn issue_10_3_every_failed_call_of_an_administrative_act_stores_nothing() {
+    fn text<T: std::fmt::Debug, E: std::fmt::Debug>(
+        result: Result<T, E>,
+    ) -> Result<String, String> {
+        result
+            .map(|value| format!("{value:?}"))
+            .map_err(|error| format!("{error:?}"))
+    }
+    let r = NodeIdentity::from_seed("r", [3; 32]).public_key();
+    let site: std::collections::BTreeMap<String, String> =
+        [("site".to_string(), "x".to_string())].into();
+    let acts: [(&str, Act); 6] = [
+        ("enroll", |hub| {
+            let r = NodeIdentity::from_seed("r", [3; 32]).public_key();
+            text(hub.enroll("r", r, &Default::default(), false, "test"))
+        }),
+        ("rekey", |hub| {
+            let other = NodeIdentity::from_seed("a", [7; 32]).public_key();
+            text(hub.enroll("a", other, &Default::default(), true, "test"))
+        }),
+        ("token", |hub| {
+            text(hub.create_enrollment("secret", "s", &Default::default(), 60_000, false))
+        }),
+        ("redeem", |hub| {
+            let s = NodeIdentity::from_seed("t", [4; 32]).public_key();
+            text(hub.redeem_enrollment("t", s, "ticket"))
+        }),
+        ("revoke label", |hub| {
+            text(hub.revoke_scope("r", "site", "x"))
+        }),
+        ("resolve", |hub| {
+            text(hub.resolve("a", "standard", "kept the hub's version", "test"))
+        }),
+    ];
+    let setup = || {
+        let hub = hub();
+        hub.enroll("r", r, &site, false, "setup").unwrap();
+        hub.create_enrollment("ticket", "t", &site, 60_000, false)
+            .unwrap();
+        // Hold a:standard with an equivocation.
+        let mut head = StreamHead::EMPTY;
+        hub.push(push("a", &mut head, 3, "x")).unwrap();
+        let mut fork = StreamHead::EMPTY;
+        assert!(hub.push(push("a", &mut fork, 3, "other")).unwrap().held);
+        hub
+    };
+    for (what, act) in acts {
+        let reference = setup();
+        reference.backend().fail_call(None);
+        let expected = act(&reference).unwrap_or_else(|error| panic!("{what}: {error}"));
+        let calls = reference.backend().calls();
+        let after = reference.backend().state();
+        for n in 1..=calls.len() as u64 {
+            let hub = setup();
+            let before = hub.backend().state();
+            hub.backend().fail_call(Some(n));
+            let failed = act(&hub).unwrap_err();
+            let call = calls[n as usize - 1];
+            assert!(
+                failed.contains("Fault(\"injected fault"),
+                "{what}: failing call {n} ({call}) gave {failed}"
+            );
+            assert_eq!(hub.backend().state(), before, "{what}: call {n} ({call})");
+            hub.backend().fail_call(None);
+            assert_eq!(act(&hub).unwrap(), expected, "{what}: retry after call {n}");
+            assert_eq!(hub.backend().state(), after, "{what}: retry after call {n}");
+        }
+    }
+}
