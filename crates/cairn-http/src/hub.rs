@@ -74,7 +74,7 @@ pub struct HubState {
     /// Where pushes wait for the hub's writer thread.
     pub pushes: PushQueue,
     /// Bearer tokens whose signature already verified.
-    pub tokens: Arc<cairn_core::token::Verified>,
+    pub tokens: Arc<crate::tokens::Verified>,
     /// How request bodies are read.
     pub bodies: Bodies,
 }
@@ -262,7 +262,7 @@ async fn consistency(
 /// Refusals are logged (an expired or forged token may be an attack).
 fn authenticate(
     hub: &HubStore,
-    tokens: &cairn_core::token::Verified,
+    tokens: &crate::tokens::Verified,
     headers: &HeaderMap,
 ) -> Result<String, AppError> {
     authorize(hub, tokens, headers, &["node"])
@@ -273,7 +273,7 @@ fn authenticate(
 /// operator's, auditor's or admin's with the hub's own (`cairn hub token`).
 fn authorize(
     hub: &HubStore,
-    tokens: &cairn_core::token::Verified,
+    tokens: &crate::tokens::Verified,
     headers: &HeaderMap,
     roles: &[&str],
 ) -> Result<String, AppError> {
@@ -283,7 +283,7 @@ fn authorize(
 /// [`authorize`], with the key the token verified under.
 fn authorize_keyed(
     hub: &HubStore,
-    tokens: &cairn_core::token::Verified,
+    tokens: &crate::tokens::Verified,
     headers: &HeaderMap,
     roles: &[&str],
 ) -> Result<(String, [u8; 32]), AppError> {

@@ -12,3 +12,4 @@ pub mod error;
 pub mod hub;
 pub mod server;
 pub mod tls;
+pub mod tokens;
