@@ -29,6 +29,8 @@ pub mod provenance;
 pub mod push;
 pub mod receipt;
 pub mod snapshot;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod token;
 pub mod trust;
 

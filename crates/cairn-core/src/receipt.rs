@@ -157,32 +157,9 @@ pub fn acknowledge(answers: &[Answered], ops: &[Option<&Op>]) -> Acknowledgement
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::StreamHead;
-    use crate::op::{Action, OpDraft};
 
     fn ops(count: u64) -> Vec<Op> {
-        let mut head = StreamHead::EMPTY;
-        (0..count)
-            .map(|n| {
-                let (_, bytes) = head.append(OpDraft {
-                    node: "a".into(),
-                    stream: "standard".into(),
-                    hlc: crate::hlc::Hlc {
-                        wall_ms: 1 + n,
-                        counter: 0,
-                    },
-                    collection: "notes".into(),
-                    action: Action::Append,
-                    key: String::new(),
-                    scope: Default::default(),
-                    base: Default::default(),
-                    ref_hash: None,
-                    reason: String::new(),
-                    payload: format!("{{\"n\":{n}}}").into_bytes(),
-                });
-                Op::decode(&bytes).unwrap()
-            })
-            .collect()
+        crate::testkit::stream("a", count as usize)
     }
 
     #[test]

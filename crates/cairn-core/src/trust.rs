@@ -120,33 +120,10 @@ pub fn verify_own(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::StreamHead;
     use crate::identity::NodeIdentity;
-    use crate::op::{Action, OpDraft};
 
     fn stream(node: &str, count: u64) -> Vec<Op> {
-        let mut head = StreamHead::EMPTY;
-        (0..count)
-            .map(|n| {
-                let (_, bytes) = head.append(OpDraft {
-                    node: node.into(),
-                    stream: "standard".into(),
-                    hlc: crate::hlc::Hlc {
-                        wall_ms: 1 + n,
-                        counter: 0,
-                    },
-                    collection: "notes".into(),
-                    action: Action::Append,
-                    key: String::new(),
-                    scope: Default::default(),
-                    base: Default::default(),
-                    ref_hash: None,
-                    reason: String::new(),
-                    payload: b"{}".to_vec(),
-                });
-                Op::decode(&bytes).unwrap()
-            })
-            .collect()
+        crate::testkit::stream(node, count as usize)
     }
 
     fn proof(identity: &NodeIdentity, op: &Op) -> ChainProof {

@@ -3,10 +3,11 @@
 //! push fails as a storage fault, nothing is stored or quarantined, and the
 //! retry gives exactly the answers and state of a run without faults.
 
+mod common;
+
 use cairn_core::chain::StreamHead;
 use cairn_core::clock::ManualClock;
 use cairn_core::identity::NodeIdentity;
-use cairn_core::op::{Action, OpDraft};
 use cairn_hub::memory::MemoryBackend;
 use cairn_hub::signer::LogSigner;
 use cairn_hub::{Hub, PushError, PushRequest, StorageError};
@@ -17,8 +18,8 @@ const NOW_MS: u64 = 1_700_000_000_000;
 
 fn hub() -> Hub<MemoryBackend> {
     let backend = MemoryBackend::new();
-    for (node, seed) in [("a", 1), ("b", 2)] {
-        backend.enroll(node, NodeIdentity::from_seed(node, [seed; 32]).public_key());
+    for node in ["a", "b"] {
+        backend.enroll(node, common::identity(node).public_key());
     }
     Hub::new(
         backend,
@@ -28,44 +29,13 @@ fn hub() -> Hub<MemoryBackend> {
 }
 
 fn author(node: &str) -> NodeIdentity {
-    let seed = if node == "a" { 1 } else { 2 };
-    NodeIdentity::from_seed(node, [seed; 32])
+    common::identity(node)
 }
 
 /// The next `count` ops of `node`'s `standard` stream after `head`, with
-/// `payload` for each, signed at the last.
-fn push(node: &str, head: &mut StreamHead, count: usize, payload: &str) -> PushRequest {
-    let identity = author(node);
-    let ops = (0..count)
-        .map(|_| {
-            head.append(OpDraft {
-                node: node.into(),
-                stream: "standard".into(),
-                hlc: cairn_core::hlc::Hlc {
-                    wall_ms: NOW_MS + head.seq,
-                    counter: 0,
-                },
-                collection: "notes".into(),
-                action: Action::Append,
-                key: String::new(),
-                scope: [("site".to_string(), "x".to_string())].into(),
-                base: Default::default(),
-                ref_hash: None,
-                reason: String::new(),
-                payload: format!("{{\"{payload}\":{}}}", head.seq + 1).into_bytes(),
-            })
-            .1
-        })
-        .collect();
-    PushRequest {
-        decoded: None,
-        checkpoint_key: None,
-        node_time_ms: None,
-        node: node.into(),
-        stream: "standard".into(),
-        ops,
-        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-    }
+/// payloads tagged `tag`, signed at the last.
+fn push(node: &str, head: &mut StreamHead, count: usize, tag: &str) -> PushRequest {
+    common::push(node, head, count, tag)
 }
 
 /// A scenario: pushes applied first, then the group under test.

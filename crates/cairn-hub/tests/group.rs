@@ -2,10 +2,11 @@
 //! predecessor is still on the way waits for it (once per stream), and the
 //! queue's writer thread answers every push.
 
+mod common;
+
 use cairn_core::chain::StreamHead;
 use cairn_core::clock::ManualClock;
 use cairn_core::identity::NodeIdentity;
-use cairn_core::op::{Action, OpDraft};
 use cairn_hub::group::{PushQueue, Waiting, in_stream_order};
 use cairn_hub::memory::MemoryBackend;
 use cairn_hub::signer::LogSigner;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 fn hub() -> Hub<MemoryBackend> {
     let backend = MemoryBackend::new();
-    backend.enroll("a", NodeIdentity::from_seed("a", [1; 32]).public_key());
+    backend.enroll("a", common::identity("a").public_key());
     Hub::new(
         backend,
         LogSigner::new(NodeIdentity::from_seed("hub", [9; 32]), "test.hub".into()),
@@ -22,39 +23,8 @@ fn hub() -> Hub<MemoryBackend> {
     )
 }
 
-/// A push of the next `count` ops of node `a`'s stream, decoded.
 fn request(head: &mut StreamHead, count: u64) -> PushRequest {
-    let identity = NodeIdentity::from_seed("a", [1; 32]);
-    let ops: Vec<Vec<u8>> = (0..count)
-        .map(|_| {
-            head.append(OpDraft {
-                node: "a".into(),
-                stream: "standard".into(),
-                hlc: cairn_core::hlc::Hlc {
-                    wall_ms: 1,
-                    counter: 0,
-                },
-                collection: "notes".into(),
-                action: Action::Append,
-                key: String::new(),
-                scope: Default::default(),
-                base: Default::default(),
-                ref_hash: None,
-                reason: String::new(),
-                payload: b"{}".to_vec(),
-            })
-            .1
-        })
-        .collect();
-    PushRequest {
-        decoded: Some(cairn_core::push::decode_push(&ops)),
-        checkpoint_key: None,
-        node_time_ms: None,
-        node: "a".into(),
-        stream: "standard".into(),
-        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-        ops,
-    }
+    common::decoded("a", head, count as usize)
 }
 
 fn waiting(head: &mut StreamHead, count: u64) -> Waiting {

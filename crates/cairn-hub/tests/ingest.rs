@@ -2,6 +2,8 @@
 //! and mutated bodies (JSON, postcard, zstd) refused cleanly or decoded,
 //! never a panic (issue 10, item 6).
 
+mod common;
+
 use base64::Engine;
 use cairn_core::mutation::mutated;
 use cairn_hub::PushRequest;
@@ -45,39 +47,8 @@ fn binary_push_bodies_keep_their_wire_format() {
     assert_eq!(postcard::from_bytes::<Elementwise>(&bytes).unwrap(), before);
 }
 
-/// A push of the next `count` ops of node `a`'s stream, decoded.
 fn request(head: &mut cairn_core::chain::StreamHead, count: u64) -> PushRequest {
-    let identity = cairn_core::identity::NodeIdentity::from_seed("a", [1; 32]);
-    let ops: Vec<Vec<u8>> = (0..count)
-        .map(|_| {
-            head.append(cairn_core::op::OpDraft {
-                node: "a".into(),
-                stream: "standard".into(),
-                hlc: cairn_core::hlc::Hlc {
-                    wall_ms: 1,
-                    counter: 0,
-                },
-                collection: "notes".into(),
-                action: cairn_core::op::Action::Append,
-                key: String::new(),
-                scope: Default::default(),
-                base: Default::default(),
-                ref_hash: None,
-                reason: String::new(),
-                payload: b"{}".to_vec(),
-            })
-            .1
-        })
-        .collect();
-    PushRequest {
-        decoded: Some(cairn_core::push::decode_push(&ops)),
-        checkpoint_key: None,
-        node_time_ms: None,
-        node: "a".into(),
-        stream: "standard".into(),
-        checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
-        ops,
-    }
+    common::decoded("a", head, count as usize)
 }
 
 proptest! {

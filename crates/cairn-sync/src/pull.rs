@@ -230,27 +230,7 @@ mod tests {
 
     fn ops(count: u64) -> Vec<Vec<u8>> {
         let mut head = StreamHead::EMPTY;
-        (0..count)
-            .map(|n| {
-                head.append(OpDraft {
-                    node: "a".into(),
-                    stream: "standard".into(),
-                    hlc: cairn_core::hlc::Hlc {
-                        wall_ms: 1 + n,
-                        counter: 0,
-                    },
-                    collection: "notes".into(),
-                    action: Action::Append,
-                    key: String::new(),
-                    scope: Default::default(),
-                    base: Default::default(),
-                    ref_hash: None,
-                    reason: String::new(),
-                    payload: format!("{{\"n\":{n}}}").into_bytes(),
-                })
-                .1
-            })
-            .collect()
+        cairn_core::testkit::notes("a", &mut head, count as usize, "n", &Default::default())
     }
 
     /// The part of a pull or snapshot answer that proves origins.
