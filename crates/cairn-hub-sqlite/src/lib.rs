@@ -24,7 +24,7 @@ use cairn_core::merkle;
 use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
 use cairn_hub::signer::LogSigner;
-use cairn_hub::tree::{self, TreeReader};
+use cairn_hub::tree::TreeReader;
 use cairn_sqlite::{StoreError, WalCheckpointer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,59 +129,7 @@ pub use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
 
 pub use cairn_hub::admin::{EnrollError, Resolution, ResolveError, STAFF_ROLES};
 
-/// Figures for `cairn hub status`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct HubStatus {
-    /// Log origin.
-    pub origin: String,
-    /// Leaves in the log.
-    pub log_size: u64,
-    /// Root hash, hex.
-    pub root: String,
-    /// Enrolled nodes.
-    pub nodes: u64,
-    /// Streams: `node:stream` to (head seq, held).
-    pub streams: BTreeMap<String, (u64, bool)>,
-    /// Quarantined items.
-    pub quarantined: u64,
-    /// Alerts raised.
-    pub alerts: Vec<String>,
-    /// Per node that pushed: when it last did, and its clock minus the
-    /// hub's at that push, ms.
-    pub clocks: BTreeMap<String, NodeClock>,
-    /// The newest quarantined items (at most [`STATUS_QUARANTINE_MAX`]).
-    pub quarantine: Vec<QuarantineItem>,
-}
-
-/// Most quarantined items `status` lists.
-pub const STATUS_QUARANTINE_MAX: usize = 100;
-
-/// One item of the quarantine, as `status` lists it (the material itself
-/// stays in the hub's database).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct QuarantineItem {
-    /// The node it was pushed as.
-    pub node: String,
-    /// The stream it was pushed to.
-    pub stream: String,
-    /// The seq it claims, when its header decodes.
-    pub seq: Option<u64>,
-    /// SHA-256 of the material, hex.
-    pub material_hash: String,
-    /// Why it was quarantined.
-    pub reason: String,
-    /// When, hub time, ms.
-    pub received_ms: u64,
-}
-
-/// What the hub saw of a node's clock at its last push.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct NodeClock {
-    /// When the node last pushed, hub time, ms.
-    pub pushed_ms: u64,
-    /// The node's clock minus the hub's, ms.
-    pub clock_offset_ms: i64,
-}
+pub use cairn_hub::status::{HubStatus, NodeClock, QuarantineItem, STATUS_QUARANTINE_MAX};
 
 /// An open hub store: the hub's logic over its SQLite backend, and the
 /// hub's own SQL (enrollment, pulls, snapshots, status) not yet behind the
@@ -490,78 +438,9 @@ impl HubStore {
         }
     }
 
-    /// Log size, streams, quarantine and alerts.
+    /// Log size, streams, quarantine and alerts (`cairn_hub::status`).
     pub fn status(&self) -> Result<HubStatus, StoreError> {
-        let tx = self.read()?;
-        let conn = tx.conn();
-        let log_size = tx.log_size()? as i64;
-        let root = tree::root(&TreeReader::new(&tx), log_size as u64)?;
-        let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
-        let quarantined: i64 =
-            conn.query_row("SELECT count(*) FROM quarantine", [], |row| row.get(0))?;
-        let streams = conn
-            .prepare("SELECT node, stream, head_seq, held FROM streams ORDER BY node, stream")?
-            .query_map([], |row| {
-                Ok((
-                    format!("{}:{}", row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-                    (row.get::<_, i64>(2)? as u64, row.get::<_, bool>(3)?),
-                ))
-            })?
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let alerts = conn
-            .prepare("SELECT kind, node, stream, message FROM alerts ORDER BY id")?
-            .query_map([], |row| {
-                Ok(format!(
-                    "{} {}:{}: {}",
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let clocks = conn
-            .prepare(
-                "SELECT node, pushed_ms, clock_offset_ms FROM nodes
-                 WHERE clock_offset_ms IS NOT NULL ORDER BY node",
-            )?
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    NodeClock {
-                        pushed_ms: row.get::<_, i64>(1)? as u64,
-                        clock_offset_ms: row.get(2)?,
-                    },
-                ))
-            })?
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let quarantine = conn
-            .prepare(
-                "SELECT node, stream, seq, material_hash, reason, received_ms FROM quarantine
-                 ORDER BY id DESC LIMIT ?1",
-            )?
-            .query_map([STATUS_QUARANTINE_MAX as i64], |row| {
-                Ok(QuarantineItem {
-                    node: row.get(0)?,
-                    stream: row.get(1)?,
-                    seq: row.get::<_, Option<i64>>(2)?.map(|seq| seq as u64),
-                    material_hash: hex::encode(row.get::<_, Vec<u8>>(3)?),
-                    reason: row.get(4)?,
-                    received_ms: row.get::<_, i64>(5)? as u64,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(HubStatus {
-            quarantine,
-            clocks,
-            origin: self.origin().to_string(),
-            log_size: log_size as u64,
-            root: root.to_hex(),
-            nodes: nodes as u64,
-            streams,
-            quarantined: quarantined as u64,
-            alerts,
-        })
+        Ok(self.hub.status()?)
     }
 }
 

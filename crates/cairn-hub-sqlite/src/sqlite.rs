@@ -6,8 +6,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -583,6 +583,117 @@ impl LogTx for SqlTx<'_> {
             streams.push((stream, StreamRow { id, head, held }));
         }
         Ok(streams)
+    }
+
+    fn node_count(&self) -> Result<u64, StorageError> {
+        let count: Option<i64> = self.one("SELECT count(*) FROM nodes", [], |row| row.get(0))?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    fn quarantine_count(&self) -> Result<u64, StorageError> {
+        let count: Option<i64> =
+            self.one("SELECT count(*) FROM quarantine", [], |row| row.get(0))?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    fn streams(&self) -> Result<Vec<(String, String, StreamRow)>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT node, stream, id, head_seq, head_hash, held FROM streams ORDER BY node, stream",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                    row.get::<_, bool>(5)?,
+                ))
+            })
+            .map_err(fault)?;
+        let mut streams = Vec::new();
+        for row in rows {
+            let (node, stream, id, seq, hash, held) = row.map_err(fault)?;
+            let head = StreamHead {
+                seq: seq as u64,
+                hash: hash_of(&hash, || format!("head hash of {node}:{stream}"))?,
+            };
+            streams.push((node, stream, StreamRow { id, head, held }));
+        }
+        Ok(streams)
+    }
+
+    fn alerts(&self) -> Result<Vec<Alert>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached("SELECT kind, node, stream, message FROM alerts ORDER BY id")
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Alert {
+                    kind: row.get(0)?,
+                    node: row.get(1)?,
+                    stream: row.get(2)?,
+                    message: row.get(3)?,
+                })
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn clocks(&self) -> Result<Vec<(String, u64, i64)>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT node, pushed_ms, clock_offset_ms FROM nodes
+                 WHERE clock_offset_ms IS NOT NULL ORDER BY node",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get::<_, i64>(1)? as u64, row.get(2)?))
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT node, stream, seq, material_hash, reason, received_ms FROM quarantine
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([limit as i64], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(fault)?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (node, stream, seq, hash, reason, received_ms) = row.map_err(fault)?;
+            items.push(QuarantineEntry {
+                material_hash: hash_of(&hash, || format!("quarantine item of {node}:{stream}"))?,
+                node,
+                stream,
+                seq: seq.map(|seq| seq as u64),
+                reason,
+                received_ms: received_ms as u64,
+            });
+        }
+        Ok(items)
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

@@ -147,6 +147,36 @@ pub struct EnrollToken {
     pub revoked_ms: Option<u64>,
 }
 
+/// An alert as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// `equivocation`, `integrity`, `clock_skew`, `resolved`.
+    pub kind: String,
+    /// The node concerned.
+    pub node: String,
+    /// Its stream.
+    pub stream: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A quarantined item as listed (the material stays stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    /// The node it was pushed as.
+    pub node: String,
+    /// The stream it was pushed to.
+    pub stream: String,
+    /// The seq it claims, when its header decodes.
+    pub seq: Option<u64>,
+    /// SHA-256 of the material.
+    pub material_hash: Hash,
+    /// Why it was quarantined.
+    pub reason: String,
+    /// When, hub time, ms.
+    pub received_ms: u64,
+}
+
 /// One transaction of the hub's store, as the pipeline sees it. Dropping
 /// it without [`LogTx::commit`] rolls it back.
 ///
@@ -250,6 +280,18 @@ pub trait LogTx {
     fn quarantined_count(&self, node: &str, stream: &str) -> Result<u64, StorageError>;
     /// Every stream of `node` that has an accepted op, by name.
     fn streams_of(&self, node: &str) -> Result<Vec<(String, StreamRow)>, StorageError>;
+    /// Enrolled nodes.
+    fn node_count(&self) -> Result<u64, StorageError>;
+    /// Items in the quarantine.
+    fn quarantine_count(&self) -> Result<u64, StorageError>;
+    /// Every stream with an accepted op: node, stream, row; by node, stream.
+    fn streams(&self) -> Result<Vec<(String, String, StreamRow)>, StorageError>;
+    /// Every alert, oldest first.
+    fn alerts(&self) -> Result<Vec<Alert>, StorageError>;
+    /// Per node that sent its clock: when it last pushed and its offset, ms.
+    fn clocks(&self) -> Result<Vec<(String, u64, i64)>, StorageError>;
+    /// The newest `limit` items of the quarantine, newest first.
+    fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.

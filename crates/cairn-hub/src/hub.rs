@@ -199,6 +199,11 @@ impl<B: HubBackend> Hub<B> {
         Ok(ops.into_iter().map(|(_, bytes)| bytes).collect())
     }
 
+    /// The hub's figures as they are now (see [`crate::status::status`]).
+    pub fn status(&self) -> Result<crate::status::HubStatus, StorageError> {
+        crate::status::status(&self.backend.read()?, self.signer.origin())
+    }
+
     /// The log's size and root as they are now.
     pub fn root(&self) -> Result<(u64, cairn_core::hash::Hash), StorageError> {
         let tx = self.backend.read()?;

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod pipeline;
 pub mod pull;
 pub mod signer;
+pub mod status;
 pub mod tree;
 
 pub use audit::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};

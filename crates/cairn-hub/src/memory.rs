@@ -8,8 +8,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -44,6 +44,10 @@ pub struct Quarantined {
     pub bytes: Vec<u8>,
     /// Why.
     pub reason: String,
+    /// When, hub time, ms.
+    pub received_ms: u64,
+    /// Its place in the order items arrived.
+    pub order: u64,
 }
 
 /// Everything the backend holds. Public so tests can compare states.
@@ -359,12 +363,15 @@ impl LogTx for MemoryTx<'_> {
             if state.quarantine.contains_key(&key) {
                 return Ok(false);
             }
+            let order = state.quarantine.len() as u64;
             state.quarantine.insert(
                 key,
                 Quarantined {
                     seq: item.seq,
                     bytes: item.bytes.to_vec(),
                     reason: item.reason.to_string(),
+                    received_ms: item.received_ms,
+                    order,
                 },
             );
             Ok(true)
@@ -613,6 +620,67 @@ impl LogTx for MemoryTx<'_> {
                 .collect();
             streams.sort_by(|a, b| a.0.cmp(&b.0));
             streams
+        })
+    }
+
+    fn node_count(&self) -> Result<u64, StorageError> {
+        self.read("node_count", |state| state.nodes.len() as u64)
+    }
+
+    fn quarantine_count(&self) -> Result<u64, StorageError> {
+        self.read("quarantine_count", |state| state.quarantine.len() as u64)
+    }
+
+    fn streams(&self) -> Result<Vec<(String, String, StreamRow)>, StorageError> {
+        self.read("streams", |state| {
+            let mut streams = state.streams.clone();
+            streams.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            streams
+        })
+    }
+
+    fn alerts(&self) -> Result<Vec<Alert>, StorageError> {
+        self.read("alerts", |state| {
+            state
+                .alerts
+                .iter()
+                .map(|(kind, node, stream, message)| Alert {
+                    kind: kind.clone(),
+                    node: node.clone(),
+                    stream: stream.clone(),
+                    message: message.clone(),
+                })
+                .collect()
+        })
+    }
+
+    fn clocks(&self) -> Result<Vec<(String, u64, i64)>, StorageError> {
+        self.read("clocks", |state| {
+            state
+                .clocks
+                .iter()
+                .map(|(node, (pushed_ms, offset))| (node.clone(), *pushed_ms, *offset))
+                .collect()
+        })
+    }
+
+    fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError> {
+        self.read("recent_quarantine", |state| {
+            let mut items: Vec<(&(String, String, Hash), &Quarantined)> =
+                state.quarantine.iter().collect();
+            items.sort_by_key(|(_, item)| std::cmp::Reverse(item.order));
+            items
+                .into_iter()
+                .take(limit)
+                .map(|((node, stream, hash), item)| QuarantineEntry {
+                    node: node.clone(),
+                    stream: stream.clone(),
+                    seq: item.seq,
+                    material_hash: *hash,
+                    reason: item.reason.clone(),
+                    received_ms: item.received_ms,
+                })
+                .collect()
         })
     }
 

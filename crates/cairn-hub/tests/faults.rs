@@ -232,7 +232,7 @@ fn issue_10_3_every_failed_read_of_a_pull_is_a_fault_not_an_answer() {
     let mut head = StreamHead::EMPTY;
     hub.push(push("a", &mut head, 20, "x")).unwrap();
     let query = cairn_hub::pull::SnapshotQuery::default();
-    let reads: [(&str, Box<Read<'_>>); 3] = [
+    let reads: [(&str, Box<Read<'_>>); 4] = [
         (
             "pull",
             Box::new(|| {
@@ -254,6 +254,14 @@ fn issue_10_3_every_failed_read_of_a_pull_is_a_fault_not_an_answer() {
             Box::new(|| {
                 hub.own_ops("a", "standard", 1, 1_000)
                     .map(|own| format!("{own:?}"))
+                    .map_err(|e| format!("{e:?}"))
+            }),
+        ),
+        (
+            "status",
+            Box::new(|| {
+                hub.status()
+                    .map(|status| format!("{status:?}"))
                     .map_err(|e| format!("{e:?}"))
             }),
         ),
