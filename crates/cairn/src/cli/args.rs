@@ -1,0 +1,413 @@
+//! Every command's arguments, as clap parses them.
+
+use super::*;
+
+/// Offline-first, tamper-evident sync for regulated field work.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// Data directory of the node.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./cairn-data",
+        env = "CAIRN_DATA"
+    )]
+    pub data: PathBuf,
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Set up and run an edge node.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
+    /// Write and read records.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Queue depth per stream, oldest pending age, storage use and alerts.
+    Status(StatusArgs),
+    /// Re-verify every stream end to end; exit 4 at the first broken link.
+    Verify,
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Run the demo on the embedded SQLite default.
+    Demo(cairn_tools::demo::DemoArgs),
+    /// Run a hub: the verified, Merkle-logged collection point of the fleet.
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// Push this node's unacknowledged ops to the hub now.
+    Sync(SyncArgs),
+}
+
+/// `cairn hub ...`
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// Create the hub's identity and log.
+    Init {
+        /// The log's origin line, e.g. `cairn.example/hub-1`.
+        #[arg(long)]
+        origin: String,
+        /// Names the hub's TLS certificate is made for, DNS names or IP
+        /// addresses (default: localhost and 127.0.0.1).
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
+    },
+    /// Register a node's public key and the scopes it is granted.
+    Enroll {
+        /// The node's name.
+        node: String,
+        /// Its Ed25519 public key, 64 hex characters (`cairn edge init` prints
+        /// it). Without it, a one-time token is printed for `cairn edge init --token`.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// How long a one-time token stays valid, hours.
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u64,
+        /// Granted scope labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Replace the key of a node that is already enrolled (a lost or
+        /// replaced device), or issue a token that may: recorded in the
+        /// hub's audit stream with the key it replaces.
+        #[arg(long)]
+        rekey: bool,
+    },
+    /// Make every outstanding one-time enrollment token of a node void
+    /// (any enrollment of the node does this too).
+    RevokeTokens {
+        /// The node.
+        node: String,
+    },
+    /// Serve the hub's HTTP API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:7979")]
+        listen: String,
+        /// Serve HTTPS with the hub's certificate (tls.crt, tls.key); edges
+        /// pin its fingerprint, which `cairn hub status` prints.
+        #[arg(long)]
+        tls: bool,
+        /// How long a client may take to send a request's headers, or leave
+        /// a body or an idle connection stalled, ms.
+        #[arg(long, default_value_t = cairn_http::hub::HUB_LIMITS.read_timeout.as_millis() as u64)]
+        read_timeout_ms: u64,
+    },
+    /// Log size and root, streams, quarantine and alerts.
+    Status,
+    /// Re-verify the whole log: every op's hashes, every stream's chain and
+    /// head, every origin checkpoint and its enrolled key, every signed log
+    /// checkpoint's root. Exit 4 with the faults when anything is off.
+    Verify,
+    /// The hub's own record of its administrative acts (enrollments,
+    /// revocations): ops of node `hub`, stream `audit`, in its log.
+    Audit,
+    /// Issue a short-lived token for a person or tool (operator, auditor,
+    /// admin), signed with the hub's key: `GET /v1/status` takes one.
+    Token {
+        /// Who it is for (a name: a-z, 0-9, '.', '_', '-').
+        #[arg(long)]
+        subject: String,
+        /// operator, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// How long it stays valid, minutes (at most 15).
+        #[arg(long, default_value_t = 15)]
+        minutes: u64,
+    },
+    /// Revoke a scope label from a node: it purges what it pulled under it at its next sync.
+    Revoke {
+        /// The node.
+        node: String,
+        /// The label to revoke, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: String,
+    },
+    /// Release a stream an equivocation held, keeping the hub's version
+    /// (both diverging versions stay in the quarantine). Recorded as an act
+    /// of the hub's own stream.
+    Resolve {
+        /// The node.
+        node: String,
+        /// Its held stream.
+        stream: String,
+        /// Why (recorded with the act).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (recorded with the act).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Verify and ingest an offline bundle exactly as pushes would be.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
+    /// Write the signed acknowledgements of a node to a file, for its way back.
+    ExportAcks {
+        /// The node.
+        #[arg(long)]
+        node: String,
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `cairn sync` options.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The hub's base URL, e.g. http://127.0.0.1:7979 (default: the hub this
+    /// node enrolled with).
+    #[arg(long)]
+    pub hub: Option<String>,
+    /// Most ops per push (a batch always ends at a signed checkpoint).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_ops: usize,
+    /// How push bodies travel: auto (binary, postcard+zstd, when the hub offers it), json or binary.
+    #[arg(long, default_value = "auto", value_parser = encoding)]
+    pub encoding: cairn_sync::Encoding,
+    /// The hub's public key (hex), to check its log checkpoints' signatures.
+    #[arg(long, requires = "hub_origin")]
+    pub hub_key: Option<String>,
+    /// The hub's log origin (with --hub-key).
+    #[arg(long)]
+    pub hub_origin: Option<String>,
+    /// SHA-256 fingerprint of an https:// hub's certificate (default: the
+    /// one remembered at enrollment).
+    #[arg(long)]
+    pub hub_cert_sha256: Option<String>,
+    /// Accept a hub whose log went back (restored from a backup): hold its
+    /// log as it is now and push again the ops it lost.
+    #[arg(long)]
+    pub accept_log_rollback: bool,
+}
+
+/// `cairn edge ...`
+#[derive(Subcommand, Debug)]
+pub enum EdgeCommand {
+    /// Create the node's identity, store and active rule packs.
+    Init {
+        /// The node's name (a-z, 0-9, '.', '_', '-'; default: this
+        /// machine's host name, made into one).
+        #[arg(long)]
+        node: Option<String>,
+        /// Rule packs to activate (default: mro, pharmacy, field_service).
+        #[arg(long = "pack")]
+        packs: Vec<String>,
+        /// Default scope labels, NAME=VALUE (e.g. site=hangar-7).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Refuse writes once the store uses this many bytes (0: no quota).
+        #[arg(long, default_value_t = 0)]
+        quota_bytes: u64,
+        /// Enroll with this hub right away (with --token).
+        #[arg(long, requires = "token")]
+        hub: Option<String>,
+        /// The one-time token `cairn hub enroll` printed.
+        #[arg(long, requires = "hub")]
+        token: Option<String>,
+        /// SHA-256 fingerprint of the hub's TLS certificate, for an https://
+        /// hub (`cairn hub enroll` prints it); remembered with the hub.
+        #[arg(long, requires = "hub")]
+        hub_cert_sha256: Option<String>,
+    },
+    /// Serve the localhost HTTP API (and sync with a hub in the background).
+    Serve {
+        /// Address to listen on (port 0 picks a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+        /// The hub to sync with, e.g. http://127.0.0.1:7979 (default: the
+        /// hub this node enrolled with; a node that never enrolled stays
+        /// offline).
+        #[arg(long, conflicts_with = "offline")]
+        hub: Option<String>,
+        /// Do not sync at all, even with the hub this node enrolled with.
+        #[arg(long)]
+        offline: bool,
+        /// The hub's public key (hex), to check its log checkpoints.
+        #[arg(long, requires = "hub_origin")]
+        hub_key: Option<String>,
+        /// The hub's log origin (with --hub-key).
+        #[arg(long)]
+        hub_origin: Option<String>,
+        /// SHA-256 fingerprint of an https:// hub's certificate (default:
+        /// the one remembered at enrollment).
+        #[arg(long)]
+        hub_cert_sha256: Option<String>,
+        /// How often to look for new ops when idle, ms.
+        #[arg(long, default_value_t = 500)]
+        sync_interval_ms: u64,
+        /// How long one request to the hub may take, ms.
+        #[arg(long, default_value_t = 10_000)]
+        sync_timeout_ms: u64,
+        /// How push bodies travel: auto (binary, postcard+zstd, when the hub offers it), json or binary.
+        #[arg(long, default_value = "auto", value_parser = encoding)]
+        encoding: cairn_sync::Encoding,
+        /// Consecutive failures that open the circuit breaker.
+        #[arg(long, default_value_t = 3)]
+        breaker_failures: u32,
+        /// How long the breaker stays open before a probe, ms.
+        #[arg(long, default_value_t = 5_000)]
+        breaker_open_ms: u64,
+        /// A push the hub says it spent longer than this with (its
+        /// Server-Timing) halves the batch and sends one push at a time, ms.
+        #[arg(long, default_value_t = cairn_core::link::LinkConfig::default().hub_busy_ms)]
+        hub_busy_ms: u64,
+        /// How long a client may take to send a request's headers, or leave
+        /// a body or an idle connection stalled, ms.
+        #[arg(long, default_value_t = cairn_http::edge::EDGE_LIMITS.read_timeout.as_millis() as u64)]
+        read_timeout_ms: u64,
+    },
+    /// After a restore from an old backup (an equivocation an operator has
+    /// resolved): take this node's own ops back from the hub, checked
+    /// against its own key, set the diverged ones aside (kept in the store)
+    /// and append them again after the hub's head; then sync as usual.
+    Recover(SyncArgs),
+    /// Print this node's name and public key (for `cairn hub enroll
+    /// --public-key`).
+    Key,
+    /// Change the node's settings (with `edge serve` stopped).
+    Config {
+        /// Refuse writes once the store uses this many bytes (0: no quota).
+        #[arg(long)]
+        quota_bytes: Option<u64>,
+    },
+    /// Enroll this (already initialized) node at a hub with a one-time
+    /// token from `cairn hub enroll`.
+    Enroll {
+        /// The hub's URL, e.g. https://hub.example:7979.
+        #[arg(long)]
+        hub: String,
+        /// The one-time token `cairn hub enroll` printed.
+        #[arg(long)]
+        token: String,
+        /// SHA-256 fingerprint of the hub's TLS certificate, for an https://
+        /// hub (`cairn hub enroll` and `cairn hub status` print it).
+        #[arg(long)]
+        hub_cert_sha256: Option<String>,
+    },
+    /// Write every unacknowledged op to an offline bundle (for a USB stick).
+    Export {
+        /// The bundle file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apply the hub's signed acknowledgements from a file.
+    ImportAcks {
+        /// The acknowledgement file.
+        file: PathBuf,
+        /// The hub's public key (hex).
+        #[arg(long)]
+        hub_key: String,
+        /// The hub's log origin.
+        #[arg(long)]
+        hub_origin: String,
+    },
+}
+
+/// `cairn record ...`
+#[derive(Subcommand, Debug)]
+pub enum RecordCommand {
+    /// Add a record (ledger) or put an entity or config record.
+    Add {
+        /// Collection.
+        collection: String,
+        /// The record as JSON; `-` reads stdin, `@PATH` reads a file.
+        record: OsString,
+        /// Key of an entity or config record.
+        #[arg(long)]
+        key: Option<String>,
+        /// Scope labels, NAME=VALUE (an entity's default to the ones it has).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Let an entity put change the record's scope labels (move it,
+        /// e.g. to another building); refused without it.
+        #[arg(long = "move")]
+        move_scope: bool,
+    },
+    /// Show one record.
+    Get {
+        /// Collection.
+        collection: String,
+        /// Record id (ledger) or key.
+        id: String,
+    },
+    /// List records of a collection.
+    List {
+        /// Collection.
+        collection: String,
+        /// Only records with these labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Resume after this id or key (the `next` of an earlier list).
+        #[arg(long)]
+        after: Option<String>,
+        /// Most records to show (default: all); the last line (or `next`)
+        /// says where to resume when more exist.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Include deleted entities.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Correct a ledger record with a new record; the original never changes.
+    Correct {
+        /// Collection.
+        collection: String,
+        /// Id of the record corrected.
+        id: String,
+        /// The corrected record as JSON; `-` reads stdin, `@PATH` a file.
+        record: OsString,
+        /// Why the correction is made.
+        #[arg(long)]
+        reason: String,
+        /// Scope labels, NAME=VALUE.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+    /// Delete an entity or config record (a tombstone op).
+    Delete {
+        /// Collection.
+        collection: String,
+        /// Key.
+        key: String,
+        /// Scope labels, NAME=VALUE (default: the record's own).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+}
+
+/// `cairn status` options.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Alert when the oldest pending op is older than this, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub pending_alert_secs: u64,
+    /// Alert when storage use passes this share of the quota, percent.
+    #[arg(long, default_value_t = 80)]
+    pub storage_alert_percent: u64,
+}
+
+/// `cairn bench ...`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Durable writes through the library and the HTTP API, beside fsync and raw SQLite.
+    Edge(cairn_tools::bench::EdgeBenchArgs),
+    /// Push throughput to a hub process, many nodes reconnecting, and a long drain.
+    Push(cairn_tools::bench::PushBenchArgs),
+    /// Pushes over an emulated satellite link (1 Mbit/s, 600 ms RTT): link use, bytes per op.
+    Link(cairn_tools::bench::LinkBenchArgs),
+}
+
+/// `--encoding`: auto, json or binary.
+pub(super) fn encoding(text: &str) -> Result<cairn_sync::Encoding, String> {
+    text.parse()
+}
