@@ -3,8 +3,9 @@
 //! commit) so tests can show a storage fault is never a verdict.
 //!
 //! A write transaction works on a copy of the committed state and swaps it
-//! in at commit; dropping it drops the copy. Simple and obviously atomic,
-//! and slow on purpose-free sizes only (tests hold a few thousand leaves).
+//! in at commit; dropping it drops the copy. Simple and obviously atomic;
+//! the copy costs time in proportion to the state, which is fine for tests
+//! (a few thousand leaves) and the reason this backend is for tests only.
 
 use crate::StorageError;
 use crate::backend::{
