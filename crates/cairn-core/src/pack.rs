@@ -939,5 +939,7 @@ fn ndc11(text: &str) -> Option<String> {
     Some(format!("{labeler:0>5}-{product:0>4}-{package:0>2}"))
 }
 
+mod describe;
+
 #[cfg(test)]
 mod tests;

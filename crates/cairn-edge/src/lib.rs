@@ -62,6 +62,9 @@ pub struct InitOptions {
     pub node: String,
     /// Rule packs to activate, by built-in name.
     pub packs: Vec<String>,
+    /// More rule packs to activate: TOML sources (files a site wrote or
+    /// received), checked like the built-in ones and stored with them.
+    pub custom_packs: Vec<String>,
     /// Scope labels added to writes that do not name them.
     pub default_scope: BTreeMap<String, String>,
     /// Refuse writes once the database files exceed this many bytes (0: no quota).
@@ -132,27 +135,50 @@ pub struct PendingBatch {
     pub checkpoint: cairn_core::identity::Checkpoint,
 }
 
+/// The packs `options` asks for, each with the source it was read from:
+/// built-in names first, then custom sources, each checked.
+fn init_packs(options: &InitOptions) -> Result<Vec<(RulePack, String)>, StoreError> {
+    let mut packs = Vec::new();
+    for name in &options.packs {
+        let (_, source) = cairn_core::pack::BUILTIN_PACKS
+            .iter()
+            .find(|(pack, _)| pack == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect();
+                StoreError::Config(format!(
+                    "unknown rule pack {name:?} (built in: {}; a pack of your own is loaded from its file)",
+                    known.join(", ")
+                ))
+            })?;
+        let pack =
+            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))?;
+        packs.push((pack, source.to_string()));
+    }
+    for source in &options.custom_packs {
+        let pack =
+            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))?;
+        if let Some((other, _)) = packs.iter().find(|(other, _)| other.name == pack.name) {
+            return Err(StoreError::Config(format!(
+                "rule pack {:?} is given twice (versions {} and {})",
+                pack.name, other.version, pack.version
+            )));
+        }
+        packs.push((pack, source.clone()));
+    }
+    Ok(packs)
+}
+
 impl EdgeStore {
     /// Creates the identity, the database and the active rule packs in `dir`.
     pub fn init(dir: &Path, options: &InitOptions) -> Result<(), StoreError> {
         cairn_core::names::check_name(&options.node).map_err(|message| {
             StoreError::Config(format!("node name {:?}: {message}", options.node))
         })?;
-        let mut packs = Vec::new();
-        for name in &options.packs {
-            let pack = RulePack::builtin(name).ok_or_else(|| {
-                let known: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
-                    .iter()
-                    .map(|(name, _)| *name)
-                    .collect();
-                StoreError::Config(format!(
-                    "unknown rule pack {name:?} (built in: {})",
-                    known.join(", ")
-                ))
-            })?;
-            packs.push(pack);
-        }
-        Catalog::new(packs)?;
+        let packs = init_packs(options)?;
+        Catalog::new(packs.iter().map(|(pack, _)| pack.clone()).collect())?;
         std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
         let key_path = files::key_path(dir);
         if key_path.exists() || files::db_path(dir).exists() {
@@ -164,7 +190,7 @@ impl EdgeStore {
         let identity = NodeIdentity::from_seed(&options.node, files::random_seed()?);
         files::write_private(&key_path, identity.to_key_file().as_bytes())?;
         let mut conn = schema::open(&files::db_path(dir))?;
-        schema::create(&mut conn, &identity, options)?;
+        schema::create(&mut conn, &identity, options, &packs)?;
         Ok(())
     }
 

@@ -128,6 +128,7 @@ pub(crate) fn create(
     conn: &mut Connection,
     identity: &NodeIdentity,
     options: &InitOptions,
+    packs: &[(RulePack, String)],
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     tx.execute_batch(DDL)?;
@@ -149,13 +150,7 @@ pub(crate) fn create(
         params![identity.node, identity.public_key().as_slice()],
     )?;
     let now_ms = crate::clock::now_ms() as i64;
-    for name in &options.packs {
-        let (_, source) = cairn_core::pack::BUILTIN_PACKS
-            .iter()
-            .find(|(pack, _)| pack == name)
-            .ok_or_else(|| StoreError::Config(format!("unknown rule pack {name:?}")))?;
-        let pack =
-            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))?;
+    for (pack, source) in packs {
         tx.execute(
             "INSERT INTO packs (name, version, source, source_hash, activated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![pack.name, pack.version, source, pack.source_hash.to_hex(), now_ms],

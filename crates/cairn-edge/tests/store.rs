@@ -13,6 +13,7 @@ fn init(dir: &std::path::Path) -> EdgeStore {
             packs: vec!["mro".into(), "pharmacy".into(), "field_service".into()],
             default_scope: [("site".to_string(), "hangar-7".to_string())].into(),
             quota_bytes: 0,
+            custom_packs: Vec::new(),
         },
     )
     .unwrap();
@@ -228,7 +229,8 @@ fn reopening_resumes_the_chain() {
                 node: "x".into(),
                 packs: vec![],
                 default_scope: BTreeMap::new(),
-                quota_bytes: 0
+                quota_bytes: 0,
+                custom_packs: Vec::new(),
             }
         )
         .is_err()
@@ -245,6 +247,7 @@ fn the_quota_refuses_writes_and_keeps_the_store_intact() {
             packs: vec!["mro".into()],
             default_scope: [("site".to_string(), "s".to_string())].into(),
             quota_bytes: 1,
+            custom_packs: Vec::new(),
         },
     )
     .unwrap();
@@ -454,6 +457,7 @@ fn issue_10_4_the_oldest_pending_alert_follows_the_store_s_clock() {
             packs: vec!["mro".into()],
             default_scope: [("site".to_string(), "x".to_string())].into(),
             quota_bytes: 0,
+            custom_packs: Vec::new(),
         },
     )
     .unwrap();

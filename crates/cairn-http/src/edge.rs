@@ -91,32 +91,15 @@ async fn status(State(state): State<AppState>) -> Result<axum::Json<Value>, AppE
     Ok(axum::Json(json!(status)))
 }
 
+/// The active packs and every collection with its fields' rules (type,
+/// format, allowed values, range, length, normalizer, merge rule,
+/// sensitivity), so an app can discover what to send.
 async fn collections(State(state): State<AppState>) -> axum::Json<Value> {
     let catalog = state.store.catalog();
     let list: Vec<Value> = catalog
         .collections
         .values()
-        .map(|collection| {
-            let fields: BTreeMap<&String, Value> = collection
-                .fields
-                .iter()
-                .map(|(name, field)| {
-                    (
-                        name,
-                        json!({"required": field.required, "sensitive": field.sensitive}),
-                    )
-                })
-                .collect();
-            json!({
-                "name": collection.name,
-                "pack": collection.pack,
-                "kind": collection.kind.name(),
-                "stream": collection.stream,
-                "scope": collection.scope,
-                "description": collection.description,
-                "fields": fields,
-            })
-        })
+        .map(cairn_core::pack::Collection::describe)
         .collect();
     let packs: Vec<Value> = catalog
         .packs

@@ -1,5 +1,5 @@
 //! The command line: parsing, dispatch and exit codes, one room per
-//! command group (`args`, `edge`, `hub`, `record`, `serve`, `sync`,
+//! command group (`args`, `edge`, `hub`, `pack`, `record`, `serve`, `sync`,
 //! `status`), with how commands fail (`failure`) and reach a hub
 //! (`connect`).
 
@@ -8,6 +8,7 @@ mod connect;
 mod edge;
 mod failure;
 mod hub;
+mod pack;
 mod record;
 mod serve;
 mod status;
@@ -73,6 +74,7 @@ fn open(cli: &Cli) -> Result<EdgeStore, Failure> {
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Edge(command) => edge(&cli, command),
+        Command::Pack(command) => pack::pack(&cli, command),
         Command::Record(command) => record(&cli, command),
         Command::Status(args) => status(&cli, args),
         Command::Verify => verify(&cli),

@@ -112,6 +112,19 @@ async fn writes_reads_and_batches_over_http() {
     let (status, collections) = api.get("/v1/collections").await;
     assert_eq!(status, 200);
     assert!(collections["collections"].as_array().unwrap().len() >= 9);
+    // Every field says what it accepts (issue 11, item 4).
+    let actions = collections["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|collection| collection["name"] == "maintenance_actions")
+        .unwrap();
+    assert_eq!(actions["fields"]["work_order"]["type"], "string");
+    assert_eq!(
+        actions["fields"]["work_order"]["format"],
+        "^WO-[A-Z0-9-]{1,40}$"
+    );
+    assert_eq!(actions["fields"]["action"]["enum"][0], "inspection");
     edge.kill();
 }
 

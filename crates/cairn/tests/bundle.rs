@@ -266,6 +266,7 @@ fn setup() -> Setup {
         packs: vec!["mro".into()],
         default_scope: [("site".to_string(), "site-9".to_string())].into(),
         quota_bytes: 0,
+        custom_packs: Vec::new(),
     };
     EdgeStore::init(&dir.path().join("edge"), &options).unwrap();
     let edge = EdgeStore::open(&dir.path().join("edge")).unwrap();

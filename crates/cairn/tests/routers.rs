@@ -220,6 +220,7 @@ async fn every_edge_endpoint_refuses_bad_requests_in_process() {
         packs: vec!["mro".into(), "field_service".into()],
         default_scope: [("site".to_string(), "x".to_string())].into(),
         quota_bytes: 0,
+        custom_packs: Vec::new(),
     };
     cairn_edge::EdgeStore::init(dir.path(), &options).unwrap();
     let store = Arc::new(cairn_edge::EdgeStore::open(dir.path()).unwrap());

@@ -104,6 +104,7 @@ pub(crate) fn fresh_store(dir: &Path, name: &str) -> anyhow::Result<EdgeStore> {
             packs: vec!["mro".into()],
             default_scope: Default::default(),
             quota_bytes: 0,
+            custom_packs: Vec::new(),
         },
     )?;
     Ok(EdgeStore::open(&path)?)

@@ -28,6 +28,9 @@ pub enum Command {
     /// Set up and run an edge node.
     #[command(subcommand)]
     Edge(EdgeCommand),
+    /// The rule packs: what each collection and field accepts.
+    #[command(subcommand)]
+    Pack(PackCommand),
     /// Write and read records.
     #[command(subcommand)]
     Record(RecordCommand),
@@ -45,6 +48,23 @@ pub enum Command {
     Hub(HubCommand),
     /// Push this node's unacknowledged ops to the hub now.
     Sync(SyncArgs),
+}
+
+/// `cairn pack ...`
+#[derive(Subcommand, Debug)]
+pub enum PackCommand {
+    /// The node's active rule packs.
+    List,
+    /// Every collection of a pack and every field's rules: type, format,
+    /// allowed values, range, length, normalizer, merge rule, sensitivity.
+    Show {
+        /// An active pack of the node.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        name: Option<String>,
+        /// A pack file, read and checked without a node (before activating it).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 /// `cairn hub ...`
@@ -199,9 +219,17 @@ pub enum EdgeCommand {
         /// machine's host name, made into one).
         #[arg(long)]
         node: Option<String>,
-        /// Rule packs to activate (default: mro, pharmacy, field_service).
+        /// Built-in rule packs to activate (default: mro, pharmacy,
+        /// field_service).
         #[arg(long = "pack")]
         packs: Vec<String>,
+        /// A rule pack of your own to activate too: its TOML file
+        /// (`cairn pack show --file F` shows what it declares).
+        #[arg(long = "pack-file")]
+        pack_files: Vec<PathBuf>,
+        /// Activate every `*.toml` rule pack in this directory too.
+        #[arg(long)]
+        pack_dir: Option<PathBuf>,
         /// Default scope labels, NAME=VALUE (e.g. site=hangar-7).
         #[arg(long = "scope")]
         scope: Vec<String>,

@@ -84,6 +84,8 @@ fn edge_init(cli: &Cli, command: &EdgeCommand) -> Result<(), Failure> {
     let EdgeCommand::Init {
         node,
         packs,
+        pack_files,
+        pack_dir,
         scope,
         quota_bytes,
         hub,
@@ -118,6 +120,7 @@ fn edge_init(cli: &Cli, command: &EdgeCommand) -> Result<(), Failure> {
         packs: packs.clone(),
         default_scope,
         quota_bytes: *quota_bytes,
+        custom_packs: crate::cli::pack::read_pack_files(pack_files, pack_dir.as_deref())?,
     };
     let existed = cli.data.exists();
     EdgeStore::init(&cli.data, &options).map_err(|error| match error {
