@@ -21,10 +21,8 @@ pub use verify::{FAULTS_MAX, HubVerifyReport};
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
-use cairn_core::pack::RulePack;
 use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
-use cairn_hub::comply::Packs;
 use cairn_hub::signer::LogSigner;
 use cairn_hub::tree::TreeReader;
 use cairn_sqlite::{StoreError, WalCheckpointer};
@@ -32,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Version of the hub schema, kept in `meta`.
-const HUB_SCHEMA_VERSION: &str = "4";
+const HUB_SCHEMA_VERSION: &str = "3";
 
 pub use cairn_hub::pull::{
     CHAIN_SPAN_MAX, PULL_OPS_MAX, PULL_SCAN_MAX, SNAPSHOT_OPS_MAX, SNAPSHOT_SCAN_MAX, Snapshot,
@@ -126,29 +124,6 @@ CREATE TABLE alerts (
 ) STRICT;
 ";
 
-/// What schema 4 adds to schema 3: the rule packs the hub judges by, and
-/// each logged op's compliance verdict (apart from the log, keyed by
-/// `op_hash`). Also run by the migration from schema 3.
-const COMPLIANCE_DDL: &str = "
-CREATE TABLE packs (
-    name         TEXT PRIMARY KEY,
-    version      TEXT NOT NULL,
-    source       TEXT NOT NULL,
-    source_hash  TEXT NOT NULL,
-    activated_ms INTEGER NOT NULL
-) STRICT;
-CREATE TABLE compliance (
-    op_hash    BLOB PRIMARY KEY,
-    leaf       INTEGER NOT NULL,
-    state      TEXT NOT NULL,
-    pack       TEXT NOT NULL,
-    version    TEXT NOT NULL,
-    violations TEXT NOT NULL,
-    at_ms      INTEGER NOT NULL
-) STRICT;
-CREATE INDEX compliance_state ON compliance (state);
-";
-
 pub use cairn_hub::{PUSH_OPS_MAX, PushError, PushRequest};
 pub use cairn_proto::{OpResult, OpStatus, PushResponse, RangeReceipt};
 
@@ -175,21 +150,8 @@ fn hub_db_path(dir: &Path) -> PathBuf {
 }
 
 impl HubStore {
-    /// Creates the hub's identity and database in `dir`; `origin` names the
-    /// log. It judges by the built-in rule packs.
+    /// Creates the hub's identity and database in `dir`; `origin` names the log.
     pub fn init(dir: &Path, origin: &str) -> Result<(), StoreError> {
-        HubStore::init_with(dir, origin, &[])
-    }
-
-    /// [`HubStore::init`], judging also by the packs of `custom_packs`
-    /// (TOML sources, each checked).
-    pub fn init_with(dir: &Path, origin: &str, custom_packs: &[String]) -> Result<(), StoreError> {
-        let mut sources: Vec<String> = cairn_core::pack::BUILTIN_PACKS
-            .iter()
-            .map(|(_, source)| source.to_string())
-            .collect();
-        sources.extend(custom_packs.iter().cloned());
-        let packs = parse_packs(&sources)?;
         if origin.is_empty() || origin.contains('\n') || origin.len() > 256 {
             return Err(StoreError::Config(
                 "origin must be one line of 1 to 256 bytes".into(),
@@ -207,12 +169,10 @@ impl HubStore {
         let mut conn = cairn_sqlite::open(&hub_db_path(dir))?;
         let tx = conn.transaction()?;
         tx.execute_batch(HUB_DDL)?;
-        tx.execute_batch(COMPLIANCE_DDL)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', ?2)",
             [origin, HUB_SCHEMA_VERSION],
         )?;
-        store_packs(&tx, &packs, &sources)?;
         tx.commit()?;
         Ok(())
     }
@@ -244,9 +204,7 @@ impl HubStore {
             [],
             |row| row.get(0),
         )?;
-        if version == "3" {
-            migrate_from_3(&mut conn)?;
-        } else if version != HUB_SCHEMA_VERSION {
+        if version != HUB_SCHEMA_VERSION {
             return Err(StoreError::Config(format!(
                 "{} holds hub schema {version}, this build reads {HUB_SCHEMA_VERSION}",
                 dir.display()
@@ -261,14 +219,12 @@ impl HubStore {
         let checkpointer = WalCheckpointer::start(&hub_db_path(dir), &mut conn)?;
         let reader = cairn_sqlite::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
-        let packs = load_packs(&conn)?;
         Ok(HubStore {
             hub: Hub::new(
                 SqliteBackend::new(conn, reader),
                 LogSigner::new(identity, origin),
                 clock,
-            )
-            .with_packs(packs),
+            ),
             _checkpointer: checkpointer,
         })
     }
@@ -512,74 +468,4 @@ impl cairn_hub::group::Writer for HubStore {
     ) -> Result<Option<(u64, bool)>, cairn_hub::StorageError> {
         Ok(HubStore::stream_head(self, node, stream)?)
     }
-}
-
-/// Checks pack sources and that each collection is defined once.
-fn parse_packs(sources: &[String]) -> Result<Vec<RulePack>, StoreError> {
-    let packs = sources
-        .iter()
-        .map(|source| {
-            RulePack::from_toml(source).map_err(|error| StoreError::Config(error.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Packs::new(packs.clone()).map_err(StoreError::Config)?;
-    Ok(packs)
-}
-
-fn store_packs(
-    tx: &rusqlite::Transaction<'_>,
-    packs: &[RulePack],
-    sources: &[String],
-) -> Result<(), StoreError> {
-    let now_ms = cairn_sqlite::clock::now_ms() as i64;
-    for (pack, source) in packs.iter().zip(sources) {
-        tx.execute(
-            "INSERT INTO packs (name, version, source, source_hash, activated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![pack.name, pack.version, source, pack.source_hash.to_hex(), now_ms],
-        )
-        .map_err(|error| match error {
-            rusqlite::Error::SqliteFailure(code, _)
-                if code.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                StoreError::Config(format!("rule pack {:?} is given twice", pack.name))
-            }
-            other => StoreError::from(other),
-        })?;
-    }
-    Ok(())
-}
-
-/// The packs the hub judges by, as stored.
-fn load_packs(conn: &rusqlite::Connection) -> Result<Packs, StoreError> {
-    let sources = conn
-        .prepare("SELECT source FROM packs ORDER BY name")?
-        .query_map([], |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let packs = sources
-        .iter()
-        .map(|source| {
-            RulePack::from_toml(source)
-                .map_err(|error| StoreError::Damaged(format!("a stored rule pack: {error}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Packs::new(packs).map_err(StoreError::Damaged)
-}
-
-/// Schema 3 to 4: the packs and compliance tables, judging by the built-in
-/// packs from now on. Ops logged before keep no verdict (they predate it).
-fn migrate_from_3(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
-    let sources: Vec<String> = cairn_core::pack::BUILTIN_PACKS
-        .iter()
-        .map(|(_, source)| source.to_string())
-        .collect();
-    let packs = parse_packs(&sources)?;
-    let tx = conn.transaction()?;
-    tx.execute_batch(COMPLIANCE_DDL)?;
-    store_packs(&tx, &packs, &sources)?;
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-        [HUB_SCHEMA_VERSION],
-    )?;
-    tx.commit()?;
-    Ok(())
 }

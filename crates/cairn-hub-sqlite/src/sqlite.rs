@@ -6,8 +6,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, JudgementRow, LeafRow, LogTx, LoggedOp, NoteRow,
-    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -694,40 +694,6 @@ impl LogTx for SqlTx<'_> {
             });
         }
         Ok(items)
-    }
-
-    fn record_judgement(&self, row: &JudgementRow<'_>) -> Result<(), StorageError> {
-        let violations = serde_json::to_string(&row.judgement.violations)
-            .map_err(|error| StorageError::Internal(error.to_string()))?;
-        self.run(
-            "INSERT INTO compliance (op_hash, leaf, state, pack, version, violations, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (op_hash) DO UPDATE SET state = ?3, pack = ?4, version = ?5,
-                 violations = ?6, at_ms = ?7",
-            params![
-                row.op_hash.0.as_slice(),
-                row.leaf as i64,
-                row.judgement.state.name(),
-                row.judgement.pack,
-                row.judgement.version,
-                violations,
-                row.at_ms as i64
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn state_counts(&self) -> Result<BTreeMap<String, u64>, StorageError> {
-        let mut statement = self
-            .conn()
-            .prepare_cached("SELECT state, count(*) FROM compliance GROUP BY state")
-            .map_err(fault)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
-            })
-            .map_err(fault)?;
-        rows.collect::<Result<_, _>>().map_err(fault)
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

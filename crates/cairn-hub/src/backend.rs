@@ -177,19 +177,6 @@ pub struct QuarantineEntry {
     pub received_ms: u64,
 }
 
-/// The rule packs' verdict on a logged op, as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JudgementRow<'a> {
-    /// The op.
-    pub op_hash: Hash,
-    /// Its leaf.
-    pub leaf: u64,
-    /// The verdict.
-    pub judgement: &'a crate::comply::Judgement,
-    /// When, hub time, ms.
-    pub at_ms: u64,
-}
-
 /// One transaction of the hub's store, as the pipeline sees it. Dropping
 /// it without [`LogTx::commit`] rolls it back.
 ///
@@ -305,12 +292,6 @@ pub trait LogTx {
     fn clocks(&self) -> Result<Vec<(String, u64, i64)>, StorageError>;
     /// The newest `limit` items of the quarantine, newest first.
     fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError>;
-    /// Keeps the packs' verdict on a logged op (the op went INGESTED,
-    /// VALIDATED, COMPLIANCE_CHECKED and then to the verdict's state, at
-    /// `at_ms`, under the pack version it names).
-    fn record_judgement(&self, row: &JudgementRow<'_>) -> Result<(), StorageError>;
-    /// How many logged ops stand in each compliance state.
-    fn state_counts(&self) -> Result<BTreeMap<String, u64>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.

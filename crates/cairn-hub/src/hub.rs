@@ -2,7 +2,6 @@
 
 use crate::admin::{self, AdminError, EnrollError, Resolution, ResolveError};
 use crate::backend::{HubBackend, LogTx};
-use crate::comply::Packs;
 use crate::pipeline::{self, PushRequest};
 use crate::pull::{self, Snapshot, SnapshotQuery};
 use crate::signer::LogSigner;
@@ -20,34 +19,16 @@ pub struct Hub<B> {
     backend: B,
     signer: LogSigner,
     clock: Arc<dyn Clock>,
-    /// The rule packs accepted ops are judged by.
-    packs: Packs,
 }
 
 impl<B: HubBackend> Hub<B> {
     /// A hub storing in `backend`, signing with `signer`, at `clock`'s time.
     pub fn new(backend: B, signer: LogSigner, clock: Arc<dyn Clock>) -> Hub<B> {
-        let builtin = cairn_core::pack::BUILTIN_PACKS
-            .iter()
-            .filter_map(|(name, _)| cairn_core::pack::RulePack::builtin(name))
-            .collect();
         Hub {
             backend,
             signer,
             clock,
-            packs: Packs::new(builtin).expect("the built-in packs define each collection once"),
         }
-    }
-
-    /// The hub judging by `packs` instead of the built-in ones.
-    pub fn with_packs(mut self, packs: Packs) -> Hub<B> {
-        self.packs = packs;
-        self
-    }
-
-    /// The rule packs it judges by.
-    pub fn packs(&self) -> &Packs {
-        &self.packs
     }
 
     /// Its storage.
@@ -82,7 +63,7 @@ impl<B: HubBackend> Hub<B> {
         let count = requests.len();
         let now = self.clock.now_ms();
         let outcome = self.backend.write().and_then(|tx| {
-            let answers = pipeline::push_group(&tx, &self.signer, &self.packs, &mut requests, now)?;
+            let answers = pipeline::push_group(&tx, &self.signer, &mut requests, now)?;
             tx.commit()?;
             Ok(answers)
         });
@@ -220,7 +201,7 @@ impl<B: HubBackend> Hub<B> {
 
     /// The hub's figures as they are now (see [`crate::status::status`]).
     pub fn status(&self) -> Result<crate::status::HubStatus, StorageError> {
-        crate::status::status(&self.backend.read()?, self.signer.origin(), &self.packs)
+        crate::status::status(&self.backend.read()?, self.signer.origin())
     }
 
     /// The log's size and root as they are now.

@@ -9,8 +9,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, JudgementRow, LeafRow, LogTx, LoggedOp, NoteRow,
-    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
+    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -62,8 +62,6 @@ pub struct State {
     pub node_keys: BTreeMap<(String, [u8; 32]), u64>,
     /// One-time enrollment tokens by hash.
     pub tokens: BTreeMap<Hash, EnrollToken>,
-    /// Compliance verdicts by `op_hash`: state, pack, version.
-    pub compliance: BTreeMap<Hash, (String, String, String)>,
     /// Per node: when it last pushed and its clock offset.
     pub clocks: BTreeMap<String, (u64, i64)>,
     /// Streams by id (`id - 1` is the index): node, stream, row.
@@ -684,31 +682,6 @@ impl LogTx for MemoryTx<'_> {
                     received_ms: item.received_ms,
                 })
                 .collect()
-        })
-    }
-
-    fn record_judgement(&self, row: &JudgementRow<'_>) -> Result<(), StorageError> {
-        self.write("record_judgement", |state| {
-            let judgement = row.judgement;
-            state.compliance.insert(
-                row.op_hash,
-                (
-                    judgement.state.name().to_string(),
-                    judgement.pack.clone(),
-                    judgement.version.clone(),
-                ),
-            );
-            Ok(())
-        })
-    }
-
-    fn state_counts(&self) -> Result<BTreeMap<String, u64>, StorageError> {
-        self.read("state_counts", |state| {
-            let mut counts = BTreeMap::new();
-            for (name, _, _) in state.compliance.values() {
-                *counts.entry(name.clone()).or_insert(0) += 1;
-            }
-            counts
         })
     }
 

@@ -6,8 +6,7 @@
 //! fails the whole group with nothing committed (the nodes retry), and is
 //! never turned into a verdict on an op.
 
-use crate::backend::{AlertRow, JudgementRow, LeafRow, LogTx, QuarantineRow, StreamId};
-use crate::comply::Packs;
+use crate::backend::{AlertRow, LeafRow, LogTx, QuarantineRow, StreamId};
 use crate::signer::LogSigner;
 use crate::tree::{self, TreeReader};
 use crate::{PushError, StorageError};
@@ -62,7 +61,6 @@ struct Applied {
 pub fn push_group(
     tx: &dyn LogTx,
     signer: &LogSigner,
-    packs: &Packs,
     requests: &mut [PushRequest],
     now: u64,
 ) -> Result<Vec<Result<PushResponse, PushError>>, StorageError> {
@@ -74,7 +72,7 @@ pub fn push_group(
     for request in requests.iter_mut() {
         tx.savepoint()?;
         let before = size;
-        match push_one(tx, &reader, packs, &mut size, request, now) {
+        match push_one(tx, &reader, &mut size, request, now) {
             Ok(one) => {
                 tx.release_savepoint()?;
                 applied.push(Ok(one));
@@ -155,7 +153,6 @@ struct Stream {
 fn push_one(
     tx: &dyn LogTx,
     reader: &TreeReader<'_>,
-    packs: &Packs,
     size: &mut u64,
     request: &mut PushRequest,
     now: u64,
@@ -215,7 +212,6 @@ fn push_one(
     let mut persist = Persist {
         tx,
         reader,
-        packs,
         request,
         stream_id: stream.id,
         begin: None,
@@ -287,8 +283,6 @@ fn claimed_seq(bytes: &[u8]) -> Option<u64> {
 struct Persist<'p, 't> {
     tx: &'t dyn LogTx,
     reader: &'p TreeReader<'t>,
-    /// The rule packs each accepted op is judged by.
-    packs: &'p Packs,
     request: &'p PushRequest,
     /// The stream's row, created with its first accepted op.
     stream_id: Option<StreamId>,
@@ -313,7 +307,6 @@ impl Persist<'_, '_> {
                 Some(op) => Some(op.seq),
                 None => claimed_seq(bytes),
             };
-            let mut state = None;
             let (status, reason, leaf) = match verdict {
                 Verdict::Accepted => {
                     let op = op.as_ref().expect("accepted ops decoded");
@@ -333,28 +326,7 @@ impl Persist<'_, '_> {
                     tree::append_leaf(tx, self.reader, &row)?;
                     *size += 1;
                     self.begin.get_or_insert(row.leaf);
-                    let judgement = self.packs.judge(op);
-                    tx.record_judgement(&JudgementRow {
-                        op_hash: op.op_hash,
-                        leaf: row.leaf,
-                        judgement: &judgement,
-                        at_ms: self.now,
-                    })?;
-                    let broken = judgement
-                        .violations
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>();
-                    let reason = (!broken.is_empty()).then(|| {
-                        format!(
-                            "rule pack {} {}: {}",
-                            judgement.pack,
-                            judgement.version,
-                            broken.join("; ")
-                        )
-                    });
-                    state = Some(judgement.state.name().to_string());
-                    (OpStatus::Accepted, reason, Some(row.leaf))
+                    (OpStatus::Accepted, None, Some(row.leaf))
                 }
                 Verdict::Duplicate => {
                     let leaf = match (self.stream_id, seq) {
@@ -374,7 +346,6 @@ impl Persist<'_, '_> {
                 status,
                 reason,
                 leaf,
-                state,
             });
         }
         Ok(results)

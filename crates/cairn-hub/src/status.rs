@@ -28,10 +28,6 @@ pub struct HubStatus {
     pub clocks: BTreeMap<String, NodeClock>,
     /// The newest quarantined items (at most [`STATUS_QUARANTINE_MAX`]).
     pub quarantine: Vec<QuarantineItem>,
-    /// Logged ops by compliance state (`persisted`, `rejected`).
-    pub states: BTreeMap<String, u64>,
-    /// The rule packs the hub judges by: name to version.
-    pub packs: BTreeMap<String, String>,
 }
 
 /// Most quarantined items `status` lists.
@@ -65,11 +61,7 @@ pub struct NodeClock {
 }
 
 /// The hub's figures as `tx` sees them, for the log named `origin`.
-pub fn status(
-    tx: &dyn LogTx,
-    origin: &str,
-    packs: &crate::comply::Packs,
-) -> Result<HubStatus, StorageError> {
+pub fn status(tx: &dyn LogTx, origin: &str) -> Result<HubStatus, StorageError> {
     let log_size = tx.log_size()?;
     let root = tree::root(&TreeReader::new(tx), log_size)?;
     let streams = tx
@@ -120,11 +112,5 @@ pub fn status(
         alerts,
         clocks,
         quarantine,
-        states: tx.state_counts()?,
-        packs: packs
-            .packs()
-            .iter()
-            .map(|pack| (pack.name.clone(), pack.version.clone()))
-            .collect(),
     })
 }

@@ -159,11 +159,6 @@ pub struct OpResult {
     /// Its leaf index in the log (accepted and duplicate ops).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf: Option<u64>,
-    /// For an accepted op, what the hub's rule packs made of it:
-    /// `persisted`, or `rejected` (logged, a review item; `reason` says
-    /// which rules it broke).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
 }
 
 /// The receipt of a push's accepted ops, which take the contiguous leaves

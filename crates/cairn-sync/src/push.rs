@@ -21,9 +21,6 @@ pub struct SyncReport {
     pub duplicate: u64,
     /// Ops the hub quarantined, with reasons.
     pub quarantined: Vec<String>,
-    /// Ops the hub logged but its rule packs reject (review items), with
-    /// the rules they broke.
-    pub rejected: Vec<String>,
     /// Receipts whose inclusion proof verified.
     pub receipts_verified: u64,
     /// The hub's newest log checkpoint (signed note).
@@ -290,17 +287,6 @@ impl Round<'_, '_> {
             report
                 .quarantined
                 .push(format!("{stream} seq {seq}: {reason}"));
-        }
-        for result in &answer.results {
-            if result.state.as_deref() == Some("rejected") {
-                let seq = result
-                    .seq
-                    .map_or_else(|| "?".to_string(), |seq| seq.to_string());
-                let reason = result.reason.as_deref().unwrap_or("no reason given");
-                report
-                    .rejected
-                    .push(format!("{stream} seq {seq}: {reason}"));
-            }
         }
         if let Some(seq) = ack.confirmed {
             self.store.acknowledge(stream, seq)?;

@@ -79,13 +79,6 @@ pub enum HubCommand {
         /// addresses (default: localhost and 127.0.0.1).
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
-        /// A rule pack of your own the hub judges ops by, beside the
-        /// built-in ones: its TOML file.
-        #[arg(long = "pack-file")]
-        pack_files: Vec<PathBuf>,
-        /// Judge by every `*.toml` rule pack in this directory too.
-        #[arg(long)]
-        pack_dir: Option<PathBuf>,
     },
     /// Register a node's public key and the scopes it is granted.
     Enroll {

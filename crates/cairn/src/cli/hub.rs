@@ -51,24 +51,15 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 
 /// `cairn hub init`.
 fn hub_init(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
-    let HubCommand::Init {
-        origin,
-        tls_names,
-        pack_files,
-        pack_dir,
-    } = command
-    else {
+    let HubCommand::Init { origin, tls_names } = command else {
         unreachable!("dispatched on HubCommand::Init")
     };
-    let custom = crate::cli::pack::read_pack_files(pack_files, pack_dir.as_deref())?;
-    cairn_hub_sqlite::HubStore::init_with(&cli.data, origin, &custom).map_err(
-        |error| match error {
-            cairn_edge::StoreError::Config(message) => {
-                Failure::invalid(None, &[Violation::new("init", "config", message)])
-            }
-            other => Failure::fault(anyhow::anyhow!(other)),
-        },
-    )?;
+    cairn_hub_sqlite::HubStore::init(&cli.data, origin).map_err(|error| match error {
+        cairn_edge::StoreError::Config(message) => {
+            Failure::invalid(None, &[Violation::new("init", "config", message)])
+        }
+        other => Failure::fault(anyhow::anyhow!(other)),
+    })?;
     let hub = open_hub(cli)?;
     let names = if tls_names.is_empty() {
         vec!["localhost".to_string(), "127.0.0.1".to_string()]
@@ -454,25 +445,6 @@ fn hub_status(cli: &Cli) -> Result<(), Failure> {
         println!(
             "{} nodes enrolled, {} items quarantined",
             status.nodes, status.quarantined
-        );
-        let states: Vec<String> = status
-            .states
-            .iter()
-            .map(|(state, count)| format!("{count} {state}"))
-            .collect();
-        let packs: Vec<String> = status
-            .packs
-            .iter()
-            .map(|(pack, version)| format!("{pack} {version}"))
-            .collect();
-        println!(
-            "compliance: {} (rule packs: {})",
-            if states.is_empty() {
-                "no ops judged yet".to_string()
-            } else {
-                states.join(", ")
-            },
-            packs.join(", ")
         );
         if !status.quarantine.is_empty() {
             let rows = status
