@@ -99,3 +99,44 @@ pub fn datetime_instant(text: &str) -> Option<(i64, u32)> {
     let ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60_000 + second * 1000 + millis;
     Some((ms, (nanos % 1_000_000) as u32))
 }
+
+/// `YYYY-MM-DD` for days since 1970-01-01 (the inverse of
+/// [`parse_date_days`]; Howard Hinnant's `civil_from_days`).
+pub fn format_date_days(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn formatting_inverts_parsing() {
+        for text in [
+            "1970-01-01",
+            "2000-02-29",
+            "2026-11-30",
+            "2100-03-01",
+            "1969-12-31",
+        ] {
+            let days = parse_date_days(text).unwrap();
+            assert_eq!(format_date_days(days), text);
+        }
+        for days in -800..800_i64 {
+            assert_eq!(
+                parse_date_days(&format_date_days(days * 37)),
+                Some(days * 37)
+            );
+        }
+    }
+}

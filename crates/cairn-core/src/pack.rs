@@ -19,6 +19,7 @@ use crate::merge::{FieldRule, MergeKind, MergeSchema};
 use crate::names::check_name;
 use crate::op::Action;
 use regex::Regex;
+pub use rules::Rules;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,6 +163,8 @@ pub struct Collection {
     pub fields: BTreeMap<String, Field>,
     /// Stream routing by field value.
     pub routes: Vec<Route>,
+    /// What only the hub can judge (uniqueness, references, deadlines...).
+    pub rules: Rules,
 }
 
 /// A checked, typed rule pack.
@@ -177,7 +180,13 @@ pub struct RulePack {
     pub collections: BTreeMap<String, Collection>,
     /// SHA-256 of the TOML source: which rules a verdict was made under.
     pub source_hash: Hash,
+    /// The share of historical records a new version may newly reject
+    /// before `cairn pack activate` refuses it (0 to 1).
+    pub drift_tolerance: f64,
 }
+
+/// The drift tolerance of a pack that names none: 1 %.
+pub const DRIFT_TOLERANCE_DEFAULT: f64 = 0.01;
 
 /// Why a pack was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,6 +238,7 @@ struct RawPack {
     name: String,
     version: String,
     title: String,
+    drift_tolerance: Option<f64>,
     collections: BTreeMap<String, RawCollection>,
 }
 
@@ -244,6 +254,8 @@ struct RawCollection {
     fields: BTreeMap<String, RawField>,
     #[serde(default)]
     routes: Vec<Route>,
+    #[serde(default)]
+    rules: Rules,
 }
 
 #[derive(Deserialize)]
@@ -330,6 +342,8 @@ impl RulePack {
                 }
                 check_name(&route.stream).map_err(|message| fail(route_path, message))?;
             }
+            rules::check(&raw_collection.rules, raw_collection.kind, &fields)
+                .map_err(|(at, message)| fail(format!("{path}.rules.{at}"), message))?;
             collections.insert(
                 name.clone(),
                 Collection {
@@ -341,8 +355,17 @@ impl RulePack {
                     scope: raw_collection.scope,
                     fields,
                     routes: raw_collection.routes,
+                    rules: raw_collection.rules,
                 },
             );
+        }
+        rules::check_links(&collections).map_err(|(path, message)| fail(path, message))?;
+        let drift_tolerance = raw.drift_tolerance.unwrap_or(DRIFT_TOLERANCE_DEFAULT);
+        if !(0.0..=1.0).contains(&drift_tolerance) {
+            return Err(fail(
+                "drift_tolerance".into(),
+                format!("{drift_tolerance} is not a share between 0 and 1"),
+            ));
         }
         Ok(RulePack {
             name: raw.name,
@@ -350,6 +373,7 @@ impl RulePack {
             title: raw.title,
             collections,
             source_hash: Hash::of(source.as_bytes()),
+            drift_tolerance,
         })
     }
 
@@ -940,6 +964,7 @@ fn ndc11(text: &str) -> Option<String> {
 }
 
 mod describe;
+pub mod rules;
 
 #[cfg(test)]
 mod tests;

@@ -161,6 +161,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pushes = PushQueue::start(hub.clone())?;
+    // Stops when the server does (dropped at the end of this function).
+    let judging: Arc<dyn cairn_hub::comply::worker::Judging> = hub.clone();
+    let _judge = cairn_hub::comply::worker::start(Arc::downgrade(&judging))?;
+    drop(judging);
     let app = app(HubState {
         hub,
         pushes,

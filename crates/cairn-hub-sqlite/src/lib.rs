@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
+mod comply;
 mod sqlite;
 mod verify;
 
@@ -21,8 +22,10 @@ pub use verify::{FAULTS_MAX, HubVerifyReport};
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
 use cairn_core::merkle;
+use cairn_core::pack::RulePack;
 use cairn_hub::Hub;
 use cairn_hub::backend::{HubBackend, LogTx};
+use cairn_hub::comply::Packs;
 use cairn_hub::signer::LogSigner;
 use cairn_hub::tree::TreeReader;
 use cairn_sqlite::{StoreError, WalCheckpointer};
@@ -30,7 +33,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Version of the hub schema, kept in `meta`.
-const HUB_SCHEMA_VERSION: &str = "3";
+const HUB_SCHEMA_VERSION: &str = "4";
 
 pub use cairn_hub::pull::{
     CHAIN_SPAN_MAX, PULL_OPS_MAX, PULL_SCAN_MAX, SNAPSHOT_OPS_MAX, SNAPSHOT_SCAN_MAX, Snapshot,
@@ -150,8 +153,17 @@ fn hub_db_path(dir: &Path) -> PathBuf {
 }
 
 impl HubStore {
-    /// Creates the hub's identity and database in `dir`; `origin` names the log.
+    /// Creates the hub's identity and database in `dir`; `origin` names the
+    /// log. It judges by the built-in rule packs.
     pub fn init(dir: &Path, origin: &str) -> Result<(), StoreError> {
+        HubStore::init_with(dir, origin, &[])
+    }
+
+    /// [`HubStore::init`], judging also by the packs of `custom_packs`
+    /// (TOML sources, each checked; one of a built-in pack's name replaces
+    /// it).
+    pub fn init_with(dir: &Path, origin: &str, custom_packs: &[String]) -> Result<(), StoreError> {
+        let sources = pack_sources(custom_packs)?;
         if origin.is_empty() || origin.contains('\n') || origin.len() > 256 {
             return Err(StoreError::Config(
                 "origin must be one line of 1 to 256 bytes".into(),
@@ -169,10 +181,12 @@ impl HubStore {
         let mut conn = cairn_sqlite::open(&hub_db_path(dir))?;
         let tx = conn.transaction()?;
         tx.execute_batch(HUB_DDL)?;
+        tx.execute_batch(comply::COMPLIANCE_DDL)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', ?2)",
             [origin, HUB_SCHEMA_VERSION],
         )?;
+        store_packs(&tx, &sources)?;
         tx.commit()?;
         Ok(())
     }
@@ -204,7 +218,9 @@ impl HubStore {
             [],
             |row| row.get(0),
         )?;
-        if version != HUB_SCHEMA_VERSION {
+        if version == "3" {
+            migrate_from_3(&mut conn)?;
+        } else if version != HUB_SCHEMA_VERSION {
             return Err(StoreError::Config(format!(
                 "{} holds hub schema {version}, this build reads {HUB_SCHEMA_VERSION}",
                 dir.display()
@@ -219,14 +235,24 @@ impl HubStore {
         let checkpointer = WalCheckpointer::start(&hub_db_path(dir), &mut conn)?;
         let reader = cairn_sqlite::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
+        let hub = Hub::new(
+            SqliteBackend::new(conn, reader),
+            LogSigner::new(identity, origin),
+            clock,
+        );
+        let stored = cairn_hub::comply::acts::stored_packs(&hub.backend().read()?)?;
         Ok(HubStore {
-            hub: Hub::new(
-                SqliteBackend::new(conn, reader),
-                LogSigner::new(identity, origin),
-                clock,
-            ),
+            hub: match stored {
+                Some(packs) => hub.with_packs(packs),
+                None => hub,
+            },
             _checkpointer: checkpointer,
         })
+    }
+
+    /// The hub itself: compliance (judging, reviews, packs) goes through it.
+    pub fn hub(&self) -> &Hub<SqliteBackend> {
+        &self.hub
     }
 
     /// The hub's clock (tokens are judged by it).
@@ -467,5 +493,61 @@ impl cairn_hub::group::Writer for HubStore {
         stream: &str,
     ) -> Result<Option<(u64, bool)>, cairn_hub::StorageError> {
         Ok(HubStore::stream_head(self, node, stream)?)
+    }
+}
+
+/// The built-in packs' sources with `custom` ones added (one named like a
+/// built-in pack replaces it), each checked and each collection defined once.
+fn pack_sources(custom: &[String]) -> Result<Vec<(RulePack, String)>, StoreError> {
+    let mut sources: BTreeMap<String, (RulePack, String)> = BTreeMap::new();
+    let builtin = cairn_core::pack::BUILTIN_PACKS
+        .iter()
+        .map(|(_, source)| source.to_string());
+    for source in builtin.chain(custom.iter().cloned()) {
+        let pack =
+            RulePack::from_toml(&source).map_err(|error| StoreError::Config(error.to_string()))?;
+        sources.insert(pack.name.clone(), (pack, source));
+    }
+    let packs: Vec<RulePack> = sources.values().map(|(pack, _)| pack.clone()).collect();
+    Packs::new(packs).map_err(StoreError::Config)?;
+    Ok(sources.into_values().collect())
+}
+
+fn store_packs(
+    tx: &rusqlite::Transaction<'_>,
+    sources: &[(RulePack, String)],
+) -> Result<(), StoreError> {
+    let now_ms = cairn_sqlite::clock::now_ms() as i64;
+    for (pack, source) in sources {
+        tx.execute(
+            "INSERT INTO packs (name, version, source, source_hash, activated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![pack.name, pack.version, source, pack.source_hash.to_hex(), now_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Schema 3 to 4: the compliance tables, judging by the built-in packs
+/// from now on. The judge starts at leaf 0, so the history logged before
+/// is judged too.
+fn migrate_from_3(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let sources = pack_sources(&[])?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(comply::COMPLIANCE_DDL)?;
+    store_packs(&tx, &sources)?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [HUB_SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl cairn_hub::comply::worker::Judging for HubStore {
+    fn judge_pending(
+        &self,
+        limit: usize,
+    ) -> Result<cairn_hub::comply::run::Pass, cairn_hub::StorageError> {
+        self.hub.judge_pending(limit)
     }
 }

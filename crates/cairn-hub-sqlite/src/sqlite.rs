@@ -56,14 +56,18 @@ impl<'c> SqlTx<'c> {
         &self.conn
     }
 
-    fn run(&self, sql: &str, values: impl rusqlite::Params) -> Result<usize, StorageError> {
+    pub(crate) fn run(
+        &self,
+        sql: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<usize, StorageError> {
         self.conn()
             .prepare_cached(sql)
             .and_then(|mut statement| statement.execute(values))
             .map_err(fault)
     }
 
-    fn one<T>(
+    pub(crate) fn one<T>(
         &self,
         sql: &str,
         values: impl rusqlite::Params,
@@ -345,7 +349,7 @@ impl LogTx for SqlTx<'_> {
         let mut statement = self
             .conn()
             .prepare_cached(
-                "SELECT leaf, stream_id, seq, node, scope, op FROM log
+                "SELECT leaf, stream_id, seq, node, scope, op, received_ms FROM log
                  WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf LIMIT ?3",
             )
             .map_err(fault)?;
@@ -358,6 +362,7 @@ impl LogTx for SqlTx<'_> {
                     node: row.get(3)?,
                     scope: row.get(4)?,
                     bytes: row.get(5)?,
+                    received_ms: row.get::<_, i64>(6)? as u64,
                 })
             })
             .map_err(fault)?;
@@ -659,6 +664,19 @@ impl LogTx for SqlTx<'_> {
             })
             .map_err(fault)?;
         rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn quarantined_material(
+        &self,
+        node: &str,
+        stream: &str,
+        hash: &Hash,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.one(
+            "SELECT op FROM quarantine WHERE node = ?1 AND stream = ?2 AND material_hash = ?3",
+            params![node, stream, hash.0.as_slice()],
+            |row| row.get(0),
+        )
     }
 
     fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError> {

@@ -22,29 +22,68 @@ pub fn append_act(
     record: &serde_json::Value,
     now: u64,
 ) -> Result<u64, StorageError> {
-    let (stream_id, head) = match tx.stream(HUB_NODE, AUDIT_STREAM)? {
-        Some(row) => (row.id, row.head),
-        None => (tx.create_stream(HUB_NODE, AUDIT_STREAM)?, StreamHead::EMPTY),
-    };
-    let mut head = head;
     let payload = cairn_core::canonical::to_canonical_bytes(record)
         .map_err(|error| StorageError::Internal(error.to_string()))?;
     let scope: BTreeMap<String, String> = [(HUB_NODE.to_string(), AUDIT_STREAM.to_string())].into();
+    append_own(
+        tx,
+        signer,
+        HubWrite {
+            stream: AUDIT_STREAM,
+            collection: AUDIT_COLLECTION,
+            action: Action::Append,
+            key: "",
+            scope,
+            payload,
+        },
+        now,
+    )
+}
+
+/// An op the hub writes to a stream of its own.
+pub struct HubWrite<'a> {
+    /// Its stream (`audit`, `registry`).
+    pub stream: &'a str,
+    /// The collection.
+    pub collection: &'a str,
+    /// Append, put or delete.
+    pub action: Action,
+    /// The record key (entities and registries).
+    pub key: &'a str,
+    /// Its scope labels.
+    pub scope: BTreeMap<String, String>,
+    /// The canonical payload.
+    pub payload: Vec<u8>,
+}
+
+/// Appends `write` to the hub's own stream inside `tx`, signs the stream's
+/// new head and the log's new size; returns the op's seq.
+pub fn append_own(
+    tx: &dyn LogTx,
+    signer: &LogSigner,
+    write: HubWrite<'_>,
+    now: u64,
+) -> Result<u64, StorageError> {
+    let (stream_id, head) = match tx.stream(HUB_NODE, write.stream)? {
+        Some(row) => (row.id, row.head),
+        None => (tx.create_stream(HUB_NODE, write.stream)?, StreamHead::EMPTY),
+    };
+    let mut head = head;
     let (op, bytes) = head.append(OpDraft {
         node: HUB_NODE.into(),
-        stream: AUDIT_STREAM.into(),
+        stream: write.stream.into(),
         hlc: cairn_core::hlc::Hlc {
             wall_ms: now,
             counter: 0,
         },
-        collection: AUDIT_COLLECTION.into(),
-        action: Action::Append,
-        key: String::new(),
-        scope,
+        collection: write.collection.into(),
+        action: write.action,
+        key: write.key.into(),
+        scope: write.scope,
         base: Default::default(),
         ref_hash: None,
         reason: String::new(),
-        payload,
+        payload: write.payload,
     });
     let leaf = tx.log_size()?;
     let reader = TreeReader::new(tx);
@@ -57,7 +96,7 @@ pub fn append_act(
     };
     tree::append_leaf(tx, &reader, &row)?;
     let identity = signer.identity();
-    let checkpoint = identity.sign_checkpoint(AUDIT_STREAM, op.seq, op.op_hash);
+    let checkpoint = identity.sign_checkpoint(write.stream, op.seq, op.op_hash);
     tx.keep_origin_checkpoint(stream_id, &checkpoint, &identity.public_key())?;
     tx.set_stream(stream_id, head, false)?;
     signer.sign_log(tx, &reader, leaf + 1, now)?;

@@ -117,6 +117,8 @@ pub struct LoggedOp {
     pub scope: String,
     /// The op as encoded.
     pub bytes: Vec<u8>,
+    /// When the hub logged it, ms.
+    pub received_ms: u64,
 }
 
 /// A checkpoint an origin node signed over a stream's accepted ops.
@@ -182,7 +184,7 @@ pub struct QuarantineEntry {
 ///
 /// Methods take `&self` so that a tree reader and the pipeline can share
 /// one transaction; implementations keep their own interior mutability.
-pub trait LogTx {
+pub trait LogTx: crate::comply::ComplianceStore {
     /// The key `node` is enrolled with, if it is.
     fn node_key(&self, node: &str) -> Result<Option<[u8; 32]>, StorageError>;
     /// The stream's row, once an op of it was accepted.
@@ -292,6 +294,13 @@ pub trait LogTx {
     fn clocks(&self) -> Result<Vec<(String, u64, i64)>, StorageError>;
     /// The newest `limit` items of the quarantine, newest first.
     fn recent_quarantine(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StorageError>;
+    /// The quarantined material of `node`'s `stream` with hash `hash`.
+    fn quarantined_material(
+        &self,
+        node: &str,
+        stream: &str,
+        hash: &Hash,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.

@@ -2,6 +2,7 @@
 
 use crate::admin::{self, AdminError, EnrollError, Resolution, ResolveError};
 use crate::backend::{HubBackend, LogTx};
+use crate::comply::Packs;
 use crate::pipeline::{self, PushRequest};
 use crate::pull::{self, Snapshot, SnapshotQuery};
 use crate::signer::LogSigner;
@@ -11,7 +12,7 @@ use cairn_core::clock::Clock;
 use cairn_core::hash::Hash;
 use cairn_proto::{OwnOps, PullPage, PushResponse};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// The hub's logic over a backend `B`. It holds the signing key and reads
 /// the clock; the backend holds only data.
@@ -19,16 +20,42 @@ pub struct Hub<B> {
     backend: B,
     signer: LogSigner,
     clock: Arc<dyn Clock>,
+    /// The rule packs the judge goes by; a pack activation swaps them.
+    packs: RwLock<Arc<Packs>>,
 }
 
 impl<B: HubBackend> Hub<B> {
-    /// A hub storing in `backend`, signing with `signer`, at `clock`'s time.
+    /// A hub storing in `backend`, signing with `signer`, at `clock`'s
+    /// time, judging by the built-in rule packs.
     pub fn new(backend: B, signer: LogSigner, clock: Arc<dyn Clock>) -> Hub<B> {
         Hub {
             backend,
             signer,
             clock,
+            packs: RwLock::new(Arc::new(Packs::builtin())),
         }
+    }
+
+    /// The hub judging by `packs` instead.
+    pub fn with_packs(self, packs: Packs) -> Hub<B> {
+        self.set_packs(packs);
+        self
+    }
+
+    /// The rule packs it judges by now.
+    pub fn packs(&self) -> Arc<Packs> {
+        self.packs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Judges by `packs` from now on.
+    pub fn set_packs(&self, packs: Packs) {
+        *self
+            .packs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(packs);
     }
 
     /// Its storage.
@@ -105,7 +132,7 @@ impl<B: HubBackend> Hub<B> {
 
     /// Runs `act` in one write transaction at the clock's time, and commits
     /// it only when it succeeds.
-    fn in_write<T, E: From<StorageError>>(
+    pub(crate) fn in_write<T, E: From<StorageError>>(
         &self,
         act: impl FnOnce(&dyn LogTx, u64) -> Result<T, E>,
     ) -> Result<T, E> {

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod chains;
+pub mod comply;
 mod error;
 pub mod group;
 mod hub;

@@ -19,6 +19,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+pub mod comply;
+
 /// One leaf of the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
@@ -34,6 +36,8 @@ pub struct Leaf {
     pub scope: String,
     /// The op as encoded.
     pub bytes: Vec<u8>,
+    /// When the hub logged it, ms.
+    pub received_ms: u64,
 }
 
 /// One quarantined item.
@@ -78,6 +82,8 @@ pub struct State {
     pub origin_checkpoints: BTreeMap<(StreamId, u64), ([u8; 64], [u8; 32])>,
     /// Signed log checkpoints by size.
     pub notes: BTreeMap<u64, String>,
+    /// Verdicts, the judge's ledger and the review queue.
+    pub compliance: comply::ComplianceData,
 }
 
 /// Which call fails, and how many were made.
@@ -321,6 +327,7 @@ impl LogTx for MemoryTx<'_> {
                 node: row.op.draft.node.clone(),
                 scope: cairn_core::names::scope_text(&row.op.draft.scope),
                 bytes: row.bytes.to_vec(),
+                received_ms: row.received_ms,
             });
             Ok(())
         })
@@ -451,6 +458,7 @@ impl LogTx for MemoryTx<'_> {
                     node: leaf.node.clone(),
                     scope: leaf.scope.clone(),
                     bytes: leaf.bytes.clone(),
+                    received_ms: leaf.received_ms,
                 })
                 .collect()
         })
@@ -662,6 +670,20 @@ impl LogTx for MemoryTx<'_> {
                 .iter()
                 .map(|(node, (pushed_ms, offset))| (node.clone(), *pushed_ms, *offset))
                 .collect()
+        })
+    }
+
+    fn quarantined_material(
+        &self,
+        node: &str,
+        stream: &str,
+        hash: &Hash,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read("quarantined_material", |state| {
+            state
+                .quarantine
+                .get(&(node.to_string(), stream.to_string(), *hash))
+                .map(|item| item.bytes.clone())
         })
     }
 

@@ -383,6 +383,22 @@ impl Quarantined {
         })?;
         self.added += u64::from(added);
         self.first_reason.get_or_insert_with(|| reason.to_string());
+        if added {
+            // Quarantined material is a review item too: someone looks at
+            // it beside what the hub logged at that seq.
+            tx.raise_review(&crate::comply::ReviewRow {
+                kind: "quarantine".into(),
+                leaf: None,
+                node: request.node.clone(),
+                stream: request.stream.clone(),
+                seq,
+                collection: String::new(),
+                rule: "integrity".into(),
+                message: reason.to_string(),
+                raised_ms: now,
+                material_hash: Some(Hash::of(bytes)),
+            })?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,180 @@
+//! What the judge remembers between ops: the keys uniqueness and
+//! idempotency rules have claimed, the registries (config collections) as
+//! they stand, and the follow-ups records are waiting for.
+//!
+//! The judge reads and writes it through [`Ledger`], so the same rules run
+//! against the hub's store (every backend's transaction is a ledger) and
+//! against a scratch [`LedgerData`] when a dry run replays history under a
+//! new pack version without touching anything.
+
+use crate::StorageError;
+use cairn_core::hash::Hash;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// Who holds a uniqueness or idempotency key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The leaf of the op that claimed it.
+    pub leaf: u64,
+    /// When that op was written (its HLC wall time), ms.
+    pub written_ms: u64,
+}
+
+/// A registry entry as it stands: the newest write by HLC wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryEntry {
+    /// The HLC of the write that set it: (wall ms, counter, node).
+    pub hlc: (u64, u32, String),
+    /// Its fields as canonical JSON text; `None` once deleted (revoked).
+    pub fields: Option<String>,
+}
+
+/// A record waiting for its follow-up (a Schedule II dispense for its
+/// second pharmacist's verification).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Awaited {
+    /// What ties them: hash of rule, collection and the matching value.
+    pub key: Hash,
+    /// The follow-up rule's name.
+    pub rule: String,
+    /// The waiting record's leaf.
+    pub leaf: u64,
+    /// Who wrote it (the value of the rule's `different` field).
+    pub who: String,
+    /// When the follow-up is due: the record's write time plus the window.
+    pub due_ms: u64,
+}
+
+/// The judge's memory, as a store keeps it.
+pub trait Ledger {
+    /// Who holds `key`.
+    fn claim_of(&self, key: &Hash) -> Result<Option<Claim>, StorageError>;
+    /// Gives `key` to `claim` (replacing an older holder).
+    fn put_claim(&self, key: &Hash, claim: Claim) -> Result<(), StorageError>;
+    /// The registry entry `key` of config collection `collection`.
+    fn registry_entry(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<RegistryEntry>, StorageError>;
+    /// Sets it.
+    fn put_registry_entry(
+        &self,
+        collection: &str,
+        key: &str,
+        entry: &RegistryEntry,
+    ) -> Result<(), StorageError>;
+    /// Records that `item` waits for its follow-up.
+    fn await_follow_up(&self, item: &Awaited) -> Result<(), StorageError>;
+    /// What waits under `key`.
+    fn awaited(&self, key: &Hash) -> Result<Vec<Awaited>, StorageError>;
+    /// Stops waiting for the follow-up of `leaf` (it came, or it is overdue).
+    fn stop_waiting(&self, leaf: u64) -> Result<(), StorageError>;
+    /// What has waited past `now_ms`, oldest due first, at most `limit`.
+    fn overdue(&self, now_ms: u64, limit: usize) -> Result<Vec<Awaited>, StorageError>;
+}
+
+/// A ledger as plain data: the memory backend's, and a dry run's scratch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerData {
+    /// Claimed keys.
+    pub claims: BTreeMap<Hash, Claim>,
+    /// Registry entries by (collection, key).
+    pub registry: BTreeMap<(String, String), RegistryEntry>,
+    /// Awaited follow-ups by the waiting record's leaf.
+    pub awaited: BTreeMap<u64, Awaited>,
+}
+
+impl LedgerData {
+    /// See [`Ledger::put_claim`].
+    pub fn put_claim(&mut self, key: &Hash, claim: Claim) {
+        self.claims.insert(*key, claim);
+    }
+
+    /// See [`Ledger::put_registry_entry`].
+    pub fn put_registry_entry(&mut self, collection: &str, key: &str, entry: &RegistryEntry) {
+        self.registry
+            .insert((collection.to_string(), key.to_string()), entry.clone());
+    }
+
+    /// See [`Ledger::awaited`].
+    pub fn awaited(&self, key: &Hash) -> Vec<Awaited> {
+        self.awaited
+            .values()
+            .filter(|item| item.key == *key)
+            .cloned()
+            .collect()
+    }
+
+    /// See [`Ledger::overdue`].
+    pub fn overdue(&self, now_ms: u64, limit: usize) -> Vec<Awaited> {
+        let mut items: Vec<Awaited> = self
+            .awaited
+            .values()
+            .filter(|item| item.due_ms < now_ms)
+            .cloned()
+            .collect();
+        items.sort_by_key(|item| (item.due_ms, item.leaf));
+        items.truncate(limit);
+        items
+    }
+}
+
+/// A scratch ledger for one dry run.
+#[derive(Debug, Default)]
+pub struct ScratchLedger(pub RefCell<LedgerData>);
+
+impl Ledger for ScratchLedger {
+    fn claim_of(&self, key: &Hash) -> Result<Option<Claim>, StorageError> {
+        Ok(self.0.borrow().claims.get(key).copied())
+    }
+
+    fn put_claim(&self, key: &Hash, claim: Claim) -> Result<(), StorageError> {
+        self.0.borrow_mut().put_claim(key, claim);
+        Ok(())
+    }
+
+    fn registry_entry(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<RegistryEntry>, StorageError> {
+        Ok(self
+            .0
+            .borrow()
+            .registry
+            .get(&(collection.to_string(), key.to_string()))
+            .cloned())
+    }
+
+    fn put_registry_entry(
+        &self,
+        collection: &str,
+        key: &str,
+        entry: &RegistryEntry,
+    ) -> Result<(), StorageError> {
+        self.0
+            .borrow_mut()
+            .put_registry_entry(collection, key, entry);
+        Ok(())
+    }
+
+    fn await_follow_up(&self, item: &Awaited) -> Result<(), StorageError> {
+        self.0.borrow_mut().awaited.insert(item.leaf, item.clone());
+        Ok(())
+    }
+
+    fn awaited(&self, key: &Hash) -> Result<Vec<Awaited>, StorageError> {
+        Ok(self.0.borrow().awaited(key))
+    }
+
+    fn stop_waiting(&self, leaf: u64) -> Result<(), StorageError> {
+        self.0.borrow_mut().awaited.remove(&leaf);
+        Ok(())
+    }
+
+    fn overdue(&self, now_ms: u64, limit: usize) -> Result<Vec<Awaited>, StorageError> {
+        Ok(self.0.borrow().overdue(now_ms, limit))
+    }
+}

@@ -1,0 +1,294 @@
+//! Running the judge over the log: the hub's own pass behind the push path
+//! ([`judge_pending`]), and a dry run of a new pack version over history
+//! ([`dry_run`]) that changes nothing.
+
+use super::judge::{Logged, ReviewDraft};
+use super::ledger::ScratchLedger;
+use super::store::{Closure, ReviewRow, VerdictRow};
+use super::{Judgement, Packs, State};
+use crate::StorageError;
+use crate::backend::{LogTx, LoggedOp};
+use cairn_core::op::Op;
+use cairn_core::pack::RulePack;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most ops one pass judges (one transaction of the writer).
+pub const JUDGE_BATCH: usize = 2_048;
+/// Most overdue follow-ups one pass turns into review items.
+const OVERDUE_MAX: usize = 1_000;
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Ops judged.
+    pub judged: u64,
+    /// Of them, rejected.
+    pub rejected: u64,
+    /// Review items raised.
+    pub reviews: u64,
+    /// Leaves below this are judged now.
+    pub through: u64,
+}
+
+/// Judges up to `limit` logged ops the packs have not judged yet, in leaf
+/// order, and turns overdue follow-ups into review items, all inside `tx`.
+/// A storage fault fails the pass with nothing kept; it is never a verdict.
+pub fn judge_pending(
+    tx: &dyn LogTx,
+    packs: &Packs,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Pass, StorageError> {
+    let from = tx.judged_through()?;
+    let size = tx.log_size()?;
+    let leaves = tx.leaves(from, size, limit)?;
+    let mut pass = Pass::default();
+    let mut runs: Vec<VerdictRow> = Vec::new();
+    for logged in &leaves {
+        let op = decode(logged)?;
+        let outcome = packs.judge(
+            Logged {
+                leaf: logged.leaf,
+                op: &op,
+                received_ms: logged.received_ms,
+            },
+            tx,
+        )?;
+        pass.judged += 1;
+        pass.rejected += u64::from(outcome.judgement.state == State::Rejected);
+        for draft in &outcome.reviews {
+            pass.reviews += u64::from(
+                tx.raise_review(&review_row(draft, logged, &op, now_ms))?
+                    .is_some(),
+            );
+        }
+        for leaf in outcome.fulfils {
+            for id in tx.open_reviews_of("missing_follow_up", leaf)? {
+                tx.close_review(
+                    id,
+                    &Closure {
+                        at_ms: now_ms,
+                        by: cairn_core::names::HUB_NODE.into(),
+                        decision: "fulfilled".into(),
+                        note: format!("the follow-up arrived late, at leaf {}", logged.leaf),
+                        audit_seq: None,
+                    },
+                )?;
+            }
+        }
+        add_to_runs(&mut runs, logged.leaf, outcome.judgement, now_ms);
+    }
+    for item in tx.overdue(now_ms, OVERDUE_MAX)? {
+        tx.stop_waiting(item.leaf)?;
+        let Some(logged) = tx.leaves(item.leaf, item.leaf + 1, 1)?.pop() else {
+            continue;
+        };
+        let op = decode(&logged)?;
+        let draft = ReviewDraft {
+            kind: "missing_follow_up",
+            leaf: item.leaf,
+            rule: item.rule.clone(),
+            message: format!(
+                "no {} by a different person arrived within the rule's window",
+                item.rule
+            ),
+        };
+        pass.reviews += u64::from(
+            tx.raise_review(&review_row(&draft, &logged, &op, now_ms))?
+                .is_some(),
+        );
+    }
+    for run in &runs {
+        tx.record_verdict(run)?;
+    }
+    pass.through = from + leaves.len() as u64;
+    if pass.through != from {
+        tx.set_judged_through(pass.through)?;
+    }
+    Ok(pass)
+}
+
+fn decode(logged: &LoggedOp) -> Result<Op, StorageError> {
+    Op::decode(&logged.bytes).map_err(|fault| {
+        StorageError::Damaged(format!("leaf {} does not decode: {fault}", logged.leaf))
+    })
+}
+
+fn review_row(draft: &ReviewDraft, logged: &LoggedOp, op: &Op, now_ms: u64) -> ReviewRow {
+    ReviewRow {
+        kind: draft.kind.to_string(),
+        leaf: Some(draft.leaf),
+        node: op.draft.node.clone(),
+        stream: op.draft.stream.clone(),
+        seq: Some(logged.seq),
+        collection: op.draft.collection.clone(),
+        rule: draft.rule.clone(),
+        message: draft.message.clone(),
+        raised_ms: now_ms,
+        material_hash: None,
+    }
+}
+
+/// Consecutive ops one pack version persisted share a run; a rejected op
+/// has its own.
+fn add_to_runs(runs: &mut Vec<VerdictRow>, leaf: u64, judgement: Judgement, at_ms: u64) {
+    if let Some(last) = runs.last_mut()
+        && last.end == leaf
+        && judgement.state == State::Persisted
+        && last.judgement == judgement
+    {
+        last.end = leaf + 1;
+        return;
+    }
+    runs.push(VerdictRow {
+        begin: leaf,
+        end: leaf + 1,
+        judgement,
+        at_ms,
+    });
+}
+
+/// Most examples a dry run keeps per rule.
+pub const EXAMPLES_MAX: usize = 5;
+/// Ops a dry run reads per page.
+const DRY_RUN_PAGE: usize = 10_000;
+
+/// What a new pack version would do to history.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DryRun {
+    /// The pack and version tried.
+    pub pack: String,
+    /// Its version.
+    pub version: String,
+    /// The version active now, if any.
+    pub active_version: Option<String>,
+    /// Logged ops replayed.
+    pub replayed: u64,
+    /// Of them, records of the pack's collections.
+    pub records: u64,
+    /// Records the active packs persisted that the new version rejects.
+    pub newly_rejected: u64,
+    /// Records rejected now that the new version would persist.
+    pub newly_accepted: u64,
+    /// `newly_rejected / records`.
+    pub share: f64,
+    /// The new version's tolerance.
+    pub tolerance: f64,
+    /// Would-be rejections per rule: count and a few examples.
+    pub by_rule: BTreeMap<String, RuleDrift>,
+}
+
+/// Would-be rejections under one rule.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RuleDrift {
+    /// How many records.
+    pub count: u64,
+    /// A few of them: leaf, node, seq and the message.
+    pub examples: Vec<DriftExample>,
+}
+
+/// One record a new version would newly reject.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DriftExample {
+    /// Its leaf.
+    pub leaf: u64,
+    /// Who wrote it.
+    pub node: String,
+    /// Its seq.
+    pub seq: u64,
+    /// What the new version says (never a sensitive value).
+    pub message: String,
+}
+
+impl DryRun {
+    /// Whether activation must be refused (unless forced).
+    pub fn exceeds_tolerance(&self) -> bool {
+        self.share > self.tolerance
+    }
+}
+
+/// Replays the log judged so far through `packs` with `pack` in place of its
+/// active version, from a scratch ledger; compares with the stored verdicts
+/// and touches nothing. `progress` hears the replayed count per page.
+pub fn dry_run(
+    tx: &dyn LogTx,
+    packs: &Packs,
+    pack: &RulePack,
+    mut progress: impl FnMut(u64),
+) -> Result<DryRun, String> {
+    let trial = packs.with(pack.clone())?;
+    let store = |error: StorageError| error.to_string();
+    let through = tx.judged_through().map_err(store)?;
+    let rejected_now: BTreeSet<u64> = tx
+        .unpersisted_leaves()
+        .map_err(store)?
+        .into_iter()
+        .collect();
+    let scratch = ScratchLedger::default();
+    let mut report = DryRun {
+        pack: pack.name.clone(),
+        version: pack.version.clone(),
+        active_version: packs
+            .packs()
+            .iter()
+            .find(|active| active.name == pack.name)
+            .map(|active| active.version.clone()),
+        tolerance: pack.drift_tolerance,
+        ..DryRun::default()
+    };
+    let mut from = 0;
+    while from < through {
+        let page = tx.leaves(from, through, DRY_RUN_PAGE).map_err(store)?;
+        let Some(last) = page.last() else { break };
+        from = last.leaf + 1;
+        for logged in &page {
+            let op = decode(logged).map_err(store)?;
+            let outcome = trial
+                .judge(
+                    Logged {
+                        leaf: logged.leaf,
+                        op: &op,
+                        received_ms: logged.received_ms,
+                    },
+                    &scratch,
+                )
+                .map_err(store)?;
+            report.replayed += 1;
+            if !pack.collections.contains_key(&op.draft.collection) {
+                continue;
+            }
+            report.records += 1;
+            let was_rejected = rejected_now.contains(&logged.leaf);
+            match (outcome.judgement.state == State::Rejected, was_rejected) {
+                (true, false) => {
+                    report.newly_rejected += 1;
+                    note_drift(&mut report, logged, &outcome.judgement);
+                }
+                (false, true) => report.newly_accepted += 1,
+                _ => {}
+            }
+        }
+        progress(report.replayed);
+    }
+    report.share = if report.records == 0 {
+        0.0
+    } else {
+        report.newly_rejected as f64 / report.records as f64
+    };
+    Ok(report)
+}
+
+fn note_drift(report: &mut DryRun, logged: &LoggedOp, judgement: &Judgement) {
+    for violation in &judgement.violations {
+        let drift = report.by_rule.entry(violation.rule.clone()).or_default();
+        drift.count += 1;
+        if drift.examples.len() < EXAMPLES_MAX {
+            drift.examples.push(DriftExample {
+                leaf: logged.leaf,
+                node: logged.node.clone(),
+                seq: logged.seq,
+                message: violation.to_string(),
+            });
+        }
+    }
+}
