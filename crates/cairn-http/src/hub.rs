@@ -152,18 +152,24 @@ async fn with_hub_time(mut response: Response) -> Response {
 }
 
 /// Serves the hub on `listener` until `shutdown` completes, over TLS when
-/// `tls` is given, within `limits`.
+/// `tls` is given, within `limits`; with `judge`, the compliance judge runs
+/// behind the pushes (without it, ops stay VALIDATED until a hub that
+/// judges serves the store: benchmarks compare the two).
 pub async fn run(
     listener: tokio::net::TcpListener,
     hub: Arc<HubStore>,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ServeLimits,
+    judge: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pushes = PushQueue::start(hub.clone())?;
     // Stops when the server does (dropped at the end of this function).
     let judging: Arc<dyn cairn_hub::comply::worker::Judging> = hub.clone();
-    let _judge = cairn_hub::comply::worker::start(Arc::downgrade(&judging))?;
+    let _judge = match judge {
+        true => Some(cairn_hub::comply::worker::start(Arc::downgrade(&judging))?),
+        false => None,
+    };
     drop(judging);
     let app = app(HubState {
         hub,

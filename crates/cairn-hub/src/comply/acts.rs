@@ -124,13 +124,20 @@ impl<B: HubBackend> Hub<B> {
             return Ok(None);
         };
         let leaf_bytes = |leaf: u64| -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(tx.leaves(leaf, leaf + 1, 1)?.pop().map(|logged| logged.bytes))
+            Ok(tx
+                .leaves(leaf, leaf + 1, 1)?
+                .pop()
+                .map(|logged| logged.bytes))
         };
         let (logged, quarantined) = match (review.row.leaf, review.row.material_hash) {
             (Some(leaf), _) => (leaf_bytes(leaf)?, None),
             (None, Some(hash)) => {
-                let material = tx.quarantined_material(&review.row.node, &review.row.stream, &hash)?;
-                let logged = match (tx.stream(&review.row.node, &review.row.stream)?, review.row.seq) {
+                let material =
+                    tx.quarantined_material(&review.row.node, &review.row.stream, &hash)?;
+                let logged = match (
+                    tx.stream(&review.row.node, &review.row.stream)?,
+                    review.row.seq,
+                ) {
                     (Some(stream), Some(seq)) => match tx.logged(stream.id, seq)? {
                         Some((leaf, _)) => leaf_bytes(leaf)?,
                         None => None,

@@ -100,6 +100,7 @@ pub fn link(args: &LinkBenchArgs, json_output: bool) -> anyhow::Result<()> {
 pub(super) fn start_bench_hub(
     hub_dir: &Path,
     sims: &[SimNode],
+    judge: bool,
 ) -> anyhow::Result<(std::process::Child, String)> {
     {
         let hub = cairn_hub_sqlite::HubStore::open(hub_dir)?;
@@ -110,11 +111,32 @@ pub(super) fn start_bench_hub(
                 &[("site".to_string(), "bench".to_string())].into(),
             )?;
         }
+        // The technician the bench's records name is in the registry, so
+        // the judge checks every rule and persists them (as in a hangar).
+        hub.hub()
+            .put_registry(
+                "authorized_technicians",
+                super::BENCH_TECHNICIAN,
+                Some(&json!({
+                    "name": "Bench Technician",
+                    "certificate": "IA",
+                    "certificate_number": "IA-0000001",
+                    "certificate_expiry": "2099-12-31",
+                    "authorized_actions": ["inspection"],
+                })),
+                "bench",
+            )
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
     }
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
         .arg("--data")
         .arg(hub_dir)
-        .args(["hub", "serve", "--listen", "127.0.0.1:0"])
+        .args(["hub", "serve", "--listen", "127.0.0.1:0"]);
+    if !judge {
+        command.arg("--without-judge");
+    }
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -153,7 +175,7 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
         edge.write_batch((first..last).map(request).collect())?;
         first = last;
     }
-    let (mut child, hub_url) = start_bench_hub(&hub_dir, &sims)?;
+    let (mut child, hub_url) = start_bench_hub(&hub_dir, &sims, true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

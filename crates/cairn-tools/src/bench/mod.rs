@@ -5,6 +5,7 @@
 //! emulated satellite link). Every loop is bounded by a count and a time;
 //! nothing here asserts speed.
 
+mod comply;
 mod edge;
 mod link;
 mod push;
@@ -66,12 +67,15 @@ impl Figure {
 }
 
 /// A maintenance action of about [`RECORD_BYTES`] once encoded.
+/// The technician every bench record names (in the bench hub's registry).
+pub(crate) const BENCH_TECHNICIAN: &str = "TECH-IA-4412";
+
 pub(crate) fn record(n: usize) -> Value {
     let mut data = json!({
         "work_order": format!("WO-BENCH-{n}"),
         "aircraft_registration": "N123AB",
         "part_serial": format!("SN-{n:08}"),
-        "technician": "TECH-IA-4412",
+        "technician": BENCH_TECHNICIAN,
         "performed_on": "2026-11-20",
         "certificate_expiry": "2027-11-20",
         "action": "inspection",

@@ -119,6 +119,11 @@ pub enum HubCommand {
         /// a body or an idle connection stalled, ms.
         #[arg(long, default_value_t = cairn_http::hub::HUB_LIMITS.read_timeout.as_millis() as u64)]
         read_timeout_ms: u64,
+        /// Do not run the compliance judge: ops stay VALIDATED until a hub
+        /// that judges serves this store (for benchmarks that measure what
+        /// judging costs).
+        #[arg(long, hide = true)]
+        without_judge: bool,
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,

@@ -160,6 +160,7 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         listen,
         tls,
         read_timeout_ms,
+        without_judge,
     } = command
     else {
         unreachable!("dispatched on HubCommand::Serve")
@@ -185,9 +186,16 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         let (listener, address) =
             announce(listen, &format!("hub {}", hub.origin()), scheme, |_| Ok(())).await?;
         tracing::info!(origin = %hub.origin(), %address, "hub started");
-        cairn_http::hub::run(listener, hub, tls, limits, shutdown_signal())
-            .await
-            .context("server failed")?;
+        cairn_http::hub::run(
+            listener,
+            hub,
+            tls,
+            limits,
+            !without_judge,
+            shutdown_signal(),
+        )
+        .await
+        .context("server failed")?;
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(())
