@@ -421,6 +421,20 @@ impl Op {
         })
     }
 
+    /// Decodes an op read back from a log that verified it when it was
+    /// appended (the hub's judge): its structure, header and header hash,
+    /// but neither its payload hash nor its canonical form again, which
+    /// cost a SHA-256 and a JSON parse for nothing (`cairn hub verify`
+    /// re-checks every stored op in full).
+    pub fn decode_logged(bytes: &[u8]) -> Result<Op, OpFault> {
+        let (op, header_end) =
+            decode_checked(bytes, OpDraft::check_header).map_err(OpFault::Malformed)?;
+        Ok(Op {
+            op_hash: Hash::of(&bytes[..header_end]),
+            ..op
+        })
+    }
+
     /// Encodes the op; the same bytes [`OpDraft::seal`] returned.
     pub fn encode(&self) -> Vec<u8> {
         let (op, bytes) = self.draft.clone().seal(self.seq, self.prev_hash);
@@ -512,6 +526,15 @@ pub enum OpFault {
 }
 
 fn decode_structure(bytes: &[u8]) -> Result<(Op, usize), DecodeError> {
+    decode_checked(bytes, OpDraft::check)
+}
+
+/// [`decode_structure`], the draft checked by `check` (the whole draft, or
+/// its header only for ops a log verified before).
+fn decode_checked(
+    bytes: &[u8],
+    check: fn(&OpDraft) -> Result<(), DraftError>,
+) -> Result<(Op, usize), DecodeError> {
     let mut reader = Reader { bytes, offset: 0 };
     if bytes.len() > OP_BYTES_MAX {
         return reader.fail(format!(
@@ -531,7 +554,7 @@ fn decode_structure(bytes: &[u8]) -> Result<(Op, usize), DecodeError> {
     if reader.offset != bytes.len() {
         return reader.fail(format!("{} trailing bytes", bytes.len() - reader.offset));
     }
-    if let Err(error) = draft.check() {
+    if let Err(error) = check(&draft) {
         return Err(DecodeError {
             offset: 0,
             what: error.to_string(),

@@ -167,7 +167,10 @@ pub async fn run(
     // Stops when the server does (dropped at the end of this function).
     let judging: Arc<dyn cairn_hub::comply::worker::Judging> = hub.clone();
     let _judge = match judge {
-        true => Some(cairn_hub::comply::worker::start(Arc::downgrade(&judging))?),
+        true => Some(cairn_hub::comply::worker::start(
+            Arc::downgrade(&judging),
+            pushes.activity(),
+        )?),
         false => None,
     };
     drop(judging);

@@ -110,16 +110,24 @@ impl Ledger for SqlTx<'_> {
             "SELECT wall_ms, counter, node, fields FROM registry WHERE collection = ?1 AND key = ?2",
             [collection, key],
             |row| {
-                Ok(RegistryEntry {
-                    hlc: (
+                Ok((
+                    (
                         row.get::<_, i64>(0)? as u64,
                         row.get::<_, i64>(1)? as u32,
-                        row.get(2)?,
+                        row.get::<_, String>(2)?,
                     ),
-                    fields: row.get(3)?,
-                })
+                    row.get::<_, Option<String>>(3)?,
+                ))
             },
-        )
+        )?
+        .map(|(hlc, fields)| {
+            let fields = fields
+                .map(|text| serde_json::from_str(&text).map(std::sync::Arc::new))
+                .transpose()
+                .map_err(|_| StorageError::Damaged(format!("registry entry {collection} {key}")))?;
+            Ok(RegistryEntry { hlc, fields })
+        })
+        .transpose()
     }
 
     fn put_registry_entry(
@@ -137,7 +145,10 @@ impl Ledger for SqlTx<'_> {
                 entry.hlc.0 as i64,
                 entry.hlc.1,
                 entry.hlc.2,
-                entry.fields
+                entry
+                    .fields
+                    .as_ref()
+                    .map(|fields| serde_json::Value::Object(fields.as_ref().clone()).to_string())
             ],
         )
         .map(drop)

@@ -286,3 +286,121 @@ fn a_storage_fault_in_the_judge_is_never_a_verdict() {
     assert!(n > 5, "the pass made {n} calls");
     assert_eq!(hub.state_counts().unwrap().get("rejected"), Some(&2));
 }
+
+/// Prints what a pass of the judge costs per op on SQLite, read and write
+/// phases apart (no assertion: a figure; run with --ignored --nocapture).
+#[test]
+#[ignore]
+fn judge_cost_per_op() {
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    let store = HubStore::open(dir.path()).unwrap();
+    let hub = store.hub();
+    let hangar = NodeIdentity::from_seed("hangar", [1; 32]);
+    let scope = [("site".to_string(), "hangar-2".to_string())].into();
+    hub.enroll("hangar", hangar.public_key(), &scope, false, "test")
+        .unwrap();
+    let technician = json!({
+        "name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
+        "certificate_expiry": "2099-12-31", "authorized_actions": ["inspection"],
+    });
+    hub.put_registry(
+        "authorized_technicians",
+        "TECH-IA-4412",
+        Some(&technician),
+        "t",
+    )
+    .unwrap();
+    hub.judge_all().unwrap();
+    let mut head = StreamHead::EMPTY;
+    let total = 20_000;
+    for batch in 0..total / 1000 {
+        let records: Vec<(&str, Value)> = (0..1000)
+            .map(|n| {
+                let mut record = maintenance(&format!("WO-{batch}-{n}"), "TECH-IA-4412");
+                record["part_serial"] = json!(format!("SN-{batch}-{n}"));
+                record["description"] = json!("x".repeat(300));
+                ("maintenance_actions", record)
+            })
+            .collect();
+        hub.push(push(&hangar, &mut head, &records, NOW_MS))
+            .unwrap();
+    }
+    let packs = hub.packs();
+    {
+        use cairn_hub::backend::LogTx;
+        let tx = hub.backend().read().unwrap();
+        let started = std::time::Instant::now();
+        let leaves = tx.leaves(5, 5 + total as u64, total).unwrap();
+        let read = started.elapsed() / total as u32;
+        let started = std::time::Instant::now();
+        let ops: Vec<Op> = leaves
+            .iter()
+            .map(|l| Op::decode(&l.bytes).unwrap())
+            .collect();
+        let decode = started.elapsed() / total as u32;
+        let scratch = cairn_hub::comply::ScratchLedger::default();
+        let entry = cairn_hub::comply::Ledger::registry_entry(
+            &tx,
+            "authorized_technicians",
+            "TECH-IA-4412",
+        )
+        .unwrap()
+        .unwrap();
+        cairn_hub::comply::Ledger::put_registry_entry(
+            &scratch,
+            "authorized_technicians",
+            "TECH-IA-4412",
+            &entry,
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        for (l, op) in leaves.iter().zip(&ops) {
+            packs
+                .judge(
+                    cairn_hub::comply::judge::Logged {
+                        leaf: l.leaf,
+                        op,
+                        received_ms: NOW_MS,
+                    },
+                    &scratch,
+                )
+                .unwrap();
+        }
+        let judge_memory = started.elapsed() / total as u32;
+        let started = std::time::Instant::now();
+        for l in &leaves {
+            cairn_hub::comply::Ledger::claim_of(&tx, &cairn_core::hash::Hash::of(&l.bytes))
+                .unwrap();
+        }
+        let lookup = started.elapsed() / total as u32;
+        println!(
+            "read {read:?}, decode {decode:?}, judge in memory {judge_memory:?}, one claim lookup {lookup:?}"
+        );
+    }
+    let (mut plan_time, mut apply_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    loop {
+        let started = std::time::Instant::now();
+        let plan =
+            cairn_hub::comply::run::plan(&hub.backend().read().unwrap(), &packs, NOW_MS, 2048)
+                .unwrap();
+        plan_time += started.elapsed();
+        let started = std::time::Instant::now();
+        let tx = hub.backend().write().unwrap();
+        let pass = cairn_hub::comply::run::apply(&tx, &plan, NOW_MS).unwrap();
+        cairn_hub::backend::LogTx::commit(tx).unwrap();
+        apply_time += started.elapsed();
+        if pass.judged == 0 {
+            break;
+        }
+    }
+    println!(
+        "judge per op: plan {:?}, apply {:?} ({total} ops)",
+        plan_time / total as u32,
+        apply_time / total as u32
+    );
+    assert_eq!(
+        hub.state_counts().unwrap().get("persisted").copied(),
+        Some(total as u64 + 3)
+    );
+}

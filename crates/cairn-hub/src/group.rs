@@ -13,6 +13,7 @@ use crate::{Hub, PushError, PushRequest, StorageError};
 use cairn_proto::PushResponse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most ops the writer applies in one transaction.
@@ -129,7 +130,10 @@ pub fn in_stream_order(
 
 /// The queue in front of the writer thread.
 #[derive(Clone)]
-pub struct PushQueue(tokio::sync::mpsc::Sender<(PushRequest, Reply)>);
+pub struct PushQueue {
+    sender: tokio::sync::mpsc::Sender<(PushRequest, Reply)>,
+    activity: Arc<Activity>,
+}
 
 impl PushQueue {
     /// Starts the writer thread; it ends when every queue handle is gone.
@@ -138,19 +142,72 @@ impl PushQueue {
         std::thread::Builder::new()
             .name("cairn-hub-writer".into())
             .spawn(move || write_groups(writer.as_ref(), receiver))?;
-        Ok(PushQueue(sender))
+        Ok(PushQueue {
+            sender,
+            activity: Arc::default(),
+        })
+    }
+
+    /// How busy the queue is (the compliance judge yields to pushes).
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// Queues a push and waits for its answer.
     pub async fn push(&self, request: PushRequest) -> Result<PushResponse, PushError> {
+        let _busy = self.activity.begin();
         let (reply, answer) = tokio::sync::oneshot::channel();
         let closed = || {
             PushError::Store(StorageError::Internal(
                 "the hub's writer has stopped".into(),
             ))
         };
-        self.0.send((request, reply)).await.map_err(|_| closed())?;
+        self.sender
+            .send((request, reply))
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
+    }
+}
+
+/// Pushes in flight and when the last one ended: what the compliance judge
+/// reads to give the pushes the machine first.
+#[derive(Debug, Default)]
+pub struct Activity {
+    in_flight: AtomicU64,
+    /// When the last push ended, ms since `epoch`, plus one (0: never).
+    last_end_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+/// A push in flight; it ends when dropped.
+pub struct Busy<'a>(&'a Activity);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .last_end_ms
+            .store(self.0.now_ms() + 1, Ordering::Relaxed);
+    }
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// A push starts.
+    pub fn begin(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self)
+    }
+
+    /// Whether a push is in flight or ended less than `quiet_ms` ago.
+    pub fn busy(&self, quiet_ms: u64) -> bool {
+        let last = self.last_end_ms.load(Ordering::Relaxed);
+        self.in_flight.load(Ordering::Relaxed) > 0
+            || (last > 0 && self.now_ms() + 1 - last < quiet_ms)
     }
 }
 

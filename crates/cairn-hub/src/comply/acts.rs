@@ -86,11 +86,15 @@ pub struct StreamStates {
 }
 
 impl<B: HubBackend> Hub<B> {
-    /// Judges up to `limit` ops logged since the last pass, in one
-    /// transaction (see [`run::judge_pending`]).
+    /// Judges up to `limit` ops logged since the last pass: judged in a
+    /// read transaction, stored in a short write transaction (see
+    /// [`run::plan`] and [`run::apply`]).
     pub fn judge_pending(&self, limit: usize) -> Result<Pass, StorageError> {
         let packs = self.packs();
-        self.in_write(|tx, now| run::judge_pending(tx, &packs, now, limit))
+        let now = self.clock().now_ms();
+        // Judged on the reader; only the results take the writer lock.
+        let plan = run::plan(&self.backend().read()?, &packs, now, limit)?;
+        self.in_write(|tx, now| run::apply(tx, &plan, now))
     }
 
     /// Judges until every logged op is judged.

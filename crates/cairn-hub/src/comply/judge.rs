@@ -18,6 +18,7 @@ use cairn_core::op::{Action, Op};
 use cairn_core::pack::rules::When;
 use cairn_core::pack::{Collection, CollectionKind, Violation};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 const DAY_MS: u64 = 86_400_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -170,11 +171,11 @@ impl One<'_> {
     }
 
     /// A field's value as text (strings as they are, others as JSON).
-    fn text(&self, field: &str) -> Option<String> {
+    fn text(&self, field: &str) -> Option<Cow<'_, str>> {
         match self.payload.get(field)? {
-            Value::String(text) => Some(text.clone()),
+            Value::String(text) => Some(Cow::Borrowed(text)),
             Value::Null => None,
-            other => Some(other.to_string()),
+            other => Some(Cow::Owned(other.to_string())),
         }
     }
 
@@ -272,8 +273,9 @@ impl One<'_> {
                     continue;
                 }
                 Some(RegistryEntry {
-                    fields: Some(text), ..
-                }) => serde_json::from_str::<Map<String, Value>>(&text).unwrap_or_default(),
+                    fields: Some(fields),
+                    ..
+                }) => fields,
             };
             if let Some(expiry) = &reference.expiry
                 && let Some(Value::String(date)) = fields.get(expiry)
@@ -365,7 +367,10 @@ impl One<'_> {
 
     /// The values of `fields`, if the record has them all.
     fn key_parts(&self, fields: &[String]) -> Option<Vec<String>> {
-        fields.iter().map(|field| self.text(field)).collect()
+        fields
+            .iter()
+            .map(|field| self.text(field).map(Cow::into_owned))
+            .collect()
     }
 
     /// A registry write stands if it is the newest by HLC (on a tie, the
@@ -388,7 +393,7 @@ impl One<'_> {
         }
         let fields = match op.draft.action {
             Action::Delete => None,
-            _ => Some(Value::Object(self.payload.clone()).to_string()),
+            _ => Some(std::sync::Arc::new(self.payload.clone())),
         };
         self.ledger.put_registry_entry(
             &self.collection.name,
@@ -409,10 +414,10 @@ impl One<'_> {
                 continue;
             };
             self.ledger.await_follow_up(&Awaited {
-                key: key_hash(&[rule.name.clone(), rule.collection.clone(), matching]),
+                key: key_hash(&[rule.name.as_str(), rule.collection.as_str(), &matching]),
                 rule: rule.name.clone(),
                 leaf: self.logged.leaf,
-                who,
+                who: who.into_owned(),
                 due_ms: self.written_ms + rule.within_hours * HOUR_MS,
             })?;
         }
@@ -423,7 +428,7 @@ impl One<'_> {
             else {
                 continue;
             };
-            let key = key_hash(&[rule.name.clone(), rule.collection.clone(), matching]);
+            let key = key_hash(&[rule.name.as_str(), rule.collection.as_str(), &matching]);
             for item in self.ledger.awaited(&key)? {
                 if item.who != who && self.written_ms <= item.due_ms {
                     self.ledger.stop_waiting(item.leaf)?;
@@ -456,15 +461,16 @@ impl One<'_> {
 }
 
 /// Whether a rule with condition `when` applies to a record.
-fn applies(when: Option<&When>, text: impl Fn(&str) -> Option<String>) -> bool {
+fn applies<'a>(when: Option<&When>, text: impl Fn(&str) -> Option<Cow<'a, str>>) -> bool {
     when.is_none_or(|when| when.matches(text(&when.field).as_deref()))
 }
 
 /// A ledger key: SHA-256 over the parts, each length-prefixed (no two
 /// different part lists hash the same bytes).
-fn key_hash(parts: &[String]) -> Hash {
-    let mut bytes = Vec::new();
+fn key_hash<S: AsRef<str>>(parts: &[S]) -> Hash {
+    let mut bytes = Vec::with_capacity(128);
     for part in parts {
+        let part = part.as_ref();
         bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
         bytes.extend_from_slice(part.as_bytes());
     }

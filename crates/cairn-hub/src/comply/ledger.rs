@@ -9,8 +9,10 @@
 
 use crate::StorageError;
 use cairn_core::hash::Hash;
+use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Who holds a uniqueness or idempotency key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +28,8 @@ pub struct Claim {
 pub struct RegistryEntry {
     /// The HLC of the write that set it: (wall ms, counter, node).
     pub hlc: (u64, u32, String),
-    /// Its fields as canonical JSON text; `None` once deleted (revoked).
-    pub fields: Option<String>,
+    /// Its fields (parsed once, shared); `None` once deleted (revoked).
+    pub fields: Option<Arc<Map<String, Value>>>,
 }
 
 /// A record waiting for its follow-up (a Schedule II dispense for its

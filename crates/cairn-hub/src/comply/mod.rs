@@ -15,6 +15,7 @@
 pub mod acts;
 pub mod judge;
 pub mod ledger;
+pub mod overlay;
 pub mod run;
 pub mod store;
 pub mod worker;

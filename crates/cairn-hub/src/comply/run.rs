@@ -3,7 +3,8 @@
 //! ([`dry_run`]) that changes nothing.
 
 use super::judge::{Logged, ReviewDraft};
-use super::ledger::ScratchLedger;
+use super::ledger::{Ledger, ScratchLedger};
+use super::overlay::{Overlay, Writes};
 use super::store::{Closure, ReviewRow, VerdictRow};
 use super::{Judgement, Packs, State};
 use crate::StorageError;
@@ -30,20 +31,46 @@ pub struct Pass {
     pub through: u64,
 }
 
+/// A pass judged but not stored yet.
+#[derive(Debug)]
+pub struct Plan {
+    /// The judged cursor the pass started from.
+    from: u64,
+    /// Verdict runs.
+    runs: Vec<VerdictRow>,
+    /// Review items to raise.
+    raise: Vec<ReviewRow>,
+    /// Awaited follow-ups that came late: (waiting leaf, the follow-up's leaf).
+    fulfilled: Vec<(u64, u64)>,
+    /// The judge's ledger writes.
+    writes: Writes,
+    /// Ops judged and rejected.
+    judged: u64,
+    rejected: u64,
+}
+
 /// Judges up to `limit` logged ops the packs have not judged yet, in leaf
-/// order, and turns overdue follow-ups into review items, all inside `tx`.
-/// A storage fault fails the pass with nothing kept; it is never a verdict.
-pub fn judge_pending(
+/// order, and finds overdue follow-ups, reading `tx` only: the writes wait
+/// in the returned plan for [`apply`].
+pub fn plan(
     tx: &dyn LogTx,
     packs: &Packs,
     now_ms: u64,
     limit: usize,
-) -> Result<Pass, StorageError> {
+) -> Result<Plan, StorageError> {
     let from = tx.judged_through()?;
     let size = tx.log_size()?;
     let leaves = tx.leaves(from, size, limit)?;
-    let mut pass = Pass::default();
-    let mut runs: Vec<VerdictRow> = Vec::new();
+    let overlay = Overlay::new(tx);
+    let mut plan = Plan {
+        from,
+        runs: Vec::new(),
+        raise: Vec::new(),
+        fulfilled: Vec::new(),
+        writes: Writes::default(),
+        judged: 0,
+        rejected: 0,
+    };
     for logged in &leaves {
         let op = decode(logged)?;
         let outcome = packs.judge(
@@ -52,34 +79,20 @@ pub fn judge_pending(
                 op: &op,
                 received_ms: logged.received_ms,
             },
-            tx,
+            &overlay,
         )?;
-        pass.judged += 1;
-        pass.rejected += u64::from(outcome.judgement.state == State::Rejected);
+        plan.judged += 1;
+        plan.rejected += u64::from(outcome.judgement.state == State::Rejected);
         for draft in &outcome.reviews {
-            pass.reviews += u64::from(
-                tx.raise_review(&review_row(draft, logged, &op, now_ms))?
-                    .is_some(),
-            );
+            plan.raise.push(review_row(draft, logged, &op, now_ms));
         }
         for leaf in outcome.fulfils {
-            for id in tx.open_reviews_of("missing_follow_up", leaf)? {
-                tx.close_review(
-                    id,
-                    &Closure {
-                        at_ms: now_ms,
-                        by: cairn_core::names::HUB_NODE.into(),
-                        decision: "fulfilled".into(),
-                        note: format!("the follow-up arrived late, at leaf {}", logged.leaf),
-                        audit_seq: None,
-                    },
-                )?;
-            }
+            plan.fulfilled.push((leaf, logged.leaf));
         }
-        add_to_runs(&mut runs, logged.leaf, outcome.judgement, now_ms);
+        add_to_runs(&mut plan.runs, logged.leaf, outcome.judgement, now_ms);
     }
-    for item in tx.overdue(now_ms, OVERDUE_MAX)? {
-        tx.stop_waiting(item.leaf)?;
+    for item in overlay.overdue(now_ms, OVERDUE_MAX)? {
+        overlay.stop_waiting(item.leaf)?;
         let Some(logged) = tx.leaves(item.leaf, item.leaf + 1, 1)?.pop() else {
             continue;
         };
@@ -93,23 +106,65 @@ pub fn judge_pending(
                 item.rule
             ),
         };
-        pass.reviews += u64::from(
-            tx.raise_review(&review_row(&draft, &logged, &op, now_ms))?
-                .is_some(),
-        );
+        plan.raise.push(review_row(&draft, &logged, &op, now_ms));
     }
-    for run in &runs {
+    plan.writes = overlay.into_writes();
+    Ok(plan)
+}
+
+/// Stores `plan` inside the write transaction `tx`. A plan made from a
+/// cursor another pass has moved since is dropped (nothing stored).
+pub fn apply(tx: &dyn LogTx, plan: &Plan, now_ms: u64) -> Result<Pass, StorageError> {
+    let mut pass = Pass {
+        through: tx.judged_through()?,
+        ..Pass::default()
+    };
+    if pass.through != plan.from {
+        return Ok(pass);
+    }
+    plan.writes.store(tx)?;
+    for row in &plan.raise {
+        pass.reviews += u64::from(tx.raise_review(row)?.is_some());
+    }
+    for (waiting, by) in &plan.fulfilled {
+        for id in tx.open_reviews_of("missing_follow_up", *waiting)? {
+            tx.close_review(
+                id,
+                &Closure {
+                    at_ms: now_ms,
+                    by: cairn_core::names::HUB_NODE.into(),
+                    decision: "fulfilled".into(),
+                    note: format!("the follow-up arrived late, at leaf {by}"),
+                    audit_seq: None,
+                },
+            )?;
+        }
+    }
+    for run in &plan.runs {
         tx.record_verdict(run)?;
     }
-    pass.through = from + leaves.len() as u64;
-    if pass.through != from {
+    pass.judged = plan.judged;
+    pass.rejected = plan.rejected;
+    pass.through = plan.from + plan.judged;
+    if plan.judged > 0 {
         tx.set_judged_through(pass.through)?;
     }
     Ok(pass)
 }
 
+/// [`plan`] and [`apply`] in one transaction.
+pub fn judge_pending(
+    tx: &dyn LogTx,
+    packs: &Packs,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Pass, StorageError> {
+    let plan = plan(tx, packs, now_ms, limit)?;
+    apply(tx, &plan, now_ms)
+}
+
 fn decode(logged: &LoggedOp) -> Result<Op, StorageError> {
-    Op::decode(&logged.bytes).map_err(|fault| {
+    Op::decode_logged(&logged.bytes).map_err(|fault| {
         StorageError::Damaged(format!("leaf {} does not decode: {fault}", logged.leaf))
     })
 }

@@ -5,14 +5,24 @@
 
 use super::run::{JUDGE_BATCH, Pass};
 use crate::backend::HubBackend;
+use crate::group::Activity;
 use crate::{Hub, StorageError};
 use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the judge sleeps once it has caught up.
 const IDLE: Duration = Duration::from_millis(20);
+/// Ops a pass judges while pushes are flowing: short passes, so the
+/// writer lock and the cores go to the pushes first.
+const BUSY_BATCH: usize = 256;
+/// While pushes flow, the judge rests this many times as long as its last
+/// pass took: at most a fifth of one core goes to judging, and verdicts
+/// lag a burst by seconds at most, catching up at full speed after it.
+const BUSY_REST_FACTOR: u32 = 4;
+/// How long after the last push the hub counts as quiet, ms.
+const QUIET_MS: u64 = 10;
 /// How long it waits after a storage fault.
 const AFTER_FAULT: Duration = Duration::from_secs(1);
 
@@ -39,8 +49,9 @@ impl Drop for JudgeThread {
     }
 }
 
-/// Starts the judge over `hub`; it also ends when the hub is dropped.
-pub fn start(hub: Weak<dyn Judging>) -> std::io::Result<JudgeThread> {
+/// Starts the judge over `hub`, yielding to the pushes `activity` counts;
+/// it also ends when the hub is dropped.
+pub fn start(hub: Weak<dyn Judging>, activity: Arc<Activity>) -> std::io::Result<JudgeThread> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     std::thread::Builder::new()
@@ -48,10 +59,17 @@ pub fn start(hub: Weak<dyn Judging>) -> std::io::Result<JudgeThread> {
         .spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 let Some(hub) = hub.upgrade() else { break };
-                let outcome = hub.judge_pending(JUDGE_BATCH);
+                let busy = activity.busy(QUIET_MS);
+                let limit = if busy { BUSY_BATCH } else { JUDGE_BATCH };
+                let started = Instant::now();
+                let outcome = hub.judge_pending(limit);
                 drop(hub);
                 match outcome {
-                    Ok(pass) if pass.judged as usize == JUDGE_BATCH => {}
+                    Ok(pass) if pass.judged as usize == limit => {
+                        if busy {
+                            std::thread::sleep(started.elapsed() * BUSY_REST_FACTOR);
+                        }
+                    }
                     Ok(_) => std::thread::sleep(IDLE),
                     Err(fault) => {
                         tracing::warn!(
