@@ -17,6 +17,7 @@ mod files;
 pub mod input;
 mod read;
 mod schema;
+mod states;
 mod verify;
 mod writer;
 
@@ -25,6 +26,7 @@ pub use error::{StoreError, WriteError};
 pub use read::{
     AlertThresholds, EntityRecord, LedgerRecord, ListQuery, Record, Status, StreamStatus,
 };
+pub use states::{HubState, Learned};
 pub use verify::{VerifyFault, VerifyReport};
 pub use writer::{WriteReceipt, WriteRequest};
 
@@ -223,6 +225,7 @@ impl EdgeStore {
         // Stores made before `displaced` and `alerts` existed get them
         // (schema 2 otherwise).
         conn.execute_batch(schema::DISPLACED_DDL)?;
+        conn.execute_batch(states::STATES_DDL)?;
         schema::add_displaced_new_seq(&conn)?;
         conn.execute_batch(schema::ALERTS_DDL)?;
         let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
@@ -512,9 +515,41 @@ impl EdgeStore {
     }
 
     /// One record by id (ledger: `node:stream:seq`; entity and config: key).
+    /// A record of this node's own carries its state at the hub.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let collection = self.collection(collection)?;
-        self.read(|conn| read::get(conn, collection, id))
+        self.read(|conn| {
+            let mut record = read::get(conn, collection, id)?;
+            if let Some(Record::Ledger(ledger)) = &mut record
+                && let Some((node, stream, seq)) = read::parse_record_id(&ledger.id)
+                && node == self.settings.node
+            {
+                ledger.hub = Some(states::state_of(conn, node, stream, seq)?);
+            }
+            Ok(record)
+        })
+    }
+
+    /// Stores what the hub's rule packs made of this node's `stream`:
+    /// judged up to `judged_seq`, with `verdicts` on the ops not persisted.
+    /// Returns how many verdicts were new.
+    pub fn learn_states(
+        &self,
+        stream: &str,
+        judged_seq: u64,
+        verdicts: &[Learned],
+    ) -> Result<u64, StoreError> {
+        self.with_sync_conn(|conn| states::record(conn, stream, judged_seq, verdicts))
+    }
+
+    /// How far the hub has judged this node's `stream`, as last learned.
+    pub fn judged_seq(&self, stream: &str) -> Result<u64, StoreError> {
+        self.read(|conn| states::judged_seq(conn, stream))
+    }
+
+    /// The state at the hub of this node's op `seq` of `stream`.
+    pub fn hub_state(&self, stream: &str, seq: u64) -> Result<HubState, StoreError> {
+        self.read(|conn| states::state_of(conn, &self.settings.node, stream, seq))
     }
 
     /// Records of a collection, filtered by scope, in write order.
@@ -535,7 +570,22 @@ impl EdgeStore {
         thresholds: &AlertThresholds,
     ) -> Result<Status, StoreError> {
         let storage_bytes = files::storage_bytes(&self.dir);
-        self.read(|conn| read::status(conn, &self.settings, now_ms, storage_bytes, thresholds))
+        self.read(|conn| {
+            let node = &self.settings.node;
+            let mut status = read::status(conn, &self.settings, now_ms, storage_bytes, thresholds)?;
+            status.states = states::counts(conn, node)?;
+            if let Some(rejected) = status.states.get("rejected") {
+                status.alerts.insert(
+                    0,
+                    format!(
+                        "rejected: the hub's rule packs rejected {rejected} of this node's records (cairn record get shows why; correct them with cairn record correct)"
+                    ),
+                );
+            }
+            let late = states::deadline_alerts(conn, node, &self.catalog.collections, now_ms)?;
+            status.alerts.splice(0..0, late);
+            Ok(status)
+        })
     }
 
     /// Re-verifies every stream end to end and every materialized state.

@@ -44,6 +44,10 @@ pub struct LedgerRecord {
     /// (`cairn edge recover`): where each went.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<Moved>,
+    /// For this node's own records: what the hub made of it (pending,
+    /// validated, persisted, or rejected with the rules it broke).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<crate::states::HubState>,
 }
 
 /// A record that once had another id (see [`LedgerRecord::moved`]).
@@ -156,6 +160,7 @@ fn ledger_record(
         reason: (op.draft.action == Action::Correct).then(|| op.draft.reason.clone()),
         corrected_by,
         moved: Vec::new(),
+        hub: None,
     })
 }
 
@@ -338,6 +343,9 @@ pub struct Status {
     pub conflicts: u64,
     /// The sync client's last known state (online, breaker, last sync), if it ever ran.
     pub sync: Option<Value>,
+    /// This node's own ops by their state at the hub (pending, validated,
+    /// persisted, rejected), as learned at the last sync.
+    pub states: BTreeMap<String, u64>,
     /// What a person should look at: thresholds crossed (oldest pending
     /// op, storage) and the conditions the node raised (a hub whose log
     /// went back, a clock far off the hub's), newest first.
@@ -496,6 +504,7 @@ pub(crate) fn status(
         conflicts: conflicts as u64,
         sync: sync.and_then(|text| serde_json::from_str(&text).ok()),
         alerts,
+        states: BTreeMap::new(),
     })
 }
 

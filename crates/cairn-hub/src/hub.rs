@@ -228,7 +228,7 @@ impl<B: HubBackend> Hub<B> {
 
     /// The hub's figures as they are now (see [`crate::status::status`]).
     pub fn status(&self) -> Result<crate::status::HubStatus, StorageError> {
-        crate::status::status(&self.backend.read()?, self.signer.origin())
+        crate::status::status(&self.backend.read()?, self.signer.origin(), &self.packs())
     }
 
     /// The log's size and root as they are now.

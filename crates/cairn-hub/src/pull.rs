@@ -162,7 +162,12 @@ pub fn pull_page(
     })?;
     let mut nodes = BTreeMap::new();
     for origin in origins {
-        let key = tx.node_key(&origin)?.ok_or_else(|| {
+        // The hub's own streams (its registry) are signed with its key.
+        let key = match origin.as_str() {
+            crate::HUB_NODE => Some(signer.identity().public_key()),
+            _ => tx.node_key(&origin)?,
+        };
+        let key = key.ok_or_else(|| {
             StorageError::Damaged(format!("{origin} has ops in the log but no key"))
         })?;
         nodes.insert(origin, hex::encode(key));

@@ -28,6 +28,13 @@ pub struct HubStatus {
     pub clocks: BTreeMap<String, NodeClock>,
     /// The newest quarantined items (at most [`STATUS_QUARANTINE_MAX`]).
     pub quarantine: Vec<QuarantineItem>,
+    /// Logged ops by compliance state (`persisted`, `rejected`, and
+    /// `validated` for those the judge has yet to reach).
+    pub states: BTreeMap<String, u64>,
+    /// Open review items by kind.
+    pub reviews_open: BTreeMap<String, u64>,
+    /// The rule packs the hub judges by: name to version.
+    pub packs: BTreeMap<String, String>,
 }
 
 /// Most quarantined items `status` lists.
@@ -61,7 +68,11 @@ pub struct NodeClock {
 }
 
 /// The hub's figures as `tx` sees them, for the log named `origin`.
-pub fn status(tx: &dyn LogTx, origin: &str) -> Result<HubStatus, StorageError> {
+pub fn status(
+    tx: &dyn LogTx,
+    origin: &str,
+    packs: &crate::comply::Packs,
+) -> Result<HubStatus, StorageError> {
     let log_size = tx.log_size()?;
     let root = tree::root(&TreeReader::new(tx), log_size)?;
     let streams = tx
@@ -112,5 +123,19 @@ pub fn status(tx: &dyn LogTx, origin: &str) -> Result<HubStatus, StorageError> {
         alerts,
         clocks,
         quarantine,
+        states: {
+            let mut states = tx.state_counts()?;
+            let pending = log_size - tx.judged_through()?;
+            if pending > 0 {
+                states.insert("validated".into(), pending);
+            }
+            states
+        },
+        reviews_open: tx.open_review_counts()?,
+        packs: packs
+            .packs()
+            .iter()
+            .map(|pack| (pack.name.clone(), pack.version.clone()))
+            .collect(),
     })
 }

@@ -220,3 +220,43 @@ impl PushResponse {
             .collect()
     }
 }
+
+/// What the hub's rule packs made of one of a node's own streams
+/// (`GET /v1/states`): its ops up to `judged_seq` are judged, and those
+/// judged anything but persisted are listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatesPage {
+    /// The stream.
+    pub stream: String,
+    /// The highest seq judged that this answer covers.
+    pub judged_seq: u64,
+    /// Ops judged anything but persisted, by seq, after the one asked from.
+    pub verdicts: Vec<StateVerdict>,
+}
+
+/// The verdict on one op (see [`StatesPage`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateVerdict {
+    /// Its seq.
+    pub seq: u64,
+    /// `rejected` (logged, and a review item).
+    pub state: String,
+    /// The pack that judged it.
+    pub pack: String,
+    /// That pack's version.
+    pub version: String,
+    /// The rules it broke.
+    pub violations: Vec<BrokenRule>,
+}
+
+/// A rule an op broke: the field, the rule, a sentence (never a sensitive
+/// value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenRule {
+    /// The field.
+    pub field: String,
+    /// The rule's identifier.
+    pub rule: String,
+    /// What is wrong.
+    pub message: String,
+}

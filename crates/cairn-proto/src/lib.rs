@@ -10,8 +10,8 @@ pub mod bundle;
 pub mod json;
 
 pub use answers::{
-    ChainSegment, ConsistencyAnswer, OwnOps, PullPage, PulledOp, SnapshotPage, WireError,
-    chain_proofs, decode_base64, from_value, hashes,
+    BrokenRule, ChainSegment, ConsistencyAnswer, OwnOps, PullPage, PulledOp, SnapshotPage,
+    StateVerdict, StatesPage, WireError, chain_proofs, decode_base64, from_value, hashes,
 };
 
 use base64::Engine;

@@ -22,9 +22,11 @@ mod push;
 mod recover;
 mod run;
 mod snapshot;
+mod states;
 
 pub use hub::{Encoding, HubLink, hub_audience};
 pub use pull::{PullReport, pull_all};
 pub use push::{PUSHES_IN_FLIGHT, SyncReport, push_all};
 pub use recover::{Recovered, recover};
 pub use run::{Jitter, SyncSettings, run};
+pub use states::{StatesReport, learn_states};

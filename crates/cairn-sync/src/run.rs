@@ -187,6 +187,14 @@ impl Background<'_> {
             if pulled.applied > 0 {
                 tracing::info!(applied = pulled.applied, "pulled from the hub");
             }
+            let states = crate::learn_states(store, &hub).await?;
+            if !states.rejected.is_empty() {
+                tracing::warn!(
+                    rejected = states.rejected.len(),
+                    compliance_boundary = "hub_verdict",
+                    "the hub's rule packs rejected ops of this node: see cairn status"
+                );
+            }
             anyhow::Ok(report)
         };
         match round.await {

@@ -4,6 +4,7 @@
 //! (`connect`).
 
 mod args;
+mod comply;
 mod connect;
 mod edge;
 mod failure;
@@ -90,5 +91,6 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => cairn_tools::demo::run(args, cli.json).map_err(Failure::from),
         Command::Hub(command) => hub(&cli, command),
         Command::Sync(args) => sync(&cli, args),
+        Command::Review(command) => comply::review(&cli, command),
     }
 }

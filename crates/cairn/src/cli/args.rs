@@ -48,6 +48,79 @@ pub enum Command {
     Hub(HubCommand),
     /// Push this node's unacknowledged ops to the hub now.
     Sync(SyncArgs),
+    /// The hub's review queue: rejections, quarantines, missing follow-ups
+    /// and missed deadlines (on the hub's data directory).
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+/// `cairn review ...`
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
+    /// Review items by id.
+    List {
+        /// Only open items.
+        #[arg(long)]
+        open: bool,
+        /// Only this kind: rejection, quarantine, missing_follow_up, missed_deadline.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Items after this id.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One item, with the logged op and any quarantined material side by
+    /// side (sensitive fields redacted).
+    Show {
+        /// Its id.
+        id: u64,
+    },
+    /// Close an item: an act of the hub's audit stream naming who and why.
+    Resolve {
+        /// Its id.
+        id: u64,
+        /// accepted, corrected, dismissed or escalated.
+        #[arg(long)]
+        decision: String,
+        /// Why (recorded with the act).
+        #[arg(long)]
+        note: String,
+        /// Who decides (recorded with the act).
+        #[arg(long)]
+        by: String,
+    },
+}
+
+/// `cairn hub registry ...`
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Add or replace an entry (an authorized technician): an op of the
+    /// hub's registry stream, which every node receives.
+    Put {
+        /// The config collection (e.g. authorized_technicians).
+        collection: String,
+        /// The entry's key (e.g. TECH-IA-4412).
+        key: String,
+        /// Its fields, a JSON object.
+        #[arg(long)]
+        fields: String,
+        /// Who writes it (recorded in the audit stream).
+        #[arg(long)]
+        by: String,
+    },
+    /// Revoke an entry (records naming it are rejected from then on).
+    Revoke {
+        /// The config collection.
+        collection: String,
+        /// The entry's key.
+        key: String,
+        /// Who revokes it (recorded in the audit stream).
+        #[arg(long)]
+        by: String,
+    },
 }
 
 /// `cairn pack ...`
@@ -65,6 +138,26 @@ pub enum PackCommand {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Replay the hub's history through a new pack version and report the
+    /// records it would newly reject, per rule, with examples (changes
+    /// nothing; on the hub's data directory).
+    DryRun {
+        /// The new pack version's TOML file.
+        file: PathBuf,
+    },
+    /// Activate a new pack version at the hub after a dry run: refused when
+    /// it would newly reject more than the pack's drift tolerance, unless
+    /// forced. Refusal, forcing and activation are audit acts.
+    Activate {
+        /// The new pack version's TOML file.
+        file: PathBuf,
+        /// Activate even beyond the tolerance (an admin's decision).
+        #[arg(long)]
+        force: bool,
+        /// Who decides (recorded in the audit stream).
+        #[arg(long)]
+        by: String,
+    },
 }
 
 /// `cairn hub ...`
@@ -79,6 +172,13 @@ pub enum HubCommand {
         /// addresses (default: localhost and 127.0.0.1).
         #[arg(long = "tls-name")]
         tls_names: Vec<String>,
+        /// A rule pack of your own the hub judges ops by, beside the
+        /// built-in ones (one named like a built-in pack replaces it).
+        #[arg(long = "pack-file")]
+        pack_files: Vec<PathBuf>,
+        /// Judge by every `*.toml` rule pack in this directory too.
+        #[arg(long)]
+        pack_dir: Option<PathBuf>,
     },
     /// Register a node's public key and the scopes it is granted.
     Enroll {
@@ -131,9 +231,17 @@ pub enum HubCommand {
     /// head, every origin checkpoint and its enrolled key, every signed log
     /// checkpoint's root. Exit 4 with the faults when anything is off.
     Verify,
-    /// The hub's own record of its administrative acts (enrollments,
-    /// revocations): ops of node `hub`, stream `audit`, in its log.
-    Audit,
+    /// The hub's own record of its acts (enrollments, revocations, review
+    /// resolutions, registry writes, pack activations): ops of node `hub`,
+    /// stream `audit`, in its log.
+    Audit {
+        /// Only acts whose action starts with this (e.g. `review`, `pack`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only acts by this person or tool.
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Issue a short-lived token for a person or tool (operator, auditor,
     /// admin), signed with the hub's key: `GET /v1/status` takes one.
     Token {
@@ -170,6 +278,12 @@ pub enum HubCommand {
         #[arg(long, default_value = "cli")]
         by: String,
     },
+    /// The registries only the hub writes (authorized technicians).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Judge every logged op the rule packs have not judged yet, now (a
+    /// serving hub does this behind its pushes).
+    Judge,
     /// Verify and ingest an offline bundle exactly as pushes would be.
     Import {
         /// The bundle file.

@@ -44,22 +44,33 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             Ok(())
         }
         HubCommand::Token { .. } => hub_token(cli, command),
-        HubCommand::Audit => hub_audit(cli),
+        HubCommand::Audit { action, by } => hub_audit(cli, action.as_deref(), by.as_deref()),
+        HubCommand::Registry(command) => crate::cli::comply::registry(cli, command),
+        HubCommand::Judge => crate::cli::comply::judge(cli),
         HubCommand::Status => hub_status(cli),
     }
 }
 
 /// `cairn hub init`.
 fn hub_init(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
-    let HubCommand::Init { origin, tls_names } = command else {
+    let HubCommand::Init {
+        origin,
+        tls_names,
+        pack_files,
+        pack_dir,
+    } = command
+    else {
         unreachable!("dispatched on HubCommand::Init")
     };
-    cairn_hub_sqlite::HubStore::init(&cli.data, origin).map_err(|error| match error {
-        cairn_edge::StoreError::Config(message) => {
-            Failure::invalid(None, &[Violation::new("init", "config", message)])
-        }
-        other => Failure::fault(anyhow::anyhow!(other)),
-    })?;
+    let custom = crate::cli::pack::read_pack_files(pack_files, pack_dir.as_deref())?;
+    cairn_hub_sqlite::HubStore::init_with(&cli.data, origin, &custom).map_err(
+        |error| match error {
+            cairn_edge::StoreError::Config(message) => {
+                Failure::invalid(None, &[Violation::new("init", "config", message)])
+            }
+            other => Failure::fault(anyhow::anyhow!(other)),
+        },
+    )?;
     let hub = open_hub(cli)?;
     let names = if tls_names.is_empty() {
         vec!["localhost".to_string(), "127.0.0.1".to_string()]
@@ -386,7 +397,7 @@ fn hub_token(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 }
 
 /// `cairn hub audit`.
-fn hub_audit(cli: &Cli) -> Result<(), Failure> {
+fn hub_audit(cli: &Cli, action: Option<&str>, by: Option<&str>) -> Result<(), Failure> {
     let ops = open_hub(cli)?.audit_ops()?;
     let mut records = Vec::new();
     for bytes in &ops {
@@ -394,6 +405,12 @@ fn hub_audit(cli: &Cli) -> Result<(), Failure> {
             .map_err(|fault| Failure::fault(anyhow::anyhow!("audit op: {fault}")))?;
         let record: Value = serde_json::from_slice(&op.draft.payload)
             .map_err(|error| Failure::fault(anyhow::anyhow!("audit op: {error}")))?;
+        let acted = record["action"].as_str().unwrap_or_default();
+        if action.is_some_and(|prefix| !acted.starts_with(prefix))
+            || by.is_some_and(|by| record["by"].as_str() != Some(by))
+        {
+            continue;
+        }
         records.push(json!({"seq": op.seq, "written_ms": op.draft.hlc.wall_ms, "op_hash": op.op_hash.to_hex(), "record": record}));
     }
     if cli.json {
@@ -403,20 +420,22 @@ fn hub_audit(cli: &Cli) -> Result<(), Failure> {
             .iter()
             .map(|entry| {
                 let record = &entry["record"];
+                let detail = ["scopes", "label", "decision", "pack", "key"]
+                    .iter()
+                    .find_map(|name| record.get(*name))
+                    .map_or(String::new(), |detail| detail.to_string());
                 vec![
                     entry["seq"].to_string(),
                     output::cell(&record["action"]),
                     output::cell(&record["node"]),
-                    record
-                        .get("scopes")
-                        .or_else(|| record.get("label"))
-                        .map_or(String::new(), |detail| detail.to_string()),
+                    output::cell(&record["by"]),
+                    detail,
                 ]
             })
             .collect();
         println!(
             "{}",
-            output::table(&["seq", "action", "node", "detail"], rows)
+            output::table(&["seq", "action", "node", "by", "detail"], rows)
         );
     }
     Ok(())
@@ -453,6 +472,28 @@ fn hub_status(cli: &Cli) -> Result<(), Failure> {
         println!(
             "{} nodes enrolled, {} items quarantined",
             status.nodes, status.quarantined
+        );
+        let listed = |map: &std::collections::BTreeMap<String, u64>| -> String {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(name, count)| format!("{count} {name}"))
+                .collect();
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        };
+        let packs: Vec<String> = status
+            .packs
+            .iter()
+            .map(|(pack, version)| format!("{pack} {version}"))
+            .collect();
+        println!(
+            "compliance: {}; open review items: {}; rule packs: {}",
+            listed(&status.states),
+            listed(&status.reviews_open),
+            packs.join(", ")
         );
         if !status.quarantine.is_empty() {
             let rows = status

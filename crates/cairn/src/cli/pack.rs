@@ -13,6 +13,9 @@ const PACK_FILE_BYTES_MAX: u64 = 1024 * 1024;
 pub(super) fn pack(cli: &Cli, command: &PackCommand) -> Result<(), Failure> {
     match command {
         PackCommand::List => list(cli),
+        PackCommand::DryRun { .. } | PackCommand::Activate { .. } => {
+            crate::cli::comply::pack_at_hub(cli, command)
+        }
         PackCommand::Show {
             name: Some(name), ..
         } => {

@@ -218,6 +218,15 @@ pub(super) fn print_record(record: &Record) {
                     record.reason.as_deref().unwrap_or("")
                 );
             }
+            if let Some(hub) = &record.hub {
+                match (&hub.pack, &hub.reason) {
+                    (Some(pack), Some(reason)) => println!(
+                        "at the hub: {} by rule pack {pack}: {reason}",
+                        hub.state.to_uppercase()
+                    ),
+                    _ => println!("at the hub: {}", hub.state),
+                }
+            }
             let rows = record
                 .data
                 .as_object()

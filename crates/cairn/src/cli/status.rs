@@ -47,6 +47,14 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Failure> {
         output::bytes(status.storage_bytes),
         status.conflicts
     );
+    if !status.states.is_empty() {
+        let states: Vec<String> = status
+            .states
+            .iter()
+            .map(|(state, count)| format!("{count} {state}"))
+            .collect();
+        println!("own ops at the hub: {}", states.join(", "));
+    }
     print_sync_state(status.sync.as_ref());
     for alert in &alerts {
         println!("ALERT: {alert}");

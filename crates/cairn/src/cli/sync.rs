@@ -53,12 +53,13 @@ pub(super) fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         )
         .await?;
         let pulled = cairn_sync::pull_all(&store, &link).await?;
-        anyhow::Ok((pushed, pulled))
+        let states = cairn_sync::learn_states(&store, &link).await?;
+        anyhow::Ok((pushed, (pulled, states)))
     });
     if let Some(progress) = &progress {
         progress.finish_and_clear();
     }
-    let (report, pulled) = result.map_err(|error| Failure {
+    let (report, (pulled, states)) = result.map_err(|error| Failure {
         code: exit::SYNC_INCOMPLETE,
         json: json!({"error": {"code": "sync_incomplete", "message": format!("{error:#}")}}),
         text: format!("error: sync incomplete, nothing acknowledged was lost: {error:#}"),
@@ -79,9 +80,21 @@ pub(super) fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             ),
         });
     }
+    print_round(cli, &report, &pulled, &states);
+    Ok(())
+}
+
+/// What one `cairn sync` round did, for people or scripts.
+fn print_round(
+    cli: &Cli,
+    report: &cairn_sync::SyncReport,
+    pulled: &cairn_sync::PullReport,
+    states: &cairn_sync::StatesReport,
+) {
     if cli.json {
         let mut value = json!(report);
         value["pulled"] = json!(pulled);
+        value["rejected"] = json!(states.rejected);
         output::json(&value);
     } else {
         println!(
@@ -98,8 +111,10 @@ pub(super) fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             "pulled: {} new ops of other nodes ({} receipts verified)",
             pulled.applied, pulled.receipts_verified
         );
+        for line in &states.rejected {
+            println!("REJECTED by the hub's rule packs: {line}");
+        }
     }
-    Ok(())
 }
 
 /// A hub's log origin and public key.

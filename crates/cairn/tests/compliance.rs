@@ -1,0 +1,374 @@
+//! Compliance end to end through a real hub process (issue 11): a hangar's
+//! record naming a technician the registry does not know is logged, judged
+//! REJECTED, and the edge shows it after its next sync, with every chain
+//! still valid; its correction then passes. Staff work the review queue
+//! over HTTP by role; every decision is an audit act. A pack version that
+//! would reject history is refused at activation, a looser one activates,
+//! both recorded. No sensitive value reaches the logs or the audit trail.
+
+mod common;
+
+use common::{Edge, cairn, enrolled_node, json_out, ok};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn sync(dir: &Path, hub: &Edge) -> Value {
+    ok(&cairn(dir, &["--json", "sync", "--hub", &hub.url]))
+}
+
+fn record(work_order: &str, technician: &str) -> Value {
+    json!({
+        "work_order": work_order,
+        "aircraft_registration": "N123AB",
+        "part_serial": format!("SN-{work_order}"),
+        "technician": technician,
+        "performed_on": "2026-11-20",
+        "certificate_expiry": "2027-11-20",
+        "action": "inspection",
+    })
+}
+
+fn add(dir: &Path, collection: &str, data: &Value) -> String {
+    ok(&cairn(
+        dir,
+        &["--json", "record", "add", collection, &data.to_string()],
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn get(dir: &Path, id: &str) -> Value {
+    ok(&cairn(
+        dir,
+        &["--json", "record", "get", "maintenance_actions", id],
+    ))
+}
+
+/// Syncs until the hub has judged `id` (its state is no longer pending or
+/// validated), at most 20 s; returns the record.
+fn judged(dir: &Path, hub: &Edge, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        sync(dir, hub);
+        let got = get(dir, id);
+        let state = got["hub"]["state"].as_str().unwrap_or_default().to_string();
+        if state == "persisted" || state == "rejected" {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{id} not judged: {got}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn staff_token(hub_dir: &Path, who: &str, role: &str) -> String {
+    json_out(&cairn(
+        hub_dir,
+        &["--json", "hub", "token", "--subject", who, "--role", role],
+    ))["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correction_passes() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let technician = json!({
+        "name": "Dana Okafor",
+        "certificate": "IA",
+        "certificate_number": "IA-3309121",
+        "certificate_expiry": "2030-01-31",
+        "authorized_actions": ["inspection", "repair"],
+    });
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-4412",
+            "--fields",
+            &technician.to_string(),
+            "--by",
+            "quality-manager",
+        ],
+    ));
+    let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
+    let hub = Edge::start_hub(&hub_dir);
+
+    let good = add(
+        &hangar,
+        "maintenance_actions",
+        &record("WO-1", "TECH-IA-4412"),
+    );
+    let unknown = add(
+        &hangar,
+        "maintenance_actions",
+        &record("WO-2", "TECH-XX-0001"),
+    );
+    let got = judged(&hangar, &hub, &unknown);
+    assert_eq!(got["hub"]["state"], "rejected", "{got}");
+    let reason = got["hub"]["reason"].as_str().unwrap();
+    assert!(reason.contains("rule: reference"), "{reason}");
+    assert!(
+        got["hub"]["pack"].as_str().unwrap().starts_with("mro "),
+        "{got}"
+    );
+    assert_eq!(judged(&hangar, &hub, &good)["hub"]["state"], "persisted");
+    // The text the technician reads.
+    let shown = cairn(&hangar, &["record", "get", "maintenance_actions", &unknown]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("REJECTED by rule pack mro"), "{shown}");
+    let status = ok(&cairn(&hangar, &["--json", "status"]));
+    assert_eq!(status["states"]["rejected"], 1, "{status}");
+    assert!(
+        status["alerts"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("rejected:"),
+        "{status}"
+    );
+    // Rejected, yet logged: every chain still verifies, at both ends.
+    ok(&cairn(&hangar, &["--json", "verify"]));
+    ok(&cairn(&hub_dir, &["--json", "hub", "verify"]));
+
+    // The correction names the registered technician, and passes.
+    let corrected = ok(&cairn(
+        &hangar,
+        &[
+            "--json",
+            "record",
+            "correct",
+            "maintenance_actions",
+            &unknown,
+            &record("WO-2", "TECH-IA-4412").to_string(),
+            "--reason",
+            "wrong technician id",
+        ],
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        judged(&hangar, &hub, &corrected)["hub"]["state"],
+        "persisted"
+    );
+
+    // The review queue over HTTP: an auditor reads, an operator resolves.
+    let client = cairn_http::tls::builder().build().unwrap();
+    let auditor = staff_token(&hub_dir, "carol", "auditor");
+    let operator = staff_token(&hub_dir, "olivia", "operator");
+    let url = &hub.url;
+    let listed: Value = client
+        .get(format!("{url}/v1/reviews?open=true&kind=rejection"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = listed["reviews"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["rule"], "reference");
+    let id = items[0]["id"].as_u64().unwrap();
+    let detail: Value = client
+        .get(format!("{url}/v1/reviews/{id}"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        detail["logged"]["payload"]["technician"], "TECH-XX-0001",
+        "{detail}"
+    );
+    let resolve = |token: &str, body: Value| {
+        client
+            .post(format!("{url}/v1/reviews/{id}/resolve"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let decision = json!({"decision": "corrected", "note": "corrected by hangar-7 with the registered technician"});
+    let refused = resolve(&auditor, decision.clone()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403, "an auditor only reads");
+    let bad = resolve(&operator, json!({"decision": "maybe", "note": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["error"]["violations"][0]["field"], "decision", "{bad}");
+    let done = resolve(&operator, decision.clone()).await.unwrap();
+    assert_eq!(done.status().as_u16(), 200);
+    let again = resolve(&operator, decision).await.unwrap();
+    assert_eq!(again.status().as_u16(), 409, "closed once");
+    let missing = client
+        .get(format!("{url}/v1/reviews/999"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let audit = ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "audit", "--action", "review"],
+    ));
+    let act = &audit["ops"][0]["record"];
+    assert_eq!(
+        (
+            act["action"].as_str(),
+            act["by"].as_str(),
+            act["decision"].as_str()
+        ),
+        (Some("review.resolve"), Some("olivia"), Some("corrected")),
+        "{audit}"
+    );
+    let cli = ok(&cairn(&hub_dir, &["--json", "review", "list", "--open"]));
+    assert!(
+        cli["reviews"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["id"] != id),
+        "{cli}"
+    );
+}
+
+#[test]
+fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let technician = json!({
+        "name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
+        "certificate_expiry": "2030-01-31", "authorized_actions": ["inspection"],
+    });
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-4412",
+            "--fields",
+            &technician.to_string(),
+            "--by",
+            "qm",
+        ],
+    ));
+    let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
+    for n in 0..20 {
+        let mut data = record(&format!("WO-{n}"), "TECH-IA-4412");
+        data["hours"] = json!(if n < 4 { 12.5 } else { 1.5 });
+        add(&hangar, "maintenance_actions", &data);
+    }
+    {
+        let hub = Edge::start_hub(&hub_dir);
+        sync(&hangar, &hub);
+    }
+    let builtin = include_str!("../../cairn-core/packs/mro.toml");
+    // Stricter: at most 8 hours per action; 4 of 20 records exceed it.
+    let stricter = builtin
+        .replace("version = \"1.1.0\"", "version = \"1.2.0\"")
+        .replace(
+            "hours = { type = \"number\", min = 0, max = 10000 }",
+            "hours = { type = \"number\", min = 0, max = 8 }",
+        );
+    // Looser: a longer description allowed.
+    let looser = builtin
+        .replace("version = \"1.1.0\"", "version = \"1.1.1\"")
+        .replace("max_length = 4000", "max_length = 8000");
+    assert_ne!(stricter, builtin);
+    assert_ne!(looser, builtin);
+    let (strict_file, loose_file) = (
+        work.path().join("strict.toml"),
+        work.path().join("loose.toml"),
+    );
+    std::fs::write(&strict_file, stricter).unwrap();
+    std::fs::write(&loose_file, looser).unwrap();
+    let strict = strict_file.to_str().unwrap();
+    let dry = ok(&cairn(&hub_dir, &["--json", "pack", "dry-run", strict]));
+    // The 20 actions and the registry entry: records of the pack's collections.
+    assert_eq!(dry["records"], 21, "{dry}");
+    assert_eq!(dry["newly_rejected"], 4, "{dry}");
+    assert_eq!(dry["by_rule"]["max"]["count"], 4, "{dry}");
+    assert_eq!(dry["exceeds_tolerance"], true, "{dry}");
+    let refused = cairn(
+        &hub_dir,
+        &["--json", "pack", "activate", strict, "--by", "qm"],
+    );
+    assert_eq!(refused.status.code(), Some(3), "refused");
+    let refusal = json_out(&refused);
+    assert_eq!(
+        refusal["error"]["violations"][0]["rule"], "drift_tolerance",
+        "{refusal}"
+    );
+    let loose = ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "pack",
+            "activate",
+            loose_file.to_str().unwrap(),
+            "--by",
+            "qm",
+        ],
+    ));
+    assert_eq!(loose["activated"], true, "{loose}");
+    let status = ok(&cairn(&hub_dir, &["--json", "hub", "status"]));
+    assert_eq!(status["packs"]["mro"], "1.1.1", "{status}");
+    let audit = ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "audit", "--action", "pack"],
+    ));
+    let acts: Vec<(&str, &str)> = audit["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["record"]["action"].as_str().unwrap(),
+                op["record"]["version"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(acts, [("pack.refuse", "1.2.0"), ("pack.activate", "1.1.1")]);
+    // An admin may force the stricter one; that is recorded as such.
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "pack",
+            "activate",
+            strict,
+            "--force",
+            "--by",
+            "admin-ann",
+        ],
+    ));
+    let audit = ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "audit", "--by", "admin-ann"],
+    ));
+    assert_eq!(audit["ops"][0]["record"]["action"], "pack.force", "{audit}");
+}
