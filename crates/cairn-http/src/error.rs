@@ -103,6 +103,19 @@ impl IntoResponse for AppError {
                     .map(|(_, violation)| violation.to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
+                // Fields and rules only: a message may quote a value.
+                let broken = violations
+                    .iter()
+                    .map(|(_, violation)| format!("{}:{}", violation.field, violation.rule))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                tracing::info!(
+                    status = status.as_u16(),
+                    code,
+                    broken = %broken,
+                    compliance_boundary = "request",
+                    "refused a request"
+                );
                 (status, code, message, violations)
             }
             AppError::StorageFull(message) => (

@@ -427,6 +427,7 @@ async fn push(
         duplicate = count("duplicate"),
         quarantined = count("quarantined"),
         watermark = response.watermark,
+        compliance_boundary = "integrity",
         "push"
     );
     let mut answer = json_answer(&headers, &response);

@@ -7,7 +7,7 @@ use cairn_core::pack::Violation;
 use cairn_hub::StorageError;
 use cairn_hub::backend::StreamId;
 use cairn_hub::comply::store::{
-    Closure, ComplianceStore, Review, ReviewFilter, ReviewRow, VerdictRow,
+    Closure, ComplianceStore, PushAttempt, Review, ReviewFilter, ReviewRow, VerdictRow,
 };
 use cairn_hub::comply::{Awaited, Claim, Judgement, Ledger, RegistryEntry, State};
 use cairn_sqlite::sqlite_fault as fault;
@@ -76,6 +76,16 @@ CREATE TABLE reviews (
 ) STRICT;
 CREATE UNIQUE INDEX reviews_once ON reviews (kind, ifnull(leaf, -1), rule, ifnull(material_hash, x''));
 CREATE INDEX reviews_open ON reviews (leaf) WHERE closed_ms IS NULL;
+CREATE TABLE push_attempts (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    node        TEXT NOT NULL,
+    stream      TEXT NOT NULL,
+    accepted    INTEGER NOT NULL,
+    duplicate   INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL,
+    refused     TEXT
+) STRICT;
 INSERT INTO meta (key, value) VALUES ('judged_through', '0');
 ";
 
@@ -539,5 +549,65 @@ impl ComplianceStore for SqlTx<'_> {
             ],
         )
         .map(drop)
+    }
+
+    fn record_push(&self, attempt: &PushAttempt) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO push_attempts (at_ms, node, stream, accepted, duplicate, quarantined, refused)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                attempt.at_ms as i64,
+                attempt.node,
+                attempt.stream,
+                attempt.accepted as i64,
+                attempt.duplicate as i64,
+                attempt.quarantined as i64,
+                attempt.refused
+            ],
+        )
+        .map(drop)
+    }
+
+    fn push_attempts(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, PushAttempt)>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, at_ms, node, stream, accepted, duplicate, quarantined, refused
+                 FROM push_attempts WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(params![after_id as i64, limit as i64], |row| {
+                Ok((
+                    row.get::<_, i64>(0)? as u64,
+                    PushAttempt {
+                        at_ms: row.get::<_, i64>(1)? as u64,
+                        node: row.get(2)?,
+                        stream: row.get(3)?,
+                        accepted: row.get::<_, i64>(4)? as u64,
+                        duplicate: row.get::<_, i64>(5)? as u64,
+                        quarantined: row.get::<_, i64>(6)? as u64,
+                        refused: row.get(7)?,
+                    },
+                ))
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
+    fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError> {
+        let sql = format!(
+            "SELECT begin_leaf, {VERDICT_COLUMNS} FROM verdicts WHERE begin_leaf >= ?1
+             ORDER BY begin_leaf LIMIT ?2"
+        );
+        Ok(self
+            .verdicts_where(&sql, params![from as i64, limit as i64])?
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect())
     }
 }

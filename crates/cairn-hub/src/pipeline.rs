@@ -72,9 +72,25 @@ pub fn push_group(
     for request in requests.iter_mut() {
         tx.savepoint()?;
         let before = size;
+        let mut attempt = crate::comply::store::PushAttempt {
+            at_ms: now,
+            node: request.node.clone(),
+            stream: request.stream.clone(),
+            accepted: 0,
+            duplicate: 0,
+            quarantined: 0,
+            refused: None,
+        };
         match push_one(tx, &reader, &mut size, request, now) {
             Ok(one) => {
                 tx.release_savepoint()?;
+                for result in &one.results {
+                    match result.status {
+                        OpStatus::Accepted => attempt.accepted += 1,
+                        OpStatus::Duplicate => attempt.duplicate += 1,
+                        OpStatus::Quarantined => attempt.quarantined += 1,
+                    }
+                }
                 applied.push(Ok(one));
             }
             Err(PushError::Store(fault)) => return Err(fault),
@@ -83,9 +99,12 @@ pub fn push_group(
                 // Nodes it remembered were rolled back with it.
                 size = before;
                 reader = TreeReader::new(tx);
+                attempt.refused = Some(refusal.to_string());
                 applied.push(Err(refusal));
             }
         }
+        // Every push, kept or refused, is on the audit trail.
+        tx.record_push(&attempt)?;
     }
     let signed = signer.sign_log(tx, &reader, size, now)?;
     let mut answers = Vec::with_capacity(applied.len());

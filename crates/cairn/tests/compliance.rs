@@ -372,3 +372,154 @@ fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
     ));
     assert_eq!(audit["ops"][0]["record"]["action"], "pack.force", "{audit}");
 }
+
+/// Starts `cairn --data DIR args...` with its JSON logs (all levels) in
+/// `log`; returns the process and the URL it prints.
+fn start_logged(dir: &Path, args: &[&str], log: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::bin())
+        .arg("--data")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_sensitive_value_reaches_a_log_or_the_audit_trail() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let till = enrolled_node(work.path(), &hub_dir, "till-1", "pharmacy=main-st");
+    let (hub_log, edge_log) = (work.path().join("hub.log"), work.path().join("edge.log"));
+    let (mut hub, hub_url) = start_logged(
+        &hub_dir,
+        &["hub", "serve", "--listen", "127.0.0.1:0"],
+        &hub_log,
+    );
+    let (mut edge, edge_url) = start_logged(
+        &till,
+        &[
+            "edge",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--hub",
+            &hub_url,
+            "--sync-interval-ms",
+            "100",
+        ],
+        &edge_log,
+    );
+    // Every value that identifies a patient or a prescription, written in
+    // good records, a refused one and a duplicate the hub rejects.
+    let secrets = [
+        "RX-SECRET-4711",
+        "PT-SECRET-0042",
+        "RXSECRET9999",
+        "PT-SECRET-0043",
+    ];
+    let dispense = |rx: &str, patient: &str, key: &str| {
+        json!({"collection": "dispensing", "data": {
+            "ndc": "00093-7180-01", "quantity": 30, "dea_schedule": "IV",
+            "prescription_id": rx, "pharmacist_npi": "1111111111",
+            "dispensed_at": "2026-11-20T08:00:00Z", "patient_ref": patient,
+            "idempotency_key": key,
+        }})
+    };
+    let client = cairn_http::tls::builder().build().unwrap();
+    let post = |body: Value| {
+        client
+            .post(format!("{edge_url}/v1/records"))
+            .json(&body)
+            .send()
+    };
+    let good = post(dispense(secrets[0], secrets[1], "till-1-0001"))
+        .await
+        .unwrap();
+    assert_eq!(good.status().as_u16(), 201);
+    let refused = post(dispense(secrets[2], secrets[3], "till-1-0002"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let refusal = refused.text().await.unwrap();
+    assert!(!refusal.contains(secrets[2]), "{refusal}");
+    let again = post(dispense(secrets[0], secrets[3], "till-1-0001"))
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 201);
+    // Wait until the hub has judged the duplicate and the edge learned it.
+    let started = Instant::now();
+    loop {
+        let status: Value = client
+            .get(format!("{edge_url}/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["states"]["rejected"] == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let trail = ok(&cairn(&hub_dir, &["--json", "hub", "audit", "--trail"]));
+    let reviews = ok(&cairn(&hub_dir, &["--json", "review", "list"]));
+    let id = reviews["reviews"][0]["id"].as_u64().unwrap().to_string();
+    let shown = ok(&cairn(&hub_dir, &["--json", "review", "show", &id]));
+    assert_eq!(
+        shown["logged"]["payload"]["prescription_id"], "[redacted]",
+        "{shown}"
+    );
+    let _ = hub.kill();
+    let _ = edge.kill();
+    let _ = (hub.wait(), edge.wait());
+    let logs = [
+        ("hub log", std::fs::read_to_string(&hub_log).unwrap()),
+        ("edge log", std::fs::read_to_string(&edge_log).unwrap()),
+        ("audit trail", trail.to_string()),
+        ("review queue", reviews.to_string()),
+        ("review item", shown.to_string()),
+    ];
+    for (name, text) in &logs {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{name} holds {secret}");
+        }
+    }
+    // The logs are structured, and the compliance boundary is named.
+    let hub_text = &logs[0].1;
+    assert!(
+        hub_text.contains("\"compliance_boundary\":\"integrity\""),
+        "{hub_text}"
+    );
+    assert!(
+        hub_text.contains("\"compliance_boundary\":\"rule_pack\""),
+        "{hub_text}"
+    );
+    assert!(logs[1].1.contains("\"compliance_boundary\":\"request\""));
+    let kinds: std::collections::BTreeSet<&str> = trail["trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["act", "push", "transition"].into(), "{trail}");
+}

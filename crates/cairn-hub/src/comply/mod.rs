@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod overlay;
 pub mod run;
 pub mod store;
+pub mod trail;
 pub mod view;
 pub mod worker;
 

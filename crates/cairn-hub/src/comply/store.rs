@@ -86,6 +86,26 @@ pub struct ReviewFilter {
     pub limit: usize,
 }
 
+/// One push as the audit trail keeps it: who, when, and how many ops got
+/// each verdict (or why the whole push was refused).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PushAttempt {
+    /// When, hub time, ms.
+    pub at_ms: u64,
+    /// The node it came as.
+    pub node: String,
+    /// The stream.
+    pub stream: String,
+    /// Ops logged.
+    pub accepted: u64,
+    /// Ops the hub held already.
+    pub duplicate: u64,
+    /// Ops quarantined.
+    pub quarantined: u64,
+    /// Why the whole push was refused, if it was.
+    pub refused: Option<String>,
+}
+
 /// The compliance half of a hub transaction.
 pub trait ComplianceStore: Ledger {
     /// Leaves below this have been judged.
@@ -123,6 +143,16 @@ pub trait ComplianceStore: Ledger {
     fn open_reviews_of(&self, kind: &str, leaf: u64) -> Result<Vec<u64>, StorageError>;
     /// How many items are open, by kind.
     fn open_review_counts(&self) -> Result<BTreeMap<String, u64>, StorageError>;
+    /// Appends a push attempt to the audit trail.
+    fn record_push(&self, attempt: &PushAttempt) -> Result<(), StorageError>;
+    /// Push attempts after `after_id` (ids from 1), at most `limit`.
+    fn push_attempts(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, PushAttempt)>, StorageError>;
+    /// Verdict runs from leaf `from` on, by first leaf, at most `limit`.
+    fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError>;
     /// The active packs' TOML sources, by pack name.
     fn pack_sources(&self) -> Result<Vec<String>, StorageError>;
     /// Makes `source`, parsed as `pack`, the active version of its pack.

@@ -64,6 +64,20 @@ pub fn start(hub: Weak<dyn Judging>, activity: Arc<Activity>) -> std::io::Result
                 let started = Instant::now();
                 let outcome = hub.judge_pending(limit);
                 drop(hub);
+                if let Ok(pass) = &outcome
+                    && (pass.rejected > 0 || pass.reviews > 0)
+                {
+                    // Counts only: verdicts name fields and rules, and
+                    // the review queue holds the rest.
+                    tracing::info!(
+                        judged = pass.judged,
+                        rejected = pass.rejected,
+                        reviews = pass.reviews,
+                        through = pass.through,
+                        compliance_boundary = "rule_pack",
+                        "judged ops"
+                    );
+                }
                 match outcome {
                     Ok(pass) if pass.judged as usize == limit => {
                         if busy {

@@ -4,7 +4,9 @@
 use super::MemoryTx;
 use crate::StorageError;
 use crate::backend::StreamId;
-use crate::comply::store::{Closure, ComplianceStore, Review, ReviewFilter, ReviewRow, VerdictRow};
+use crate::comply::store::{
+    Closure, ComplianceStore, PushAttempt, Review, ReviewFilter, ReviewRow, VerdictRow,
+};
 use crate::comply::{Awaited, Claim, Ledger, LedgerData, RegistryEntry, State};
 use cairn_core::hash::Hash;
 use std::collections::BTreeMap;
@@ -22,6 +24,8 @@ pub struct ComplianceData {
     pub reviews: BTreeMap<u64, Review>,
     /// Active pack sources by name.
     pub packs: BTreeMap<String, String>,
+    /// Push attempts, in order.
+    pub pushes: Vec<PushAttempt>,
 }
 
 impl Ledger for MemoryTx<'_> {
@@ -296,6 +300,43 @@ impl ComplianceStore for MemoryTx<'_> {
                 .packs
                 .insert(pack.name.clone(), source.to_string());
             Ok(())
+        })
+    }
+
+    fn record_push(&self, attempt: &PushAttempt) -> Result<(), StorageError> {
+        self.write("record_push", |state| {
+            state.compliance.pushes.push(attempt.clone());
+            Ok(())
+        })
+    }
+
+    fn push_attempts(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, PushAttempt)>, StorageError> {
+        self.read("push_attempts", |state| {
+            state
+                .compliance
+                .pushes
+                .iter()
+                .enumerate()
+                .map(|(index, attempt)| (index as u64 + 1, attempt.clone()))
+                .filter(|(id, _)| *id > after_id)
+                .take(limit)
+                .collect()
+        })
+    }
+
+    fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError> {
+        self.read("verdicts_from", |state| {
+            state
+                .compliance
+                .verdicts
+                .range(from..)
+                .take(limit)
+                .map(|(_, row)| row.clone())
+                .collect()
         })
     }
 }

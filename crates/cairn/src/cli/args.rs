@@ -238,9 +238,19 @@ pub enum HubCommand {
         /// Only acts whose action starts with this (e.g. `review`, `pack`).
         #[arg(long)]
         action: Option<String>,
-        /// Only acts by this person or tool.
+        /// Only acts by this person or tool (with --trail: or node).
         #[arg(long)]
         by: Option<String>,
+        /// The whole trail by time: acts, every push attempt with its
+        /// counts per verdict, and every compliance state transition.
+        #[arg(long)]
+        trail: bool,
+        /// With --trail, only this kind: act, push or transition.
+        #[arg(long, requires = "trail")]
+        kind: Option<String>,
+        /// With --trail, only entries from this time on (ms since the epoch).
+        #[arg(long, requires = "trail", default_value_t = 0)]
+        since_ms: u64,
     },
     /// Issue a short-lived token for a person or tool (operator, auditor,
     /// admin), signed with the hub's key: `GET /v1/status` takes one.

@@ -281,3 +281,49 @@ pub(super) fn pack_at_hub(cli: &Cli, command: &PackCommand) -> Result<(), Failur
         _ => unreachable!("dispatched on dry-run and activate"),
     }
 }
+
+/// `cairn hub audit --trail`.
+pub(super) fn trail(
+    cli: &Cli,
+    filter: cairn_hub::comply::trail::TrailFilter,
+) -> Result<(), Failure> {
+    if let Some(kind) = &filter.kind
+        && !["act", "push", "transition"].contains(&kind.as_str())
+    {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "kind",
+                "enum",
+                "must be act, push or transition",
+            )],
+        ));
+    }
+    let store = open_hub(cli)?;
+    let entries = store
+        .hub()
+        .audit_trail(&filter)
+        .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?;
+    if cli.json {
+        output::json(&json!({ "trail": entries }));
+        return Ok(());
+    }
+    let rows = entries
+        .iter()
+        .map(|entry| {
+            vec![
+                entry.at_ms.to_string(),
+                entry.kind.to_string(),
+                entry.who.clone(),
+                entry.what.clone(),
+                output::cell(&entry.before),
+                output::cell(&entry.after),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(&["at ms", "kind", "who", "what", "before", "after"], rows)
+    );
+    Ok(())
+}

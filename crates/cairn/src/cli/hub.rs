@@ -44,7 +44,22 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             Ok(())
         }
         HubCommand::Token { .. } => hub_token(cli, command),
-        HubCommand::Audit { action, by } => hub_audit(cli, action.as_deref(), by.as_deref()),
+        HubCommand::Audit {
+            trail: true,
+            action,
+            by,
+            kind,
+            since_ms,
+        } => crate::cli::comply::trail(
+            cli,
+            cairn_hub::comply::trail::TrailFilter {
+                kind: kind.clone(),
+                who: by.clone(),
+                what: action.clone(),
+                since_ms: *since_ms,
+            },
+        ),
+        HubCommand::Audit { action, by, .. } => hub_audit(cli, action.as_deref(), by.as_deref()),
         HubCommand::Registry(command) => crate::cli::comply::registry(cli, command),
         HubCommand::Judge => crate::cli::comply::judge(cli),
         HubCommand::Status => hub_status(cli),
