@@ -82,6 +82,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Bench(BenchCommand::Push(args)) => {
             cairn_tools::bench::push(args, cli.json).map_err(Failure::from)
         }
+        Command::Bench(BenchCommand::Judge(args)) => {
+            cairn_tools::bench::judge(args, cli.json).map_err(Failure::from)
+        }
         Command::Bench(BenchCommand::Link(args)) => {
             cairn_tools::bench::link(args, cli.json).map_err(Failure::from)
         }

@@ -1,16 +1,19 @@
 //! Benchmarks that print figures, each beside its ceiling or peer measured
 //! in the same run: `edge` (durable writes through the library and the
 //! HTTP API, beside fsync and raw SQLite), `push` (a real hub process: one
-//! node, a thousand reconnecting, a long drain, PouchDB), `link` (an
-//! emulated satellite link). Every loop is bounded by a count and a time;
+//! node, a thousand reconnecting, a long drain, PouchDB, and what the
+//! compliance judge costs it), `judge` (the judge and a pack's dry run over
+//! a long history), `link` (an emulated satellite link). Every loop is bounded by a count and a time;
 //! nothing here asserts speed.
 
 mod comply;
 mod edge;
+mod judge;
 mod link;
 mod push;
 
 pub use edge::{EdgeBenchArgs, edge};
+pub use judge::{JudgeBenchArgs, judge};
 pub use link::{LinkBenchArgs, link};
 pub use push::{PushBenchArgs, push};
 

@@ -560,6 +560,8 @@ pub enum BenchCommand {
     Edge(cairn_tools::bench::EdgeBenchArgs),
     /// Push throughput to a hub process, many nodes reconnecting, and a long drain.
     Push(cairn_tools::bench::PushBenchArgs),
+    /// The compliance judge over a long history, and a pack's dry run over it.
+    Judge(cairn_tools::bench::JudgeBenchArgs),
     /// Pushes over an emulated satellite link (1 Mbit/s, 600 ms RTT): link use, bytes per op.
     Link(cairn_tools::bench::LinkBenchArgs),
 }
