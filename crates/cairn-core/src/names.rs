@@ -12,6 +12,11 @@ pub const HUB_NODE: &str = "hub";
 pub const AUDIT_STREAM: &str = "audit";
 /// The collection of those acts.
 pub const AUDIT_COLLECTION: &str = "hub_audit";
+/// The hub's stream that distributes the active rule pack versions.
+pub const PACKS_STREAM: &str = "packs";
+/// The collection of its ops: key the pack's name, payload
+/// `{"name", "version", "source"}` (the pack's TOML).
+pub const PACKS_COLLECTION: &str = "hub_packs";
 
 /// Checks an identifier: 1..=64 bytes of `[a-z0-9._-]`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<(), String> {

@@ -73,6 +73,17 @@ pub struct InitOptions {
     pub quota_bytes: u64,
 }
 
+/// The catalog as the store and its writer share it.
+pub(crate) type SharedCatalog = Arc<std::sync::RwLock<Arc<Catalog>>>;
+
+/// The catalog active now.
+pub(crate) fn current(catalog: &SharedCatalog) -> Arc<Catalog> {
+    catalog
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
 /// The collections of every active pack, by name.
 #[derive(Debug)]
 pub struct Catalog {
@@ -83,7 +94,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    fn new(packs: Vec<RulePack>) -> Result<Catalog, StoreError> {
+    pub(crate) fn new(packs: Vec<RulePack>) -> Result<Catalog, StoreError> {
         let mut collections = BTreeMap::new();
         for pack in &packs {
             for (name, collection) in &pack.collections {
@@ -116,7 +127,9 @@ pub struct NodeSettings {
 pub struct EdgeStore {
     dir: PathBuf,
     settings: NodeSettings,
-    catalog: Arc<Catalog>,
+    /// The active packs; the writer swaps in a new one when the hub
+    /// distributes a pack version (`writer::pulled::adopt_pack`).
+    catalog: SharedCatalog,
     writer: writer::WriterHandle,
     readers: Vec<Mutex<Connection>>,
     /// Writes sync state (acknowledged watermarks, the hub's checkpoint);
@@ -228,7 +241,9 @@ impl EdgeStore {
         conn.execute_batch(states::STATES_DDL)?;
         schema::add_displaced_new_seq(&conn)?;
         conn.execute_batch(schema::ALERTS_DDL)?;
-        let catalog = Arc::new(Catalog::new(schema::load_packs(&conn)?)?);
+        let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(Arc::new(Catalog::new(
+            schema::load_packs(&conn)?,
+        )?)));
         let mut readers = Vec::new();
         for _ in 0..limits::READERS {
             readers.push(Mutex::new(schema::open(&db_path)?));
@@ -264,8 +279,8 @@ impl EdgeStore {
     }
 
     /// Active packs and their collections.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    pub fn catalog(&self) -> Arc<Catalog> {
+        current(&self.catalog)
     }
 
     /// Runs `f` with a read connection.
@@ -297,7 +312,7 @@ impl EdgeStore {
     ) -> Result<Vec<WriteReceipt>, WriteError> {
         let job = self
             .writer
-            .prepare(&self.catalog, &self.settings, requests)?;
+            .prepare(&self.catalog(), &self.settings, requests)?;
         self.writer.submit_blocking(job)
     }
 
@@ -314,7 +329,7 @@ impl EdgeStore {
     ) -> Result<Vec<WriteReceipt>, WriteError> {
         let job = self
             .writer
-            .prepare(&self.catalog, &self.settings, requests)?;
+            .prepare(&self.catalog(), &self.settings, requests)?;
         self.writer.submit(job).await
     }
 
@@ -519,7 +534,7 @@ impl EdgeStore {
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let collection = self.collection(collection)?;
         self.read(|conn| {
-            let mut record = read::get(conn, collection, id)?;
+            let mut record = read::get(conn, &collection, id)?;
             if let Some(Record::Ledger(ledger)) = &mut record
                 && let Some((node, stream, seq)) = read::parse_record_id(&ledger.id)
                 && node == self.settings.node
@@ -555,7 +570,7 @@ impl EdgeStore {
     /// Records of a collection, filtered by scope, in write order.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<Record>, StoreError> {
         let collection = self.collection(&query.collection)?;
-        self.read(|conn| read::list(conn, collection, query))
+        self.read(|conn| read::list(conn, &collection, query))
     }
 
     /// Queue depth, ages, storage use and alerts, at the default thresholds.
@@ -582,7 +597,7 @@ impl EdgeStore {
                     ),
                 );
             }
-            let late = states::deadline_alerts(conn, node, &self.catalog.collections, now_ms)?;
+            let late = states::deadline_alerts(conn, node, &self.catalog().collections, now_ms)?;
             status.alerts.splice(0..0, late);
             Ok(status)
         })
@@ -602,7 +617,7 @@ impl EdgeStore {
         .into_iter()
         .filter_map(|(witness, path)| Some((witness, files::read_heads(&path, node)?)))
         .collect();
-        self.read(|conn| verify::verify(conn, node, identity_key, &self.catalog, &recorded))
+        self.read(|conn| verify::verify(conn, node, identity_key, &self.catalog(), &recorded))
     }
 
     /// This node's streams, critical first, then by name.
@@ -674,10 +689,11 @@ impl EdgeStore {
         self.with_sync_conn(|conn| read::acknowledge(conn, &self.settings.node, stream, seq))
     }
 
-    fn collection(&self, name: &str) -> Result<&Collection, StoreError> {
-        self.catalog
+    fn collection(&self, name: &str) -> Result<Collection, StoreError> {
+        self.catalog()
             .collections
             .get(name)
+            .cloned()
             .ok_or_else(|| StoreError::UnknownCollection(name.to_string()))
     }
 }

@@ -115,7 +115,7 @@ async fn write_one(
     body: Body,
 ) -> Result<Response, AppError> {
     let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
-    let request = input::write_request(state.store.catalog(), &body.value, 0)
+    let request = input::write_request(&state.store.catalog(), &body.value, 0)
         .map_err(|(_, violations)| AppError::invalid(None, violations))?;
     let receipt = state
         .store
@@ -134,7 +134,7 @@ async fn write_batch(
     body: Body,
 ) -> Result<Response, AppError> {
     let body = body_json(&state.bodies, &headers, body, BODY_BYTES_MAX).await?;
-    let requests = input::batch_request(state.store.catalog(), &body.value)
+    let requests = input::batch_request(&state.store.catalog(), &body.value)
         .map_err(|(index, violations)| AppError::invalid(Some(index), violations))?;
     let receipts = state.store.write_batch_async(requests).await?;
     Ok((

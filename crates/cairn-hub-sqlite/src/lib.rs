@@ -188,6 +188,23 @@ impl HubStore {
         )?;
         store_packs(&tx, &sources)?;
         tx.commit()?;
+        drop(conn);
+        // Packs other than the built-in versions go to the edges through
+        // the log, so they judge by the same versions as the hub.
+        let builtin: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
+            .iter()
+            .map(|(_, source)| *source)
+            .collect();
+        let custom: Vec<(RulePack, String)> = sources
+            .into_iter()
+            .filter(|(_, source)| !builtin.contains(&source.as_str()))
+            .collect();
+        if !custom.is_empty() {
+            HubStore::open(dir)?
+                .hub()
+                .publish_packs(&custom)
+                .map_err(|error| StoreError::Config(error.to_string()))?;
+        }
         Ok(())
     }
 

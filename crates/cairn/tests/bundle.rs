@@ -278,7 +278,7 @@ fn setup() -> Setup {
             "part_serial": "SN-1", "technician": "TECH-IA-4412",
             "performed_on": "2026-11-20", "certificate_expiry": "2027-11-20",
             "action": "inspection"}});
-        edge.write(cairn_edge::input::write_request(edge.catalog(), &record, 0).unwrap())
+        edge.write(cairn_edge::input::write_request(&edge.catalog(), &record, 0).unwrap())
             .unwrap();
     }
     let bundle_path = dir.path().join("bundle.jsonl");

@@ -458,7 +458,7 @@ fn issue_9_11_record_list_pages_through_everything_or_says_where_to_resume() {
         let body = json!({"records": chunk}).to_string();
         let store = cairn_edge::EdgeStore::open(dir.path()).unwrap();
         let requests = cairn_edge::input::batch_request(
-            store.catalog(),
+            &store.catalog(),
             &serde_json::from_str(&body).unwrap(),
         )
         .unwrap();

@@ -371,6 +371,41 @@ fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
         &["--json", "hub", "audit", "--by", "admin-ann"],
     ));
     assert_eq!(audit["ops"][0]["record"]["action"], "pack.force", "{audit}");
+
+    // The active version reaches the edge through the log, and the edge
+    // judges its own writes by it from then on: no re-sync from scratch.
+    let hub = Edge::start_hub(&hub_dir);
+    let pulled = sync(&hangar, &hub);
+    assert_eq!(pulled["pulled"]["applied"], 2, "two pack versions: {pulled}");
+    let packs = ok(&cairn(&hangar, &["--json", "pack", "list"]));
+    let mro = packs["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pack| pack["name"] == "mro")
+        .unwrap();
+    assert_eq!(mro["version"], "1.2.0", "{packs}");
+    let mut long_hours = record("WO-99", "TECH-IA-4412");
+    long_hours["hours"] = json!(12.5);
+    let refused = cairn(
+        &hangar,
+        &[
+            "--json",
+            "record",
+            "add",
+            "maintenance_actions",
+            &long_hours.to_string(),
+        ],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "refused by the new version at the edge"
+    );
+    assert_eq!(json_out(&refused)["error"]["violations"][0]["rule"], "max");
+    // Its records written before keep their ids and their receipts.
+    let status = ok(&cairn(&hangar, &["--json", "status"]));
+    assert_eq!(status["pending_total"], 0, "{status}");
 }
 
 /// Starts `cairn --data DIR args...` with its JSON logs (all levels) in

@@ -109,6 +109,8 @@ pub(super) struct Applier<'a> {
     pub(super) clock: &'a mut HybridClock,
     pub(super) collections: &'a mut CollectionIds,
     pub(super) now_ms: u64,
+    /// Set when a pulled op of the hub changed an active pack's version.
+    pub(super) packs_changed: bool,
 }
 
 /// The scope labels of an entity or config write, against the record it

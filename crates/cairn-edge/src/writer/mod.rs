@@ -297,7 +297,8 @@ struct Writer {
     conn: Connection,
     identity: NodeIdentity,
     settings: NodeSettings,
-    catalog: Arc<Catalog>,
+    /// Shared with the store: swapped when the hub distributes a pack.
+    catalog: crate::SharedCatalog,
     dir: PathBuf,
     clock: HybridClock,
     streams: HashMap<String, StreamSlot>,
@@ -338,7 +339,7 @@ pub(crate) fn spawn(
     mut conn: Connection,
     identity: NodeIdentity,
     settings: NodeSettings,
-    catalog: Arc<Catalog>,
+    catalog: crate::SharedCatalog,
     dir: PathBuf,
 ) -> Result<WriterHandle, StoreError> {
     let checkpointer = WalCheckpointer::start(&files::db_path(&dir), &mut conn)?;
@@ -382,7 +383,7 @@ impl Writer {
         // so none is created inside a job's savepoint (a rolled-back id
         // would stay cached). Others (pulled ops) are created as they come.
         self.collections = CollectionIds::default();
-        for name in self.catalog.collections.keys() {
+        for name in crate::current(&self.catalog).collections.keys() {
             self.collections.id(&self.conn, name)?;
         }
         let mut statement = self
@@ -560,10 +561,10 @@ impl Writer {
         outcomes: &mut Vec<Result<Vec<WriteReceipt>, WriteError>>,
     ) -> Result<(), StoreError> {
         let now_ms = self.time.now_ms();
+        let catalog = &*crate::current(&self.catalog);
         let Writer {
             conn,
             identity,
-            catalog,
             clock,
             streams,
             collections,
@@ -579,6 +580,7 @@ impl Writer {
             clock,
             collections,
             now_ms,
+            packs_changed: false,
         };
         for job in jobs.iter_mut() {
             if let Some(work) = job.realign.take() {
@@ -612,7 +614,14 @@ impl Writer {
             let mut receipts = Vec::with_capacity(job.items.len());
             let mut failure = None;
             for item in job.items.iter_mut() {
-                let collection = &catalog.collections[&item.collection];
+                // Prepared under the catalog of a moment ago: a pack the
+                // hub replaced since may have dropped the collection.
+                let Some(collection) = catalog.collections.get(&item.collection) else {
+                    failure = Some(WriteError::Store(StoreError::UnknownCollection(
+                        item.collection.clone(),
+                    )));
+                    break;
+                };
                 match apply_item(&mut applier, streams, collection, item) {
                     Ok(receipt) => receipts.push(receipt),
                     Err(error) => {
@@ -663,7 +672,29 @@ impl Writer {
                 ])?;
             slot.dirty = false;
         }
+        let packs_changed = applier.packs_changed;
         tx.commit()?;
+        if packs_changed {
+            self.reload_catalog()?;
+        }
+        Ok(())
+    }
+
+    /// Swaps in the catalog of the packs now stored (a pack version the
+    /// hub distributed): writes from now on are judged by it.
+    fn reload_catalog(&mut self) -> Result<(), StoreError> {
+        let catalog = Arc::new(Catalog::new(crate::schema::load_packs(&self.conn)?)?);
+        for name in catalog.collections.keys() {
+            self.collections.id(&self.conn, name)?;
+        }
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = catalog;
+        tracing::info!(
+            compliance_boundary = "rule_pack",
+            "adopted a rule pack version the hub distributed"
+        );
         Ok(())
     }
 }

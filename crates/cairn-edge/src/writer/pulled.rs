@@ -137,6 +137,11 @@ pub(super) fn apply_pulled(
         .execute(params![op.seq as i64, stream_id])?;
     // A clock days ahead is reported by the hub; here it only must not drag ours.
     let _ = clock.receive(op.draft.hlc, now_ms);
+    if op.draft.node == cairn_core::names::HUB_NODE
+        && op.draft.collection == cairn_core::names::PACKS_COLLECTION
+    {
+        applier.packs_changed |= adopt_pack(conn, catalog, op, now_ms)?;
+    }
     if let Some(schema) = catalog
         .collections
         .get(&op.draft.collection)
@@ -176,4 +181,60 @@ pub(super) fn apply_pulled(
         seq: op.seq,
         op_hash: op.op_hash.to_hex(),
     }))
+}
+
+/// A pack version the hub distributed (an op of its `packs` stream, proven
+/// by the hub's key like every pulled op): stored as this node's version
+/// of that pack when the node runs the pack, and the new set of packs
+/// holds together. Returns whether the active packs changed. A version
+/// that does not parse or fit is left aside with a warning: the node
+/// keeps judging by the version it has, and the hub's judgement stands.
+fn adopt_pack(
+    conn: &Connection,
+    catalog: &Catalog,
+    op: &Op,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let refuse = |why: String| {
+        tracing::warn!(compliance_boundary = "rule_pack", %why, "left aside a pack version from the hub");
+        Ok(false)
+    };
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&op.draft.payload) else {
+        return refuse("its payload is not JSON".into());
+    };
+    let Some(source) = payload["source"].as_str() else {
+        return refuse("it carries no source".into());
+    };
+    let pack = match cairn_core::pack::RulePack::from_toml(source) {
+        Ok(pack) => pack,
+        Err(error) => return refuse(error.to_string()),
+    };
+    let Some(active) = catalog.packs.iter().find(|active| active.name == pack.name) else {
+        return Ok(false); // A pack this node does not run.
+    };
+    if active.source_hash == pack.source_hash {
+        return Ok(false);
+    }
+    let mut packs: Vec<cairn_core::pack::RulePack> = catalog
+        .packs
+        .iter()
+        .filter(|other| other.name != pack.name)
+        .cloned()
+        .collect();
+    packs.push(pack.clone());
+    if let Err(error) = Catalog::new(packs) {
+        return refuse(error.to_string());
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO packs (name, version, source, source_hash, activated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        pack.name,
+        pack.version,
+        source,
+        pack.source_hash.to_hex(),
+        now_ms as i64
+    ])?;
+    Ok(true)
 }

@@ -335,6 +335,7 @@ impl<B: HubBackend> Hub<B> {
             .packs()
             .with(pack.clone())
             .map_err(PackActError::Invalid)?;
+        let distributed = distribution_payload(pack, source)?;
         let report = self
             .dry_run(pack, |_| {})
             .map_err(|error| PackActError::Store(StorageError::Fault(error)))?;
@@ -356,6 +357,7 @@ impl<B: HubBackend> Hub<B> {
             audit::append_act(tx, self.signer(), &act, now)?;
             if !refused {
                 tx.put_pack(pack, source, now)?;
+                publish_pack(tx, self.signer(), pack, distributed, now)?;
             }
             Ok::<_, StorageError>(())
         })?;
@@ -381,6 +383,65 @@ impl<B: HubBackend> Hub<B> {
             counts.insert(State::Validated.name().into(), pending);
         }
         Ok(counts)
+    }
+}
+
+/// The op that hands a pack version to the edges: the pack's TOML in the
+/// hub's `packs` stream, which every node pulls (no scope labels).
+fn distribution_payload(pack: &RulePack, source: &str) -> Result<Vec<u8>, PackActError> {
+    let payload = json!({"name": pack.name, "version": pack.version, "source": source});
+    let bytes = cairn_core::canonical::to_canonical_bytes(&payload)
+        .map_err(|error| PackActError::Invalid(error.to_string()))?;
+    let most = cairn_core::limits::PAYLOAD_BYTES_MAX;
+    if bytes.len() > most {
+        return Err(PackActError::Invalid(format!(
+            "pack {} is {} bytes as an op; the edges take at most {most}: split it",
+            pack.name,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Appends the distribution op of `pack` (see [`distribution_payload`]).
+pub fn publish_pack(
+    tx: &dyn LogTx,
+    signer: &crate::signer::LogSigner,
+    pack: &RulePack,
+    payload: Vec<u8>,
+    now: u64,
+) -> Result<u64, StorageError> {
+    audit::append_own(
+        tx,
+        signer,
+        audit::HubWrite {
+            stream: cairn_core::names::PACKS_STREAM,
+            collection: cairn_core::names::PACKS_COLLECTION,
+            action: cairn_core::op::Action::Put,
+            key: &pack.name,
+            scope: Default::default(),
+            payload,
+        },
+        now,
+    )
+}
+
+impl<B: HubBackend> Hub<B> {
+    /// Hands the edges the active version of every pack given, as ops of
+    /// the `packs` stream (a hub whose packs are not the built-in ones
+    /// does this at init, so edges judge by the same versions).
+    pub fn publish_packs(&self, packs: &[(RulePack, String)]) -> Result<(), PackActError> {
+        let payloads = packs
+            .iter()
+            .map(|(pack, source)| Ok((pack, distribution_payload(pack, source)?)))
+            .collect::<Result<Vec<_>, PackActError>>()?;
+        self.in_write(|tx: &dyn LogTx, now| {
+            for (pack, payload) in payloads {
+                publish_pack(tx, self.signer(), pack, payload, now)?;
+            }
+            Ok::<_, StorageError>(())
+        })?;
+        Ok(())
     }
 }
 

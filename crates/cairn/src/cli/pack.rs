@@ -20,14 +20,13 @@ pub(super) fn pack(cli: &Cli, command: &PackCommand) -> Result<(), Failure> {
             name: Some(name), ..
         } => {
             let store = open(cli)?;
-            let pack = store
-                .catalog()
+            let catalog = store.catalog();
+            let pack = catalog
                 .packs
                 .iter()
                 .find(|pack| &pack.name == name)
                 .ok_or_else(|| {
-                    let active: Vec<&str> = store
-                        .catalog()
+                    let active: Vec<&str> = catalog
                         .packs
                         .iter()
                         .map(|pack| pack.name.as_str())

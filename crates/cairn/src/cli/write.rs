@@ -85,7 +85,7 @@ pub(super) fn write(cli: &super::Cli, body: Value) -> Result<(), Failure> {
     match writer(&cli.data)? {
         Writer::Local(_lock) => {
             let store = open(cli)?;
-            let request = input::write_request(store.catalog(), &body, 0)
+            let request = input::write_request(&store.catalog(), &body, 0)
                 .map_err(|(_, violations)| Failure::refused_write(None, &violations))?;
             let receipt = store.write(request)?;
             print_receipt(cli, &receipt);
