@@ -42,12 +42,21 @@ pub struct SqlTx<'c> {
 }
 
 impl<'c> SqlTx<'c> {
-    fn begin(conn: MutexGuard<'c, Connection>) -> Result<SqlTx<'c>, StorageError> {
+    fn begin(conn: MutexGuard<'c, Connection>, write: bool) -> Result<SqlTx<'c>, StorageError> {
         if !conn.is_autocommit() {
             // A transaction an earlier guard could not end.
             conn.execute_batch("ROLLBACK").map_err(fault)?;
         }
-        conn.execute_batch("BEGIN DEFERRED").map_err(fault)?;
+        // A write takes SQLite's write lock up front, waiting (busy
+        // timeout) for another process's writer: a deferred transaction
+        // that read first fails at once when another connection (the
+        // judge, a CLI act beside a serving hub) committed in between.
+        let begin = if write {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN DEFERRED"
+        };
+        conn.execute_batch(begin).map_err(fault)?;
         Ok(SqlTx { conn, open: true })
     }
 
@@ -98,7 +107,7 @@ impl HubBackend for SqliteBackend {
             .writer
             .lock()
             .map_err(|_| StorageError::Internal("hub writer lock poisoned".into()))?;
-        SqlTx::begin(guard)
+        SqlTx::begin(guard, true)
     }
 
     fn read(&self) -> Result<SqlTx<'_>, StorageError> {
@@ -106,7 +115,7 @@ impl HubBackend for SqliteBackend {
             .reader
             .lock()
             .map_err(|_| StorageError::Internal("hub reader lock poisoned".into()))?;
-        SqlTx::begin(guard)
+        SqlTx::begin(guard, false)
     }
 }
 

@@ -376,7 +376,10 @@ fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
     // judges its own writes by it from then on: no re-sync from scratch.
     let hub = Edge::start_hub(&hub_dir);
     let pulled = sync(&hangar, &hub);
-    assert_eq!(pulled["pulled"]["applied"], 2, "two pack versions: {pulled}");
+    assert_eq!(
+        pulled["pulled"]["applied"], 2,
+        "two pack versions: {pulled}"
+    );
     let packs = ok(&cairn(&hangar, &["--json", "pack", "list"]));
     let mro = packs["packs"]
         .as_array()

@@ -768,7 +768,7 @@ fn over_tls_edges_trust_only_the_pinned_hub_certificate() {
                 "pharmacy=main-st",
             ],
         ));
-        assert_eq!(enrolled["tls_sha256"], pin.as_str());
+        assert_eq!(enrolled["tls_sha256"], pin.as_str(), "{enrolled}");
         enrolled["token"].as_str().unwrap().to_string()
     };
     let init_edge = |node: &str, pin: Option<&str>| {

@@ -112,6 +112,18 @@ pub fn plan(
     Ok(plan)
 }
 
+impl Plan {
+    /// Whether storing it would change nothing (the judge is caught up).
+    pub fn is_empty(&self) -> bool {
+        self.judged == 0 && self.raise.is_empty() && self.writes == Writes::default()
+    }
+
+    /// The judged cursor it starts from.
+    pub fn from(&self) -> u64 {
+        self.from
+    }
+}
+
 /// Stores `plan` inside the write transaction `tx`. A plan made from a
 /// cursor another pass has moved since is dropped (nothing stored).
 pub fn apply(tx: &dyn LogTx, plan: &Plan, now_ms: u64) -> Result<Pass, StorageError> {
