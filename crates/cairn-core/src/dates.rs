@@ -116,6 +116,21 @@ pub fn format_date_days(days: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// The date `years` after the day of `ms` (UTC), `YYYY-MM-DD`: how long a
+/// record written then must be kept (29 February gives 28 February in a
+/// year without one).
+pub fn years_after(ms: u64, years: u32) -> String {
+    let day = format_date_days((ms / 86_400_000) as i64);
+    let (year, rest) = day.split_at(4);
+    let year: i64 = year.parse().unwrap_or(1970) + i64::from(years);
+    let shifted = format!("{year:04}{rest}");
+    if parse_date_days(&shifted).is_some() {
+        shifted
+    } else {
+        format!("{year:04}-02-28")
+    }
+}
+
 #[cfg(test)]
 mod format_tests {
     use super::*;

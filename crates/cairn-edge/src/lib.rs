@@ -535,6 +535,12 @@ impl EdgeStore {
         let collection = self.collection(collection)?;
         self.read(|conn| {
             let mut record = read::get(conn, &collection, id)?;
+            if let Some(Record::Ledger(ledger)) = &mut record {
+                ledger.retain_until = collection
+                    .rules
+                    .retention_years
+                    .map(|years| cairn_core::dates::years_after(ledger.hlc_ms, years));
+            }
             if let Some(Record::Ledger(ledger)) = &mut record
                 && let Some((node, stream, seq)) = read::parse_record_id(&ledger.id)
                 && node == self.settings.node

@@ -48,6 +48,10 @@ pub struct LedgerRecord {
     /// validated, persisted, or rejected with the rules it broke).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub: Option<crate::states::HubState>,
+    /// The day the hub may let the record go, by its pack's retention
+    /// class (the hub deletes nothing before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<String>,
 }
 
 /// A record that once had another id (see [`LedgerRecord::moved`]).
@@ -161,6 +165,7 @@ fn ledger_record(
         corrected_by,
         moved: Vec::new(),
         hub: None,
+        retain_until: None,
     })
 }
 

@@ -126,7 +126,18 @@ async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correcti
         got["hub"]["pack"].as_str().unwrap().starts_with("mro "),
         "{got}"
     );
-    assert_eq!(judged(&hangar, &hub, &good)["hub"]["state"], "persisted");
+    let kept = judged(&hangar, &hub, &good);
+    assert_eq!(kept["hub"]["state"], "persisted");
+    // Retention (FAA, 2 years): the hub keeps it until two years after the
+    // day it was written, and says so.
+    let written =
+        cairn_core::dates::format_date_days((kept["hlc_ms"].as_u64().unwrap() / 86_400_000) as i64);
+    let year: u32 = written[..4].parse().unwrap();
+    assert_eq!(
+        kept["retain_until"].as_str().unwrap(),
+        format!("{}{}", year + 2, &written[4..]),
+        "{kept}"
+    );
     // The text the technician reads.
     let shown = cairn(&hangar, &["record", "get", "maintenance_actions", &unknown]);
     let shown = String::from_utf8_lossy(&shown.stdout);
@@ -197,6 +208,7 @@ async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correcti
         detail["logged"]["payload"]["technician"], "TECH-XX-0001",
         "{detail}"
     );
+    assert!(detail["logged"]["retain_until"].is_string(), "{detail}");
     let resolve = |token: &str, body: Value| {
         client
             .post(format!("{url}/v1/reviews/{id}/resolve"))

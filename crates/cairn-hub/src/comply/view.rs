@@ -73,6 +73,10 @@ pub fn op_json(bytes: &[u8], packs: &Packs) -> Value {
             }
         }
     }
+    // The hub deletes nothing; this is the day the record may go.
+    let retain_until = packs
+        .retention_years(&op.draft.collection)
+        .map(|years| cairn_core::dates::years_after(op.draft.hlc.wall_ms, years));
     json!({
         "node": op.draft.node,
         "stream": op.draft.stream,
@@ -83,6 +87,7 @@ pub fn op_json(bytes: &[u8], packs: &Packs) -> Value {
         "written_ms": op.draft.hlc.wall_ms,
         "op_hash": op.op_hash.to_hex(),
         "payload": payload,
+        "retain_until": retain_until,
     })
 }
 
