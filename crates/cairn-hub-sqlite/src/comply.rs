@@ -76,6 +76,18 @@ CREATE TABLE reviews (
 ) STRICT;
 CREATE UNIQUE INDEX reviews_once ON reviews (kind, ifnull(leaf, -1), rule, ifnull(material_hash, x''));
 CREATE INDEX reviews_open ON reviews (leaf) WHERE closed_ms IS NULL;
+CREATE TABLE entities (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    state      BLOB NOT NULL,
+    PRIMARY KEY (collection, key)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE entity_ops (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    leaf       INTEGER NOT NULL,
+    PRIMARY KEY (collection, key, leaf)
+) STRICT, WITHOUT ROWID;
 CREATE TABLE push_attempts (
     id          INTEGER PRIMARY KEY,
     at_ms       INTEGER NOT NULL,
@@ -192,6 +204,56 @@ impl Ledger for SqlTx<'_> {
             "due_ms < ?1 ORDER BY due_ms, leaf LIMIT ?2",
             params![now_ms as i64, limit as i64],
         )
+    }
+
+    fn entity_state(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.one(
+            "SELECT state FROM entities WHERE collection = ?1 AND key = ?2",
+            [collection, key],
+            |row| row.get(0),
+        )
+    }
+
+    fn put_entity_state(
+        &self,
+        collection: &str,
+        key: &str,
+        state: &[u8],
+    ) -> Result<(), StorageError> {
+        self.run(
+            "INSERT OR REPLACE INTO entities (collection, key, state) VALUES (?1, ?2, ?3)",
+            params![collection, key, state],
+        )
+        .map(drop)
+    }
+
+    fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError> {
+        self.run(
+            "INSERT OR IGNORE INTO entity_ops (collection, key, leaf) VALUES (?1, ?2, ?3)",
+            params![collection, key, leaf as i64],
+        )
+        .map(drop)
+    }
+
+    fn entity_ops(&self, collection: &str, key: &str) -> Result<Vec<u64>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT leaf FROM entity_ops WHERE collection = ?1 AND key = ?2 ORDER BY leaf",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([collection, key], |row| row.get::<_, i64>(0))
+            .map_err(fault)?;
+        rows.map(|row| row.map(|leaf| leaf as u64))
+            .collect::<Result<_, _>>()
+            .map_err(fault)
+    }
+
+    fn logged_op(&self, leaf: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.one("SELECT op FROM log WHERE leaf = ?1", [leaf as i64], |row| {
+            row.get(0)
+        })
     }
 }
 

@@ -35,6 +35,7 @@ pub fn append_act(
             key: "",
             scope,
             payload,
+            base: Default::default(),
         },
         now,
     )
@@ -54,6 +55,9 @@ pub struct HubWrite<'a> {
     pub scope: BTreeMap<String, String>,
     /// The canonical payload.
     pub payload: Vec<u8>,
+    /// What the hub had seen of the entity it writes (a conflict's
+    /// resolution sees every side); empty otherwise.
+    pub base: cairn_core::op::VersionVector,
 }
 
 /// Appends `write` to the hub's own stream inside `tx`, signs the stream's
@@ -80,7 +84,7 @@ pub fn append_own(
         action: write.action,
         key: write.key.into(),
         scope: write.scope,
-        base: Default::default(),
+        base: write.base,
         ref_hash: None,
         reason: String::new(),
         payload: write.payload,

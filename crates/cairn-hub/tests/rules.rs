@@ -23,7 +23,7 @@ const NOV_20: u64 = 1_795_593_600_000 + 8 * HOUR;
 /// stream chained.
 struct Log {
     packs: Packs,
-    ledger: ScratchLedger,
+    ledger: ScratchLedger<'static>,
     heads: BTreeMap<String, StreamHead>,
     leaf: u64,
 }
@@ -50,6 +50,29 @@ impl Log {
         written_ms: u64,
         received_ms: u64,
     ) -> Outcome {
+        self.write_seeing(
+            node,
+            collection,
+            action,
+            key,
+            data,
+            (written_ms, received_ms),
+            Default::default(),
+        )
+    }
+
+    /// [`Log::write`] by a writer that had seen `base` of the entity.
+    #[allow(clippy::too_many_arguments)]
+    fn write_seeing(
+        &mut self,
+        node: &str,
+        collection: &str,
+        action: Action,
+        key: &str,
+        data: Value,
+        (written_ms, received_ms): (u64, u64),
+        base: cairn_core::op::VersionVector,
+    ) -> Outcome {
         let head = self
             .heads
             .entry(node.to_string())
@@ -72,7 +95,7 @@ impl Log {
             action,
             key: key.into(),
             scope,
-            base: Default::default(),
+            base,
             ref_hash: None,
             reason: String::new(),
             payload: cairn_core::canonical::to_canonical_bytes(&data).unwrap(),
@@ -80,6 +103,7 @@ impl Log {
         let op = Op::decode(&bytes).unwrap();
         let leaf = self.leaf;
         self.leaf += 1;
+        self.ledger.keep_op(leaf, &bytes);
         self.packs
             .judge(
                 Logged {
@@ -508,4 +532,73 @@ fn a_collection_no_pack_defines_is_rejected_and_hub_acts_are_its_own() {
         NOV_20,
     );
     assert_eq!(act.judgement.state, State::Persisted);
+}
+
+#[test]
+fn concurrent_edits_open_a_conflict_review_and_a_write_that_saw_both_closes_it() {
+    let mut log = Log::new();
+    let key = "00093-7180-01";
+    let stock = |description: &str, quantity: i64| json!({"ndc": key, "description": description, "quantity": quantity});
+    // Two tills, offline, each edits the same stock without seeing the other.
+    let a = log.write(
+        "till-a",
+        "inventory",
+        Action::Put,
+        key,
+        stock("insulin pens", 10),
+        NOV_20,
+        NOV_20 + DAY,
+    );
+    assert!(a.reviews.is_empty(), "{:?}", a.reviews);
+    let b = log.write(
+        "till-b",
+        "inventory",
+        Action::Put,
+        key,
+        stock("insulin pen 3ml", -2),
+        NOV_20 + HOUR,
+        NOV_20 + DAY,
+    );
+    assert_eq!(
+        b.judgement.state,
+        State::Persisted,
+        "a conflict is not a rejection"
+    );
+    let kinds: Vec<(&str, &str)> = b
+        .reviews
+        .iter()
+        .map(|r| (r.kind, r.rule.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("conflict", "description")],
+        "the counter merges, the text conflicts"
+    );
+    let message = &b.reviews[0].message;
+    assert!(
+        message.contains("\"insulin pens\" by till-a:standard:1")
+            && message.contains("\"insulin pen 3ml\" by till-b:standard:1"),
+        "both values side by side: {message}"
+    );
+    // A write that saw both (the hub's resolution, or a technician's)
+    // closes it; nothing new is raised.
+    let mut both = cairn_core::op::VersionVector::default();
+    both.observe("till-a:standard", 1);
+    both.observe("till-b:standard", 1);
+    let chosen = log.write_seeing(
+        HUB_NODE,
+        "inventory",
+        Action::Put,
+        key,
+        json!({"description": "insulin pen 3ml"}),
+        (NOV_20 + 2 * DAY, NOV_20 + 2 * DAY),
+        both,
+    );
+    assert!(chosen.reviews.is_empty(), "{:?}", chosen.reviews);
+    let state: Value =
+        serde_json::from_slice(&log.ledger.entity_state("inventory", key).unwrap().unwrap())
+            .unwrap();
+    assert_eq!(state["conflicts"], json!({}), "{state}");
+    assert_eq!(state["fields"]["description"], "insulin pen 3ml");
+    assert_eq!(state["fields"]["quantity"], 8, "both sales count");
 }

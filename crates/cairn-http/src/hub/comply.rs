@@ -84,13 +84,14 @@ pub(super) async fn reviews(
                 _ => violations.push(Violation::new("open", "type", "must be true or false")),
             },
             "kind" => match value.as_str() {
-                "rejection" | "quarantine" | "missing_follow_up" | "missed_deadline" => {
+                "rejection" | "quarantine" | "conflict" | "missing_follow_up"
+                | "missed_deadline" => {
                     filter.kind = Some(value.clone());
                 }
                 _ => violations.push(Violation::new(
                     "kind",
                     "enum",
-                    "must be rejection, quarantine, missing_follow_up or missed_deadline",
+                    "must be rejection, quarantine, conflict, missing_follow_up or missed_deadline",
                 )),
             },
             "after" => match value.parse::<u64>() {
@@ -171,8 +172,10 @@ pub(super) async fn review(
     Ok(axum::Json(detail))
 }
 
-/// `POST /v1/reviews/{id}/resolve` with `{"decision": D, "note": N}`: an
-/// operator or admin closes the item; the act goes to the audit stream.
+/// `POST /v1/reviews/{id}/resolve` with `{"decision": D, "note": N}`, or
+/// for a conflict `{"value": V, "note": N}`: an operator or admin closes the
+/// item; the act goes to the audit stream (and a conflict's value to every
+/// replica, as an op of the hub).
 pub(super) async fn resolve(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -202,18 +205,25 @@ pub(super) async fn resolve(
             }
         }
     };
-    let (decision, note) = (text("decision"), text("note"));
+    // A conflict is resolved by the value that stands; anything else by a
+    // decision.
+    let value = body.value.get("value").cloned();
+    let decision = match value {
+        Some(_) => String::new(),
+        None => text("decision"),
+    };
+    let note = text("note");
     for name in body
         .value
         .as_object()
         .into_iter()
         .flat_map(|object| object.keys())
     {
-        if name != "decision" && name != "note" {
+        if !["decision", "note", "value"].contains(&name.as_str()) {
             violations.push(Violation::new(
                 name.clone(),
                 "unknown_field",
-                "expected decision and note",
+                "expected decision (or, for a conflict, value) and note",
             ));
         }
     }
@@ -222,20 +232,22 @@ pub(super) async fn resolve(
     }
     let hub = state.hub.clone();
     let closure = blocking(move || {
-        hub.hub()
-            .resolve_review(id, &decision, &note, &by)
-            .map_err(|error| match error {
-                ReviewError::Unknown(id) => unknown(id),
-                ReviewError::Closed(_) => AppError::client(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    Violation::new("id", "open", error.to_string()),
-                ),
-                ReviewError::Invalid(field, message) => {
-                    AppError::invalid(None, vec![Violation::new(field, "value", message)])
-                }
-                ReviewError::Store(error) => AppError::Server(error.to_string()),
-            })
+        let resolved = match &value {
+            Some(value) => hub.hub().resolve_conflict(id, value, &note, &by),
+            None => hub.hub().resolve_review(id, &decision, &note, &by),
+        };
+        resolved.map_err(|error| match error {
+            ReviewError::Unknown(id) => unknown(id),
+            ReviewError::Closed(_) => AppError::client(
+                StatusCode::CONFLICT,
+                "conflict",
+                Violation::new("id", "open", error.to_string()),
+            ),
+            ReviewError::Invalid(field, message) => {
+                AppError::invalid(None, vec![Violation::new(field, "value", message)])
+            }
+            ReviewError::Store(error) => AppError::Server(error.to_string()),
+        })
     })
     .await?;
     tracing::info!(review = id, by = %closure.by, decision = %closure.decision, compliance_boundary = "review", "review item resolved");

@@ -76,6 +76,21 @@ pub struct ReviewDetail {
     pub quarantined: Option<Vec<u8>>,
 }
 
+/// A resolution's note: why, 1 to `REASON_BYTES_MAX` bytes of text.
+pub(crate) fn check_note(note: &str) -> Result<&str, ReviewError> {
+    let note = note.trim();
+    if note.is_empty() || note.len() > cairn_core::limits::REASON_BYTES_MAX {
+        return Err(ReviewError::Invalid(
+            "note",
+            format!(
+                "must be 1 to {} bytes of text: why",
+                cairn_core::limits::REASON_BYTES_MAX
+            ),
+        ));
+    }
+    Ok(note)
+}
+
 /// The compliance states of one stream's ops, for its node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamStates {
@@ -181,20 +196,17 @@ impl<B: HubBackend> Hub<B> {
                 format!("must be one of {}", DECISIONS.join(", ")),
             ));
         }
-        let note = note.trim();
-        if note.is_empty() || note.len() > cairn_core::limits::REASON_BYTES_MAX {
-            return Err(ReviewError::Invalid(
-                "note",
-                format!(
-                    "must be 1 to {} bytes of text: why",
-                    cairn_core::limits::REASON_BYTES_MAX
-                ),
-            ));
-        }
+        let note = check_note(note)?;
         self.in_write(|tx, now| {
             let review = tx.review(id)?.ok_or(ReviewError::Unknown(id))?;
             if review.closure.is_some() {
                 return Err(ReviewError::Closed(id));
+            }
+            if review.row.kind == "conflict" {
+                return Err(ReviewError::Invalid(
+                    "value",
+                    format!("review item {id} is a conflict: name the value that stands"),
+                ));
             }
             let act = json!({
                 "action": "review.resolve",
@@ -277,6 +289,7 @@ impl<B: HubBackend> Hub<B> {
                     key,
                     scope: Default::default(),
                     payload,
+                    base: Default::default(),
                 },
                 now,
             )?;
@@ -428,6 +441,7 @@ pub fn publish_pack(
             key: &pack.name,
             scope: Default::default(),
             payload,
+            base: Default::default(),
         },
         now,
     )

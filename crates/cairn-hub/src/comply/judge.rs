@@ -13,6 +13,7 @@ use super::{Judgement, Packs, State};
 use crate::StorageError;
 use cairn_core::dates::{format_date_days, parse_date_days, parse_datetime_ms};
 use cairn_core::hash::Hash;
+use cairn_core::merge::{self, EntityState, MergeOp};
 use cairn_core::names::HUB_NODE;
 use cairn_core::op::{Action, Op};
 use cairn_core::pack::rules::When;
@@ -26,7 +27,7 @@ const HOUR_MS: u64 = 3_600_000;
 /// A review item the judge raises.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReviewDraft {
-    /// `rejection`, `missing_follow_up` or `missed_deadline`.
+    /// `rejection`, `conflict`, `missing_follow_up` or `missed_deadline`.
     pub kind: &'static str,
     /// The leaf of the op it is about.
     pub leaf: u64,
@@ -45,6 +46,9 @@ pub struct Outcome {
     pub reviews: Vec<ReviewDraft>,
     /// Leaves whose awaited follow-up this op is.
     pub fulfils: Vec<u64>,
+    /// Fields of its entity whose open conflict this op settled (it saw
+    /// every side): their review items close.
+    pub settles: Vec<String>,
 }
 
 /// The op at `leaf`, logged at `received_ms`.
@@ -66,6 +70,7 @@ impl Packs {
             reviews: rejection_review(&judgement, logged.leaf),
             judgement,
             fulfils: Vec::new(),
+            settles: Vec::new(),
         };
         let collection_name = &op.draft.collection;
         let Some(pack) = self.pack_of(collection_name) else {
@@ -123,10 +128,13 @@ impl Packs {
         }
         judge.keep_registry()?;
         let fulfils = judge.follow_ups()?;
+        let (mut reviews, settles) = judge.conflicts()?;
+        reviews.extend(judge.deadline());
         Ok(Outcome {
-            reviews: judge.deadline().into_iter().collect(),
+            reviews,
             judgement,
             fulfils,
+            settles,
         })
     }
 }
@@ -437,6 +445,83 @@ impl One<'_> {
             }
         }
         Ok(fulfils)
+    }
+
+    /// Merges an entity op into the entity's state as the judge keeps it;
+    /// a conflict it opens (concurrent writes of a field with different
+    /// values, or a delete beside a write) is a review item naming both
+    /// values side by side. Also returns the fields whose conflict it
+    /// settled.
+    fn conflicts(&self) -> Result<(Vec<ReviewDraft>, Vec<String>), StorageError> {
+        let op = self.op();
+        let (Some(schema), Some(merge_op)) = (self.collection.merge_schema(), MergeOp::from_op(op))
+        else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let (name, key) = (&self.collection.name, &op.draft.key);
+        let state = match self.ledger.entity_state(name, key)? {
+            Some(bytes) => Some(
+                serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|value| EntityState::from_json(&value))
+                    .ok_or_else(|| StorageError::Damaged(format!("entity state {name} {key}")))?,
+            ),
+            None => None,
+        };
+        let next = match merge::apply(&schema, state.as_ref(), &merge_op) {
+            Some(next) => next,
+            None => {
+                // Concurrent with what the entity holds: merge every op again.
+                let mut ops = Vec::new();
+                for leaf in self.ledger.entity_ops(name, key)? {
+                    let bytes = self.ledger.logged_op(leaf)?.ok_or_else(|| {
+                        StorageError::Damaged(format!("entity op at leaf {leaf} is not logged"))
+                    })?;
+                    let logged = Op::decode_logged(&bytes)
+                        .map_err(|fault| StorageError::Damaged(format!("leaf {leaf}: {fault}")))?;
+                    ops.extend(MergeOp::from_op(&logged));
+                }
+                ops.push(merge_op);
+                merge::materialize(&schema, &ops).unwrap_or_default()
+            }
+        };
+        self.ledger.add_entity_op(name, key, self.logged.leaf)?;
+        self.ledger
+            .put_entity_state(name, key, &next.to_canonical_bytes())?;
+        let before = state.map(|state| state.conflicts).unwrap_or_default();
+        let settles = before
+            .keys()
+            .filter(|field| !next.conflicts.contains_key(*field))
+            .cloned()
+            .collect();
+        let opened = next
+            .conflicts
+            .iter()
+            .filter(|(field, candidates)| before.get(*field) != Some(candidates))
+            .map(|(field, candidates)| {
+                let sides: Vec<String> = candidates
+                    .iter()
+                    .map(|candidate| {
+                        let value = if self.collection.is_sensitive(field) {
+                            "the value".to_string()
+                        } else {
+                            candidate.value.to_string()
+                        };
+                        format!("{value} by {}", candidate.dot)
+                    })
+                    .collect();
+                ReviewDraft {
+                    kind: "conflict",
+                    leaf: self.logged.leaf,
+                    rule: field.clone(),
+                    message: format!(
+                        "{name} {key:?}, field {field}: concurrent writes disagree: {}",
+                        sides.join(" vs ")
+                    ),
+                }
+            })
+            .collect();
+        Ok((opened, settles))
     }
 
     /// A record that reached the hub after its deadline: a review item.

@@ -75,6 +75,22 @@ pub trait Ledger {
     fn stop_waiting(&self, leaf: u64) -> Result<(), StorageError>;
     /// What has waited past `now_ms`, oldest due first, at most `limit`.
     fn overdue(&self, now_ms: u64, limit: usize) -> Result<Vec<Awaited>, StorageError>;
+    /// An entity's (or config entry's) merged state as the judge last left
+    /// it: `EntityState` canonical JSON.
+    fn entity_state(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Sets it.
+    fn put_entity_state(
+        &self,
+        collection: &str,
+        key: &str,
+        state: &[u8],
+    ) -> Result<(), StorageError>;
+    /// Notes that the op at `leaf` changed the entity.
+    fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError>;
+    /// The leaves of every op that changed the entity, ascending.
+    fn entity_ops(&self, collection: &str, key: &str) -> Result<Vec<u64>, StorageError>;
+    /// The op logged at `leaf`, as encoded (to merge concurrent ops again).
+    fn logged_op(&self, leaf: u64) -> Result<Option<Vec<u8>>, StorageError>;
 }
 
 /// A ledger as plain data: the memory backend's, and a dry run's scratch.
@@ -86,6 +102,10 @@ pub struct LedgerData {
     pub registry: BTreeMap<(String, String), RegistryEntry>,
     /// Awaited follow-ups by the waiting record's leaf.
     pub awaited: BTreeMap<u64, Awaited>,
+    /// Entity states by (collection, key).
+    pub entities: BTreeMap<(String, String), Vec<u8>>,
+    /// The leaves of each entity's ops.
+    pub entity_ops: BTreeMap<(String, String), Vec<u64>>,
 }
 
 impl LedgerData {
@@ -123,17 +143,42 @@ impl LedgerData {
     }
 }
 
-/// A scratch ledger for one dry run.
-#[derive(Debug, Default)]
-pub struct ScratchLedger(pub RefCell<LedgerData>);
+/// A scratch ledger for one dry run: its state in memory, the log's ops
+/// read from `source` (or, without one, kept as the judge meets them).
+#[derive(Default)]
+pub struct ScratchLedger<'a> {
+    /// The state.
+    pub data: RefCell<LedgerData>,
+    /// Where logged ops are read from.
+    pub source: Option<&'a dyn crate::backend::LogTx>,
+    /// Ops kept when there is no source, by leaf.
+    pub ops: RefCell<BTreeMap<u64, Vec<u8>>>,
+}
 
-impl Ledger for ScratchLedger {
+impl ScratchLedger<'_> {
+    /// Keeps the op at `leaf` when there is no log to read it from.
+    pub fn keep_op(&self, leaf: u64, bytes: &[u8]) {
+        if self.source.is_none() {
+            self.ops.borrow_mut().insert(leaf, bytes.to_vec());
+        }
+    }
+}
+
+impl std::fmt::Debug for ScratchLedger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScratchLedger")
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger for ScratchLedger<'_> {
     fn claim_of(&self, key: &Hash) -> Result<Option<Claim>, StorageError> {
-        Ok(self.0.borrow().claims.get(key).copied())
+        Ok(self.data.borrow().claims.get(key).copied())
     }
 
     fn put_claim(&self, key: &Hash, claim: Claim) -> Result<(), StorageError> {
-        self.0.borrow_mut().put_claim(key, claim);
+        self.data.borrow_mut().put_claim(key, claim);
         Ok(())
     }
 
@@ -143,7 +188,7 @@ impl Ledger for ScratchLedger {
         key: &str,
     ) -> Result<Option<RegistryEntry>, StorageError> {
         Ok(self
-            .0
+            .data
             .borrow()
             .registry
             .get(&(collection.to_string(), key.to_string()))
@@ -156,27 +201,79 @@ impl Ledger for ScratchLedger {
         key: &str,
         entry: &RegistryEntry,
     ) -> Result<(), StorageError> {
-        self.0
+        self.data
             .borrow_mut()
             .put_registry_entry(collection, key, entry);
         Ok(())
     }
 
     fn await_follow_up(&self, item: &Awaited) -> Result<(), StorageError> {
-        self.0.borrow_mut().awaited.insert(item.leaf, item.clone());
+        self.data
+            .borrow_mut()
+            .awaited
+            .insert(item.leaf, item.clone());
         Ok(())
     }
 
     fn awaited(&self, key: &Hash) -> Result<Vec<Awaited>, StorageError> {
-        Ok(self.0.borrow().awaited(key))
+        Ok(self.data.borrow().awaited(key))
     }
 
     fn stop_waiting(&self, leaf: u64) -> Result<(), StorageError> {
-        self.0.borrow_mut().awaited.remove(&leaf);
+        self.data.borrow_mut().awaited.remove(&leaf);
         Ok(())
     }
 
     fn overdue(&self, now_ms: u64, limit: usize) -> Result<Vec<Awaited>, StorageError> {
-        Ok(self.0.borrow().overdue(now_ms, limit))
+        Ok(self.data.borrow().overdue(now_ms, limit))
+    }
+
+    fn entity_state(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .data
+            .borrow()
+            .entities
+            .get(&(collection.to_string(), key.to_string()))
+            .cloned())
+    }
+
+    fn put_entity_state(
+        &self,
+        collection: &str,
+        key: &str,
+        state: &[u8],
+    ) -> Result<(), StorageError> {
+        self.data
+            .borrow_mut()
+            .entities
+            .insert((collection.to_string(), key.to_string()), state.to_vec());
+        Ok(())
+    }
+
+    fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError> {
+        self.data
+            .borrow_mut()
+            .entity_ops
+            .entry((collection.to_string(), key.to_string()))
+            .or_default()
+            .push(leaf);
+        Ok(())
+    }
+
+    fn entity_ops(&self, collection: &str, key: &str) -> Result<Vec<u64>, StorageError> {
+        Ok(self
+            .data
+            .borrow()
+            .entity_ops
+            .get(&(collection.to_string(), key.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn logged_op(&self, leaf: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.source {
+            Some(source) => Ok(source.leaves(leaf, leaf + 1, 1)?.pop().map(|op| op.bytes)),
+            None => Ok(self.ops.borrow().get(&leaf).cloned()),
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! replayed: the same log and the same packs give the same verdicts.
 
 pub mod acts;
+pub mod conflict;
 pub mod judge;
 pub mod ledger;
 pub mod overlay;

@@ -29,6 +29,10 @@ pub struct Writes {
     pub awaited: BTreeMap<u64, Awaited>,
     /// Follow-ups no longer awaited (leaves).
     pub stopped: BTreeSet<u64>,
+    /// Entity states set.
+    pub entities: BTreeMap<(String, String), Vec<u8>>,
+    /// Entity ops noted, in order.
+    pub entity_ops: Vec<(String, String, u64)>,
 }
 
 impl<'a> Overlay<'a> {
@@ -62,6 +66,12 @@ impl Writes {
         }
         for leaf in &self.stopped {
             ledger.stop_waiting(*leaf)?;
+        }
+        for ((collection, key), state) in &self.entities {
+            ledger.put_entity_state(collection, key, state)?;
+        }
+        for (collection, key, leaf) in &self.entity_ops {
+            ledger.add_entity_op(collection, key, *leaf)?;
         }
         Ok(())
     }
@@ -165,5 +175,51 @@ impl Ledger for Overlay<'_> {
         items.sort_by_key(|item| (item.due_ms, item.leaf));
         items.truncate(limit);
         Ok(items)
+    }
+
+    fn entity_state(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let id = (collection.to_string(), key.to_string());
+        if let Some(state) = self.writes.borrow().entities.get(&id) {
+            return Ok(Some(state.clone()));
+        }
+        self.base.entity_state(collection, key)
+    }
+
+    fn put_entity_state(
+        &self,
+        collection: &str,
+        key: &str,
+        state: &[u8],
+    ) -> Result<(), StorageError> {
+        self.writes
+            .borrow_mut()
+            .entities
+            .insert((collection.to_string(), key.to_string()), state.to_vec());
+        Ok(())
+    }
+
+    fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError> {
+        self.writes
+            .borrow_mut()
+            .entity_ops
+            .push((collection.to_string(), key.to_string(), leaf));
+        Ok(())
+    }
+
+    fn entity_ops(&self, collection: &str, key: &str) -> Result<Vec<u64>, StorageError> {
+        let mut leaves = self.base.entity_ops(collection, key)?;
+        leaves.extend(
+            self.writes
+                .borrow()
+                .entity_ops
+                .iter()
+                .filter(|(c, k, _)| c == collection && k == key)
+                .map(|(_, _, leaf)| *leaf),
+        );
+        Ok(leaves)
+    }
+
+    fn logged_op(&self, leaf: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.base.logged_op(leaf)
     }
 }

@@ -42,6 +42,8 @@ pub struct Plan {
     raise: Vec<ReviewRow>,
     /// Awaited follow-ups that came late: (waiting leaf, the follow-up's leaf).
     fulfilled: Vec<(u64, u64)>,
+    /// Conflicts an op settled: (collection, key, field, the op's leaf).
+    settled: Vec<(String, String, String, u64)>,
     /// The judge's ledger writes.
     writes: Writes,
     /// Ops judged and rejected.
@@ -67,6 +69,7 @@ pub fn plan(
         runs: Vec::new(),
         raise: Vec::new(),
         fulfilled: Vec::new(),
+        settled: Vec::new(),
         writes: Writes::default(),
         judged: 0,
         rejected: 0,
@@ -88,6 +91,10 @@ pub fn plan(
         }
         for leaf in outcome.fulfils {
             plan.fulfilled.push((leaf, logged.leaf));
+        }
+        for field in outcome.settles {
+            let (collection, key) = (op.draft.collection.clone(), op.draft.key.clone());
+            plan.settled.push((collection, key, field, logged.leaf));
         }
         add_to_runs(&mut plan.runs, logged.leaf, outcome.judgement, now_ms);
     }
@@ -115,7 +122,10 @@ pub fn plan(
 impl Plan {
     /// Whether storing it would change nothing (the judge is caught up).
     pub fn is_empty(&self) -> bool {
-        self.judged == 0 && self.raise.is_empty() && self.writes == Writes::default()
+        self.judged == 0
+            && self.raise.is_empty()
+            && self.settled.is_empty()
+            && self.writes == Writes::default()
     }
 
     /// The judged cursor it starts from.
@@ -152,6 +162,9 @@ pub fn apply(tx: &dyn LogTx, plan: &Plan, now_ms: u64) -> Result<Pass, StorageEr
             )?;
         }
     }
+    for (collection, key, field, by) in &plan.settled {
+        close_settled(tx, (collection, key, field), *by, now_ms)?;
+    }
     for run in &plan.runs {
         tx.record_verdict(run)?;
     }
@@ -173,6 +186,51 @@ pub fn judge_pending(
 ) -> Result<Pass, StorageError> {
     let plan = plan(tx, packs, now_ms, limit)?;
     apply(tx, &plan, now_ms)
+}
+
+/// Closes the open conflict items of `field` of the entity: the op at
+/// leaf `by` saw every side and its value stands.
+fn close_settled(
+    tx: &dyn LogTx,
+    (collection, key, field): (&str, &str, &str),
+    by: u64,
+    now_ms: u64,
+) -> Result<(), StorageError> {
+    let open = tx.reviews(&super::store::ReviewFilter {
+        open_only: true,
+        kind: Some("conflict".into()),
+        after_id: 0,
+        limit: usize::MAX,
+    })?;
+    for review in open {
+        if review.row.collection != collection || review.row.rule != field {
+            continue;
+        }
+        let Some(leaf) = review.row.leaf else {
+            continue;
+        };
+        let same = match tx.logged_op(leaf)? {
+            Some(bytes) => Op::decode_logged(&bytes).is_ok_and(|op| op.draft.key == key),
+            None => false,
+        };
+        if same {
+            let author = tx
+                .logged_op(by)?
+                .and_then(|bytes| Op::decode_logged(&bytes).ok())
+                .map_or_else(|| "?".to_string(), |op| op.draft.node);
+            tx.close_review(
+                review.id,
+                &Closure {
+                    at_ms: now_ms,
+                    by: author.clone(),
+                    decision: "value chosen".into(),
+                    note: format!("settled by {author}'s write at leaf {by}, which saw every side"),
+                    audit_seq: None,
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn decode(logged: &LoggedOp) -> Result<Op, StorageError> {
@@ -291,7 +349,10 @@ pub fn dry_run(
         .map_err(store)?
         .into_iter()
         .collect();
-    let scratch = ScratchLedger::default();
+    let scratch = ScratchLedger {
+        source: Some(tx),
+        ..ScratchLedger::default()
+    };
     let mut report = DryRun {
         pack: pack.name.clone(),
         version: pack.version.clone(),

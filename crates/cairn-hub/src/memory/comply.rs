@@ -99,6 +99,64 @@ impl Ledger for MemoryTx<'_> {
             state.compliance.ledger.overdue(now_ms, limit)
         })
     }
+
+    fn entity_state(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read("entity_state", |state| {
+            state
+                .compliance
+                .ledger
+                .entities
+                .get(&(collection.to_string(), key.to_string()))
+                .cloned()
+        })
+    }
+
+    fn put_entity_state(
+        &self,
+        collection: &str,
+        key: &str,
+        entity: &[u8],
+    ) -> Result<(), StorageError> {
+        self.write("put_entity_state", |state| {
+            state
+                .compliance
+                .ledger
+                .entities
+                .insert((collection.to_string(), key.to_string()), entity.to_vec());
+            Ok(())
+        })
+    }
+
+    fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError> {
+        self.write("add_entity_op", |state| {
+            state
+                .compliance
+                .ledger
+                .entity_ops
+                .entry((collection.to_string(), key.to_string()))
+                .or_default()
+                .push(leaf);
+            Ok(())
+        })
+    }
+
+    fn entity_ops(&self, collection: &str, key: &str) -> Result<Vec<u64>, StorageError> {
+        self.read("entity_ops", |state| {
+            state
+                .compliance
+                .ledger
+                .entity_ops
+                .get(&(collection.to_string(), key.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
+    fn logged_op(&self, leaf: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read("logged_op", |state| {
+            state.log.get(leaf as usize).map(|leaf| leaf.bytes.clone())
+        })
+    }
 }
 
 impl ComplianceStore for MemoryTx<'_> {

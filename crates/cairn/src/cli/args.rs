@@ -79,12 +79,17 @@ pub enum ReviewCommand {
         id: u64,
     },
     /// Close an item: an act of the hub's audit stream naming who and why.
+    /// A conflict is closed by the value that stands (`--value`), which the
+    /// hub writes for every replica to merge.
     Resolve {
         /// Its id.
         id: u64,
         /// accepted, corrected, dismissed or escalated.
+        #[arg(long, required_unless_present = "value", conflicts_with = "value")]
+        decision: Option<String>,
+        /// For a conflict: the value that stands, as JSON (e.g. '"down"').
         #[arg(long)]
-        decision: String,
+        value: Option<String>,
         /// Why (recorded with the act).
         #[arg(long)]
         note: String,
@@ -489,6 +494,21 @@ pub enum RecordCommand {
         /// e.g. to another building); refused without it.
         #[arg(long = "move")]
         move_scope: bool,
+    },
+    /// Resolve a conflict on a field of an entity from this node: writes the
+    /// value that stands, having seen every side, so every replica converges
+    /// on it once it syncs (the hub closes its review item, naming this node).
+    Resolve {
+        /// Collection.
+        collection: String,
+        /// The entity's key.
+        key: String,
+        /// The field in conflict.
+        #[arg(long)]
+        field: String,
+        /// The value that stands, as JSON (e.g. '"operational"' or 3).
+        #[arg(long)]
+        value: String,
     },
     /// Show one record.
     Get {

@@ -42,88 +42,124 @@ pub(super) fn review(cli: &Cli, command: &ReviewCommand) -> Result<(), Failure> 
             kind,
             after,
             limit,
-        } => {
-            let items = hub
-                .reviews(&ReviewFilter {
-                    open_only: *open,
-                    kind: kind.clone(),
-                    after_id: *after,
-                    limit: *limit,
-                })
-                .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?;
-            if cli.json {
-                let items: Vec<Value> = items.iter().map(view::review_json).collect();
-                output::json(&json!({ "reviews": items }));
-                return Ok(());
-            }
-            let rows = items
-                .iter()
-                .map(|review| {
-                    let row = &review.row;
-                    vec![
-                        review.id.to_string(),
-                        row.kind.clone(),
-                        if review.closure.is_some() {
-                            "closed"
-                        } else {
-                            "open"
-                        }
-                        .to_string(),
-                        format!(
-                            "{}:{}:{}",
-                            row.node,
-                            row.stream,
-                            row.seq.map_or("?".into(), |seq| seq.to_string())
-                        ),
-                        row.rule.clone(),
-                        row.message.clone(),
-                    ]
-                })
-                .collect();
-            println!(
-                "{}",
-                output::table(&["id", "kind", "state", "op", "rule", "message"], rows)
-            );
-            Ok(())
-        }
-        ReviewCommand::Show { id } => {
-            let detail = hub
-                .review(*id)
-                .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?
-                .ok_or_else(|| review_failure(ReviewError::Unknown(*id)))?;
-            let value = view::detail_json(&detail, &hub.packs());
-            if cli.json {
-                output::json(&value);
-            } else {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
+        } => list(
+            cli,
+            hub,
+            &ReviewFilter {
+                open_only: *open,
+                kind: kind.clone(),
+                after_id: *after,
+                limit: *limit,
+            },
+        ),
+        ReviewCommand::Show { id } => show(cli, hub, *id),
         ReviewCommand::Resolve {
             id,
             decision,
+            value,
             note,
             by,
-        } => {
-            let closure = hub
-                .resolve_review(*id, decision, note, by)
-                .map_err(review_failure)?;
-            if cli.json {
-                output::json(&json!({"id": id, "closure": closure}));
-            } else {
-                println!(
-                    "review item {id} closed: {} by {} (audit act {})",
-                    closure.decision,
-                    closure.by,
-                    closure.audit_seq.unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
+        } => resolve(
+            cli,
+            hub,
+            *id,
+            (decision.as_deref(), value.as_deref()),
+            (note, by),
+        ),
     }
+}
+
+type HubOnSqlite = cairn_hub::Hub<cairn_hub_sqlite::SqliteBackend>;
+
+/// `cairn review list`.
+fn list(cli: &Cli, hub: &HubOnSqlite, filter: &ReviewFilter) -> Result<(), Failure> {
+    let items = hub
+        .reviews(filter)
+        .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?;
+    if cli.json {
+        let items: Vec<Value> = items.iter().map(view::review_json).collect();
+        output::json(&json!({ "reviews": items }));
+        return Ok(());
+    }
+    let rows = items
+        .iter()
+        .map(|review| {
+            let row = &review.row;
+            vec![
+                review.id.to_string(),
+                row.kind.clone(),
+                if review.closure.is_some() {
+                    "closed"
+                } else {
+                    "open"
+                }
+                .to_string(),
+                format!(
+                    "{}:{}:{}",
+                    row.node,
+                    row.stream,
+                    row.seq.map_or("?".into(), |seq| seq.to_string())
+                ),
+                row.rule.clone(),
+                row.message.clone(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(&["id", "kind", "state", "op", "rule", "message"], rows)
+    );
+    Ok(())
+}
+
+/// `cairn review show`.
+fn show(cli: &Cli, hub: &HubOnSqlite, id: u64) -> Result<(), Failure> {
+    let detail = hub
+        .review(id)
+        .map_err(|error| Failure::fault(anyhow::anyhow!(error)))?
+        .ok_or_else(|| review_failure(ReviewError::Unknown(id)))?;
+    let value = view::detail_json(&detail, &hub.packs());
+    if cli.json {
+        output::json(&value);
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `cairn review resolve`: a decision, or for a conflict the value that stands.
+fn resolve(
+    cli: &Cli,
+    hub: &HubOnSqlite,
+    id: u64,
+    (decision, value): (Option<&str>, Option<&str>),
+    (note, by): (&str, &str),
+) -> Result<(), Failure> {
+    let closure = match (decision, value) {
+        (_, Some(value)) => {
+            let value: Value = serde_json::from_str(value).map_err(|error| {
+                Failure::invalid(None, &[Violation::new("value", "json", error.to_string())])
+            })?;
+            hub.resolve_conflict(id, &value, note, by)
+        }
+        (Some(decision), None) => hub.resolve_review(id, decision, note, by),
+        (None, None) => unreachable!("clap requires a decision or a value"),
+    }
+    .map_err(review_failure)?;
+    if cli.json {
+        output::json(&json!({"id": id, "closure": closure}));
+    } else {
+        println!(
+            "review item {id} closed: {} by {} (audit act {})",
+            closure.decision,
+            closure.by,
+            closure.audit_seq.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `cairn hub registry put|revoke`.

@@ -99,6 +99,12 @@ pub(super) fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> 
                 json!({"collection": collection, "action": "delete", "key": key, "scope": scope}),
             )
         }
+        RecordCommand::Resolve {
+            collection,
+            key,
+            field,
+            value,
+        } => resolve(cli, collection, key, field, value),
         RecordCommand::Get { collection, id } => {
             let store = open(cli)?;
             match store.get(collection, id)? {
@@ -154,6 +160,43 @@ pub(super) fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> 
             Ok(())
         }
     }
+}
+
+/// `cairn record resolve`: a put of the value that stands, refused when the
+/// entity has no open conflict on the field.
+fn resolve(
+    cli: &Cli,
+    collection: &str,
+    key: &str,
+    field: &str,
+    value: &str,
+) -> Result<(), Failure> {
+    let value: Value = serde_json::from_str(value).map_err(|error| {
+        Failure::invalid(None, &[Violation::new("value", "json", error.to_string())])
+    })?;
+    let conflicted = {
+        let store = open(cli)?;
+        match store.get(collection, key)? {
+            Some(Record::Entity(record)) => record.conflicts.get(field).is_some(),
+            _ => false,
+        }
+    };
+    if !conflicted {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "field",
+                "conflict",
+                format!("{collection} {key:?} has no open conflict on {field}"),
+            )],
+        ));
+    }
+    // A put sees the entity as this node holds it, every side of
+    // the conflict included, so its value stands wherever it merges.
+    write::write(
+        cli,
+        json!({"collection": collection, "key": key, "data": {field: value}}),
+    )
 }
 
 /// Lists up to `limit` records (every one without a limit), page by page,
