@@ -20,6 +20,7 @@ fn a_schema_3_hub_is_migrated_when_opened_and_its_history_judged() {
     conn.execute_batch(
         "DROP TABLE packs; DROP TABLE verdicts; DROP TABLE claims; DROP TABLE registry;
          DROP TABLE awaited; DROP TABLE reviews; DROP TABLE push_attempts;
+         DROP TABLE entities; DROP TABLE entity_ops;
          DELETE FROM meta WHERE key = 'judged_through';
          UPDATE meta SET value = '3' WHERE key = 'schema_version';",
     )

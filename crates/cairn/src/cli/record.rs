@@ -129,37 +129,47 @@ pub(super) fn record(cli: &Cli, command: &RecordCommand) -> Result<(), Failure> 
             after,
             limit,
             deleted,
-        } => {
-            let scope = input::parse_scope_args(scope)
-                .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            if limit.is_some_and(|limit| limit == 0) {
-                return Err(Failure::invalid(
-                    None,
-                    &[Violation::new("limit", "range", "must be 1 or more")],
-                ));
-            }
-            let store = open(cli)?;
-            let kind = store
-                .catalog()
-                .collections
-                .get(collection)
-                .map(|collection| collection.kind);
-            if let Some(after) = after {
-                input::check_cursor(kind, after)
-                    .map_err(|violation| Failure::invalid(None, &[violation]))?;
-            }
-            let (records, next) = list_pages(&store, collection, scope, after, *limit, *deleted)?;
-            if cli.json {
-                output::json(&json!({"records": records, "next": next}));
-            } else {
-                print_list(&records);
-                if let Some(next) = next {
-                    println!("more records follow: --after {next}");
-                }
-            }
-            Ok(())
+        } => list(cli, collection, scope, after, *limit, *deleted),
+    }
+}
+
+/// `cairn record list`.
+fn list(
+    cli: &Cli,
+    collection: &str,
+    scope: &[String],
+    after: &Option<String>,
+    limit: Option<usize>,
+    deleted: bool,
+) -> Result<(), Failure> {
+    let scope =
+        input::parse_scope_args(scope).map_err(|violation| Failure::invalid(None, &[violation]))?;
+    if limit.is_some_and(|limit| limit == 0) {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new("limit", "range", "must be 1 or more")],
+        ));
+    }
+    let store = open(cli)?;
+    let kind = store
+        .catalog()
+        .collections
+        .get(collection)
+        .map(|collection| collection.kind);
+    if let Some(after) = after {
+        input::check_cursor(kind, after)
+            .map_err(|violation| Failure::invalid(None, &[violation]))?;
+    }
+    let (records, next) = list_pages(&store, collection, scope, after, limit, deleted)?;
+    if cli.json {
+        output::json(&json!({"records": records, "next": next}));
+    } else {
+        print_list(&records);
+        if let Some(next) = next {
+            println!("more records follow: --after {next}");
         }
     }
+    Ok(())
 }
 
 /// `cairn record resolve`: a put of the value that stands, refused when the
