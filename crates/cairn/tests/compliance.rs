@@ -510,13 +510,22 @@ async fn no_sensitive_value_reaches_a_log_or_the_audit_trail() {
     assert_eq!(refused.status().as_u16(), 422);
     let refusal = refused.text().await.unwrap();
     assert!(!refusal.contains(secrets[2]), "{refusal}");
+    // The same request again on this till: refused here, as a duplicate.
     let again = post(dispense(secrets[0], secrets[3], "till-1-0001"))
         .await
         .unwrap();
-    assert_eq!(again.status().as_u16(), 201);
-    // Wait until the hub has judged the duplicate and the edge learned it.
+    assert_eq!(again.status().as_u16(), 422);
+    let refusal = again.text().await.unwrap();
+    assert!(
+        refusal.contains("idempotency") && !refusal.contains(secrets[3]),
+        "{refusal}"
+    );
+    // A second till that cannot see it sends it anyway: the hub rejects it.
+    let till_2 = enrolled_node(work.path(), &hub_dir, "till-2", "pharmacy=main-st");
+    let duplicate = dispense(secrets[0], secrets[3], "till-1-0001")["data"].to_string();
     let started = Instant::now();
     loop {
+        // Once till-1's dispense is logged, the duplicate reaches the hub.
         let status: Value = client
             .get(format!("{edge_url}/v1/status"))
             .send()
@@ -525,12 +534,29 @@ async fn no_sensitive_value_reaches_a_log_or_the_audit_trail() {
             .json()
             .await
             .unwrap();
-        if status["states"]["rejected"] == 1 {
+        if status["pending_total"] == 0 {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let hub_for_cli = hub_url.clone();
+    tokio::task::block_in_place(|| {
+        ok(&cairn(
+            &till_2,
+            &["--json", "record", "add", "dispensing", &duplicate],
+        ));
+        let started = Instant::now();
+        loop {
+            ok(&cairn(&till_2, &["--json", "sync", "--hub", &hub_for_cli]));
+            let status = ok(&cairn(&till_2, &["--json", "status"]));
+            if status["states"]["rejected"] == 1 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
     let trail = ok(&cairn(&hub_dir, &["--json", "hub", "audit", "--trail"]));
     let reviews = ok(&cairn(&hub_dir, &["--json", "review", "list"]));
     let id = reviews["reviews"][0]["id"].as_u64().unwrap().to_string();
@@ -572,4 +598,73 @@ async fn no_sensitive_value_reaches_a_log_or_the_audit_trail() {
         .map(|entry| entry["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["act", "push", "transition"].into(), "{trail}");
+}
+
+#[test]
+fn an_edge_refuses_the_duplicates_it_can_already_see() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    ok(&cairn(
+        &hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
+    let other = enrolled_node(work.path(), &hub_dir, "hangar-7b", "site=hangar-7");
+    let first = add(
+        &hangar,
+        "maintenance_actions",
+        &record("WO-1", "TECH-IA-4412"),
+    );
+    // The same work order, part and technician again (other words): one
+    // request sent twice, refused here, naming the record it repeats.
+    let mut again = record("WO-1", "TECH-IA-4412");
+    again["description"] = json!("sent twice");
+    let refused = cairn(
+        &hangar,
+        &[
+            "--json",
+            "record",
+            "add",
+            "maintenance_actions",
+            &again.to_string(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(3));
+    let violation = &json_out(&refused)["error"]["violations"][0];
+    assert_eq!(violation["rule"], "idempotency", "{violation}");
+    assert_eq!(violation["field"], "work_order,part_serial,technician");
+    assert!(
+        violation["message"].as_str().unwrap().contains(&first),
+        "{violation}"
+    );
+    // Another work order passes.
+    add(
+        &hangar,
+        "maintenance_actions",
+        &record("WO-2", "TECH-IA-4412"),
+    );
+    // A node that pulled the record refuses the same duplicate too.
+    let hub = Edge::start_hub(&hub_dir);
+    sync(&hangar, &hub);
+    sync(&other, &hub);
+    let refused = cairn(
+        &other,
+        &[
+            "--json",
+            "record",
+            "add",
+            "maintenance_actions",
+            &again.to_string(),
+        ],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    assert_eq!(
+        json_out(&refused)["error"]["violations"][0]["rule"],
+        "idempotency"
+    );
 }

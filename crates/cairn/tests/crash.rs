@@ -85,7 +85,9 @@ async fn acknowledged_writes_survive_sigkill() {
                         let records: Vec<_> = tokens
                             .iter()
                             .map(|token| {
-                                let mut data = action("WO-CRASH");
+                                // One work order per record: the same one
+                                // twice is refused as a duplicate.
+                                let mut data = action(&format!("WO-{token}"));
                                 data["description"] = json!(token);
                                 json!({"collection": "maintenance_actions", "data": data})
                             })

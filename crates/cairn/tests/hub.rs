@@ -44,7 +44,11 @@ fn edge_init(dir: &Path, node: &str) -> String {
 }
 
 fn add(dir: &Path, n: usize) {
-    for i in 0..n {
+    // A work order of its own per record: the same one twice within a day
+    // is refused as a duplicate (the mro pack's idempotency key).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..n {
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let output = cairn(
             dir,
             &[

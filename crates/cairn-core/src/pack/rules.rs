@@ -21,7 +21,9 @@
 //! the registry's); judging them is `cairn_hub::comply`'s work.
 
 use super::{Collection, CollectionKind, Field, FieldType};
+use crate::hash::Hash;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Most rules of one kind on a collection.
@@ -142,6 +144,45 @@ impl Rules {
     /// Whether any rule needs the hub's judgement beyond the record itself.
     pub fn is_empty(&self) -> bool {
         *self == Rules::default()
+    }
+}
+
+/// A key over text parts: SHA-256 of each part prefixed by its `u64`
+/// length, so no two different part lists hash the same bytes.
+pub fn key_hash<S: AsRef<str>>(parts: &[S]) -> Hash {
+    let mut bytes = Vec::with_capacity(128);
+    for part in parts {
+        let part = part.as_ref();
+        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    Hash::of(&bytes)
+}
+
+/// A field's value as a key part: a string as it is, other JSON as text;
+/// `None` when absent or null.
+pub fn key_part(payload: &Map<String, Value>, field: &str) -> Option<String> {
+    match payload.get(field)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl Idempotency {
+    /// The idempotency key of a (checked, normalized) record of
+    /// `collection`, when it has every field of the key.
+    pub fn key_of(&self, collection: &str, payload: &Map<String, Value>) -> Option<Hash> {
+        let mut parts = vec![format!("idempotency\0{collection}")];
+        for field in &self.fields {
+            parts.push(key_part(payload, field)?);
+        }
+        Some(key_hash(&parts))
+    }
+
+    /// The window, ms.
+    pub fn window_ms(&self) -> u64 {
+        self.window_hours * 3_600_000
     }
 }
 

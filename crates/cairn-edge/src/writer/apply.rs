@@ -189,6 +189,62 @@ pub(super) fn labels_text(labels: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
+/// Refuses a record whose idempotency key a record this node holds (its
+/// own or pulled) took within the window: the hub would reject it as a
+/// duplicate, so it is refused here, where the person writing still is.
+fn refuse_duplicate(
+    conn: &Connection,
+    collection: &Collection,
+    index: usize,
+    key: Hash,
+    (written_ms, window_ms): (u64, u64),
+) -> Result<(), WriteError> {
+    let holder: Option<(String, i64)> = conn
+        .prepare_cached("SELECT record, written_ms FROM idempotency_keys WHERE key = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([key.0.as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(StoreError::from)?;
+    match holder {
+        Some((record, held_ms)) if (held_ms as u64).abs_diff(written_ms) <= window_ms => {
+            let fields = collection
+                .rules
+                .idempotency
+                .as_ref()
+                .map(|rule| rule.fields.join(","))
+                .unwrap_or_default();
+            Err(WriteError::invalid(
+                index,
+                Violation::new(
+                    fields,
+                    "idempotency",
+                    format!(
+                        "a duplicate of {record}, written within the {} h window",
+                        window_ms / 3_600_000
+                    ),
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Records that `record` holds idempotency key `key` from `written_ms`.
+pub(super) fn claim_idempotency_key(
+    conn: &Connection,
+    key: &Hash,
+    record: &str,
+    written_ms: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency_keys (key, record, written_ms) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![key.0.as_slice(), record, written_ms as i64])?;
+    Ok(())
+}
+
 pub(super) fn apply_item(
     applier: &mut Applier<'_>,
     streams: &mut HashMap<String, StreamSlot>,
@@ -289,9 +345,15 @@ pub(super) fn apply_item(
             Violation::new(error.field, "format", error.message),
         ));
     }
+    if let Some((key, window_ms)) = item.idempotency {
+        refuse_duplicate(conn, collection, index, key, (draft.hlc.wall_ms, window_ms))?;
+    }
     let slot = stream_slot(conn, &identity.node, streams, &stream)?;
     let (op, bytes) = slot.head.append_prehashed(draft, payload_hash);
     slot.dirty = true;
+    if let Some((key, _)) = item.idempotency {
+        claim_idempotency_key(conn, &key, &op.record_id(), op.draft.hlc.wall_ms)?;
+    }
     let scope = scope_text(&op.draft.scope);
     let coll = collections.id(conn, &collection.name)?;
     conn.prepare_cached(

@@ -107,6 +107,10 @@ struct Prepared {
     move_scope: bool,
     corrects: Option<String>,
     reason: String,
+    /// The record's idempotency key and window, when its collection has
+    /// one and it carries every field of it: a duplicate this node can
+    /// already see is refused here, as the hub would reject it.
+    idempotency: Option<(Hash, u64)>,
 }
 
 /// A prepared record's payload.

@@ -131,6 +131,12 @@ pub(super) fn prepare_one(
     }
     let payload = std::mem::take(&mut validated.payload);
     let stream = collection.route(&payload).to_string();
+    let idempotency = match (&collection.rules.idempotency, request.action) {
+        (Some(rule), Action::Append) => rule
+            .key_of(&collection.name, &payload)
+            .map(|key| (key, rule.window_ms())),
+        _ => None,
+    };
     let missing = if collection.kind == CollectionKind::Entity && request.action == Action::Put {
         collection.missing_required(&payload)
     } else {
@@ -170,6 +176,7 @@ pub(super) fn prepare_one(
         move_scope: request.move_scope,
         corrects: request.corrects,
         reason,
+        idempotency,
     })
 }
 

@@ -137,6 +137,7 @@ pub(super) fn apply_pulled(
         .execute(params![op.seq as i64, stream_id])?;
     // A clock days ahead is reported by the hub; here it only must not drag ours.
     let _ = clock.receive(op.draft.hlc, now_ms);
+    claim_pulled_key(conn, catalog, op)?;
     if op.draft.node == cairn_core::names::HUB_NODE
         && op.draft.collection == cairn_core::names::PACKS_COLLECTION
     {
@@ -237,4 +238,21 @@ fn adopt_pack(
         now_ms as i64
     ])?;
     Ok(true)
+}
+
+/// Another node's record takes its idempotency key here too: a duplicate
+/// of it written on this node is refused locally.
+fn claim_pulled_key(conn: &Connection, catalog: &Catalog, op: &Op) -> Result<(), StoreError> {
+    if op.draft.action == cairn_core::op::Action::Append
+        && let Some(rule) = catalog
+            .collections
+            .get(&op.draft.collection)
+            .and_then(|collection| collection.rules.idempotency.as_ref())
+        && let Ok(serde_json::Value::Object(payload)) =
+            serde_json::from_slice::<serde_json::Value>(&op.draft.payload)
+        && let Some(key) = rule.key_of(&op.draft.collection, &payload)
+    {
+        super::apply::claim_idempotency_key(conn, &key, &op.record_id(), op.draft.hlc.wall_ms)?;
+    }
+    Ok(())
 }

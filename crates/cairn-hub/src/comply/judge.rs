@@ -16,7 +16,7 @@ use cairn_core::hash::Hash;
 use cairn_core::merge::{self, EntityState, MergeOp};
 use cairn_core::names::HUB_NODE;
 use cairn_core::op::{Action, Op};
-use cairn_core::pack::rules::When;
+use cairn_core::pack::rules::{When, key_hash};
 use cairn_core::pack::{Collection, CollectionKind, Violation};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -351,11 +351,9 @@ impl One<'_> {
             }
         }
         if let Some(idempotency) = &rules.idempotency
-            && let Some(mut parts) = self.key_parts(&idempotency.fields)
+            && let Some(key) = idempotency.key_of(&self.collection.name, &self.payload)
         {
-            parts.insert(0, format!("idempotency\0{}", self.collection.name));
-            let key = key_hash(&parts);
-            let window = idempotency.window_hours * HOUR_MS;
+            let window = idempotency.window_ms();
             match self.ledger.claim_of(&key)? {
                 Some(holder) if holder.written_ms.abs_diff(self.written_ms) <= window => {
                     self.violations.push(Violation::new(
@@ -548,16 +546,4 @@ impl One<'_> {
 /// Whether a rule with condition `when` applies to a record.
 fn applies<'a>(when: Option<&When>, text: impl Fn(&str) -> Option<Cow<'a, str>>) -> bool {
     when.is_none_or(|when| when.matches(text(&when.field).as_deref()))
-}
-
-/// A ledger key: SHA-256 over the parts, each length-prefixed (no two
-/// different part lists hash the same bytes).
-fn key_hash<S: AsRef<str>>(parts: &[S]) -> Hash {
-    let mut bytes = Vec::with_capacity(128);
-    for part in parts {
-        let part = part.as_ref();
-        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(part.as_bytes());
-    }
-    Hash::of(&bytes)
 }
