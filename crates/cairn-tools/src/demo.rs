@@ -101,6 +101,23 @@ fn cairn(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&output.stdout).unwrap_or(Value::Null))
 }
 
+/// The hub's status once its judge has judged every logged op (at most
+/// 20 s after the replicas converged).
+async fn judged_status(exe: &Path, hub_dir: &Path) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let status = cairn(exe, hub_dir, &["hub", "status"])?;
+        if status["states"].get("validated").is_none() {
+            return Ok(status);
+        }
+        ensure!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the hub's judge did not catch up: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts a server process and returns it with the URL it printed.
 fn start(exe: &Path, dir: &Path, args: &[&str], log: &Path) -> anyhow::Result<(Running, String)> {
     let mut child = Command::new(exe)
@@ -154,6 +171,27 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         .as_str()
         .context("hub key")?
         .to_string();
+    // The hangar's technician is in the registry only the hub writes, so
+    // the hub's rule packs accept the hangar's records.
+    let technician = json!({
+        "name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-3309121",
+        "certificate_expiry": "2030-06-30", "authorized_actions": ["inspection", "repair"],
+    });
+    cairn(
+        &exe,
+        &hub_dir,
+        &[
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-4412",
+            "--fields",
+            &technician.to_string(),
+            "--by",
+            "demo",
+        ],
+    )?;
     for node in &NODES {
         let dir = args.dir.join(node.name);
         let mut init = vec!["edge", "init", "--node", node.name];
@@ -397,10 +435,14 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         );
         verified.push(report["streams"].as_array().map_or(0, Vec::len));
     }
-    let hub_status = cairn(&exe, &hub_dir, &["hub", "status"])?;
+    let hub_status = judged_status(&exe, &hub_dir).await?;
     ensure!(
         hub_status["quarantined"] == 0,
         "the hub quarantined ops: {hub_status}"
+    );
+    ensure!(
+        hub_status["states"].get("rejected").is_none(),
+        "the hub's rule packs rejected ops: {hub_status}"
     );
     // The auditor's check of the hub's whole log (exits non-zero on a fault).
     let hub_verified = cairn(&exe, &hub_dir, &["hub", "verify"])?;
@@ -451,10 +493,14 @@ async fn demo(args: &DemoArgs, json_output: bool) -> anyhow::Result<()> {
         stock[0]["fields"]["quantity"]
     );
     println!(
-        "hub log: {} ops ({} of them the hub's own enrollment records), root {}, nothing quarantined",
+        "hub log: {} ops ({} of them the hub's own acts), root {}, nothing quarantined",
         hub_status["log_size"],
         hub_status["streams"]["hub:audit"][0].as_u64().unwrap_or(0),
         output::cell(&hub_status["root"])
+    );
+    println!(
+        "compliance: {} ops persisted by the rule packs, none rejected; open review items: {}",
+        hub_status["states"]["persisted"], hub_status["reviews_open"]
     );
     println!(
         "hub verify: {} leaves, {} streams, {} origin checkpoints and {} signed log checkpoints intact",
