@@ -10,9 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The tables (created on open when missing); `idempotency_keys` holds the
-/// idempotency key of every ledger record this node holds whose collection
-/// declares one, so it refuses the duplicates it can see itself.
+/// The tables (created on open when missing).
 pub(crate) const STATES_DDL: &str = "
 CREATE TABLE IF NOT EXISTS hub_verdicts (
     stream  TEXT NOT NULL,
@@ -27,11 +25,6 @@ CREATE TABLE IF NOT EXISTS hub_judged (
     stream TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key        BLOB PRIMARY KEY,
-    record     TEXT NOT NULL,
-    written_ms INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
 ";
 
 /// One op's state at the hub, as this node knows it.

@@ -1,6 +1,7 @@
 //! Applying an op inside the writer's transaction: its stream slot, the entity state it changes, the scope checks, this node's own ops and corrections.
 
 use super::*;
+use crate::schema::SEQ_BITS;
 
 /// The stream slot for `name`, created (inside the transaction) if new.
 pub(super) fn stream_slot<'a>(
@@ -111,6 +112,11 @@ pub(super) struct Applier<'a> {
     pub(super) now_ms: u64,
     /// Set when a pulled op of the hub changed an active pack's version.
     pub(super) packs_changed: bool,
+    /// The idempotency keys of the last window.
+    pub(super) keys: &'a mut super::keys::RecentKeys,
+    /// The claims the current job made, with who held each key before
+    /// (undone when the job rolls back).
+    pub(super) claimed: Vec<(Hash, Option<super::keys::Holder>)>,
 }
 
 /// The scope labels of an entity or config write, against the record it
@@ -193,56 +199,47 @@ pub(super) fn labels_text(labels: &BTreeMap<String, String>) -> String {
 /// own or pulled) took within the window: the hub would reject it as a
 /// duplicate, so it is refused here, where the person writing still is.
 fn refuse_duplicate(
-    conn: &Connection,
+    (conn, keys): (&Connection, &super::keys::RecentKeys),
     collection: &Collection,
     index: usize,
-    key: Hash,
+    key: &Hash,
     (written_ms, window_ms): (u64, u64),
 ) -> Result<(), WriteError> {
-    let holder: Option<(String, i64)> = conn
-        .prepare_cached("SELECT record, written_ms FROM idempotency_keys WHERE key = ?1")
+    let Some((op_id, held_ms)) = keys.holder(key) else {
+        return Ok(());
+    };
+    if held_ms.abs_diff(written_ms) > window_ms {
+        return Ok(());
+    }
+    let stream: Option<(String, String)> = conn
+        .prepare_cached("SELECT node, stream FROM streams WHERE id = ?1")
         .and_then(|mut statement| {
             statement
-                .query_row([key.0.as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row([op_id >> SEQ_BITS], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
         })
         .map_err(StoreError::from)?;
-    match holder {
-        Some((record, held_ms)) if (held_ms as u64).abs_diff(written_ms) <= window_ms => {
-            let fields = collection
-                .rules
-                .idempotency
-                .as_ref()
-                .map(|rule| rule.fields.join(","))
-                .unwrap_or_default();
-            Err(WriteError::invalid(
-                index,
-                Violation::new(
-                    fields,
-                    "idempotency",
-                    format!(
-                        "a duplicate of {record}, written within the {} h window",
-                        window_ms / 3_600_000
-                    ),
-                ),
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Records that `record` holds idempotency key `key` from `written_ms`.
-pub(super) fn claim_idempotency_key(
-    conn: &Connection,
-    key: &Hash,
-    record: &str,
-    written_ms: u64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO idempotency_keys (key, record, written_ms) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![key.0.as_slice(), record, written_ms as i64])?;
-    Ok(())
+    let record = match stream {
+        Some((node, stream)) => format!("{node}:{stream}:{}", op_id & ((1 << SEQ_BITS) - 1)),
+        None => "a record this node holds".into(),
+    };
+    let fields = collection
+        .rules
+        .idempotency
+        .as_ref()
+        .map(|rule| rule.fields.join(","))
+        .unwrap_or_default();
+    Err(WriteError::invalid(
+        index,
+        Violation::new(
+            fields,
+            "idempotency",
+            format!(
+                "a duplicate of {record}, written within the {} h window",
+                window_ms / 3_600_000
+            ),
+        ),
+    ))
 }
 
 pub(super) fn apply_item(
@@ -345,14 +342,24 @@ pub(super) fn apply_item(
             Violation::new(error.field, "format", error.message),
         ));
     }
-    if let Some((key, window_ms)) = item.idempotency {
-        refuse_duplicate(conn, collection, index, key, (draft.hlc.wall_ms, window_ms))?;
+    if let Some((key, window_ms)) = &item.idempotency {
+        let seen = (conn, &*applier.keys);
+        refuse_duplicate(
+            seen,
+            collection,
+            index,
+            key,
+            (draft.hlc.wall_ms, *window_ms),
+        )?;
     }
     let slot = stream_slot(conn, &identity.node, streams, &stream)?;
     let (op, bytes) = slot.head.append_prehashed(draft, payload_hash);
     slot.dirty = true;
     if let Some((key, _)) = item.idempotency {
-        claim_idempotency_key(conn, &key, &op.record_id(), op.draft.hlc.wall_ms)?;
+        let before = applier
+            .keys
+            .claim(key, (op_rowid(slot.id, op.seq), op.draft.hlc.wall_ms));
+        applier.claimed.push((key, before));
     }
     let scope = scope_text(&op.draft.scope);
     let coll = collections.id(conn, &collection.name)?;

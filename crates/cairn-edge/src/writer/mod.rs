@@ -12,6 +12,7 @@
 //! stream back from the hub).
 
 mod apply;
+mod keys;
 mod prepare;
 mod pulled;
 mod realign;
@@ -311,6 +312,8 @@ struct Writer {
     recorded_heads: BTreeMap<String, (u64, Hash)>,
     /// Where the time of writes comes from.
     time: Arc<dyn cairn_core::clock::Clock>,
+    /// The idempotency keys of the last window.
+    keys: keys::RecentKeys,
 }
 
 /// The integer ids that `ops.coll` holds for collection names.
@@ -358,6 +361,7 @@ pub(crate) fn spawn(
         collections: CollectionIds::default(),
         recorded_heads: Default::default(),
         time,
+        keys: Default::default(),
     };
     writer.reload()?;
     writer.recorded_heads = writer.check_recorded_heads()?;
@@ -387,9 +391,11 @@ impl Writer {
         // so none is created inside a job's savepoint (a rolled-back id
         // would stay cached). Others (pulled ops) are created as they come.
         self.collections = CollectionIds::default();
-        for name in crate::current(&self.catalog).collections.keys() {
+        let catalog = crate::current(&self.catalog);
+        for name in catalog.collections.keys() {
             self.collections.id(&self.conn, name)?;
         }
+        self.keys = keys::RecentKeys::load(&self.conn, &catalog, self.time.now_ms())?;
         let mut statement = self
             .conn
             .prepare("SELECT id, stream, head_seq, head_hash FROM streams WHERE node = ?1")?;
@@ -572,6 +578,7 @@ impl Writer {
             clock,
             streams,
             collections,
+            keys,
             ..
         } = self;
         // IMMEDIATE: take the write lock up front. A deferred transaction that
@@ -585,6 +592,8 @@ impl Writer {
             collections,
             now_ms,
             packs_changed: false,
+            keys,
+            claimed: Vec::new(),
         };
         for job in jobs.iter_mut() {
             if let Some(work) = job.realign.take() {
@@ -612,6 +621,7 @@ impl Writer {
             // heads: only a batch can fail after some of its records wrote.
             let batch = job.items.len() > 1;
             let saved = batch.then(|| streams.clone());
+            applier.claimed.clear();
             if batch {
                 tx.prepare_cached("SAVEPOINT job")?.execute([])?;
             }
@@ -648,6 +658,10 @@ impl Writer {
                     }
                     if let Some(saved) = saved {
                         *streams = saved;
+                    }
+                    // The job's idempotency claims went with its savepoint.
+                    for (key, before) in applier.claimed.drain(..).rev() {
+                        applier.keys.undo(key, before);
                     }
                     match error {
                         // A storage fault fails the whole group; the caller reloads.
@@ -691,6 +705,8 @@ impl Writer {
         for name in catalog.collections.keys() {
             self.collections.id(&self.conn, name)?;
         }
+        // A new version may declare other keys or windows.
+        self.keys = keys::RecentKeys::load(&self.conn, &catalog, self.time.now_ms())?;
         *self
             .catalog
             .write()

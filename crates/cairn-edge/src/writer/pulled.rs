@@ -137,12 +137,7 @@ pub(super) fn apply_pulled(
         .execute(params![op.seq as i64, stream_id])?;
     // A clock days ahead is reported by the hub; here it only must not drag ours.
     let _ = clock.receive(op.draft.hlc, now_ms);
-    claim_pulled_key(conn, catalog, op)?;
-    if op.draft.node == cairn_core::names::HUB_NODE
-        && op.draft.collection == cairn_core::names::PACKS_COLLECTION
-    {
-        applier.packs_changed |= adopt_pack(conn, catalog, op, now_ms)?;
-    }
+    what_it_holds(applier, catalog, op, stream_id)?;
     if let Some(schema) = catalog
         .collections
         .get(&op.draft.collection)
@@ -240,19 +235,24 @@ fn adopt_pack(
     Ok(true)
 }
 
-/// Another node's record takes its idempotency key here too: a duplicate
-/// of it written on this node is refused locally.
-fn claim_pulled_key(conn: &Connection, catalog: &Catalog, op: &Op) -> Result<(), StoreError> {
-    if op.draft.action == cairn_core::op::Action::Append
-        && let Some(rule) = catalog
-            .collections
-            .get(&op.draft.collection)
-            .and_then(|collection| collection.rules.idempotency.as_ref())
-        && let Ok(serde_json::Value::Object(payload)) =
-            serde_json::from_slice::<serde_json::Value>(&op.draft.payload)
-        && let Some(key) = rule.key_of(&op.draft.collection, &payload)
+/// What a pulled op gives besides its record: another node's record takes
+/// its idempotency key here too (a duplicate of it written on this node is
+/// refused locally), and a pack version of the hub is adopted.
+fn what_it_holds(
+    applier: &mut Applier<'_>,
+    catalog: &Catalog,
+    op: &Op,
+    stream_id: i64,
+) -> Result<(), StoreError> {
+    if let Some(key) = super::keys::key_of(catalog, op) {
+        applier
+            .keys
+            .claim(key, (op_rowid(stream_id, op.seq), op.draft.hlc.wall_ms));
+    }
+    if op.draft.node == cairn_core::names::HUB_NODE
+        && op.draft.collection == cairn_core::names::PACKS_COLLECTION
     {
-        super::apply::claim_idempotency_key(conn, &key, &op.record_id(), op.draft.hlc.wall_ms)?;
+        applier.packs_changed |= adopt_pack(applier.conn, catalog, op, applier.now_ms)?;
     }
     Ok(())
 }

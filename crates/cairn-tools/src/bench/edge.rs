@@ -311,10 +311,12 @@ async fn api(
     let client = cairn_http::tls::builder()
         .pool_max_idle_per_host(512)
         .build()?;
-    // Bodies are serialized before the clock starts.
+    // Bodies are serialized before the clock starts, new ones for each
+    // figure: a record sent again would be refused as a duplicate.
     let body = |n: usize| json!({"collection": "maintenance_actions", "scope": {"site": "bench"}, "data": record(n)});
-    let bodies: Arc<Vec<Vec<u8>>> =
-        Arc::new((0..ops).map(|n| body(n).to_string().into_bytes()).collect());
+    let bodies_for = |ops: usize| -> Arc<Vec<Vec<u8>>> {
+        Arc::new((0..ops).map(|n| body(n).to_string().into_bytes()).collect())
+    };
     let batch_bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..ops.max(BATCH_RECORDS) / BATCH_RECORDS)
             .map(|batch| {
@@ -328,6 +330,7 @@ async fn api(
     let mut figures = Vec::new();
     for writers in WRITERS {
         progress(&format!("HTTP API, {writers} concurrent writers"));
+        let bodies = bodies_for(ops);
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let tasks: Vec<_> = (0..writers)

@@ -73,9 +73,15 @@ impl Figure {
 /// The technician every bench record names (in the bench hub's registry).
 pub(crate) const BENCH_TECHNICIAN: &str = "TECH-IA-4412";
 
+/// Records made so far in this process: every record gets a work order of
+/// its own, as the mro pack's idempotency key (work order, part serial,
+/// technician) refuses the same one twice within a day.
+static RECORDS_MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub(crate) fn record(n: usize) -> Value {
+    let serial = RECORDS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut data = json!({
-        "work_order": format!("WO-BENCH-{n}"),
+        "work_order": format!("WO-BENCH-{serial}"),
         "aircraft_registration": "N123AB",
         "part_serial": format!("SN-{n:08}"),
         "technician": BENCH_TECHNICIAN,
