@@ -475,3 +475,68 @@ fn issue_10_4_the_oldest_pending_alert_follows_the_store_s_clock() {
         status.alerts
     );
 }
+
+#[test]
+fn a_release_to_service_still_here_after_its_deadline_raises_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let clock = std::sync::Arc::new(cairn_core::clock::ManualClock::at(1_764_000_000_000));
+    let store = cairn_edge::EdgeStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    let mut release = action("WO-9");
+    release.data["action"] = json!("return_to_service");
+    let written = store.write(release).unwrap();
+    // An inspection is not under the 30-day rule (EASA: releases to service).
+    store.write(action("WO-10")).unwrap();
+    use cairn_core::clock::Clock;
+    let day = 86_400_000;
+    let deadline = |status: &cairn_edge::Status| -> Vec<String> {
+        status
+            .alerts
+            .iter()
+            .filter(|alert| alert.starts_with("deadline:"))
+            .cloned()
+            .collect()
+    };
+    let status = store.status(clock.now_ms() + 29 * day).unwrap();
+    assert!(deadline(&status).is_empty(), "{:?}", status.alerts);
+    let status = store.status(clock.now_ms() + 31 * day).unwrap();
+    let late = deadline(&status);
+    assert_eq!(late.len(), 1, "{:?}", status.alerts);
+    assert!(
+        late[0].contains("1 record(s) of maintenance_actions")
+            && late[0].contains("within 30 days")
+            && late[0].contains(&written.id),
+        "{late:?}"
+    );
+}
+
+#[test]
+fn a_duplicate_the_node_holds_is_refused_and_a_rolled_back_batch_frees_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    store.write(action("WO-1")).unwrap();
+    match store.write(action("WO-1")) {
+        Err(WriteError::Invalid { violations, .. }) => {
+            assert_eq!(violations[0].rule, "idempotency", "{violations:?}");
+            assert!(
+                violations[0].message.contains("hangar-7:standard:1"),
+                "{violations:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A batch whose last record fails in the writer (it repeats the first)
+    // rolls back whole: the key its first record took is free again.
+    assert!(matches!(
+        store.write_batch(vec![action("WO-2"), action("WO-2")]),
+        Err(WriteError::Invalid { index: 1, .. })
+    ));
+    store.write(action("WO-2")).unwrap();
+    // Reopened, the node still sees what it wrote within the window.
+    drop(store);
+    let store = EdgeStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.write(action("WO-2")),
+        Err(WriteError::Invalid { .. })
+    ));
+}

@@ -404,3 +404,58 @@ fn judge_cost_per_op() {
         Some(total as u64 + 3)
     );
 }
+
+#[test]
+fn quarantined_material_is_a_review_item_shown_beside_what_the_hub_logged() {
+    let hub_key = NodeIdentity::from_seed("hub", [9; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    HubStore::init(dir.path(), "test.hub").unwrap();
+    std::fs::write(dir.path().join("hub.key"), hub_key.to_key_file()).unwrap();
+    let store = HubStore::open(dir.path()).unwrap();
+    let hub = store.hub();
+    let hangar = NodeIdentity::from_seed("hangar", [1; 32]);
+    let scope = [("site".to_string(), "hangar-2".to_string())].into();
+    hub.enroll("hangar", hangar.public_key(), &scope, false, "test")
+        .unwrap();
+    let mut head = StreamHead::EMPTY;
+    let records = [("maintenance_actions", maintenance("WO-1", "TECH-XX-0001"))];
+    let before = head;
+    hub.push(push(&hangar, &mut head, &records, NOW_MS))
+        .unwrap();
+    // Another version of seq 1, signed by a key that is not the node's:
+    // forged.
+    let mut again = before;
+    let impostor = NodeIdentity::from_seed("hangar", [7; 32]);
+    let forged = push(
+        &impostor,
+        &mut again,
+        &[("maintenance_actions", maintenance("WO-666", "TECH-XX-0001"))],
+        NOW_MS,
+    );
+    let answer = hub.push(forged).unwrap();
+    assert_eq!(
+        answer.results[0].status,
+        cairn_hub_sqlite::OpStatus::Quarantined
+    );
+    let items = hub
+        .reviews(&ReviewFilter {
+            kind: Some("quarantine".into()),
+            limit: 10,
+            ..ReviewFilter::default()
+        })
+        .unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (items[0].row.node.as_str(), items[0].row.seq),
+        ("hangar", Some(1))
+    );
+    let detail = hub.review(items[0].id).unwrap().unwrap();
+    let (logged, quarantined) = (detail.logged.unwrap(), detail.quarantined.unwrap());
+    assert_ne!(logged, quarantined, "both versions, side by side");
+    let shown = cairn_hub::comply::view::detail_json(
+        &hub.review(items[0].id).unwrap().unwrap(),
+        &hub.packs(),
+    );
+    assert_eq!(shown["logged"]["payload"]["work_order"], "WO-1", "{shown}");
+    assert!(shown["quarantined"].is_object(), "{shown}");
+}
