@@ -14,7 +14,7 @@ use cairn_core::pack::RulePack;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most ops one pass judges (one transaction of the writer).
-pub const JUDGE_BATCH: usize = 2_048;
+pub const JUDGE_BATCH: usize = 8_192;
 /// Most overdue follow-ups one pass turns into review items.
 const OVERDUE_MAX: usize = 1_000;
 

@@ -22,7 +22,7 @@ const BUSY_BATCH: usize = 256;
 /// lag a burst by seconds at most, catching up at full speed after it.
 const BUSY_REST_FACTOR: u32 = 4;
 /// How long after the last push the hub counts as quiet, ms.
-const QUIET_MS: u64 = 10;
+const QUIET_MS: u64 = 50;
 /// How long it waits after a storage fault.
 const AFTER_FAULT: Duration = Duration::from_secs(1);
 
