@@ -474,8 +474,31 @@ pub fn hub_time_ms(headers: &HeaderMap) -> Option<u64> {
     cairn_proto::hub_time_ms(headers.get(SERVER_TIMING)?.to_str().ok()?)
 }
 
-/// Roles that may resolve an equivocation.
+/// Roles that may resolve an equivocation or a review item.
 const RESOLVER_ROLES: [&str; 2] = ["operator", "admin"];
+
+/// The small JSON body of a resolution, once the caller proved to be an
+/// operator or admin (who is returned); a refused caller's body is drained
+/// briefly and never parsed.
+async fn resolver_body(
+    state: &HubState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, crate::body::JsonBody), AppError> {
+    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
+    let auth_headers = headers.clone();
+    let by = match blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await
+    {
+        Ok(by) => by,
+        Err(refusal) => {
+            let time = crate::server::REFUSED_DRAIN_TIME;
+            crate::server::drain(body, SMALL_BODY_BYTES_MAX, time).await;
+            return Err(refusal);
+        }
+    };
+    let body = body_json(&state.bodies, headers, body, SMALL_BODY_BYTES_MAX).await?;
+    Ok((by, body))
+}
 
 async fn pull(
     State(state): State<HubState>,

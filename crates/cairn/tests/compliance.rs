@@ -65,6 +65,37 @@ fn judged(dir: &Path, hub: &Edge, id: &str) -> Value {
     }
 }
 
+/// A new hub whose registry knows TECH-IA-4412, an inspector authorized
+/// for inspections and repairs until 2030.
+fn hub_with_technician(hub_dir: &Path) {
+    ok(&cairn(
+        hub_dir,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let technician = json!({
+        "name": "Dana Okafor",
+        "certificate": "IA",
+        "certificate_number": "IA-3309121",
+        "certificate_expiry": "2030-01-31",
+        "authorized_actions": ["inspection", "repair"],
+    });
+    ok(&cairn(
+        hub_dir,
+        &[
+            "--json",
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-4412",
+            "--fields",
+            &technician.to_string(),
+            "--by",
+            "quality-manager",
+        ],
+    ));
+}
+
 fn staff_token(hub_dir: &Path, who: &str, role: &str) -> String {
     json_out(&cairn(
         hub_dir,
@@ -79,32 +110,7 @@ fn staff_token(hub_dir: &Path, who: &str, role: &str) -> String {
 async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correction_passes() {
     let work = tempfile::tempdir().unwrap();
     let hub_dir = work.path().join("hub");
-    ok(&cairn(
-        &hub_dir,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ));
-    let technician = json!({
-        "name": "Dana Okafor",
-        "certificate": "IA",
-        "certificate_number": "IA-3309121",
-        "certificate_expiry": "2030-01-31",
-        "authorized_actions": ["inspection", "repair"],
-    });
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "registry",
-            "put",
-            "authorized_technicians",
-            "TECH-IA-4412",
-            "--fields",
-            &technician.to_string(),
-            "--by",
-            "quality-manager",
-        ],
-    ));
+    hub_with_technician(&hub_dir);
     let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
     let hub = Edge::start_hub(&hub_dir);
 
@@ -265,29 +271,7 @@ async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correcti
 fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
     let work = tempfile::tempdir().unwrap();
     let hub_dir = work.path().join("hub");
-    ok(&cairn(
-        &hub_dir,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ));
-    let technician = json!({
-        "name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
-        "certificate_expiry": "2030-01-31", "authorized_actions": ["inspection"],
-    });
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "registry",
-            "put",
-            "authorized_technicians",
-            "TECH-IA-4412",
-            "--fields",
-            &technician.to_string(),
-            "--by",
-            "qm",
-        ],
-    ));
+    hub_with_technician(&hub_dir);
     let hangar = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
     for n in 0..20 {
         let mut data = record(&format!("WO-{n}"), "TECH-IA-4412");

@@ -12,18 +12,7 @@ pub(super) async fn resolve(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Value>, AppError> {
-    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
-    let auth_headers = headers.clone();
-    let by = match blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await
-    {
-        Ok(by) => by,
-        Err(refusal) => {
-            let time = crate::server::REFUSED_DRAIN_TIME;
-            crate::server::drain(body, SMALL_BODY_BYTES_MAX, time).await;
-            return Err(refusal);
-        }
-    };
-    let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
+    let (by, body) = resolver_body(&state, &headers, body).await?;
     let value = &body.value;
     let mut violations = Vec::new();
     let mut text = |name: &'static str| -> String {

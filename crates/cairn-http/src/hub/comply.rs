@@ -3,8 +3,7 @@
 //! `GET /v1/reviews/{id}`: operators, auditors and admins) and resolve
 //! items (`POST /v1/reviews/{id}/resolve`: operators and admins only).
 
-use super::{HubState, RESOLVER_ROLES, SMALL_BODY_BYTES_MAX, authenticate, authorize, blocking};
-use crate::body::body_json;
+use super::{HubState, authenticate, authorize, blocking, resolver_body};
 use crate::error::AppError;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -183,18 +182,7 @@ pub(super) async fn resolve(
     body: Body,
 ) -> Result<axum::Json<Value>, AppError> {
     let id = review_id(&id)?;
-    let (hub, tokens) = (state.hub.clone(), state.tokens.clone());
-    let auth_headers = headers.clone();
-    let by = match blocking(move || authorize(&hub, &tokens, &auth_headers, &RESOLVER_ROLES)).await
-    {
-        Ok(by) => by,
-        Err(refusal) => {
-            let time = crate::server::REFUSED_DRAIN_TIME;
-            crate::server::drain(body, SMALL_BODY_BYTES_MAX, time).await;
-            return Err(refusal);
-        }
-    };
-    let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
+    let (by, body) = resolver_body(&state, &headers, body).await?;
     let mut violations = Vec::new();
     let mut text = |name: &'static str| -> String {
         match body.value.get(name).and_then(Value::as_str) {
