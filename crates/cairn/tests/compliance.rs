@@ -652,3 +652,93 @@ fn an_edge_refuses_the_duplicates_it_can_already_see() {
         "idempotency"
     );
 }
+
+#[test]
+fn compliance_commands_refuse_bad_input_naming_field_and_rule() {
+    let work = tempfile::tempdir().unwrap();
+    let hub_dir = work.path().join("hub");
+    hub_with_technician(&hub_dir);
+    let refused = |args: &[&str], code: i32| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = cairn(&hub_dir, &all);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        json_out(&output)
+    };
+    let first = |answer: &Value| {
+        let violation = &answer["error"]["violations"][0];
+        (
+            violation["field"].as_str().unwrap_or("").to_string(),
+            violation["rule"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let put = |fields: &str| {
+        vec![
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-1",
+            "--fields",
+            fields,
+            "--by",
+            "qm",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let args = put("{not json");
+    let answer = refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 3);
+    assert_eq!(first(&answer), ("fields".into(), "json".into()));
+    let args = put(r#"{"name":"X"}"#);
+    let answer = refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 3);
+    assert_eq!(first(&answer).0, "data", "{answer}");
+    let answer = refused(
+        &[
+            "hub",
+            "registry",
+            "put",
+            "maintenance_actions",
+            "K",
+            "--fields",
+            "{}",
+            "--by",
+            "qm",
+        ],
+        3,
+    );
+    assert_eq!(first(&answer), ("collection".into(), "value".into()));
+    let answer = refused(
+        &[
+            "review",
+            "resolve",
+            "42",
+            "--decision",
+            "accepted",
+            "--note",
+            "n",
+            "--by",
+            "qm",
+        ],
+        6,
+    );
+    assert_eq!(answer["error"]["code"], "not_found");
+    let answer = refused(
+        &[
+            "review", "resolve", "42", "--value", "{x", "--note", "n", "--by", "qm",
+        ],
+        3,
+    );
+    assert_eq!(first(&answer), ("value".into(), "json".into()));
+    let answer = refused(&["hub", "audit", "--trail", "--kind", "nope"], 3);
+    assert_eq!(first(&answer), ("kind".into(), "enum".into()));
+    let missing = work.path().join("missing.toml");
+    let answer = refused(&["pack", "dry-run", missing.to_str().unwrap()], 3);
+    assert_eq!(first(&answer), ("pack_file".into(), "pack".into()));
+}

@@ -191,6 +191,85 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
             422,
             ("to", "range"),
         ),
+        (Method::GET, "/v1/states", None, 400, ("stream", "required")),
+        (
+            Method::GET,
+            "/v1/states?stream=s&after=x",
+            None,
+            400,
+            ("after", "type"),
+        ),
+        (
+            Method::GET,
+            "/v1/states?stream=S%21",
+            None,
+            400,
+            ("stream", "format"),
+        ),
+        (
+            Method::GET,
+            "/v1/states?stream=s&x=1",
+            None,
+            400,
+            ("x", "unknown_parameter"),
+        ),
+        (
+            Method::GET,
+            "/v1/states?stream=s",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::GET,
+            "/v1/reviews?kind=nope",
+            None,
+            400,
+            ("kind", "enum"),
+        ),
+        (
+            Method::GET,
+            "/v1/reviews?limit=0",
+            None,
+            400,
+            ("limit", "range"),
+        ),
+        (
+            Method::GET,
+            "/v1/reviews?open=maybe",
+            None,
+            400,
+            ("open", "type"),
+        ),
+        (
+            Method::GET,
+            "/v1/reviews?after=x",
+            None,
+            400,
+            ("after", "type"),
+        ),
+        (
+            Method::GET,
+            "/v1/reviews",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (Method::GET, "/v1/reviews/x", None, 400, ("id", "type")),
+        (
+            Method::GET,
+            "/v1/reviews/1",
+            None,
+            401,
+            ("authorization", "required"),
+        ),
+        (
+            Method::POST,
+            "/v1/reviews/1/resolve",
+            Some("{}"),
+            401,
+            ("authorization", "required"),
+        ),
         (Method::DELETE, "/v1/push", None, 405, ("method", "route")),
         (Method::GET, "/v2/nothing", None, 404, ("path", "route")),
     ];
@@ -210,6 +289,100 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
     assert_eq!(status, StatusCode::OK.as_u16());
     let (status, body) = call(&app, Method::GET, "/v1/log/checkpoint", None).await;
     assert_eq!((status, body), (200, Value::Null), "a text note, not JSON");
+}
+
+/// [`call`] with a bearer token.
+async fn call_as(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    body: &str,
+    token: &str,
+) -> (u16, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_review_queue_refuses_bad_requests_by_role_field_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
+    let now_s = cairn_core::clock::Clock::now_s(hub.clock());
+    let operator = hub.issue_token("olivia", "operator", 300, now_s).unwrap();
+    let auditor = hub.issue_token("carol", "auditor", 300, now_s).unwrap();
+    let state = cairn_http::hub::HubState {
+        hub: hub.clone(),
+        pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
+        tokens: Default::default(),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+    };
+    let app = cairn_http::hub::app(state);
+    let resolve = "/v1/reviews/1/resolve";
+    let cases: Vec<(&str, &str, &str, u16, (&str, &str))> = vec![
+        (resolve, "{}", &auditor, 403, ("authorization", "role")),
+        (resolve, "{}", &operator, 422, ("decision", "required")),
+        (
+            resolve,
+            r#"{"decision":"accepted"}"#,
+            &operator,
+            422,
+            ("note", "required"),
+        ),
+        (
+            resolve,
+            r#"{"decision":"accepted","note":"n","why":"x"}"#,
+            &operator,
+            422,
+            ("why", "unknown_field"),
+        ),
+        (
+            resolve,
+            r#"{"decision":"accepted","note":"n"}"#,
+            &operator,
+            404,
+            ("id", "exists"),
+        ),
+        (
+            resolve,
+            r#"{"value":"x","note":"n"}"#,
+            &operator,
+            404,
+            ("id", "exists"),
+        ),
+        (resolve, "[1", &operator, 400, ("body", "json")),
+    ];
+    for (uri, body, token, status, (field, rule_name)) in cases {
+        let (got, answer) = call_as(&app, Method::POST, uri, body, token).await;
+        assert_eq!(got, status, "{uri} {body}: {answer}");
+        assert_eq!(
+            rule(&answer),
+            (field.to_string(), rule_name.to_string()),
+            "{uri} {body}: {answer}"
+        );
+    }
+    let (got, answer) = call_as(&app, Method::GET, "/v1/reviews/7", "", &auditor).await;
+    assert_eq!(
+        (got, rule(&answer)),
+        (404, ("id".into(), "exists".into())),
+        "{answer}"
+    );
+    let (got, answer) = call_as(&app, Method::GET, "/v1/reviews?open=true", "", &auditor).await;
+    assert_eq!((got, answer), (200, serde_json::json!({"reviews": []})));
 }
 
 #[tokio::test]
