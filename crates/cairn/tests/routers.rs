@@ -333,7 +333,9 @@ async fn the_review_queue_refuses_bad_requests_by_role_field_and_rule() {
     };
     let app = cairn_http::hub::app(state);
     let resolve = "/v1/reviews/1/resolve";
-    let cases: Vec<(&str, &str, &str, u16, (&str, &str))> = vec![
+    // (path, body, token, status, (field, rule))
+    type AuthCase<'a> = (&'a str, &'a str, &'a str, u16, (&'a str, &'a str));
+    let cases: Vec<AuthCase> = vec![
         (resolve, "{}", &auditor, 403, ("authorization", "role")),
         (resolve, "{}", &operator, 422, ("decision", "required")),
         (
