@@ -240,6 +240,7 @@ impl EdgeStore {
         conn.execute_batch(schema::DISPLACED_DDL)?;
         conn.execute_batch(states::STATES_DDL)?;
         schema::add_displaced_new_seq(&conn)?;
+        schema::add_ops_pack(&conn)?;
         conn.execute_batch(schema::ALERTS_DDL)?;
         let catalog: SharedCatalog = Arc::new(std::sync::RwLock::new(Arc::new(Catalog::new(
             schema::load_packs(&conn)?,

@@ -48,6 +48,10 @@ pub struct LedgerRecord {
     /// validated, persisted, or rejected with the rules it broke).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hub: Option<crate::states::HubState>,
+    /// For this node's own records: the pack and version it was validated
+    /// under when it was written (`mro 1.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validated_under: Option<String>,
     /// The day the hub may let the record go, by its pack's retention
     /// class (the hub deletes nothing before).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +91,10 @@ pub struct EntityRecord {
 }
 
 /// A record of any kind.
+// A ledger record carries its compliance (hub state, pack version,
+// retention) beside its data; records are read one or a page at a time, so
+// the larger variant costs less than a box on every read.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Record {
@@ -165,6 +173,7 @@ fn ledger_record(
         corrected_by,
         moved: Vec::new(),
         hub: None,
+        validated_under: None,
         retain_until: None,
     })
 }
@@ -202,17 +211,20 @@ pub(crate) fn get(
             let Some((node, stream, seq)) = parse_record_id(id) else {
                 return Ok(None);
             };
-            let row: Option<(Vec<u8>, String, Option<String>)> = conn
+            // op, collection, ref_id, pack
+            type Row = (Vec<u8>, String, Option<String>, Option<String>);
+            let row: Option<Row> = conn
                 .prepare_cached(
-                    "SELECT o.op, c.name, o.ref_id FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3
+                    "SELECT o.op, c.name, o.ref_id, o.pack FROM streams s JOIN ops o ON o.id = (s.id << 40) | ?3
                      JOIN collections c ON c.id = o.coll WHERE s.node = ?1 AND s.stream = ?2",
                 )?
-                .query_row(params![node, stream, seq as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .query_row(params![node, stream, seq as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
                 .optional()?;
             match row {
-                Some((bytes, name, ref_id)) if name == collection.name => {
+                Some((bytes, name, ref_id, pack)) if name == collection.name => {
                     let mut record = ledger_record(conn, &bytes, ref_id)?;
                     record.moved = moved(conn, node, stream, seq)?;
+                    record.validated_under = pack.filter(|pack| !pack.is_empty());
                     Ok(Some(Record::Ledger(record)))
                 }
                 _ => Ok(None),

@@ -37,6 +37,18 @@ CREATE TABLE IF NOT EXISTS displaced (
 ) STRICT;
 ";
 
+/// Adds `ops.pack` (the pack version a write was validated under) to
+/// stores made before it existed; their ops keep it empty.
+pub(crate) fn add_ops_pack(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('ops') WHERE name = 'pack'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE ops ADD COLUMN pack TEXT")?;
+    }
+    Ok(())
+}
+
 /// Adds `displaced.new_seq` to stores made before it existed.
 pub(crate) fn add_displaced_new_seq(conn: &Connection) -> Result<(), StoreError> {
     let has: bool = conn
@@ -100,7 +112,8 @@ CREATE TABLE ops (
     record_key  TEXT NOT NULL,
     scope       TEXT NOT NULL,
     ref_id      TEXT,
-    written_ms  INTEGER NOT NULL
+    written_ms  INTEGER NOT NULL,
+    pack        TEXT
 ) STRICT;
 CREATE INDEX ops_by_record ON ops (coll, record_key) WHERE record_key != '';
 CREATE INDEX ops_by_ledger ON ops (coll) WHERE record_key = '';

@@ -134,6 +134,13 @@ async fn a_rejected_record_keeps_chains_valid_shows_on_the_edge_and_its_correcti
     );
     let kept = judged(&hangar, &hub, &good);
     assert_eq!(kept["hub"]["state"], "persisted");
+    // Validated at the edge and judged at the hub by the same version.
+    assert_eq!(kept["validated_under"], "mro 1.1.0", "{kept}");
+    assert_eq!(
+        kept["hub"]["pack"],
+        json!(null),
+        "persisted: no verdict row"
+    );
     // Retention (FAA, 2 years): the hub keeps it until two years after the
     // day it was written, and says so.
     let written =
@@ -405,6 +412,17 @@ fn a_stricter_pack_is_refused_a_looser_one_activates_and_both_are_audited() {
     // Its records written before keep their ids and their receipts.
     let status = ok(&cairn(&hangar, &["--json", "status"]));
     assert_eq!(status["pending_total"], 0, "{status}");
+    // A record written now was validated under the version the hub sent.
+    let now = add(
+        &hangar,
+        "maintenance_actions",
+        &record("WO-100", "TECH-IA-4412"),
+    );
+    let got = ok(&cairn(
+        &hangar,
+        &["--json", "record", "get", "maintenance_actions", &now],
+    ));
+    assert_eq!(got["validated_under"], "mro 1.2.0", "{got}");
 }
 
 /// Starts `cairn --data DIR args...` with its JSON logs (all levels) in

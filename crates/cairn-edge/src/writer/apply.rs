@@ -364,8 +364,8 @@ pub(super) fn apply_item(
     let scope = scope_text(&op.draft.scope);
     let coll = collections.id(conn, &collection.name)?;
     conn.prepare_cached(
-        "INSERT INTO ops (id, op_hash, op, coll, action, record_key, scope, ref_id, written_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO ops (id, op_hash, op, coll, action, record_key, scope, ref_id, written_ms, pack)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .map_err(StoreError::from)?
     .execute(params![
@@ -378,6 +378,7 @@ pub(super) fn apply_item(
         scope,
         item.corrects,
         now_ms as i64,
+        item.validated_under,
     ])
     .map_err(StoreError::from)?;
     if let Some(schema) = collection.merge_schema() {

@@ -112,6 +112,9 @@ struct Prepared {
     /// one and it carries every field of it: a duplicate this node can
     /// already see is refused here, as the hub would reject it.
     idempotency: Option<(Hash, u64)>,
+    /// The pack and version it was validated under (`mro 1.1.0`), kept
+    /// with the op.
+    validated_under: String,
 }
 
 /// A prepared record's payload.

@@ -177,6 +177,12 @@ pub(super) fn prepare_one(
         corrects: request.corrects,
         reason,
         idempotency,
+        validated_under: catalog
+            .packs
+            .iter()
+            .find(|pack| pack.name == collection.pack)
+            .map(|pack| format!("{} {}", pack.name, pack.version))
+            .unwrap_or_default(),
     })
 }
 
