@@ -48,8 +48,8 @@ pub enum Command {
     Hub(HubCommand),
     /// Push this node's unacknowledged ops to the hub now.
     Sync(SyncArgs),
-    /// The hub's review queue: rejections, quarantines, missing follow-ups
-    /// and missed deadlines (on the hub's data directory).
+    /// The hub's review queue: rejections, quarantines, conflicts, missing
+    /// follow-ups and missed deadlines (on the hub's data directory).
     #[command(subcommand)]
     Review(ReviewCommand),
 }
@@ -62,7 +62,8 @@ pub enum ReviewCommand {
         /// Only open items.
         #[arg(long)]
         open: bool,
-        /// Only this kind: rejection, quarantine, missing_follow_up, missed_deadline.
+        /// Only this kind: rejection, quarantine, conflict, missing_follow_up,
+        /// missed_deadline.
         #[arg(long)]
         kind: Option<String>,
         /// Items after this id.
