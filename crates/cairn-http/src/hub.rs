@@ -77,6 +77,8 @@ pub struct HubState {
     pub tokens: Arc<crate::tokens::Verified>,
     /// How request bodies are read.
     pub bodies: Bodies,
+    /// The clients that cannot be changed, by their tokens.
+    pub legacy: Arc<legacy::LegacyClients>,
 }
 
 /// The hub's bounds on its clients: a fleet reconnecting at once fits, a
@@ -134,6 +136,8 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/reviews", get(comply::reviews))
         .route("/v1/reviews/{id}", get(comply::review))
         .route("/v1/reviews/{id}/resolve", post(comply::resolve))
+        .route("/api/v1/transactions/sync", post(legacy::transactions_sync))
+        .route("/api/v1/inventory/ping", get(legacy::inventory_ping))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -178,11 +182,13 @@ pub async fn run(
         false => None,
     };
     drop(judging);
+    let legacy = legacy::LegacyClients::load(hub.dir()).map_err(std::io::Error::other)?;
     let app = app(HubState {
         hub,
         pushes,
         tokens: Default::default(),
         bodies: Bodies::new(&limits),
+        legacy: Arc::new(legacy),
     });
     crate::server::serve(listener, app, tls, limits, shutdown).await
 }
@@ -661,5 +667,6 @@ async fn snapshot(
 
 mod admin;
 mod comply;
+pub mod legacy;
 #[cfg(test)]
 mod tests;

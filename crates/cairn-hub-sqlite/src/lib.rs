@@ -13,6 +13,7 @@
 
 pub mod bundle;
 mod comply;
+pub mod legacy;
 mod sqlite;
 mod verify;
 
@@ -139,6 +140,8 @@ pub use cairn_hub::status::{HubStatus, NodeClock, QuarantineItem, STATUS_QUARANT
 /// backend trait.
 pub struct HubStore {
     hub: Hub<SqliteBackend>,
+    /// The hub's directory (its key, database, TLS and legacy clients).
+    dir: PathBuf,
     /// Declared after `hub`, so it is dropped after it: its thread ends
     /// once the connection (which holds its wake-up) is closed.
     _checkpointer: WalCheckpointer,
@@ -259,12 +262,42 @@ impl HubStore {
         );
         let stored = cairn_hub::comply::acts::stored_packs(&hub.backend().read()?)?;
         Ok(HubStore {
+            dir: dir.to_path_buf(),
             hub: match stored {
                 Some(packs) => hub.with_packs(packs),
                 None => hub,
             },
             _checkpointer: checkpointer,
         })
+    }
+
+    /// The hub's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Registers a client that cannot be changed (`legacy::LegacyKind`):
+    /// a node whose key the hub holds, enrolled with `scopes` like any node
+    /// (an act of the audit stream). Returns its bearer token, shown once.
+    pub fn enroll_legacy(
+        &self,
+        name: &str,
+        kind: legacy::LegacyKind,
+        scopes: &BTreeMap<String, String>,
+        allow_from: &[String],
+    ) -> Result<String, StoreError> {
+        let (client, token) = legacy::create(&self.dir, name, kind, scopes, allow_from)?;
+        let by = format!("legacy:{}", kind.name());
+        if let Err(error) =
+            admin_result(
+                self.hub
+                    .enroll(name, client.identity.public_key(), scopes, false, &by),
+            )
+        {
+            let _ = std::fs::remove_file(self.dir.join("legacy").join(format!("{name}.json")));
+            return Err(error);
+        }
+        Ok(token)
     }
 
     /// The hub itself: compliance (judging, reviews, packs) goes through it.

@@ -51,6 +51,7 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
         pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
         bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+        legacy: Default::default(),
     };
     let app = cairn_http::hub::app(state);
     let key = hex::encode(cairn_core::identity::NodeIdentity::from_seed("n", [1; 32]).public_key());
@@ -330,6 +331,7 @@ async fn the_review_queue_refuses_bad_requests_by_role_field_and_rule() {
         pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
         bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+        legacy: Default::default(),
     };
     let app = cairn_http::hub::app(state);
     let resolve = "/v1/reviews/1/resolve";
@@ -490,4 +492,108 @@ async fn every_edge_endpoint_refuses_bad_requests_in_process() {
     let request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status().as_u16(), 415);
+}
+
+#[tokio::test]
+async fn the_pharmacy_endpoint_refuses_bad_requests_naming_field_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
+    let scopes = [("pharmacy".to_string(), "main-st".to_string())].into();
+    let token = hub
+        .enroll_legacy(
+            "till-9",
+            cairn_hub_sqlite::legacy::LegacyKind::Pharmacy,
+            &scopes,
+            &[],
+        )
+        .unwrap();
+    let state = cairn_http::hub::HubState {
+        hub: hub.clone(),
+        pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
+        tokens: Default::default(),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+        legacy: Arc::new(cairn_http::hub::legacy::LegacyClients::load(dir.path()).unwrap()),
+    };
+    let app = cairn_http::hub::app(state);
+    let uri = "/api/v1/transactions/sync";
+    let good = serde_json::json!({
+        "ndc": "0093-7180-01", "quantity": 30, "schedule": "IV", "prescription_id": "RX-1",
+        "pharmacist_npi": "1234567890", "dispensed_at_utc": "2026-11-20T08:00:00+00:00",
+        "idempotency_key": "k-1",
+    });
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body.to_string()
+    };
+    let (status, answer) = call(&app, Method::POST, uri, Some(&good.to_string())).await;
+    assert_eq!(
+        (status, rule(&answer)),
+        (401, ("authorization".into(), "required".into()))
+    );
+    let (status, answer) = call_as(&app, Method::POST, uri, &good.to_string(), "not-a-token").await;
+    assert_eq!(
+        (status, rule(&answer)),
+        (401, ("authorization".into(), "token".into()))
+    );
+    type Bad = (String, u16, (&'static str, &'static str));
+    let cases: Vec<Bad> = vec![
+        (
+            with("quantity", serde_json::json!("thirty")),
+            422,
+            ("quantity", "type"),
+        ),
+        (
+            {
+                let mut body = good.clone();
+                body.as_object_mut().unwrap().remove("ndc");
+                body.to_string()
+            },
+            422,
+            ("ndc", "required"),
+        ),
+        (
+            with("colour", serde_json::json!("red")),
+            422,
+            ("colour", "unknown_field"),
+        ),
+        ("[1".into(), 400, ("body", "json")),
+    ];
+    for (body, status, (field, rule_name)) in cases {
+        let (got, answer) = call_as(&app, Method::POST, uri, &body, &token).await;
+        assert_eq!(
+            (got, rule(&answer)),
+            (status, (field.into(), rule_name.into())),
+            "{body}: {answer}"
+        );
+    }
+    // Stored once; the same key with another record is a conflict naming both hashes.
+    let (got, answer) = call_as(&app, Method::POST, uri, &good.to_string(), &token).await;
+    assert_eq!(
+        (got, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    let (got, repeat) = call_as(&app, Method::POST, uri, &good.to_string(), &token).await;
+    assert_eq!(
+        (got, &repeat),
+        (200, &answer),
+        "a repeat is answered as before"
+    );
+    let (got, answer) = call_as(
+        &app,
+        Method::POST,
+        uri,
+        &with("quantity", serde_json::json!(31)),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (got, rule(&answer)),
+        (409, ("idempotency_key".into(), "idempotency".into())),
+        "{answer}"
+    );
+    let (got, answer) = call(&app, Method::GET, "/api/v1/inventory/ping", None).await;
+    assert_eq!((got, answer["status"].as_str()), (200, Some("ok")));
 }

@@ -205,6 +205,11 @@ pub enum HubCommand {
         /// hub's audit stream with the key it replaces.
         #[arg(long)]
         rekey: bool,
+        /// Register a client that cannot be changed, of this kind
+        /// (pharmacy: seed 003's till): the hub holds its key and signs its
+        /// records; a bearer token is printed once.
+        #[arg(long, conflicts_with_all = ["public_key", "rekey"])]
+        legacy: Option<String>,
     },
     /// Make every outstanding one-time enrollment token of a node void
     /// (any enrollment of the node does this too).

@@ -12,6 +12,12 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
     match command {
         HubCommand::Init { .. } => hub_init(cli, command),
         HubCommand::Enroll {
+            node,
+            legacy: Some(kind),
+            scope,
+            ..
+        } => hub_enroll_legacy(cli, node, kind, scope),
+        HubCommand::Enroll {
             public_key: None, ..
         } => hub_enroll_by_token(cli, command),
         HubCommand::Enroll {
@@ -66,6 +72,45 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
     }
 }
 
+/// `cairn hub enroll NAME --legacy KIND`.
+fn hub_enroll_legacy(cli: &Cli, node: &str, kind: &str, scope: &[String]) -> Result<(), Failure> {
+    use cairn_hub_sqlite::legacy::LegacyKind;
+    let kind = LegacyKind::from_name(kind)
+        .filter(|kind| *kind == LegacyKind::Pharmacy)
+        .ok_or_else(|| {
+            Failure::invalid(
+                None,
+                &[Violation::new(
+                    "legacy",
+                    "enum",
+                    "pharmacy is the legacy client served so far",
+                )],
+            )
+        })?;
+    let scopes =
+        input::parse_scope_args(scope).map_err(|violation| Failure::invalid(None, &[violation]))?;
+    let hub = open_hub(cli)?;
+    let token = hub
+        .enroll_legacy(node, kind, &scopes, &[])
+        .map_err(|error| match error {
+            cairn_edge::StoreError::Config(message) => {
+                Failure::invalid(None, &[Violation::new("node", "enroll", message)])
+            }
+            other => Failure::fault(anyhow::anyhow!(other)),
+        })?;
+    if cli.json {
+        output::json(
+            &json!({"node": node, "legacy": kind.name(), "token": token, "scopes": scopes}),
+        );
+    } else {
+        println!(
+            "legacy {} client {node} enrolled; its bearer token (shown once): {token}",
+            kind.name()
+        );
+    }
+    Ok(())
+}
+
 /// `cairn hub init`.
 fn hub_init(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
     let HubCommand::Init {
@@ -113,6 +158,7 @@ fn hub_enroll_by_token(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         scope,
         valid_hours,
         rekey,
+        ..
     } = command
     else {
         unreachable!("dispatched on HubCommand::Enroll")

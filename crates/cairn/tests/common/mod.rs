@@ -260,3 +260,13 @@ pub async fn post_push(
     let status = response.status().as_u16();
     (status, response.json::<Value>().await.unwrap())
 }
+
+/// A port free on 127.0.0.1 now (for a server that must come back on it).
+#[allow(dead_code)] // Not every test binary restarts a server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,333 @@
+//! The endpoints the seeds' unchangeable clients call, mapped onto rule-pack
+//! collections: each record becomes an op of the client's own stream, signed
+//! by the hub with the key it holds for the client, and goes through the
+//! push queue like any push (verified, logged, receipted, then judged).
+//!
+//! Seed 003's pharmacy till: `POST /api/v1/transactions/sync` (one
+//! dispensing per request, `X-Idempotency-Key`) and `GET
+//! /api/v1/inventory/ping`. The till resends any record not answered 2xx
+//! forever, so a record that breaks a compliance rule is still logged (the
+//! hub's judge rejects it: a review item) and answered 2xx with `"status":
+//! "rejected"` and the reasons; a malformed body is a 4xx naming the field
+//! and rule; a repeat of a stored record is answered as before, and never
+//! logged twice.
+
+use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
+use crate::body::body_json;
+use crate::error::AppError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use cairn_core::chain::StreamHead;
+use cairn_core::hash::Hash;
+use cairn_core::op::{Action, Op, OpDraft};
+use cairn_core::pack::Violation;
+use cairn_hub_sqlite::legacy::{LegacyClient, LegacyKind};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a client's requests need between them: its record of idempotency
+/// keys (read from its streams at first use), behind a lock that also
+/// keeps its appends in order.
+pub struct Slot {
+    client: LegacyClient,
+    keys: tokio::sync::Mutex<Option<HashMap<String, (Hash, Value)>>>,
+}
+
+/// The hub's legacy clients, by the hash of their bearer token.
+#[derive(Default)]
+pub struct LegacyClients {
+    by_token: HashMap<Hash, Arc<Slot>>,
+}
+
+impl LegacyClients {
+    /// The clients registered in the hub at `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<LegacyClients, cairn_edge::StoreError> {
+        let by_token = cairn_hub_sqlite::legacy::load(dir)?
+            .into_iter()
+            .map(|client| {
+                (
+                    client.token_hash,
+                    Arc::new(Slot {
+                        client,
+                        keys: Default::default(),
+                    }),
+                )
+            })
+            .collect();
+        Ok(LegacyClients { by_token })
+    }
+
+    /// The client of `kind` whose bearer token `headers` carry.
+    fn authenticate(&self, headers: &HeaderMap, kind: LegacyKind) -> Result<Arc<Slot>, AppError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let refused = |rule: &'static str, message: &str| {
+            AppError::client(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                Violation::new("authorization", rule, message),
+            )
+        };
+        let token = token.ok_or_else(|| refused("required", "a bearer token is required"))?;
+        self.by_token
+            .get(&Hash::of(token.as_bytes()))
+            .filter(|slot| slot.client.kind == kind)
+            .cloned()
+            .ok_or_else(|| refused("token", "not the token of a client of this endpoint"))
+    }
+}
+
+/// `GET /api/v1/inventory/ping`: the till's heartbeat.
+pub(super) async fn inventory_ping(State(state): State<HubState>) -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok", "server_time_ms": state.hub.clock().now_ms()}))
+}
+
+/// The seed's `TransactionPayload` as a `dispensing` record.
+fn dispensing(body: &Value) -> Result<Map<String, Value>, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let Some(object) = body.as_object() else {
+        return Err(vec![Violation::new(
+            "body",
+            "type",
+            "must be a JSON object",
+        )]);
+    };
+    let mut record = Map::new();
+    let fields = [
+        ("ndc", "ndc"),
+        ("schedule", "dea_schedule"),
+        ("prescription_id", "prescription_id"),
+        ("pharmacist_npi", "pharmacist_npi"),
+        ("dispensed_at_utc", "dispensed_at"),
+        ("idempotency_key", "idempotency_key"),
+    ];
+    for (theirs, ours) in fields {
+        match object.get(theirs) {
+            Some(Value::String(text)) => {
+                record.insert(ours.into(), json!(text));
+            }
+            Some(_) => violations.push(Violation::new(theirs, "type", "must be a string")),
+            None => violations.push(Violation::new(theirs, "required", "is required")),
+        }
+    }
+    match object.get("quantity") {
+        Some(quantity) if quantity.is_i64() => {
+            record.insert("quantity".into(), quantity.clone());
+        }
+        Some(_) => violations.push(Violation::new("quantity", "type", "must be an integer")),
+        None => violations.push(Violation::new("quantity", "required", "is required")),
+    }
+    for name in object.keys() {
+        if name != "quantity" && !fields.iter().any(|(theirs, _)| theirs == name) {
+            violations.push(Violation::new(
+                name.clone(),
+                "unknown_field",
+                "is not a field of a transaction",
+            ));
+        }
+    }
+    if violations.is_empty() {
+        Ok(record)
+    } else {
+        Err(violations)
+    }
+}
+
+/// `POST /api/v1/transactions/sync`.
+pub(super) async fn transactions_sync(
+    State(state): State<HubState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let slot = state.legacy.authenticate(&headers, LegacyKind::Pharmacy)?;
+    let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
+    let data = dispensing(&body.value).map_err(|violations| AppError::invalid(None, violations))?;
+    let key = data["idempotency_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(header) = headers
+        .get("x-idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        && header != key
+    {
+        return Err(AppError::invalid(
+            None,
+            vec![Violation::new(
+                "X-Idempotency-Key",
+                "match",
+                "differs from the body's idempotency_key",
+            )],
+        ));
+    }
+    let packs = state.hub.hub().packs();
+    let collection = packs
+        .pack_of("dispensing")
+        .map(|pack| pack.collections["dispensing"].clone())
+        .ok_or_else(|| AppError::Server("no active pack defines dispensing".into()))?;
+    let checked = collection.validate(Action::Append, &Value::Object(data.clone()), true);
+    let reasons: Vec<Value> = checked
+        .violations
+        .iter()
+        .map(|violation| json!({"field": violation.field, "rule": violation.rule, "message": violation.message}))
+        .collect();
+    // A record that breaks a rule is logged as sent (the judge rejects it);
+    // one that passes is logged normalized (NDC-11, upper case).
+    let payload = if checked.violations.is_empty() {
+        checked.payload
+    } else {
+        data
+    };
+    let bytes = cairn_core::canonical::to_canonical_bytes(&Value::Object(payload.clone()))
+        .map_err(|error| {
+            AppError::invalid(
+                None,
+                vec![Violation::new("body", "canonical", error.to_string())],
+            )
+        })?;
+    let payload_hash = Hash::of(&bytes);
+    let mut keys = slot.keys.lock().await;
+    if keys.is_none() {
+        let (hub, name) = (state.hub.clone(), slot.client.name.clone());
+        *keys = Some(blocking(move || known_keys(&hub, &name)).await?);
+    }
+    let known = keys.as_mut().expect("loaded above");
+    if let Some((hash, answer)) = known.get(&key) {
+        if *hash == payload_hash {
+            return Ok((StatusCode::OK, axum::Json(answer.clone())));
+        }
+        return Err(AppError::client(
+            StatusCode::CONFLICT,
+            "conflict",
+            Violation::new(
+                "idempotency_key",
+                "idempotency",
+                format!(
+                    "this key was stored with another record (hash {}, this one {})",
+                    hash.to_hex(),
+                    payload_hash.to_hex()
+                ),
+            ),
+        ));
+    }
+    let stream = collection.route(&payload).to_string();
+    let (seq, leaf) = append(&state, &slot.client, &stream, bytes).await?;
+    let client = &slot.client;
+    let record = json!({
+        "status": if reasons.is_empty() { "accepted" } else { "rejected" },
+        "reasons": reasons,
+        "record": format!("{}:{stream}:{seq}", client.name),
+        "leaf": leaf,
+    });
+    known.insert(key, (payload_hash, record.clone()));
+    tracing::info!(client = %client.name, stream = %stream, seq, compliance_boundary = "legacy", "legacy record stored");
+    Ok((StatusCode::OK, axum::Json(record)))
+}
+
+/// Appends a `dispensing` record (canonical `bytes`) to `client`'s
+/// `stream` as the next op after the hub's head of it, checkpointed with the
+/// client's key, through the push queue; returns its seq and leaf.
+async fn append(
+    state: &HubState,
+    client: &LegacyClient,
+    stream: &str,
+    bytes: Vec<u8>,
+) -> Result<(u64, Option<u64>), AppError> {
+    let (hub, name) = (state.hub.clone(), client.name.clone());
+    let heads = blocking(move || {
+        hub.stream_heads(&name)
+            .map_err(|error| AppError::Server(error.to_string()))
+    })
+    .await?;
+    let mut head = heads
+        .get(stream)
+        .map_or(StreamHead::EMPTY, |(seq, hash)| StreamHead {
+            seq: *seq,
+            hash: *hash,
+        });
+    let (op, op_bytes) = head.append(OpDraft {
+        node: client.name.clone(),
+        stream: stream.to_string(),
+        hlc: cairn_core::hlc::Hlc {
+            wall_ms: state.hub.clock().now_ms(),
+            counter: 0,
+        },
+        collection: "dispensing".into(),
+        action: Action::Append,
+        key: String::new(),
+        scope: client.scopes.clone(),
+        base: Default::default(),
+        ref_hash: None,
+        reason: String::new(),
+        payload: bytes,
+    });
+    let checkpoint = client.identity.sign_checkpoint(stream, head.seq, head.hash);
+    let answer = state
+        .pushes
+        .push(cairn_hub_sqlite::PushRequest {
+            decoded: None,
+            checkpoint_key: None,
+            node_time_ms: None,
+            node: client.name.clone(),
+            stream: stream.to_string(),
+            ops: vec![op_bytes],
+            checkpoint,
+        })
+        .await
+        .map_err(|error| AppError::Server(error.to_string()))?;
+    let result = answer
+        .results
+        .first()
+        .ok_or_else(|| AppError::Server("the hub answered no result".into()))?;
+    if result.status != cairn_hub_sqlite::OpStatus::Accepted {
+        return Err(AppError::Server(format!(
+            "the hub's own op was not accepted: {:?}",
+            result.reason
+        )));
+    }
+    Ok((op.seq, result.leaf))
+}
+
+/// The idempotency keys the client's records hold, with the answer each got.
+fn known_keys(
+    hub: &cairn_hub_sqlite::HubStore,
+    name: &str,
+) -> Result<HashMap<String, (Hash, Value)>, AppError> {
+    let fault = |error: String| AppError::Server(error);
+    let mut keys = HashMap::new();
+    let streams = hub
+        .stream_heads(name)
+        .map_err(|error| fault(error.to_string()))?;
+    for (stream, (head, _)) in streams {
+        let mut from = 1;
+        while from <= head {
+            let page = hub
+                .own_ops(name, &stream, from, cairn_hub_sqlite::PUSH_OPS_MAX)
+                .map_err(|error| fault(error.to_string()))?;
+            if page.ops.is_empty() {
+                break;
+            }
+            for text in &page.ops {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|error| fault(error.to_string()))?;
+                let op = Op::decode(&bytes).map_err(|fault_| fault(fault_.to_string()))?;
+                from = op.seq + 1;
+                let payload: Value = serde_json::from_slice(&op.draft.payload).unwrap_or_default();
+                if let Some(key) = payload["idempotency_key"].as_str() {
+                    let answer = json!({
+                        "status": "stored",
+                        "record": format!("{name}:{stream}:{}", op.seq),
+                    });
+                    keys.insert(key.to_string(), (Hash::of(&op.draft.payload), answer));
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
