@@ -138,6 +138,7 @@ pub fn app(state: HubState) -> Router {
         .route("/v1/reviews/{id}/resolve", post(comply::resolve))
         .route("/api/v1/transactions/sync", post(legacy::transactions_sync))
         .route("/api/v1/inventory/ping", get(legacy::inventory_ping))
+        .route("/api/v1/mro/sync", post(legacy_mro::mro_sync))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -668,5 +669,6 @@ async fn snapshot(
 mod admin;
 mod comply;
 pub mod legacy;
+pub mod legacy_mro;
 #[cfg(test)]
 mod tests;

@@ -32,8 +32,8 @@ use std::sync::Arc;
 /// keys (read from its streams at first use), behind a lock that also
 /// keeps its appends in order.
 pub struct Slot {
-    client: LegacyClient,
-    keys: tokio::sync::Mutex<Option<HashMap<String, (Hash, Value)>>>,
+    pub(super) client: LegacyClient,
+    pub(super) keys: tokio::sync::Mutex<Option<HashMap<String, (Hash, Value)>>>,
 }
 
 /// The hub's legacy clients, by the hash of their bearer token.
@@ -61,7 +61,11 @@ impl LegacyClients {
     }
 
     /// The client of `kind` whose bearer token `headers` carry.
-    fn authenticate(&self, headers: &HeaderMap, kind: LegacyKind) -> Result<Arc<Slot>, AppError> {
+    pub(super) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        kind: LegacyKind,
+    ) -> Result<Arc<Slot>, AppError> {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -194,7 +198,7 @@ pub(super) async fn transactions_sync(
     let mut keys = slot.keys.lock().await;
     if keys.is_none() {
         let (hub, name) = (state.hub.clone(), slot.client.name.clone());
-        *keys = Some(blocking(move || known_keys(&hub, &name)).await?);
+        *keys = Some(blocking(move || known_keys(&hub, &name, pharmacy_key)).await?);
     }
     let known = keys.as_mut().expect("loaded above");
     if let Some((hash, answer)) = known.get(&key) {
@@ -216,7 +220,7 @@ pub(super) async fn transactions_sync(
         ));
     }
     let stream = collection.route(&payload).to_string();
-    let (seq, leaf) = append(&state, &slot.client, &stream, bytes).await?;
+    let (seq, leaf) = append(&state, &slot.client, ("dispensing", &stream), bytes).await?;
     let client = &slot.client;
     let record = json!({
         "status": if reasons.is_empty() { "accepted" } else { "rejected" },
@@ -229,13 +233,13 @@ pub(super) async fn transactions_sync(
     Ok((StatusCode::OK, axum::Json(record)))
 }
 
-/// Appends a `dispensing` record (canonical `bytes`) to `client`'s
+/// Appends a record of `collection` (canonical `bytes`) to `client`'s
 /// `stream` as the next op after the hub's head of it, checkpointed with the
 /// client's key, through the push queue; returns its seq and leaf.
-async fn append(
+pub(super) async fn append(
     state: &HubState,
     client: &LegacyClient,
-    stream: &str,
+    (collection, stream): (&str, &str),
     bytes: Vec<u8>,
 ) -> Result<(u64, Option<u64>), AppError> {
     let (hub, name) = (state.hub.clone(), client.name.clone());
@@ -257,7 +261,7 @@ async fn append(
             wall_ms: state.hub.clock().now_ms(),
             counter: 0,
         },
-        collection: "dispensing".into(),
+        collection: collection.into(),
         action: Action::Append,
         key: String::new(),
         scope: client.scopes.clone(),
@@ -293,10 +297,18 @@ async fn append(
     Ok((op.seq, result.leaf))
 }
 
-/// The idempotency keys the client's records hold, with the answer each got.
-fn known_keys(
+/// A pharmacy record's key: its idempotency key.
+fn pharmacy_key(payload: &[u8]) -> Option<String> {
+    let payload: Value = serde_json::from_slice(payload).ok()?;
+    payload["idempotency_key"].as_str().map(String::from)
+}
+
+/// The keys the client's records hold (`key_of` their payload), with the
+/// answer a repeat gets.
+pub(super) fn known_keys(
     hub: &cairn_hub_sqlite::HubStore,
     name: &str,
+    key_of: fn(&[u8]) -> Option<String>,
 ) -> Result<HashMap<String, (Hash, Value)>, AppError> {
     let fault = |error: String| AppError::Server(error);
     let mut keys = HashMap::new();
@@ -318,8 +330,7 @@ fn known_keys(
                     .map_err(|error| fault(error.to_string()))?;
                 let op = Op::decode(&bytes).map_err(|fault_| fault(fault_.to_string()))?;
                 from = op.seq + 1;
-                let payload: Value = serde_json::from_slice(&op.draft.payload).unwrap_or_default();
-                if let Some(key) = payload["idempotency_key"].as_str() {
+                if let Some(key) = key_of(&op.draft.payload) {
                     let answer = json!({
                         "status": "stored",
                         "record": format!("{name}:{stream}:{}", op.seq),

@@ -206,8 +206,9 @@ pub enum HubCommand {
         #[arg(long)]
         rekey: bool,
         /// Register a client that cannot be changed, of this kind
-        /// (pharmacy: seed 003's till): the hub holds its key and signs its
-        /// records; a bearer token is printed once.
+        /// (pharmacy: seed 003's till; mro-sync: seed 000's hangar worker):
+        /// the hub holds its key and signs its records; a bearer token is
+        /// printed once.
         #[arg(long, conflicts_with_all = ["public_key", "rekey"])]
         legacy: Option<String>,
     },

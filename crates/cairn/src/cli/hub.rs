@@ -76,14 +76,14 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 fn hub_enroll_legacy(cli: &Cli, node: &str, kind: &str, scope: &[String]) -> Result<(), Failure> {
     use cairn_hub_sqlite::legacy::LegacyKind;
     let kind = LegacyKind::from_name(kind)
-        .filter(|kind| *kind == LegacyKind::Pharmacy)
+        .filter(|kind| matches!(kind, LegacyKind::Pharmacy | LegacyKind::MroSync))
         .ok_or_else(|| {
             Failure::invalid(
                 None,
                 &[Violation::new(
                     "legacy",
                     "enum",
-                    "pharmacy is the legacy client served so far",
+                    "pharmacy and mro-sync are the legacy clients served so far",
                 )],
             )
         })?;
