@@ -139,6 +139,7 @@ pub fn app(state: HubState) -> Router {
         .route("/api/v1/transactions/sync", post(legacy::transactions_sync))
         .route("/api/v1/inventory/ping", get(legacy::inventory_ping))
         .route("/api/v1/mro/sync", post(legacy_mro::mro_sync))
+        .route("/api/v1/mro/records", post(legacy_records::mro_records))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -670,5 +671,6 @@ mod admin;
 mod comply;
 pub mod legacy;
 pub mod legacy_mro;
+mod legacy_records;
 #[cfg(test)]
 mod tests;

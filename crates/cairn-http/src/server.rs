@@ -240,9 +240,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 // Out of descriptors and the like: the next accept may work.
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
@@ -253,7 +253,17 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Handlers may ask who is calling (`ConnectInfo`): a client that
+        // sends no credentials is allowed by its source address.
+        let with_peer = tower::ServiceBuilder::new()
+            .map_request(move |mut request: axum::http::Request<_>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            })
+            .service(app.clone());
+        let service = hyper_util::service::TowerToHyperService::new(with_peer);
         let (http, acceptor, watcher) = (http.clone(), acceptor.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _slot = slot;

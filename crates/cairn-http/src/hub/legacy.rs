@@ -86,6 +86,55 @@ impl LegacyClients {
     }
 }
 
+impl LegacyClients {
+    /// The client of `kind` allowed to call from `ip` without credentials.
+    pub(super) fn by_address(&self, ip: std::net::IpAddr, kind: LegacyKind) -> Option<Arc<Slot>> {
+        self.by_token
+            .values()
+            .find(|slot| {
+                slot.client.kind == kind
+                    && slot
+                        .client
+                        .allow_from
+                        .iter()
+                        .any(|cidr| cidr_contains(cidr, ip))
+            })
+            .cloned()
+    }
+}
+
+/// Whether `ip` is in `cidr` (`10.0.0.0/8`, `::1/128`, or one address).
+/// By hand: a prefix comparison over the address's bytes, which no
+/// dependency of ours offers.
+pub fn cidr_contains(cidr: &str, ip: std::net::IpAddr) -> bool {
+    let (network, bits) = match cidr.split_once('/') {
+        Some((network, bits)) => (network, bits.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(network) = network.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let octets = |ip: std::net::IpAddr| -> Vec<u8> {
+        match ip {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or_else(|| v6.octets().to_vec(), |v4| v4.octets().to_vec()),
+        }
+    };
+    let (net, addr) = (octets(network), octets(ip));
+    if net.len() != addr.len() {
+        return false;
+    }
+    let bits = bits
+        .unwrap_or(net.len() as u32 * 8)
+        .min(net.len() as u32 * 8);
+    (0..bits).all(|bit| {
+        let (byte, shift) = ((bit / 8) as usize, 7 - bit % 8);
+        (net[byte] >> shift) & 1 == (addr[byte] >> shift) & 1
+    })
+}
+
 /// `GET /api/v1/inventory/ping`: the till's heartbeat.
 pub(super) async fn inventory_ping(State(state): State<HubState>) -> axum::Json<Value> {
     axum::Json(json!({"status": "ok", "server_time_ms": state.hub.clock().now_ms()}))

@@ -206,11 +206,17 @@ pub enum HubCommand {
         #[arg(long)]
         rekey: bool,
         /// Register a client that cannot be changed, of this kind
-        /// (pharmacy: seed 003's till; mro-sync: seed 000's hangar worker):
+        /// (pharmacy: seed 003's till; mro-sync: seed 000's hangar worker;
+        /// mro-records: seed 001's pipeline worker, with --allow-from):
         /// the hub holds its key and signs its records; a bearer token is
         /// printed once.
         #[arg(long, conflicts_with_all = ["public_key", "rekey"])]
         legacy: Option<String>,
+        /// For a legacy client that sends no credentials (mro-records):
+        /// the source addresses it may call from, CIDR (repeatable; none
+        /// by default).
+        #[arg(long = "allow-from", requires = "legacy")]
+        allow_from: Vec<String>,
     },
     /// Make every outstanding one-time enrollment token of a node void
     /// (any enrollment of the node does this too).

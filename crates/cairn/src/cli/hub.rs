@@ -15,8 +15,9 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             node,
             legacy: Some(kind),
             scope,
+            allow_from,
             ..
-        } => hub_enroll_legacy(cli, node, kind, scope),
+        } => hub_enroll_legacy(cli, node, kind, (scope, allow_from)),
         HubCommand::Enroll {
             public_key: None, ..
         } => hub_enroll_by_token(cli, command),
@@ -73,31 +74,64 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
 }
 
 /// `cairn hub enroll NAME --legacy KIND`.
-fn hub_enroll_legacy(cli: &Cli, node: &str, kind: &str, scope: &[String]) -> Result<(), Failure> {
+fn hub_enroll_legacy(
+    cli: &Cli,
+    node: &str,
+    kind: &str,
+    (scope, allow_from): (&[String], &[String]),
+) -> Result<(), Failure> {
     use cairn_hub_sqlite::legacy::LegacyKind;
     let kind = LegacyKind::from_name(kind)
-        .filter(|kind| matches!(kind, LegacyKind::Pharmacy | LegacyKind::MroSync))
+        .filter(|kind| *kind != LegacyKind::Mobile)
         .ok_or_else(|| {
             Failure::invalid(
                 None,
                 &[Violation::new(
                     "legacy",
                     "enum",
-                    "pharmacy and mro-sync are the legacy clients served so far",
+                    "pharmacy, mro-sync and mro-records are the legacy clients served so far",
                 )],
             )
         })?;
     let scopes =
         input::parse_scope_args(scope).map_err(|violation| Failure::invalid(None, &[violation]))?;
+    for cidr in allow_from {
+        let (network, bits) = cidr.split_once('/').unwrap_or((cidr.as_str(), "0"));
+        let most = match network.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => Some(32),
+            Ok(std::net::IpAddr::V6(_)) => Some(128),
+            Err(_) => None,
+        };
+        if most.is_none_or(|most| bits.parse::<u8>().map_or(true, |bits| bits > most)) {
+            return Err(Failure::invalid(
+                None,
+                &[Violation::new(
+                    "allow_from",
+                    "format",
+                    format!("{cidr:?} is not an address or CIDR range"),
+                )],
+            ));
+        }
+    }
+    if kind == LegacyKind::MroRecords && allow_from.is_empty() {
+        return Err(Failure::invalid(
+            None,
+            &[Violation::new(
+                "allow_from",
+                "required",
+                "mro-records clients send no credentials: list the addresses they call from",
+            )],
+        ));
+    }
     let hub = open_hub(cli)?;
-    let token = hub
-        .enroll_legacy(node, kind, &scopes, &[])
-        .map_err(|error| match error {
-            cairn_edge::StoreError::Config(message) => {
-                Failure::invalid(None, &[Violation::new("node", "enroll", message)])
-            }
-            other => Failure::fault(anyhow::anyhow!(other)),
-        })?;
+    let token =
+        hub.enroll_legacy(node, kind, &scopes, allow_from)
+            .map_err(|error| match error {
+                cairn_edge::StoreError::Config(message) => {
+                    Failure::invalid(None, &[Violation::new("node", "enroll", message)])
+                }
+                other => Failure::fault(anyhow::anyhow!(other)),
+            })?;
     if cli.json {
         output::json(
             &json!({"node": node, "legacy": kind.name(), "token": token, "scopes": scopes}),
