@@ -224,11 +224,7 @@ pub(super) async fn transactions_sync(
         .map(|pack| pack.collections["dispensing"].clone())
         .ok_or_else(|| AppError::Server("no active pack defines dispensing".into()))?;
     let checked = collection.validate(Action::Append, &Value::Object(data.clone()), true);
-    let reasons: Vec<Value> = checked
-        .violations
-        .iter()
-        .map(|violation| json!({"field": violation.field, "rule": violation.rule, "message": violation.message}))
-        .collect();
+    let reasons = violations_json(&checked.violations);
     // A record that breaks a rule is logged as sent (the judge rejects it);
     // one that passes is logged normalized (NDC-11, upper case).
     let payload = if checked.violations.is_empty() {
@@ -390,4 +386,38 @@ pub(super) fn known_keys(
         }
     }
     Ok(keys)
+}
+
+/// Violations as legacy answers carry them.
+pub(super) fn violations_json(violations: &[Violation]) -> Vec<Value> {
+    violations
+        .iter()
+        .map(|violation| json!({"field": violation.field, "rule": violation.rule, "message": violation.message}))
+        .collect()
+}
+
+/// A stored record's answer for the MRO workers, which read any 4xx as a
+/// compliance rejection: `ok` for a record stored clean, 422 naming each
+/// rule it broke (stored for review all the same).
+pub(super) fn stored_answer(
+    answer: Value,
+    ok: StatusCode,
+) -> Result<(StatusCode, axum::Json<Value>), AppError> {
+    let broken: Vec<Violation> = answer["violations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|violation| {
+            Violation::new(
+                violation["field"].as_str().unwrap_or_default(),
+                violation["rule"].as_str().unwrap_or_default(),
+                violation["message"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if broken.is_empty() {
+        Ok((ok, axum::Json(answer)))
+    } else {
+        Err(AppError::invalid(None, broken))
+    }
 }

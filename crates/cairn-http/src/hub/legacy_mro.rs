@@ -11,7 +11,7 @@
 //! rejects it: a review item at the hub), so the hangar's triage and the
 //! hub's queue see the same record.
 
-use super::legacy::{append, known_keys};
+use super::legacy::{append, known_keys, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -211,7 +211,7 @@ pub(super) async fn mro_sync(
     }
     let known = keys.as_mut().expect("loaded above");
     if let Some((_, answer)) = known.get(&key) {
-        return answer_for(answer.clone());
+        return stored_answer(answer.clone(), StatusCode::OK);
     }
     let stream = collection.route(&record).to_string();
     let (seq, leaf) = append(
@@ -226,32 +226,10 @@ pub(super) async fn mro_sync(
         "record": format!("{}:{stream}:{seq}", slot.client.name),
         "leaf": leaf,
         "local_seq": body.value["local_seq"],
-        "violations": checked.violations.iter().map(|violation| json!({"field": violation.field, "rule": violation.rule, "message": violation.message})).collect::<Vec<_>>(),
+        "violations": violations_json(&checked.violations),
     });
     known.insert(key, (Hash::ZERO, answer.clone()));
-    answer_for(answer)
-}
-
-/// A stored record's answer: 200, or 422 naming the rules it broke (the
-/// worker's compliance triage), the record logged either way.
-fn answer_for(answer: Value) -> Result<(StatusCode, axum::Json<Value>), AppError> {
-    let broken: Vec<Violation> = answer["violations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|violation| {
-            Violation::new(
-                violation["field"].as_str().unwrap_or_default(),
-                violation["rule"].as_str().unwrap_or_default(),
-                violation["message"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
-    if broken.is_empty() {
-        Ok((StatusCode::OK, axum::Json(answer)))
-    } else {
-        Err(AppError::invalid(None, broken))
-    }
+    stored_answer(answer, StatusCode::OK)
 }
 
 #[cfg(test)]

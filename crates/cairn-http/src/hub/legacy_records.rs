@@ -12,7 +12,7 @@
 //! idempotency window it is 409 naming both hashes. A record the rules
 //! refuse is logged for review and answered 422 naming each rule.
 
-use super::legacy::{append, known_keys};
+use super::legacy::{append, known_keys, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -191,10 +191,10 @@ pub(super) async fn mro_records(
         "leaf": leaf,
         "source": peer.ip().to_string(),
         "received_ms": now_ms,
-        "violations": checked.violations.iter().map(|violation| json!({"field": violation.field, "rule": violation.rule, "message": violation.message})).collect::<Vec<_>>(),
+        "violations": violations_json(&checked.violations),
     });
     known.insert(key, (hash, answer.clone()));
-    answer_for(answer)
+    stored_answer(answer, StatusCode::CREATED)
 }
 
 /// The answer to a key seen before: the stored answer for the same
@@ -208,7 +208,7 @@ fn seen_before(
 ) -> Option<Result<(StatusCode, axum::Json<Value>), AppError>> {
     let (stored, answer) = held?;
     if *stored == hash {
-        return Some(answer_for(answer.clone()));
+        return Some(stored_answer(answer.clone(), StatusCode::CREATED));
     }
     let at_ms = answer["received_ms"].as_u64().unwrap_or(now_ms);
     (now_ms.saturating_sub(at_ms) <= window_ms).then(|| {
@@ -226,26 +226,4 @@ fn seen_before(
             ),
         ))
     })
-}
-
-/// 201 for a record stored clean, 422 naming each rule it broke (stored
-/// for review all the same).
-fn answer_for(answer: Value) -> Result<(StatusCode, axum::Json<Value>), AppError> {
-    let broken: Vec<Violation> = answer["violations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|violation| {
-            Violation::new(
-                violation["field"].as_str().unwrap_or_default(),
-                violation["rule"].as_str().unwrap_or_default(),
-                violation["message"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
-    if broken.is_empty() {
-        Ok((StatusCode::CREATED, axum::Json(answer)))
-    } else {
-        Err(AppError::invalid(None, broken))
-    }
 }
