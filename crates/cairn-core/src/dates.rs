@@ -116,6 +116,17 @@ pub fn format_date_days(days: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `ms` since the epoch (UTC).
+pub fn format_datetime_ms(ms: u64) -> String {
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    let (hours, minutes) = (rest / 3_600_000, rest / 60_000 % 60);
+    let (seconds, millis) = (rest / 1000 % 60, rest % 1000);
+    format!(
+        "{}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z",
+        format_date_days(days as i64)
+    )
+}
+
 /// The date `years` after the day of `ms` (UTC), `YYYY-MM-DD`: how long a
 /// record written then must be kept (29 February gives 28 February in a
 /// year without one).
@@ -153,5 +164,14 @@ mod format_tests {
                 Some(days * 37)
             );
         }
+    }
+
+    #[test]
+    fn datetimes_format_as_rfc_3339_that_parses_back() {
+        for ms in [0_u64, 1_764_505_123_456, 951_782_400_999, 4_102_444_799_000] {
+            let text = format_datetime_ms(ms);
+            assert_eq!(parse_datetime_ms(&text), Some(ms as i64), "{text}");
+        }
+        assert_eq!(format_datetime_ms(1_000), "1970-01-01T00:00:01.000Z");
     }
 }

@@ -140,6 +140,14 @@ pub fn app(state: HubState) -> Router {
         .route("/api/v1/inventory/ping", get(legacy::inventory_ping))
         .route("/api/v1/mro/sync", post(legacy_mro::mro_sync))
         .route("/api/v1/mro/records", post(legacy_records::mro_records))
+        .route(
+            "/api/v1/mobile/sync/batch",
+            post(legacy_mobile::mobile_batch),
+        )
+        .route(
+            "/api/v1/mobile/equipment/building/{id}/updates",
+            get(legacy_mobile::mobile_updates),
+        )
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -670,6 +678,7 @@ async fn snapshot(
 mod admin;
 mod comply;
 pub mod legacy;
+pub mod legacy_mobile;
 pub mod legacy_mro;
 mod legacy_records;
 #[cfg(test)]

@@ -661,6 +661,32 @@ impl ComplianceStore for SqlTx<'_> {
         rows.collect::<Result<_, _>>().map_err(fault)
     }
 
+    fn changed_entities(
+        &self,
+        collection: &str,
+        from_leaf: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64, u64)>, StorageError> {
+        // The collection's ops by the primary key's prefix, grouped by entity.
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT key, max(leaf), count(*) FROM entity_ops WHERE collection = ?1
+                 GROUP BY key HAVING max(leaf) >= ?2 ORDER BY key LIMIT ?3",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(params![collection, from_leaf as i64, limit as i64], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)? as u64,
+                    row.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
+    }
+
     fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError> {
         let sql = format!(
             "SELECT begin_leaf, {VERDICT_COLUMNS} FROM verdicts WHERE begin_leaf >= ?1

@@ -80,14 +80,22 @@ fn grants(tx: &dyn LogTx, node: &str) -> Result<BTreeMap<String, String>, PushEr
 }
 
 /// Whether `node` may see an op of `origin` with `scope` (`,name=value,…,`):
-/// never its own, and only when it holds every label.
+/// never its own, and only when it holds every label (a grant of `*`, an
+/// admin's explicit choice, holds every value of its label).
 fn visible(node: &str, grants: &BTreeMap<String, String>, origin: &str, scope: &str) -> bool {
     origin != node
         && scope
             .split(',')
             .filter_map(|label| label.split_once('='))
-            .all(|(name, value)| grants.get(name).is_some_and(|granted| granted == value))
+            .all(|(name, value)| {
+                grants
+                    .get(name)
+                    .is_some_and(|granted| granted == value || granted == ANY_VALUE)
+            })
 }
+
+/// The grant value that holds every value of its label.
+pub const ANY_VALUE: &str = "*";
 
 /// Walks the leaves `[from, to)`, at most `scan` of them, a chunk at a time;
 /// `visit` returns false to stop.

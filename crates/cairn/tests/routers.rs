@@ -666,3 +666,119 @@ async fn the_mro_sync_endpoint_refuses_bad_requests_naming_field_and_rule() {
         "a repeat is answered as before"
     );
 }
+
+#[tokio::test]
+async fn the_mobile_endpoints_refuse_bad_requests_naming_field_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
+    let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
+    let mobile = cairn_hub_sqlite::legacy::LegacyKind::Mobile;
+    let b1 = [("building".to_string(), "B1".to_string())].into();
+    let token = hub.enroll_legacy("tablet-1", mobile, &b1, &[]).unwrap();
+    let pharmacy = cairn_hub_sqlite::legacy::LegacyKind::Pharmacy;
+    let till = hub.enroll_legacy("till-9", pharmacy, &b1, &[]).unwrap();
+    let state = cairn_http::hub::HubState {
+        hub: hub.clone(),
+        pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
+        tokens: Default::default(),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+        legacy: Arc::new(cairn_http::hub::legacy::LegacyClients::load(dir.path()).unwrap()),
+    };
+    let app = cairn_http::hub::app(state);
+    let batch = "/api/v1/mobile/sync/batch";
+    let op = |building: &str| {
+        serde_json::json!({
+            "entity_type": "equipment", "entity_id": "eq-1", "operation": "create",
+            "payload": {"building_id": building, "name": "AHU-1", "type": "hvac"},
+            "local_time": "2026-11-30T08:00:00Z",
+        })
+    };
+    let too_many: Vec<Value> = (0..=cairn_http::hub::legacy_mobile::MOBILE_OPS_MAX)
+        .map(|_| op("B1"))
+        .collect();
+    let cases: Vec<(String, &str, u16, (&str, &str))> = vec![
+        ("{}".into(), &token, 422, ("operations", "required")),
+        (
+            serde_json::json!({"operations": too_many}).to_string(),
+            &token,
+            422,
+            ("operations", "max_items"),
+        ),
+        (
+            serde_json::json!({"operations": [op("B1"), op("B2")]}).to_string(),
+            &token,
+            403,
+            ("building_id", "grant"),
+        ),
+        (
+            serde_json::json!({"operations": [op("B1")]}).to_string(),
+            &till,
+            401,
+            ("authorization", "token"),
+        ),
+    ];
+    for (body, token, status, (field, rule_name)) in cases {
+        let (got, answer) = call_as(&app, Method::POST, batch, &body, token).await;
+        assert_eq!(
+            (got, rule(&answer)),
+            (status, (field.into(), rule_name.into())),
+            "{body}: {answer}"
+        );
+    }
+    let logged = hub.status().unwrap().log_size;
+    // Per operation: what breaks a rule is an error naming it, the rest
+    // stands.
+    let mut bad = op("B1");
+    bad["entity_id"] = "eq-2".into();
+    bad["payload"]["status"] = "exploded".into();
+    let mut future = op("B1");
+    future["entity_id"] = "eq-3".into();
+    future["local_time"] = "2099-01-01T00:00:00Z".into();
+    let body = serde_json::json!({"operations": [op("B1"), bad, future]}).to_string();
+    let (got, answer) = call_as(&app, Method::POST, batch, &body, &token).await;
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(answer["success"], serde_json::json!(["eq-1"]));
+    let errors: Vec<(&str, &str)> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            (
+                error["violations"][0]["field"].as_str().unwrap(),
+                error["violations"][0]["rule"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(errors, [("status", "enum"), ("local_time", "clock")]);
+    assert_eq!(hub.status().unwrap().log_size, logged + 1, "one op logged");
+    let updates = "/api/v1/mobile/equipment/building";
+    for (uri, status_code, (field, rule_name)) in [
+        (
+            format!("{updates}/B2/updates?since=0"),
+            403,
+            ("building", "grant"),
+        ),
+        (
+            format!("{updates}/B1/updates?since=soon"),
+            400,
+            ("since", "type"),
+        ),
+        (
+            format!("{updates}/B1/updates?since=1764489600000"),
+            400,
+            ("since", "unit"),
+        ),
+    ] {
+        let (got, answer) = call_as(&app, Method::GET, &uri, "", &token).await;
+        assert_eq!(
+            (got, rule(&answer)),
+            (status_code, (field.into(), rule_name.into())),
+            "{uri}: {answer}"
+        );
+    }
+    let uri = format!("{updates}/B1/updates?since=0");
+    let (got, answer) = call_as(&app, Method::GET, &uri, "", &token).await;
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(answer["updates"][0]["equipment"]["id"], "eq-1");
+    assert_eq!(answer["updates"][0]["equipment"]["version"], 1);
+}

@@ -33,7 +33,7 @@ use std::sync::Arc;
 /// keeps its appends in order.
 pub struct Slot {
     pub(super) client: LegacyClient,
-    pub(super) keys: tokio::sync::Mutex<Option<HashMap<String, (Hash, Value)>>>,
+    pub(super) keys: tokio::sync::Mutex<Option<Keys>>,
 }
 
 /// The hub's legacy clients, by the hash of their bearer token.
@@ -245,8 +245,7 @@ pub(super) async fn transactions_sync(
         let (hub, name) = (state.hub.clone(), slot.client.name.clone());
         *keys = Some(blocking(move || known_keys(&hub, &name, pharmacy_key)).await?);
     }
-    let known = keys.as_mut().expect("loaded above");
-    if let Some((hash, answer)) = known.get(&key) {
+    if let Some((hash, answer)) = keys.as_ref().and_then(|known| known.get(&key)) {
         if *hash == payload_hash {
             return Ok((StatusCode::OK, axum::Json(answer.clone())));
         }
@@ -265,7 +264,8 @@ pub(super) async fn transactions_sync(
         ));
     }
     let stream = collection.route(&payload).to_string();
-    let (seq, leaf) = append(&state, &slot.client, ("dispensing", &stream), bytes).await?;
+    let target = ("dispensing", stream.as_str());
+    let (seq, leaf) = append_keyed(&state, &slot.client, target, bytes, &mut keys).await?;
     let client = &slot.client;
     let record = json!({
         "status": if reasons.is_empty() { "accepted" } else { "rejected" },
@@ -273,6 +273,7 @@ pub(super) async fn transactions_sync(
         "record": format!("{}:{stream}:{seq}", client.name),
         "leaf": leaf,
     });
+    let known = keys.as_mut().expect("loaded above");
     known.insert(key, (payload_hash, record.clone()));
     tracing::info!(client = %client.name, stream = %stream, seq, compliance_boundary = "legacy", "legacy record stored");
     Ok((StatusCode::OK, axum::Json(record)))
@@ -287,6 +288,66 @@ pub(super) async fn append(
     (collection, stream): (&str, &str),
     bytes: Vec<u8>,
 ) -> Result<(u64, Option<u64>), AppError> {
+    let write = Write {
+        collection: collection.into(),
+        action: Action::Append,
+        key: String::new(),
+        scope: client.scopes.clone(),
+        base: Default::default(),
+        hlc: cairn_core::hlc::Hlc {
+            wall_ms: state.hub.clock().now_ms(),
+            counter: 0,
+        },
+        payload: bytes,
+    };
+    let placed = append_writes(state, client, stream, vec![write]).await?;
+    placed
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::Server("the hub answered no result".into()))
+}
+
+/// A client's record of its keys: the answer each was given.
+pub(super) type Keys = HashMap<String, (Hash, Value)>;
+
+/// [`append`], dropping the client's record of keys when it fails: the op
+/// may have committed before the fault, and the resend must find it (the
+/// record is read again from the log).
+pub(super) async fn append_keyed(
+    state: &HubState,
+    client: &LegacyClient,
+    target: (&str, &str),
+    bytes: Vec<u8>,
+    keys: &mut Option<Keys>,
+) -> Result<(u64, Option<u64>), AppError> {
+    let result = append(state, client, target, bytes).await;
+    if result.is_err() {
+        *keys = None;
+    }
+    result
+}
+
+/// One op a legacy client's request makes.
+pub(super) struct Write {
+    pub collection: String,
+    pub action: Action,
+    pub key: String,
+    pub scope: std::collections::BTreeMap<String, String>,
+    pub base: cairn_core::op::VersionVector,
+    pub hlc: cairn_core::hlc::Hlc,
+    pub payload: Vec<u8>,
+}
+
+/// Appends `writes` to `client`'s `stream` after the hub's head of it, in
+/// one push checkpointed with the client's key; returns each op's seq and
+/// leaf. The caller holds the client's slot, so nothing else appends to
+/// its streams meanwhile.
+pub(super) async fn append_writes(
+    state: &HubState,
+    client: &LegacyClient,
+    stream: &str,
+    writes: Vec<Write>,
+) -> Result<Vec<(u64, Option<u64>)>, AppError> {
     let (hub, name) = (state.hub.clone(), client.name.clone());
     let heads = blocking(move || {
         hub.stream_heads(&name)
@@ -299,22 +360,25 @@ pub(super) async fn append(
             seq: *seq,
             hash: *hash,
         });
-    let (op, op_bytes) = head.append(OpDraft {
-        node: client.name.clone(),
-        stream: stream.to_string(),
-        hlc: cairn_core::hlc::Hlc {
-            wall_ms: state.hub.clock().now_ms(),
-            counter: 0,
-        },
-        collection: collection.into(),
-        action: Action::Append,
-        key: String::new(),
-        scope: client.scopes.clone(),
-        base: Default::default(),
-        ref_hash: None,
-        reason: String::new(),
-        payload: bytes,
-    });
+    let mut seqs = Vec::with_capacity(writes.len());
+    let mut ops = Vec::with_capacity(writes.len());
+    for write in writes {
+        let (op, op_bytes) = head.append(OpDraft {
+            node: client.name.clone(),
+            stream: stream.to_string(),
+            hlc: write.hlc,
+            collection: write.collection,
+            action: write.action,
+            key: write.key,
+            scope: write.scope,
+            base: write.base,
+            ref_hash: None,
+            reason: String::new(),
+            payload: write.payload,
+        });
+        seqs.push(op.seq);
+        ops.push(op_bytes);
+    }
     let checkpoint = client.identity.sign_checkpoint(stream, head.seq, head.hash);
     let answer = state
         .pushes
@@ -324,27 +388,33 @@ pub(super) async fn append(
             node_time_ms: None,
             node: client.name.clone(),
             stream: stream.to_string(),
-            ops: vec![op_bytes],
+            ops,
             checkpoint,
         })
         .await
         .map_err(|error| AppError::Server(error.to_string()))?;
-    let result = answer
-        .results
-        .first()
-        .ok_or_else(|| AppError::Server("the hub answered no result".into()))?;
-    if result.status != cairn_hub_sqlite::OpStatus::Accepted {
-        return Err(AppError::Server(format!(
-            "the hub's own op was not accepted: {:?}",
-            result.reason
-        )));
+    if answer.results.len() != seqs.len() {
+        return Err(AppError::Server(
+            "the hub answered another count of results".into(),
+        ));
     }
-    Ok((op.seq, result.leaf))
+    seqs.into_iter()
+        .zip(answer.results)
+        .map(|(seq, result)| {
+            if result.status != cairn_hub_sqlite::OpStatus::Accepted {
+                return Err(AppError::Server(format!(
+                    "the hub's own op was not accepted: {:?}",
+                    result.reason
+                )));
+            }
+            Ok((seq, result.leaf))
+        })
+        .collect()
 }
 
 /// A pharmacy record's key: its idempotency key.
-fn pharmacy_key(payload: &[u8]) -> Option<String> {
-    let payload: Value = serde_json::from_slice(payload).ok()?;
+fn pharmacy_key(op: &Op) -> Option<String> {
+    let payload: Value = serde_json::from_slice(&op.draft.payload).ok()?;
     payload["idempotency_key"].as_str().map(String::from)
 }
 
@@ -353,8 +423,8 @@ fn pharmacy_key(payload: &[u8]) -> Option<String> {
 pub(super) fn known_keys(
     hub: &cairn_hub_sqlite::HubStore,
     name: &str,
-    key_of: fn(&[u8]) -> Option<String>,
-) -> Result<HashMap<String, (Hash, Value)>, AppError> {
+    key_of: fn(&Op) -> Option<String>,
+) -> Result<Keys, AppError> {
     let fault = |error: String| AppError::Server(error);
     let mut keys = HashMap::new();
     let streams = hub
@@ -375,7 +445,7 @@ pub(super) fn known_keys(
                     .map_err(|error| fault(error.to_string()))?;
                 let op = Op::decode(&bytes).map_err(|fault_| fault(fault_.to_string()))?;
                 from = op.seq + 1;
-                if let Some(key) = key_of(&op.draft.payload) {
+                if let Some(key) = key_of(&op) {
                     let answer = json!({
                         "status": "stored",
                         "record": format!("{name}:{stream}:{}", op.seq),

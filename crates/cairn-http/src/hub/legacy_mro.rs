@@ -11,7 +11,7 @@
 //! rejects it: a review item at the hub), so the hangar's triage and the
 //! hub's queue see the same record.
 
-use super::legacy::{append, known_keys, stored_answer, violations_json};
+use super::legacy::{append_keyed, known_keys, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -141,8 +141,8 @@ fn maintenance_action(payload: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The key of a stored maintenance action: its payload's hash.
-fn action_key(payload: &[u8]) -> Option<String> {
-    Some(Hash::of(payload).to_hex())
+fn action_key(op: &cairn_core::op::Op) -> Option<String> {
+    Some(Hash::of(&op.draft.payload).to_hex())
 }
 
 /// `POST /api/v1/mro/sync`.
@@ -209,18 +209,12 @@ pub(super) async fn mro_sync(
         let (hub, name) = (state.hub.clone(), slot.client.name.clone());
         *keys = Some(blocking(move || known_keys(&hub, &name, action_key)).await?);
     }
-    let known = keys.as_mut().expect("loaded above");
-    if let Some((_, answer)) = known.get(&key) {
+    if let Some((_, answer)) = keys.as_ref().and_then(|known| known.get(&key)) {
         return stored_answer(answer.clone(), StatusCode::OK);
     }
     let stream = collection.route(&record).to_string();
-    let (seq, leaf) = append(
-        &state,
-        &slot.client,
-        ("maintenance_actions", &stream),
-        bytes,
-    )
-    .await?;
+    let target = ("maintenance_actions", stream.as_str());
+    let (seq, leaf) = append_keyed(&state, &slot.client, target, bytes, &mut keys).await?;
     let answer = json!({
         "status": if checked.violations.is_empty() { "accepted" } else { "rejected" },
         "record": format!("{}:{stream}:{seq}", slot.client.name),
@@ -228,6 +222,7 @@ pub(super) async fn mro_sync(
         "local_seq": body.value["local_seq"],
         "violations": violations_json(&checked.violations),
     });
+    let known = keys.as_mut().expect("loaded above");
     known.insert(key, (Hash::ZERO, answer.clone()));
     stored_answer(answer, StatusCode::OK)
 }

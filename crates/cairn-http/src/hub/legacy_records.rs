@@ -12,7 +12,7 @@
 //! idempotency window it is 409 naming both hashes. A record the rules
 //! refuse is logged for review and answered 422 naming each rule.
 
-use super::legacy::{append, known_keys, stored_answer, violations_json};
+use super::legacy::{append_keyed, known_keys, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -90,8 +90,8 @@ fn maintenance_action(body: &Value, today: &str) -> Result<Map<String, Value>, V
 
 /// The key the worker sends for a stored record: SHA-256 of
 /// `work_order:part_serial:technician`.
-fn worker_key(payload: &[u8]) -> Option<String> {
-    let record: Value = serde_json::from_slice(payload).ok()?;
+fn worker_key(op: &cairn_core::op::Op) -> Option<String> {
+    let record: Value = serde_json::from_slice(&op.draft.payload).ok()?;
     let part = |name: &str| record[name].as_str().map(String::from);
     let text = format!(
         "{}:{}:{}",
@@ -172,18 +172,17 @@ pub(super) async fn mro_records(
         let (hub, name) = (state.hub.clone(), slot.client.name.clone());
         *keys = Some(blocking(move || known_keys(&hub, &name, worker_key)).await?);
     }
-    let known = keys.as_mut().expect("loaded above");
-    if let Some(seen) = seen_before(known.get(&key), hash, now_ms, window_ms) {
+    if let Some(seen) = seen_before(
+        keys.as_ref().and_then(|known| known.get(&key)),
+        hash,
+        now_ms,
+        window_ms,
+    ) {
         return seen;
     }
     let stream = collection.route(&record).to_string();
-    let (seq, leaf) = append(
-        &state,
-        &slot.client,
-        ("maintenance_actions", &stream),
-        bytes,
-    )
-    .await?;
+    let target = ("maintenance_actions", stream.as_str());
+    let (seq, leaf) = append_keyed(&state, &slot.client, target, bytes, &mut keys).await?;
     tracing::info!(client = %slot.client.name, source = %peer.ip(), seq, compliance_boundary = "legacy", "legacy record stored");
     let answer = json!({
         "status": if checked.violations.is_empty() { "accepted" } else { "rejected" },
@@ -193,6 +192,7 @@ pub(super) async fn mro_records(
         "received_ms": now_ms,
         "violations": violations_json(&checked.violations),
     });
+    let known = keys.as_mut().expect("loaded above");
     known.insert(key, (hash, answer.clone()));
     stored_answer(answer, StatusCode::CREATED)
 }

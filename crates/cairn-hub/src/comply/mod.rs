@@ -14,6 +14,7 @@
 
 pub mod acts;
 pub mod conflict;
+pub mod entities;
 pub mod judge;
 pub mod ledger;
 pub mod overlay;

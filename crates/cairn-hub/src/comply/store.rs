@@ -153,6 +153,15 @@ pub trait ComplianceStore: Ledger {
     ) -> Result<Vec<(u64, PushAttempt)>, StorageError>;
     /// Verdict runs from leaf `from` on, by first leaf, at most `limit`.
     fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError>;
+    /// Entities of `collection` changed by an op at leaf `from_leaf` or
+    /// later, by key, at most `limit`: (key, leaf of its last op, how many
+    /// ops changed it).
+    fn changed_entities(
+        &self,
+        collection: &str,
+        from_leaf: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64, u64)>, StorageError>;
     /// The active packs' TOML sources, by pack name.
     fn pack_sources(&self) -> Result<Vec<String>, StorageError>;
     /// Makes `source`, parsed as `pack`, the active version of its pack.

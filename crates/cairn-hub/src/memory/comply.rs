@@ -386,6 +386,28 @@ impl ComplianceStore for MemoryTx<'_> {
         })
     }
 
+    fn changed_entities(
+        &self,
+        collection: &str,
+        from_leaf: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64, u64)>, StorageError> {
+        self.read("changed_entities", |state| {
+            state
+                .compliance
+                .ledger
+                .entity_ops
+                .iter()
+                .filter(|((name, _), _)| name == collection)
+                .filter_map(|((_, key), leaves)| {
+                    let last = *leaves.iter().max()?;
+                    (last >= from_leaf).then(|| (key.clone(), last, leaves.len() as u64))
+                })
+                .take(limit)
+                .collect()
+        })
+    }
+
     fn verdicts_from(&self, from: u64, limit: usize) -> Result<Vec<VerdictRow>, StorageError> {
         self.read("verdicts_from", |state| {
             state

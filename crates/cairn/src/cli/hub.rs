@@ -81,18 +81,16 @@ fn hub_enroll_legacy(
     (scope, allow_from): (&[String], &[String]),
 ) -> Result<(), Failure> {
     use cairn_hub_sqlite::legacy::LegacyKind;
-    let kind = LegacyKind::from_name(kind)
-        .filter(|kind| *kind != LegacyKind::Mobile)
-        .ok_or_else(|| {
-            Failure::invalid(
-                None,
-                &[Violation::new(
-                    "legacy",
-                    "enum",
-                    "pharmacy, mro-sync and mro-records are the legacy clients served so far",
-                )],
-            )
-        })?;
+    let kind = LegacyKind::from_name(kind).ok_or_else(|| {
+        Failure::invalid(
+            None,
+            &[Violation::new(
+                "legacy",
+                "enum",
+                "must be pharmacy, mro-sync, mro-records or mobile",
+            )],
+        )
+    })?;
     let scopes =
         input::parse_scope_args(scope).map_err(|violation| Failure::invalid(None, &[violation]))?;
     for cidr in allow_from {
