@@ -7,6 +7,7 @@
 //! A tidy test in this crate checks that its dependency list stays that way.
 #![deny(missing_docs)]
 
+pub mod artifact;
 pub mod canonical;
 pub mod chain;
 pub mod clock;

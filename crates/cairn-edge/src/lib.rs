@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub use cairn_sqlite::clock;
+pub mod artifacts;
 mod error;
 mod files;
 pub mod input;

@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
         .route("/v1/collections", get(collections))
+        .route("/v1/artifacts", get(artifacts))
+        .route("/v1/artifacts/{name}", get(artifact))
         .route("/v1/records", post(write_one))
         .route("/v1/records/batch", post(write_batch))
         .route("/v1/records/{collection}", get(list))
@@ -89,6 +91,36 @@ async fn status(State(state): State<AppState>) -> Result<axum::Json<Value>, AppE
     let store = state.store.clone();
     let status = blocking(move || store.status(now_ms())).await?;
     Ok(axum::Json(json!(status)))
+}
+
+/// `GET /v1/artifacts`: every artifact the node holds or was offered.
+async fn artifacts(State(state): State<AppState>) -> Result<axum::Json<Value>, AppError> {
+    let store = state.store.clone();
+    let views = blocking(move || store.artifact_views()).await?;
+    Ok(axum::Json(json!({"artifacts": views})))
+}
+
+/// `GET /v1/artifacts/{name}`: one artifact, with the active file's path.
+async fn artifact(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<axum::Json<Value>, AppError> {
+    let store = state.store.clone();
+    let lookup = name.clone();
+    blocking(move || store.artifact_view(&lookup))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| {
+            AppError::client(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                cairn_core::pack::Violation::new(
+                    "name",
+                    "unknown",
+                    format!("no artifact {name:?}"),
+                ),
+            )
+        })
 }
 
 /// The active packs and every collection with its fields' rules (type,

@@ -148,6 +148,11 @@ pub fn app(state: HubState) -> Router {
             "/api/v1/mobile/equipment/building/{id}/updates",
             get(legacy_mobile::mobile_updates),
         )
+        .route("/v1/artifacts/{sha256}/chunks", get(artifacts::chunk_list))
+        .route(
+            "/v1/artifacts/{sha256}/chunks/{index}",
+            get(artifacts::chunk),
+        )
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -676,6 +681,7 @@ async fn snapshot(
 }
 
 mod admin;
+mod artifacts;
 mod comply;
 pub mod legacy;
 pub mod legacy_mobile;

@@ -11,6 +11,7 @@
 //! alert), one signed log checkpoint per group, one range receipt per push.
 #![deny(missing_docs)]
 
+pub mod artifacts;
 pub mod bundle;
 mod comply;
 pub mod legacy;

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod artifacts;
 pub mod audit;
 pub mod backend;
 pub mod chains;

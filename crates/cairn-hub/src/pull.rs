@@ -94,6 +94,16 @@ fn visible(node: &str, grants: &BTreeMap<String, String>, origin: &str, scope: &
             })
 }
 
+/// Whether `grants` hold every label of `scope` (a grant of `*` holds
+/// every value of its label).
+pub fn grants_cover(grants: &BTreeMap<String, String>, scope: &BTreeMap<String, String>) -> bool {
+    scope.iter().all(|(name, value)| {
+        grants
+            .get(name)
+            .is_some_and(|granted| granted == value || granted == ANY_VALUE)
+    })
+}
+
 /// The grant value that holds every value of its label.
 pub const ANY_VALUE: &str = "*";
 

@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod artifacts;
 pub mod bundle;
 pub mod clock;
 pub mod hub;

@@ -62,6 +62,9 @@ impl Jitter {
     }
 }
 
+/// Most artifact bytes one background round fetches.
+const ARTIFACT_ROUND_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Where the background sync keeps its settings.
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
@@ -194,6 +197,18 @@ impl Background<'_> {
                     compliance_boundary = "hub_verdict",
                     "the hub's rule packs rejected ops of this node: see cairn status"
                 );
+            }
+            // Artifact blobs a bounded share at a time, so pushes never wait
+            // long behind a model; a cut fetch resumes next round.
+            match crate::artifacts::fetch_artifacts(store, &hub, Some(ARTIFACT_ROUND_BYTES)).await {
+                Ok(fetched) => {
+                    for item in fetched.iter().filter(|item| item.activated) {
+                        tracing::info!(artifact = %item.name, version = %item.version, "artifact active");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "artifact fetch incomplete; it resumes next round")
+                }
             }
             anyhow::Ok(report)
         };

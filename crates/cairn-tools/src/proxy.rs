@@ -58,6 +58,9 @@ pub struct Proxy {
 struct Traffic {
     up: AtomicU64,
     down: AtomicU64,
+    /// One more than the body offset of the byte to flip in the next
+    /// response of the shaped link; 0 when nothing is to be damaged.
+    corrupt: AtomicU64,
     up_free: std::sync::Mutex<Option<tokio::time::Instant>>,
     down_free: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
@@ -124,6 +127,13 @@ impl Proxy {
         self.online.send_replace(true);
     }
 
+    /// Damages the next response body that crosses the shaped link: the
+    /// byte `offset` bytes after its headers end is flipped (once), as a
+    /// link that corrupts data a checksum below missed would.
+    pub fn corrupt_next_body(&self, offset: u64) {
+        self.traffic.corrupt.store(offset + 1, Ordering::SeqCst);
+    }
+
     /// Sets the fault applied to new connections.
     pub fn set_fault(&self, fault: Fault) {
         self.fault.send_replace(fault);
@@ -173,7 +183,7 @@ async fn shaped(
     mut to: impl AsyncWriteExt + Unpin,
     bytes_per_sec: u64,
     one_way_ms: u64,
-    counted: &AtomicU64,
+    (counted, corrupt): (&AtomicU64, Option<&AtomicU64>),
     free: &std::sync::Mutex<Option<tokio::time::Instant>>,
 ) {
     let (queue, mut delivered) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
@@ -212,7 +222,11 @@ async fn shaped(
         }
     };
     let writer = async move {
-        while let Some((at, chunk)) = delivered.recv().await {
+        let mut damage = Damage::default();
+        while let Some((at, mut chunk)) = delivered.recv().await {
+            if let Some(armed) = corrupt {
+                damage.apply(armed, &mut chunk);
+            }
             tokio::time::sleep_until(at).await;
             if to.write_all(&chunk).await.is_err() {
                 return;
@@ -222,6 +236,37 @@ async fn shaped(
         let _ = to.shutdown().await;
     };
     tokio::join!(reader, writer);
+}
+
+/// Where a connection's responses stand for [`Proxy::corrupt_next_body`]:
+/// the last four bytes seen (to find a header's end) and the bytes left
+/// before the one to flip.
+#[derive(Default)]
+struct Damage {
+    last: u32,
+    countdown: Option<u64>,
+}
+
+impl Damage {
+    fn apply(&mut self, armed: &AtomicU64, chunk: &mut [u8]) {
+        for byte in chunk.iter_mut() {
+            match self.countdown {
+                Some(0) => {
+                    *byte ^= 0xFF;
+                    self.countdown = None;
+                }
+                Some(left) => self.countdown = Some(left - 1),
+                None => {}
+            }
+            self.last = (self.last << 8) | u32::from(*byte);
+            if self.last == 0x0D0A_0D0A && self.countdown.is_none() {
+                let offset = armed.swap(0, Ordering::SeqCst);
+                if offset > 0 {
+                    self.countdown = Some(offset - 1);
+                }
+            }
+        }
+    }
 }
 
 async fn serve(
@@ -289,8 +334,8 @@ async fn serve(
             let (inbound_read, inbound_write) = inbound.into_split();
             let (outbound_read, outbound_write) = outbound.into_split();
             tokio::select! {
-                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms, &traffic.up, &traffic.up_free) => {}
-                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms, &traffic.down, &traffic.down_free) => {}
+                _ = shaped(inbound_read, outbound_write, bytes_per_sec, one_way_ms, (&traffic.up, None), &traffic.up_free) => {}
+                _ = shaped(outbound_read, inbound_write, bytes_per_sec, one_way_ms, (&traffic.down, Some(&traffic.corrupt)), &traffic.down_free) => {}
             }
         }
         Fault::None | Fault::Delay(_) | Fault::ResetRequest(_) | Fault::ResetResponse(_) => {
@@ -319,6 +364,23 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damage_flips_one_body_byte_of_the_next_response_only() {
+        let armed = AtomicU64::new(3);
+        let mut damage = Damage::default();
+        let mut first = b"HTTP/1.1 200 OK\r\nx: y\r\n\r\nabcdef".to_vec();
+        damage.apply(&armed, &mut first[..20]);
+        damage.apply(&armed, &mut first[20..]);
+        assert_eq!(
+            &first[first.len() - 6..],
+            &[b'a', b'b', b'c' ^ 0xFF, b'd', b'e', b'f']
+        );
+        let mut second = b"HTTP/1.1 200 OK\r\n\r\nabcdef".to_vec();
+        let untouched = second.clone();
+        damage.apply(&armed, &mut second);
+        assert_eq!(second, untouched, "once only");
+    }
 
     async fn echo_server() -> SocketAddr {
         let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();

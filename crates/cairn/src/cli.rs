@@ -4,6 +4,7 @@
 //! (`connect`).
 
 mod args;
+mod artifact;
 mod comply;
 mod connect;
 mod edge;
@@ -95,5 +96,6 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Hub(command) => hub(&cli, command),
         Command::Sync(args) => sync(&cli, args),
         Command::Review(command) => comply::review(&cli, command),
+        Command::Artifact(command) => artifact::artifact(&cli, command),
     }
 }

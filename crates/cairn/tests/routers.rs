@@ -450,6 +450,13 @@ async fn every_edge_endpoint_refuses_bad_requests_in_process() {
         ),
         (
             Method::GET,
+            "/v1/artifacts/vision-model",
+            None,
+            404,
+            ("name", "unknown"),
+        ),
+        (
+            Method::GET,
             "/v1/records/maintenance_actions/n:standard:9",
             None,
             404,

@@ -52,6 +52,61 @@ pub enum Command {
     /// follow-ups and missed deadlines (on the hub's data directory).
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// The artifacts (models, manuals) the hub published for this node.
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+}
+
+/// `cairn artifact ...`
+#[derive(Subcommand, Debug)]
+pub enum ArtifactCommand {
+    /// Each artifact: the version active, the one before it and the
+    /// newest the hub published.
+    List,
+    /// One artifact: its manifests and the active file's path.
+    Get {
+        /// The artifact's name.
+        name: String,
+    },
+    /// The path of the active version's file (for apps).
+    Path {
+        /// The artifact's name.
+        name: String,
+    },
+    /// Return to the version before the active one.
+    Rollback {
+        /// The artifact's name.
+        name: String,
+    },
+    /// Fetch the blobs of newly published versions now (resuming any cut
+    /// fetch), verify them and make them active.
+    Fetch(SyncArgs),
+}
+
+/// `cairn hub artifact ...`
+#[derive(Subcommand, Debug)]
+pub enum HubArtifactCommand {
+    /// Publish FILE as a version of artifact NAME: its blob is stored by
+    /// SHA-256 and a signed manifest op goes to the log, pulled by the
+    /// nodes the scope covers.
+    Publish {
+        /// The artifact's name.
+        name: String,
+        /// The file (streamed, never read whole into memory).
+        file: PathBuf,
+        /// The version.
+        #[arg(long)]
+        version: String,
+        /// Scope labels (label=value) a node must be granted to get it;
+        /// none: every node.
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        /// Chunk size in KiB (4 to 8192).
+        #[arg(long, default_value_t = 256)]
+        chunk_kib: u64,
+    },
+    /// Every version published, in order.
+    List,
 }
 
 /// `cairn review ...`
@@ -309,6 +364,9 @@ pub enum HubCommand {
     /// The registries only the hub writes (authorized technicians).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Artifacts (models, manuals) the hub publishes to its nodes.
+    #[command(subcommand)]
+    Artifact(HubArtifactCommand),
     /// Judge every logged op the rule packs have not judged yet, now (a
     /// serving hub does this behind its pushes).
     Judge,

@@ -68,6 +68,7 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         ),
         HubCommand::Audit { action, by, .. } => hub_audit(cli, action.as_deref(), by.as_deref()),
         HubCommand::Registry(command) => crate::cli::comply::registry(cli, command),
+        HubCommand::Artifact(command) => crate::cli::artifact::hub_artifact(cli, command),
         HubCommand::Judge => crate::cli::comply::judge(cli),
         HubCommand::Status => hub_status(cli),
     }
