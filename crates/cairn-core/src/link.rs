@@ -123,7 +123,7 @@ impl Link {
             breaker: Breaker::Closed,
             failures: 0,
             retry_at_ms: 0,
-            batch_ops: (config.batch_ops_max / 4).max(config.batch_ops_min),
+            batch_ops: Link::first_batch(&config),
             pushes_in_flight: config.pushes_in_flight_max,
             window: 0,
             decreased: 0,
@@ -138,6 +138,17 @@ impl Link {
     /// The current batch size.
     pub fn batch_ops(&self) -> usize {
         self.batch_ops
+    }
+
+    /// Whether the link is constrained: slow pushes or a congested hub
+    /// shrank the batch below where it starts, or a push failed since the
+    /// last success. A constrained node sends stale tracks last.
+    pub fn constrained(&self) -> bool {
+        self.failures > 0 || self.batch_ops < Link::first_batch(&self.config)
+    }
+
+    fn first_batch(config: &LinkConfig) -> usize {
+        (config.batch_ops_max / 4).max(config.batch_ops_min)
     }
 
     /// How many pushes of one stream may be on their way at once.
@@ -455,5 +466,22 @@ mod tests {
             panic!("should wait")
         };
         assert!(until_ms <= 49 + LinkConfig::default().backoff_cap_ms);
+    }
+
+    #[test]
+    fn a_slow_or_failing_link_is_constrained_until_it_recovers() {
+        let mut link = link();
+        assert!(!link.constrained(), "a new link is not");
+        link.pushed(link.window(), 900, None);
+        assert!(link.constrained(), "a slow push shrank the batch");
+        let mut other = self::link();
+        other.failed(0, 0);
+        assert!(other.constrained(), "a failed push");
+        other.round_succeeded();
+        assert!(other.constrained(), "until fast pushes grow the batch back");
+        for _ in 0..50 {
+            other.pushed(other.window(), 10, None);
+        }
+        assert!(!other.constrained());
     }
 }

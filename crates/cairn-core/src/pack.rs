@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+pub use sync::{Priority, SyncRules};
 
 /// The packs that ship inside the binary: (name, TOML source).
 pub const BUILTIN_PACKS: [(&str, &str); 3] = [
@@ -165,6 +166,8 @@ pub struct Collection {
     pub routes: Vec<Route>,
     /// What only the hub can judge (uniqueness, references, deadlines...).
     pub rules: Rules,
+    /// How its ops travel: priority, expiry.
+    pub sync: SyncRules,
 }
 
 /// A checked, typed rule pack.
@@ -256,6 +259,8 @@ struct RawCollection {
     routes: Vec<Route>,
     #[serde(default)]
     rules: Rules,
+    #[serde(default)]
+    sync: SyncRules,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +283,68 @@ struct RawField {
     sensitive: bool,
     normalize: Option<Normalizer>,
     after: Option<String>,
+}
+
+/// Checks one collection of pack `pack` and builds it: (path, message) on
+/// the first fault.
+fn build_collection(
+    name: String,
+    raw_collection: RawCollection,
+    pack: &str,
+) -> Result<Collection, (String, String)> {
+    let path = format!("collections.{name}");
+    let at = |place: String| move |message: String| (place, message);
+    check_name(&name).map_err(at(path.clone()))?;
+    check_name(&raw_collection.stream).map_err(at(format!("{path}.stream")))?;
+    for label in &raw_collection.scope {
+        check_name(label).map_err(at(format!("{path}.scope")))?;
+    }
+    if raw_collection.fields.len() > COLLECTION_FIELDS_MAX {
+        return Err((
+            format!("{path}.fields"),
+            format!("at most {COLLECTION_FIELDS_MAX} fields"),
+        ));
+    }
+    let mut fields = BTreeMap::new();
+    for (field_name, raw_field) in raw_collection.fields {
+        let field = build_field(&field_name, raw_field, raw_collection.kind)
+            .map_err(at(format!("{path}.fields.{field_name}")))?;
+        fields.insert(field_name, field);
+    }
+    check_field_links(&fields)
+        .map_err(|(field, message)| (format!("{path}.fields.{field}"), message))?;
+    for (index, route) in raw_collection.routes.iter().enumerate() {
+        let route_path = format!("{path}.routes[{index}]");
+        if !fields.contains_key(&route.field) {
+            return Err((
+                route_path,
+                format!("routes on undeclared field {:?}", route.field),
+            ));
+        }
+        check_name(&route.stream).map_err(at(route_path))?;
+    }
+    rules::check(&raw_collection.rules, raw_collection.kind, &fields)
+        .map_err(|(place, message)| (format!("{path}.rules.{place}"), message))?;
+    sync::check(&raw_collection.sync, raw_collection.kind)
+        .map_err(|(place, message)| (format!("{path}.sync.{place}"), message))?;
+    // A priority below evidence is a stream of its own in the lane.
+    let priority = raw_collection.sync.priority;
+    let mut routes = raw_collection.routes;
+    for route in &mut routes {
+        route.stream = priority.stream_in(&route.stream);
+    }
+    Ok(Collection {
+        name,
+        pack: pack.to_string(),
+        kind: raw_collection.kind,
+        stream: priority.stream_in(&raw_collection.stream),
+        description: raw_collection.description,
+        scope: raw_collection.scope,
+        fields,
+        routes,
+        rules: raw_collection.rules,
+        sync: raw_collection.sync,
+    })
 }
 
 impl RulePack {
@@ -310,54 +377,9 @@ impl RulePack {
         }
         let mut collections = BTreeMap::new();
         for (name, raw_collection) in raw.collections {
-            let path = format!("collections.{name}");
-            check_name(&name).map_err(|message| fail(path.clone(), message))?;
-            check_name(&raw_collection.stream)
-                .map_err(|message| fail(format!("{path}.stream"), message))?;
-            for label in &raw_collection.scope {
-                check_name(label).map_err(|message| fail(format!("{path}.scope"), message))?;
-            }
-            if raw_collection.fields.len() > COLLECTION_FIELDS_MAX {
-                return Err(fail(
-                    format!("{path}.fields"),
-                    format!("at most {COLLECTION_FIELDS_MAX} fields"),
-                ));
-            }
-            let mut fields = BTreeMap::new();
-            for (field_name, raw_field) in raw_collection.fields {
-                let field_path = format!("{path}.fields.{field_name}");
-                let field = build_field(&field_name, raw_field, raw_collection.kind)
-                    .map_err(|message| fail(field_path, message))?;
-                fields.insert(field_name, field);
-            }
-            check_field_links(&fields)
-                .map_err(|(field, message)| fail(format!("{path}.fields.{field}"), message))?;
-            for (index, route) in raw_collection.routes.iter().enumerate() {
-                let route_path = format!("{path}.routes[{index}]");
-                if !fields.contains_key(&route.field) {
-                    return Err(fail(
-                        route_path,
-                        format!("routes on undeclared field {:?}", route.field),
-                    ));
-                }
-                check_name(&route.stream).map_err(|message| fail(route_path, message))?;
-            }
-            rules::check(&raw_collection.rules, raw_collection.kind, &fields)
-                .map_err(|(at, message)| fail(format!("{path}.rules.{at}"), message))?;
-            collections.insert(
-                name.clone(),
-                Collection {
-                    name,
-                    pack: raw.name.clone(),
-                    kind: raw_collection.kind,
-                    stream: raw_collection.stream,
-                    description: raw_collection.description,
-                    scope: raw_collection.scope,
-                    fields,
-                    routes: raw_collection.routes,
-                    rules: raw_collection.rules,
-                },
-            );
+            let collection = build_collection(name.clone(), raw_collection, &raw.name)
+                .map_err(|(path, message)| fail(path, message))?;
+            collections.insert(name, collection);
         }
         rules::check_links(&collections).map_err(|(path, message)| fail(path, message))?;
         let drift_tolerance = raw.drift_tolerance.unwrap_or(DRIFT_TOLERANCE_DEFAULT);
@@ -965,6 +987,7 @@ fn ndc11(text: &str) -> Option<String> {
 
 mod describe;
 pub mod rules;
+pub mod sync;
 
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,8 @@ pub struct EdgeStore {
     sync_conn: Mutex<Connection>,
     /// The node's key, for the short-lived tokens of the sync client.
     identity: NodeIdentity,
+    /// The time (which records have expired is read by it).
+    clock: Arc<dyn cairn_core::clock::Clock>,
 }
 
 /// Ops of one stream ready to push, ending at a signed checkpoint.
@@ -251,7 +253,7 @@ impl EdgeStore {
             readers.push(Mutex::new(schema::open(&db_path)?));
         }
         let writer = writer::spawn(
-            clock,
+            clock.clone(),
             conn,
             identity,
             settings.clone(),
@@ -267,6 +269,7 @@ impl EdgeStore {
             readers,
             sync_conn,
             identity: token_identity,
+            clock,
         })
     }
 
@@ -536,7 +539,7 @@ impl EdgeStore {
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let collection = self.collection(collection)?;
         self.read(|conn| {
-            let mut record = read::get(conn, &collection, id)?;
+            let mut record = read::get(conn, &collection, id, self.clock.now_ms())?;
             if let Some(Record::Ledger(ledger)) = &mut record {
                 ledger.retain_until = collection
                     .rules
@@ -578,7 +581,7 @@ impl EdgeStore {
     /// Records of a collection, filtered by scope, in write order.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<Record>, StoreError> {
         let collection = self.collection(&query.collection)?;
-        self.read(|conn| read::list(conn, &collection, query))
+        self.read(|conn| read::list(conn, &collection, query, self.clock.now_ms()))
     }
 
     /// Queue depth, ages, storage use and alerts, at the default thresholds.
@@ -631,6 +634,48 @@ impl EdgeStore {
     /// This node's streams, critical first, then by name.
     pub fn streams(&self) -> Result<Vec<String>, StoreError> {
         self.read(|conn| read::own_streams(conn, &self.settings.node))
+    }
+
+    /// This node's streams in the order a push round takes them (critical
+    /// lane first, then each lane's evidence, config and tracks streams).
+    /// On a `constrained` link, a stream whose next op is an update of a
+    /// collection that expires, older than its expiry, goes after every
+    /// other: stale tracks never hold back fresh records.
+    pub fn streams_to_push(
+        &self,
+        now_ms: u64,
+        constrained: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let streams = self.streams()?;
+        if !constrained {
+            return Ok(streams);
+        }
+        let catalog = self.catalog();
+        let mut stale = Vec::new();
+        let mut fresh = Vec::new();
+        for stream in streams {
+            let expired =
+                match self.pending_batch(&stream, 1)? {
+                    Some(batch) => match batch
+                        .ops
+                        .first()
+                        .map(|bytes| cairn_core::op::Op::decode_logged(bytes))
+                    {
+                        Some(Ok(op)) => catalog.collections.get(&op.draft.collection).is_some_and(
+                            |collection| collection.sync.expired(op.draft.hlc.wall_ms, now_ms),
+                        ),
+                        _ => false,
+                    },
+                    None => false,
+                };
+            if expired {
+                stale.push(stream)
+            } else {
+                fresh.push(stream)
+            }
+        }
+        fresh.extend(stale);
+        Ok(fresh)
     }
 
     /// The next unacknowledged ops of `stream`, ending at a checkpoint: as

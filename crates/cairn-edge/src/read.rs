@@ -88,6 +88,14 @@ pub struct EntityRecord {
     pub conflicts: Value,
     /// Version vector of the ops applied.
     pub version: BTreeMap<String, u64>,
+    /// When its newest op was written (HLC wall, ms), for collections
+    /// that expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_ms: Option<u64>,
+    /// True when not updated within its collection's `expire_after_hours`
+    /// (kept, never deleted); absent for collections that do not expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<bool>,
 }
 
 /// A record of any kind.
@@ -179,6 +187,7 @@ fn ledger_record(
 }
 
 fn entity_record(
+    (conn, now_ms): (&Connection, u64),
     collection: &Collection,
     key: String,
     scope: &str,
@@ -188,6 +197,10 @@ fn entity_record(
         .map_err(|e| StoreError::Damaged(format!("state of {key}: {e}")))?;
     let state = EntityState::from_json(&value)
         .ok_or_else(|| StoreError::Damaged(format!("state of {key} has the wrong shape")))?;
+    let updated_ms = match collection.sync.expire_after_ms() {
+        Some(_) => last_update_ms(conn, &collection.name, &key)?,
+        None => None,
+    };
     Ok(EntityRecord {
         kind: collection.kind.name(),
         collection: collection.name.clone(),
@@ -197,7 +210,30 @@ fn entity_record(
         fields: state.fields,
         conflicts: value["conflicts"].clone(),
         version: state.vv.0,
+        updated_ms,
+        expired: updated_ms.map(|updated| collection.sync.expired(updated, now_ms)),
     })
+}
+
+/// The newest write time (HLC wall) among the ops of entity `key`: its
+/// last update, whichever node made it.
+fn last_update_ms(
+    conn: &Connection,
+    collection: &str,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT op FROM ops WHERE coll = (SELECT id FROM collections WHERE name = ?1) AND record_key = ?2",
+    )?;
+    let mut rows = statement.query(params![collection, key])?;
+    let mut newest = None;
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        let op = cairn_core::op::Op::decode_logged(&bytes)
+            .map_err(|fault| StoreError::Damaged(format!("an op of {key}: {fault}")))?;
+        newest = newest.max(Some(op.draft.hlc.wall_ms));
+    }
+    Ok(newest)
 }
 
 /// One record by id.
@@ -205,6 +241,7 @@ pub(crate) fn get(
     conn: &Connection,
     collection: &Collection,
     id: &str,
+    now_ms: u64,
 ) -> Result<Option<Record>, StoreError> {
     match collection.kind {
         CollectionKind::Ledger => {
@@ -240,7 +277,8 @@ pub(crate) fn get(
                 })
                 .optional()?;
             row.map(|(scope, state)| {
-                entity_record(collection, id.to_string(), &scope, &state).map(Record::Entity)
+                entity_record((conn, now_ms), collection, id.to_string(), &scope, &state)
+                    .map(Record::Entity)
             })
             .transpose()
         }
@@ -252,6 +290,7 @@ pub(crate) fn list(
     conn: &Connection,
     collection: &Collection,
     query: &ListQuery,
+    now_ms: u64,
 ) -> Result<Vec<Record>, StoreError> {
     let limit = query.limit.clamp(1, crate::limits::LIST_LIMIT_MAX) as i64;
     let labels: Vec<String> = query
@@ -312,6 +351,7 @@ pub(crate) fn list(
                 }
                 let state: Vec<u8> = row.get(2)?;
                 records.push(Record::Entity(entity_record(
+                    (conn, now_ms),
                     collection,
                     row.get(0)?,
                     &scope,
@@ -531,7 +571,8 @@ pub(crate) fn own_streams(conn: &Connection, node: &str) -> Result<Vec<String>, 
         .prepare_cached("SELECT stream FROM streams WHERE node = ?1 ORDER BY stream")?
         .query_map([node], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    streams.sort_by_key(|stream| (stream != "critical", stream.clone()));
+    // The critical lane first; within a lane evidence, config, tracks.
+    streams.sort_by_key(|stream| cairn_core::pack::sync::stream_rank(stream));
     Ok(streams)
 }
 

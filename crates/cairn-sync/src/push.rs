@@ -71,6 +71,11 @@ pub async fn push_all(
     report_clock(store, &hub.clock)?;
     report.clock_offset_ms = hub.clock.offset_ms();
     hub_log::hold(store, hub, &checkpoint, &note).await?;
+    // A constrained link sends stale tracks after everything else.
+    let constrained = sizer
+        .as_deref()
+        .is_some_and(cairn_core::link::Link::constrained);
+    let streams = store.streams_to_push(cairn_edge::clock::now_ms(), constrained)?;
     let mut round = Round {
         store,
         hub,
@@ -89,7 +94,7 @@ pub async fn push_all(
         progress,
         report,
     };
-    for stream in store.streams()? {
+    for stream in streams {
         if !skip.contains(&stream) {
             round.push_stream(&stream).await?;
         }

@@ -97,6 +97,10 @@ impl Collection {
             "description": self.description,
             "routes": routes,
             "fields": fields,
+            "sync": {
+                "priority": self.sync.priority.name(),
+                "expire_after_hours": self.sync.expire_after_hours,
+            },
         })
     }
 }
