@@ -98,6 +98,7 @@ fn the_seeds_hangar_worker_syncs_through_the_hub_unchanged() {
     let token = enrolled["token"].as_str().unwrap().to_string();
     let edge = enrolled_node(work.path(), &hub_dir, "hangar-7", "site=hangar-7");
     let hub = Edge::start_hub(&hub_dir);
+    let url = hub.url.clone();
 
     let queued = worker(
         work.path(),
@@ -160,6 +161,49 @@ fn the_seeds_hangar_worker_syncs_through_the_hub_unchanged() {
     );
     assert_eq!(log_size(&hub_dir), logged);
 
+    // The hub goes down mid-sync: the worker backs off and retries (its
+    // own urllib3 policy) until the hub is back.
+    let listen = hub.url.trim_start_matches("http://").to_string();
+    hub.kill();
+    let one = |n: &str| {
+        json!([action(
+            &format!("WO-{n}"),
+            &format!("SN-{n}"),
+            "TECH-IA-4412"
+        )])
+    };
+    worker(work.path(), &url, &token, &["queue", &one("7").to_string()]);
+    let (dir, key) = (work.path().to_path_buf(), token.clone());
+    let retrying = std::thread::spawn(move || worker(&dir, &url, &key, &["sync"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let hub = Edge::start_with(&hub_dir, &["hub", "serve", "--listen", &listen]);
+    let up = retrying.join().unwrap();
+    assert_eq!(up["success"], 1, "{up}");
+    // The hub commits a record and its answer is lost (a proxy resets the
+    // connection before the answer): the worker sends it again, and it is
+    // answered, not logged twice.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime
+        .block_on(cairn_tools::proxy::Proxy::start(listen.parse().unwrap()))
+        .unwrap();
+    let via = format!("http://{}", proxy.addr);
+    proxy.set_fault(cairn_tools::proxy::Fault::ResetResponse(0));
+    worker(work.path(), &via, &token, &["queue", &one("8").to_string()]);
+    let (dir, key, through) = (work.path().to_path_buf(), token.clone(), via.clone());
+    let resending = std::thread::spawn(move || worker(&dir, &through, &key, &["sync"]));
+    let started = Instant::now();
+    while log_size(&hub_dir) < logged + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never committed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.set_fault(cairn_tools::proxy::Fault::None);
+    let resent = resending.join().unwrap();
+    assert_eq!(resent["success"], 1, "{resent}");
+    assert_eq!(log_size(&hub_dir), logged + 2, "answered, not logged twice");
+
     // The refused record is a rejection in the hub's queue; the tampered
     // one was never stored.
     let started = Instant::now();
@@ -187,7 +231,7 @@ fn the_seeds_hangar_worker_syncs_through_the_hub_unchanged() {
         &["--json", "record", "list", "maintenance_actions"],
     ));
     let records = records["records"].as_array().unwrap();
-    assert_eq!(records.len(), 4, "{records:?}");
+    assert_eq!(records.len(), 6, "{records:?}");
     assert!(
         records
             .iter()

@@ -137,6 +137,37 @@ fn the_seeds_pharmacy_till_syncs_through_the_hub_unchanged() {
     );
     assert_eq!(log_size(&hub_dir), logged + 1);
 
+    // The hub commits a record but its answer is lost on the way back (a
+    // proxy resets the connection before the answer): the till keeps the
+    // record pending and sends it again; it is answered, not logged twice.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let proxy = runtime
+        .block_on(cairn_tools::proxy::Proxy::start(listen.parse().unwrap()))
+        .unwrap();
+    let via = format!("http://{}", proxy.addr);
+    proxy.set_fault(cairn_tools::proxy::Fault::ResetResponse(0));
+    till(
+        work.path(),
+        &via,
+        &token,
+        &["enqueue", &json!([transaction(5, "RX-78")]).to_string()],
+    );
+    assert_eq!(
+        till(work.path(), &via, &token, &["sync"]),
+        json!({"synced": 0, "failed": 1})
+    );
+    assert_eq!(log_size(&hub_dir), logged + 2, "the hub committed it");
+    proxy.set_fault(cairn_tools::proxy::Fault::None);
+    assert_eq!(
+        till(work.path(), &via, &token, &["sync"]),
+        json!({"synced": 1, "failed": 0})
+    );
+    assert_eq!(
+        log_size(&hub_dir),
+        logged + 2,
+        "the resend is answered, not logged"
+    );
+
     // The refused prescription is a rejection in the review queue.
     let started = Instant::now();
     let items = loop {
@@ -165,7 +196,7 @@ fn the_seeds_pharmacy_till_syncs_through_the_hub_unchanged() {
         &["--json", "record", "list", "dispensing"],
     ));
     let records = records["records"].as_array().unwrap();
-    assert_eq!(records.len(), 5, "{records:?}");
+    assert_eq!(records.len(), 6, "{records:?}");
     assert_eq!(records[1]["data"]["ndc"], "00093-7180-01");
     assert_eq!(
         records[0]["id"].as_str().unwrap().split(':').nth(1),

@@ -120,6 +120,29 @@ async fn the_seeds_pipeline_worker_is_served_by_its_address() {
     // never logged twice.
     tokio::task::block_in_place(|| worker(&hub.url, &records));
     assert_eq!(log_size(&hub_dir), before + 2);
+    // An answer really lost: a proxy resets the connection after the hub
+    // committed; the worker's own retry sends it again and is answered,
+    // nothing logged twice.
+    let proxy =
+        cairn_tools::proxy::Proxy::start(hub.url.trim_start_matches("http://").parse().unwrap())
+            .await
+            .unwrap();
+    proxy.set_fault(cairn_tools::proxy::Fault::ResetResponse(0));
+    let via = format!("http://{}", proxy.addr);
+    let third = json!([raw("WO-2024-093", "Landing gear inspection")]);
+    let resending = std::thread::spawn(move || worker(&via, &third));
+    let started = std::time::Instant::now();
+    while tokio::task::block_in_place(|| log_size(&hub_dir)) < before + 3 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    proxy.set_fault(cairn_tools::proxy::Fault::None);
+    let states = tokio::task::block_in_place(|| resending.join().unwrap());
+    assert_eq!(states, json!({"states": ["PERSISTED"]}));
+    assert_eq!(log_size(&hub_dir), before + 3);
 
     // The same key with another record inside the window: 409, both hashes.
     let key = cairn_core::hash::Hash::of(b"WO-2024-091:SN-99887766:TECH-IA-4412").to_hex();
