@@ -617,7 +617,7 @@ async fn the_mro_sync_endpoint_refuses_bad_requests_naming_field_and_rule() {
     let till = hub.enroll_legacy("till-9", pharmacy, &scopes, &[]).unwrap();
     let state = cairn_http::hub::HubState {
         hub: hub.clone(),
-        pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
+        pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
         tokens: Default::default(),
         bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
         legacy: Arc::new(cairn_http::hub::legacy::LegacyClients::load(dir.path()).unwrap()),
@@ -672,6 +672,17 @@ async fn the_mro_sync_endpoint_refuses_bad_requests_naming_field_and_rule() {
         (422, &answer),
         "a repeat is answered as before"
     );
+    // After a restart the hub reads the client's records back from its log:
+    // the refused record is refused again, not acknowledged.
+    let restarted = cairn_http::hub::app(cairn_http::hub::HubState {
+        hub: hub.clone(),
+        pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
+        tokens: Default::default(),
+        bodies: cairn_http::body::Bodies::new(&cairn_http::hub::HUB_LIMITS),
+        legacy: Arc::new(cairn_http::hub::legacy::LegacyClients::load(dir.path()).unwrap()),
+    });
+    let (after, repeat) = call_as(&restarted, Method::POST, uri, &body, &token).await;
+    assert_eq!((after, rule(&repeat)), (422, rule(&answer)), "{repeat}");
 }
 
 #[tokio::test]

@@ -458,6 +458,17 @@ pub(super) fn known_keys(
     Ok(keys)
 }
 
+/// A repeat's answer: as first given, or, for a record read back from the
+/// log after a restart (whose answer names no rules), the rules it breaks
+/// now, so a refused record is refused again rather than acknowledged.
+pub(super) fn repeat_answer(answer: &Value, violations: &[Violation]) -> Value {
+    let mut answer = answer.clone();
+    if answer.get("violations").is_none() {
+        answer["violations"] = json!(violations_json(violations));
+    }
+    answer
+}
+
 /// Violations as legacy answers carry them.
 pub(super) fn violations_json(violations: &[Violation]) -> Vec<Value> {
     violations

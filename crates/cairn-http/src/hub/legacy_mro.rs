@@ -11,7 +11,7 @@
 //! rejects it: a review item at the hub), so the hangar's triage and the
 //! hub's queue see the same record.
 
-use super::legacy::{append_keyed, known_keys, stored_answer, violations_json};
+use super::legacy::{append_keyed, known_keys, repeat_answer, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -210,7 +210,7 @@ pub(super) async fn mro_sync(
         *keys = Some(blocking(move || known_keys(&hub, &name, action_key)).await?);
     }
     if let Some((_, answer)) = keys.as_ref().and_then(|known| known.get(&key)) {
-        return stored_answer(answer.clone(), StatusCode::OK);
+        return stored_answer(repeat_answer(answer, &checked.violations), StatusCode::OK);
     }
     let stream = collection.route(&record).to_string();
     let target = ("maintenance_actions", stream.as_str());

@@ -12,7 +12,7 @@
 //! idempotency window it is 409 naming both hashes. A record the rules
 //! refuse is logged for review and answered 422 naming each rule.
 
-use super::legacy::{append_keyed, known_keys, stored_answer, violations_json};
+use super::legacy::{append_keyed, known_keys, repeat_answer, stored_answer, violations_json};
 use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -174,7 +174,7 @@ pub(super) async fn mro_records(
     }
     if let Some(seen) = seen_before(
         keys.as_ref().and_then(|known| known.get(&key)),
-        hash,
+        (hash, &checked.violations),
         now_ms,
         window_ms,
     ) {
@@ -202,13 +202,14 @@ pub(super) async fn mro_records(
 /// `None` when the key is new (or its window passed).
 fn seen_before(
     held: Option<&(Hash, Value)>,
-    hash: Hash,
+    (hash, violations): (Hash, &[Violation]),
     now_ms: u64,
     window_ms: u64,
 ) -> Option<Result<(StatusCode, axum::Json<Value>), AppError>> {
     let (stored, answer) = held?;
     if *stored == hash {
-        return Some(stored_answer(answer.clone(), StatusCode::CREATED));
+        let answer = repeat_answer(answer, violations);
+        return Some(stored_answer(answer, StatusCode::CREATED));
     }
     let at_ms = answer["received_ms"].as_u64().unwrap_or(now_ms);
     (now_ms.saturating_sub(at_ms) <= window_ms).then(|| {
