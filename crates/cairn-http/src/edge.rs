@@ -29,6 +29,8 @@ pub struct AppState {
     pub store: Arc<EdgeStore>,
     /// How request bodies are read.
     pub bodies: Bodies,
+    /// Metrics.
+    pub observed: Arc<crate::edge_observe::EdgeObserved>,
 }
 
 /// The edge's bounds on its clients: local apps, but not trusted to be
@@ -41,8 +43,12 @@ pub const EDGE_LIMITS: ServeLimits = ServeLimits {
 
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
+    let metrics = state.observed.metrics.clone();
     Router::new()
         .route("/v1/health", get(health))
+        .route("/healthz", get(crate::metrics::healthz))
+        .route("/readyz", get(crate::edge_observe::readyz))
+        .route("/metrics", get(crate::edge_observe::metrics))
         .route("/v1/status", get(status))
         .route("/v1/collections", get(collections))
         .route("/v1/artifacts", get(artifacts))
@@ -55,6 +61,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read by `Bodies::read`, which enforces the limits with our own errors.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -68,6 +78,7 @@ pub async fn run(
     let state = AppState {
         store,
         bodies: Bodies::new(&limits),
+        observed: Default::default(),
     };
     crate::server::serve(listener, app(state), None, limits, shutdown).await
 }

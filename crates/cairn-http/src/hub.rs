@@ -79,6 +79,8 @@ pub struct HubState {
     pub bodies: Bodies,
     /// The clients that cannot be changed, by their tokens.
     pub legacy: Arc<legacy::LegacyClients>,
+    /// Metrics, and what nodes report of themselves.
+    pub observed: Arc<observe::Observed>,
 }
 
 /// The hub's bounds on its clients: a fleet reconnecting at once fits, a
@@ -123,8 +125,13 @@ fn hub_error(error: PushError) -> AppError {
 
 /// Builds the hub router.
 pub fn app(state: HubState) -> Router {
+    let metrics = state.observed.metrics.clone();
     Router::new()
         .route("/v1/health", get(health))
+        .route("/healthz", get(crate::metrics::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
+        .route("/v1/node/status", post(observe::node_status))
         .route("/v1/status", get(status))
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
@@ -158,6 +165,10 @@ pub fn app(state: HubState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(with_hub_time))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -199,6 +210,7 @@ pub async fn run(
     drop(judging);
     let legacy = legacy::LegacyClients::load(hub.dir()).map_err(std::io::Error::other)?;
     let app = app(HubState {
+        observed: Default::default(),
         hub,
         pushes,
         tokens: Default::default(),
@@ -687,5 +699,6 @@ pub mod legacy;
 pub mod legacy_mobile;
 pub mod legacy_mro;
 mod legacy_records;
+pub mod observe;
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,10 @@
 
 pub mod body;
 pub mod edge;
+pub mod edge_observe;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod tokens;

@@ -14,6 +14,7 @@
 pub mod artifacts;
 pub mod bundle;
 mod comply;
+pub mod history;
 pub mod legacy;
 mod sqlite;
 mod verify;

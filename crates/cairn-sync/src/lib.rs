@@ -21,6 +21,7 @@ pub mod hub_log;
 mod pull;
 mod push;
 mod recover;
+pub mod report;
 mod run;
 mod snapshot;
 mod states;

@@ -210,6 +210,10 @@ impl Background<'_> {
                     tracing::warn!(error = %format!("{error:#}"), "artifact fetch incomplete; it resumes next round")
                 }
             }
+            // How this node stands, for the hub's fleet page and metrics.
+            if let Err(error) = crate::report::report_status(store, &hub).await {
+                tracing::debug!(error = %format!("{error:#}"), "status report not delivered");
+            }
             anyhow::Ok(report)
         };
         match round.await {

@@ -47,6 +47,7 @@ async fn every_hub_endpoint_refuses_bad_requests_in_process() {
     cairn_hub_sqlite::HubStore::init(dir.path(), "test.hub").unwrap();
     let hub = Arc::new(cairn_hub_sqlite::HubStore::open(dir.path()).unwrap());
     let state = cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
@@ -327,6 +328,7 @@ async fn the_review_queue_refuses_bad_requests_by_role_field_and_rule() {
     let operator = hub.issue_token("olivia", "operator", 300, now_s).unwrap();
     let auditor = hub.issue_token("carol", "auditor", 300, now_s).unwrap();
     let state = cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
@@ -404,6 +406,7 @@ async fn every_edge_endpoint_refuses_bad_requests_in_process() {
     let app = cairn_http::edge::app(cairn_http::edge::AppState {
         store,
         bodies: cairn_http::body::Bodies::new(&cairn_http::edge::EDGE_LIMITS),
+        observed: Default::default(),
     });
     let cases: Vec<Case> = vec![
         (
@@ -516,6 +519,7 @@ async fn the_pharmacy_endpoint_refuses_bad_requests_naming_field_and_rule() {
         )
         .unwrap();
     let state = cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub).unwrap(),
         tokens: Default::default(),
@@ -616,6 +620,7 @@ async fn the_mro_sync_endpoint_refuses_bad_requests_naming_field_and_rule() {
     let pharmacy = cairn_hub_sqlite::legacy::LegacyKind::Pharmacy;
     let till = hub.enroll_legacy("till-9", pharmacy, &scopes, &[]).unwrap();
     let state = cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
         tokens: Default::default(),
@@ -675,6 +680,7 @@ async fn the_mro_sync_endpoint_refuses_bad_requests_naming_field_and_rule() {
     // After a restart the hub reads the client's records back from its log:
     // the refused record is refused again, not acknowledged.
     let restarted = cairn_http::hub::app(cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
         tokens: Default::default(),
@@ -696,6 +702,7 @@ async fn the_mobile_endpoints_refuse_bad_requests_naming_field_and_rule() {
     let pharmacy = cairn_hub_sqlite::legacy::LegacyKind::Pharmacy;
     let till = hub.enroll_legacy("till-9", pharmacy, &b1, &[]).unwrap();
     let state = cairn_http::hub::HubState {
+        observed: Default::default(),
         hub: hub.clone(),
         pushes: cairn_http::hub::PushQueue::start(hub.clone()).unwrap(),
         tokens: Default::default(),

@@ -238,6 +238,7 @@ pub(super) async fn resolve(
         })
     })
     .await?;
+    state.observed.resolved();
     tracing::info!(review = id, by = %closure.by, decision = %closure.decision, compliance_boundary = "review", "review item resolved");
     Ok(axum::Json(json!({ "id": id, "closure": closure })))
 }

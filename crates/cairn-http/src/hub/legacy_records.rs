@@ -123,6 +123,10 @@ pub(super) async fn mro_records(
                 ),
             )
         })?;
+    state
+        .observed
+        .fleet
+        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
     let key = headers
         .get("x-idempotency-key")
         .and_then(|value| value.to_str().ok())
