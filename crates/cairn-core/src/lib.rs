@@ -29,6 +29,7 @@ pub mod pack;
 pub mod provenance;
 pub mod push;
 pub mod receipt;
+pub mod seal;
 pub mod snapshot;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod memory;
 pub mod pipeline;
 pub mod pull;
+pub mod report;
 pub mod signer;
 pub mod status;
 pub mod tree;

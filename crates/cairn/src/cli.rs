@@ -12,6 +12,7 @@ mod failure;
 mod hub;
 mod pack;
 mod record;
+mod report;
 mod serve;
 mod status;
 mod sync;
@@ -79,7 +80,11 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Pack(command) => pack::pack(&cli, command),
         Command::Record(command) => record(&cli, command),
         Command::Status(args) => status(&cli, args),
-        Command::Verify => verify(&cli),
+        Command::Verify(VerifyArgs { what: None }) => verify(&cli),
+        Command::Verify(VerifyArgs {
+            what: Some(VerifyCommand::Report { file, hub_key }),
+        }) => report::verify_report(&cli, file, hub_key.as_deref()),
+        Command::Report(args) => report::report(&cli, args),
         Command::Bench(BenchCommand::Push(args)) => {
             cairn_tools::bench::push(args, cli.json).map_err(Failure::from)
         }

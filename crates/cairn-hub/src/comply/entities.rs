@@ -72,7 +72,7 @@ impl<B: HubBackend> Hub<B> {
 
 /// The first leaf the hub logged at `ms` or later (the log's size if none):
 /// a binary search, since leaves are logged in time order.
-fn first_leaf_at(tx: &impl LogTx, ms: u64) -> Result<u64, StorageError> {
+pub(crate) fn first_leaf_at(tx: &impl LogTx, ms: u64) -> Result<u64, StorageError> {
     let (mut low, mut high) = (0, tx.log_size()?);
     while low < high {
         let middle = low + (high - low) / 2;

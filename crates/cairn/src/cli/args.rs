@@ -37,7 +37,10 @@ pub enum Command {
     /// Queue depth per stream, oldest pending age, storage use and alerts.
     Status(StatusArgs),
     /// Re-verify every stream end to end; exit 4 at the first broken link.
-    Verify,
+    /// `cairn verify report FILE` checks a report's seal instead.
+    Verify(VerifyArgs),
+    /// A signed compliance report of the hub (on its data directory).
+    Report(ReportArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -55,6 +58,52 @@ pub enum Command {
     /// The artifacts (models, manuals) the hub published for this node.
     #[command(subcommand)]
     Artifact(ArtifactCommand),
+}
+
+/// `cairn verify [report FILE]`
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// What else to verify.
+    #[command(subcommand)]
+    pub what: Option<VerifyCommand>,
+}
+
+/// `cairn verify ...`
+#[derive(Subcommand, Debug)]
+pub enum VerifyCommand {
+    /// Check a report's seal offline: its content hashes to the seal, the
+    /// hub's signature verifies, and `FILE.sig` (if there) is the same seal.
+    /// Exit 4 if any byte changed.
+    Report {
+        /// The report file.
+        file: PathBuf,
+        /// The hub's public key (hex) the seal must be made with.
+        #[arg(long)]
+        hub_key: Option<String>,
+    },
+}
+
+/// `cairn report`
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// From this day (YYYY-MM-DD) or time (RFC 3339); the log's start if none.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// To this day (exclusive) or time; now if none.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// json, html or pdf.
+    #[arg(long, default_value = "html")]
+    pub format: String,
+    /// Only records carrying these scope labels (label=value).
+    #[arg(long)]
+    pub scope: Vec<String>,
+    /// Also export every record about this aircraft registration (14 CFR 91.417).
+    #[arg(long)]
+    pub aircraft: Option<String>,
+    /// Where to write it (and its seal, FILE.sig).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `cairn artifact ...`
