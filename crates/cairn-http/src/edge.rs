@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = state.observed.metrics.clone();
     Router::new()
         .route("/v1/health", get(health))
+        .route("/", get(crate::edge_observe::status_page))
         .route("/healthz", get(crate::metrics::healthz))
         .route("/readyz", get(crate::edge_observe::readyz))
         .route("/metrics", get(crate::edge_observe::metrics))

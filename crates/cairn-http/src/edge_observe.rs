@@ -153,3 +153,54 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             .into_response(),
     }
 }
+
+/// The badge seed 004's app shows: `conflict` when a record holds an open
+/// merge conflict, `offline` when the last sync step did not reach the hub,
+/// `syncing` while ops wait, `synced` otherwise.
+pub fn badge(status: &cairn_edge::Status) -> &'static str {
+    let online = status
+        .sync
+        .as_ref()
+        .is_some_and(|sync| sync["online"].as_bool().unwrap_or(false));
+    if status.conflicts > 0 {
+        "conflict"
+    } else if !online {
+        "offline"
+    } else if status.pending_total > 0 {
+        "syncing"
+    } else {
+        "synced"
+    }
+}
+
+/// `GET /`: a small status page for people at the site (no scripts; it
+/// reloads itself every 5 seconds).
+pub(crate) async fn status_page(
+    State(state): State<AppState>,
+) -> Result<axum::response::Html<String>, AppError> {
+    use cairn_hub::report::html::escape;
+    let store = state.store.clone();
+    let status = tokio::task::spawn_blocking(move || store.status(cairn_edge::clock::now_ms()))
+        .await
+        .map_err(|error| AppError::Server(error.to_string()))??;
+    let badge = badge(&status);
+    let written: u64 = status.streams.iter().map(|stream| stream.head_seq).sum();
+    let pushed: u64 = status.streams.iter().map(|stream| stream.acked_seq).sum();
+    let alerts: String = status
+        .alerts
+        .iter()
+        .map(|alert| format!("<li>{}</li>", escape(alert)))
+        .collect();
+    Ok(axum::response::Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
+         <title>{node}: {badge}</title><style>body{{font-family:sans-serif;margin:1.5rem}}\
+         .badge{{display:inline-block;padding:.3rem .8rem;border-radius:1rem;color:#fff;font-weight:bold}}\
+         .synced{{background:#1e7d32}}.syncing{{background:#3b6ea5}}.offline{{background:#777}}.conflict{{background:#b03a2e}}</style></head>\
+         <body><h1>{node}</h1><p><span id=\"badge\" class=\"badge {badge}\">{badge}</span></p>\
+         <p id=\"progress\">{pushed} of {written} ops at the hub; {pending} waiting</p>\
+         <p>Conflicts: {conflicts}</p><ul id=\"alerts\">{alerts}</ul></body></html>\n",
+        node = escape(&status.node),
+        pending = status.pending_total,
+        conflicts = status.conflicts,
+    )))
+}

@@ -160,6 +160,7 @@ pub fn app(state: HubState) -> Router {
             "/v1/artifacts/{sha256}/chunks/{index}",
             get(artifacts::chunk),
         )
+        .merge(crate::dashboard::routes())
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/consistency", get(consistency))
         .fallback(not_found)
@@ -185,6 +186,15 @@ async fn with_hub_time(mut response: Response) -> Response {
     response
 }
 
+/// How a serving hub behaves beyond its bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct HubOptions {
+    /// Run the compliance judge behind the pushes.
+    pub judge: bool,
+    /// A node whose last status report is older than this is offline, ms.
+    pub offline_after_ms: u64,
+}
+
 /// Serves the hub on `listener` until `shutdown` completes, over TLS when
 /// `tls` is given, within `limits`; with `judge`, the compliance judge runs
 /// behind the pushes (without it, ops stay VALIDATED until a hub that
@@ -193,10 +203,10 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     hub: Arc<HubStore>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    limits: ServeLimits,
-    judge: bool,
+    (limits, options): (ServeLimits, HubOptions),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let judge = options.judge;
     let pushes = PushQueue::start(hub.clone())?;
     // Stops when the server does (dropped at the end of this function).
     let judging: Arc<dyn cairn_hub::comply::worker::Judging> = hub.clone();
@@ -210,7 +220,7 @@ pub async fn run(
     drop(judging);
     let legacy = legacy::LegacyClients::load(hub.dir()).map_err(std::io::Error::other)?;
     let app = app(HubState {
-        observed: Default::default(),
+        observed: Arc::new(observe::Observed::offline_after(options.offline_after_ms)),
         hub,
         pushes,
         tokens: Default::default(),
@@ -229,7 +239,7 @@ async fn health(State(state): State<HubState>) -> axum::Json<Value> {
     }))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {
     tokio::task::spawn_blocking(work)
@@ -328,6 +338,29 @@ fn authorize(
     roles: &[&str],
 ) -> Result<String, AppError> {
     authorize_keyed(hub, tokens, headers, roles).map(|(subject, _)| subject)
+}
+
+/// The staff member (operator, auditor, admin) `headers`' bearer token
+/// speaks for (the dashboard's sessions).
+pub(crate) fn staff_of(
+    state: &HubState,
+    headers: &HeaderMap,
+) -> Result<crate::dashboard::Staff, AppError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let role = cairn_core::token::peek(token)
+        .map(|claims| claims.role)
+        .unwrap_or_default();
+    let name = authorize(
+        &state.hub,
+        &state.tokens,
+        headers,
+        &cairn_hub_sqlite::STAFF_ROLES,
+    )?;
+    Ok(crate::dashboard::Staff { name, role })
 }
 
 /// [`authorize`], with the key the token verified under.

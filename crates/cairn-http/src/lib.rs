@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod body;
+pub mod dashboard;
 pub mod edge;
 pub mod edge_observe;
 pub mod error;

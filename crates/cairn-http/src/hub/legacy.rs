@@ -87,6 +87,17 @@ impl LegacyClients {
 }
 
 impl LegacyClients {
+    /// Every client's name and kind, by name.
+    pub fn clients(&self) -> Vec<(String, LegacyKind)> {
+        let mut clients: Vec<(String, LegacyKind)> = self
+            .by_token
+            .values()
+            .map(|slot| (slot.client.name.clone(), slot.client.kind))
+            .collect();
+        clients.sort_by(|one, other| one.0.cmp(&other.0));
+        clients
+    }
+
     /// The client of `kind` allowed to call from `ip` without credentials.
     pub(super) fn by_address(&self, ip: std::net::IpAddr, kind: LegacyKind) -> Option<Arc<Slot>> {
         self.by_token

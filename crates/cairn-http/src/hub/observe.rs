@@ -35,11 +35,25 @@ pub struct NodeReport {
     pub status: Value,
 }
 
+/// A node silent this long is offline unless the hub is told otherwise, ms.
+pub const OFFLINE_AFTER_MS: u64 = 60_000;
+
 /// The fleet as its nodes and legacy clients last showed themselves.
-#[derive(Default)]
 pub struct Fleet {
     reports: Mutex<BTreeMap<String, NodeReport>>,
     legacy: Mutex<BTreeMap<String, u64>>,
+    /// A node whose last report is older than this is offline, ms.
+    pub offline_after_ms: u64,
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet {
+            reports: Mutex::default(),
+            legacy: Mutex::default(),
+            offline_after_ms: OFFLINE_AFTER_MS,
+        }
+    }
 }
 
 impl Fleet {
@@ -204,6 +218,13 @@ impl Default for Observed {
 }
 
 impl Observed {
+    /// With nodes silent for `ms` shown offline.
+    pub fn offline_after(ms: u64) -> Observed {
+        let mut observed = Observed::default();
+        observed.fleet.offline_after_ms = ms;
+        observed
+    }
+
     /// Notes a resolution made through the API.
     pub fn resolved(&self) {
         self.gauges.resolutions.inc();
@@ -280,7 +301,8 @@ impl Observed {
                     state: breaker,
                 })
                 .set(1);
-            let online = status["sync"]["online"].as_bool().unwrap_or(false);
+            let online = status["sync"]["online"].as_bool().unwrap_or(false)
+                && now_ms.saturating_sub(report.received_ms) <= self.fleet.offline_after_ms;
             g.node_online.get_or_create(&labels).set(i64::from(online));
         }
     }

@@ -346,6 +346,9 @@ pub enum HubCommand {
         /// judging costs).
         #[arg(long, hide = true)]
         without_judge: bool,
+        /// A node that has not reported for this long shows offline, ms.
+        #[arg(long, default_value_t = cairn_http::hub::observe::OFFLINE_AFTER_MS)]
+        offline_after_ms: u64,
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,

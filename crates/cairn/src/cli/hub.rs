@@ -266,6 +266,7 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         tls,
         read_timeout_ms,
         without_judge,
+        offline_after_ms,
     } = command
     else {
         unreachable!("dispatched on HubCommand::Serve")
@@ -295,8 +296,13 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
             listener,
             hub,
             tls,
-            limits,
-            !without_judge,
+            (
+                limits,
+                cairn_http::hub::HubOptions {
+                    judge: !without_judge,
+                    offline_after_ms: *offline_after_ms,
+                },
+            ),
             shutdown_signal(),
         )
         .await
