@@ -16,6 +16,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 HUB, TOKEN, SHOTS, PHASE = sys.argv[1:5]
 ARGS = sys.argv[5:]
@@ -38,8 +39,13 @@ def sign_in(driver):
     driver.get(HUB + "/dashboard/signin")
     driver.find_element(By.NAME, "token").send_keys(TOKEN)
     driver.find_element(By.TAG_NAME, "button").click()
-    if "/dashboard/signin" in driver.current_url:
-        raise SystemExit("sign-in refused: " + driver.page_source[:300])
+    # The answer is the fleet page (signed in) or the sign-in page again
+    # with the refusal: wait for one of them to load.
+    WebDriverWait(driver, 15).until(
+        lambda d: d.find_elements(By.TAG_NAME, "nav") or d.find_elements(By.CSS_SELECTOR, "p.offline")
+    )
+    if not driver.find_elements(By.TAG_NAME, "nav"):
+        raise SystemExit("sign-in refused: " + driver.find_element(By.TAG_NAME, "body").text)
 
 
 def node_state(driver, node):
@@ -53,8 +59,10 @@ def first_open(driver, kind):
     links = driver.find_elements(By.CSS_SELECTOR, "#reviews td a")
     if not links:
         return None
+    item = links[0].text
     links[0].click()
-    return driver.current_url.rsplit("/", 1)[-1]
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.ID, "kind"))
+    return item
 
 
 def main():
@@ -89,6 +97,7 @@ def main():
             driver.find_element(By.NAME, "value").send_keys(value)
             driver.find_element(By.NAME, "note").send_keys("the count done on Monday")
             driver.find_element(By.ID, "resolve").click()
+            WebDriverWait(driver, 15).until(lambda d: not d.find_elements(By.ID, "resolve"))
             shot(driver, "review-resolved")
             print(json.dumps({
                 "item": item,
