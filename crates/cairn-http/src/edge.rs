@@ -47,6 +47,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/", get(crate::edge_observe::status_page))
+        .route("/openapi.json", get(crate::openapi::edge_document))
         .route("/healthz", get(crate::metrics::healthz))
         .route("/readyz", get(crate::edge_observe::readyz))
         .route("/metrics", get(crate::edge_observe::metrics))
@@ -84,6 +85,7 @@ pub async fn run(
     crate::server::serve(listener, app(state), None, limits, shutdown).await
 }
 
+#[utoipa::path(get, path = "/v1/health", tag = "edge", responses((status = 200, description = "Alive", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({"status": "ok", "node": state.store.settings().node}))
 }
@@ -99,6 +101,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(AppError::from)
 }
 
+#[utoipa::path(get, path = "/v1/status", tag = "edge", responses((status = 200, description = "Queue, storage, link, alerts", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn status(State(state): State<AppState>) -> Result<axum::Json<Value>, AppError> {
     let store = state.store.clone();
     let status = blocking(move || store.status(now_ms())).await?;
@@ -106,6 +109,7 @@ async fn status(State(state): State<AppState>) -> Result<axum::Json<Value>, AppE
 }
 
 /// `GET /v1/artifacts`: every artifact the node holds or was offered.
+#[utoipa::path(get, path = "/v1/artifacts", tag = "edge", responses((status = 200, description = "Artifacts held or offered", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn artifacts(State(state): State<AppState>) -> Result<axum::Json<Value>, AppError> {
     let store = state.store.clone();
     let views = blocking(move || store.artifact_views()).await?;
@@ -113,6 +117,7 @@ async fn artifacts(State(state): State<AppState>) -> Result<axum::Json<Value>, A
 }
 
 /// `GET /v1/artifacts/{name}`: one artifact, with the active file's path.
+#[utoipa::path(get, path = "/v1/artifacts/{name}", tag = "edge", params(("name" = String, Path, description = "Artifact")), responses((status = 200, description = "One artifact and the active file's path", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn artifact(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -138,6 +143,7 @@ async fn artifact(
 /// The active packs and every collection with its fields' rules (type,
 /// format, allowed values, range, length, normalizer, merge rule,
 /// sensitivity), so an app can discover what to send.
+#[utoipa::path(get, path = "/v1/collections", tag = "edge", responses((status = 200, description = "Active packs and every collection", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn collections(State(state): State<AppState>) -> axum::Json<Value> {
     let catalog = state.store.catalog();
     let list: Vec<Value> = catalog
@@ -153,6 +159,7 @@ async fn collections(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({"packs": packs, "collections": list}))
 }
 
+#[utoipa::path(post, path = "/v1/records", tag = "edge", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 201, description = "The receipt of the write", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn write_one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -172,6 +179,7 @@ async fn write_one(
     Ok((StatusCode::CREATED, axum::Json(json!(receipt))).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/records/batch", tag = "edge", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 201, description = "The receipts, all or nothing", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn write_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -188,6 +196,7 @@ async fn write_batch(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/records/{collection}/{id}", tag = "edge", params(("collection" = String, Path, description = "Collection"), ("id" = String, Path, description = "Record id or key")), responses((status = 200, description = "One record", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn get_one(
     State(state): State<AppState>,
     Path((collection, id)): Path<(String, String)>,
@@ -204,6 +213,7 @@ async fn get_one(
     }
 }
 
+#[utoipa::path(get, path = "/v1/records/{collection}", tag = "edge", params(("collection" = String, Path, description = "Collection"), ("scope" = Option<String>, Query, description = "label=value,..."), ("after" = Option<String>, Query, description = "Cursor"), ("limit" = Option<usize>, Query, description = "Most records"), ("deleted" = Option<bool>, Query, description = "Include deleted")), responses((status = 200, description = "Records and a next cursor", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Path(collection): Path<String>,

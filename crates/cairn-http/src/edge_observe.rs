@@ -130,6 +130,7 @@ impl EdgeObserved {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let store = state.store.clone();
     let status = tokio::task::spawn_blocking(move || store.status(cairn_edge::clock::now_ms()))
@@ -140,6 +141,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 }
 
 /// `GET /readyz`: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = serde_json::Value), (status = 503, description = "Not ready", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let answered =
@@ -175,6 +177,7 @@ pub fn badge(status: &cairn_edge::Status) -> &'static str {
 
 /// `GET /`: a small status page for people at the site (no scripts; it
 /// reloads itself every 5 seconds).
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, description = "A status page for people", body = String, content_type = "text/html"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn status_page(
     State(state): State<AppState>,
 ) -> Result<axum::response::Html<String>, AppError> {

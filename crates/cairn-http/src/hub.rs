@@ -128,6 +128,7 @@ pub fn app(state: HubState) -> Router {
     let metrics = state.observed.metrics.clone();
     Router::new()
         .route("/v1/health", get(health))
+        .route("/openapi.json", get(crate::openapi::hub_document))
         .route("/healthz", get(crate::metrics::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/metrics", get(observe::metrics))
@@ -230,6 +231,7 @@ pub async fn run(
     crate::server::serve(listener, app, tls, limits, shutdown).await
 }
 
+#[utoipa::path(get, path = "/v1/health", tag = "hub", responses((status = 200, description = "Alive, with the log origin", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn health(State(state): State<HubState>) -> axum::Json<Value> {
     axum::Json(json!({
         "status": "ok",
@@ -249,6 +251,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// `GET /v1/status`: nodes, streams, quarantine and alerts, for operators,
 /// auditors and admins (it names every node).
+#[utoipa::path(get, path = "/v1/status", tag = "hub", responses((status = 200, description = "Nodes, streams, quarantine, alerts, states", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 async fn status(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -263,6 +266,7 @@ async fn status(
     Ok(axum::Json(json!(status)))
 }
 
+#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "hub", responses((status = 200, description = "The signed log checkpoint (C2SP note)", body = String, content_type = "text/plain"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn checkpoint(State(state): State<HubState>) -> Result<Response, AppError> {
     let hub = state.hub.clone();
     let note = blocking(move || {
@@ -280,6 +284,7 @@ async fn checkpoint(State(state): State<HubState>) -> Result<Response, AppError>
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/log/consistency", tag = "hub", params(("from" = u64, Query, description = "Older log size"), ("to" = u64, Query, description = "Newer log size")), responses((status = 200, description = "An RFC 6962 consistency proof", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 async fn consistency(
     State(state): State<HubState>,
     Query(params): Query<BTreeMap<String, String>>,
@@ -424,6 +429,7 @@ fn authorize_keyed(
     Ok((claims.sub, key))
 }
 
+#[utoipa::path(post, path = "/v1/push", tag = "hub", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "Per-op results and a range receipt", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 async fn push(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -566,6 +572,7 @@ async fn resolver_body(
     Ok((by, body))
 }
 
+#[utoipa::path(get, path = "/v1/pull", tag = "hub", params(("from" = Option<u64>, Query, description = "First leaf"), ("limit" = Option<usize>, Query, description = "Most ops")), responses((status = 200, description = "A page of ops the node may see, with proofs", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 async fn pull(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -613,6 +620,7 @@ async fn pull(
 
 /// `GET /v1/own?stream=S&from=N`: the caller's own ops of a stream from seq
 /// `N` on, with the checkpoints it signed over them (`HubStore::own_ops`).
+#[utoipa::path(get, path = "/v1/own", tag = "hub", params(("stream" = String, Query, description = "Stream"), ("from" = Option<u64>, Query, description = "First seq"), ("limit" = Option<usize>, Query, description = "Most ops")), responses((status = 200, description = "The node's own ops of a stream", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 async fn own(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -668,6 +676,7 @@ async fn own(
 /// `GET /v1/snapshot?from=&to=&labels=`: one page of the ops the node may
 /// see, from a leaf on (and below one, carrying one of some labels), under
 /// a signed manifest (FORMAT.md, "Snapshots").
+#[utoipa::path(get, path = "/v1/snapshot", tag = "hub", params(("from" = Option<u64>, Query, description = "From leaf"), ("to" = Option<u64>, Query, description = "To leaf"), ("labels" = Option<String>, Query, description = "Scope labels")), responses((status = 200, description = "Materialized state for a first pull", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 async fn snapshot(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -725,13 +734,13 @@ async fn snapshot(
     Ok(json_answer(&headers, &json!(body)))
 }
 
-mod admin;
-mod artifacts;
-mod comply;
+pub(crate) mod admin;
+pub(crate) mod artifacts;
+pub(crate) mod comply;
 pub mod legacy;
 pub mod legacy_mobile;
 pub mod legacy_mro;
-mod legacy_records;
+pub(crate) mod legacy_records;
 pub mod observe;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ pub mod edge_observe;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod tls;
 pub mod tokens;

@@ -7,6 +7,7 @@ use super::*;
 /// `POST /v1/resolve` `{"node", "stream", "reason"}`: an operator or admin
 /// releases a stream an equivocation held, keeping the hub's version
 /// (`HubStore::resolve`).
+#[utoipa::path(post, path = "/v1/resolve", tag = "hub", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "The equivocation resolved", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn resolve(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -65,6 +66,7 @@ pub(super) async fn resolve(
     Ok(axum::Json(json!(resolution)))
 }
 
+#[utoipa::path(post, path = "/v1/enroll", tag = "hub", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 201, description = "Enrolled with a one-time token", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(super) async fn enroll(
     State(state): State<HubState>,
     headers: HeaderMap,

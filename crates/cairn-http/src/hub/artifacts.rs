@@ -49,6 +49,7 @@ fn octets(bytes: Vec<u8>) -> Response {
 }
 
 /// `GET /v1/artifacts/{sha256}/chunks`.
+#[utoipa::path(get, path = "/v1/artifacts/{sha256}/chunks", tag = "hub", params(("sha256" = String, Path, description = "The blob")), responses((status = 200, description = "The chunks' SHA-256s, 32 bytes each", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn chunk_list(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -66,6 +67,7 @@ pub(super) async fn chunk_list(
 }
 
 /// `GET /v1/artifacts/{sha256}/chunks/{index}`.
+#[utoipa::path(get, path = "/v1/artifacts/{sha256}/chunks/{index}", tag = "hub", params(("sha256" = String, Path, description = "The blob"), ("index" = String, Path, description = "Chunk index")), responses((status = 200, description = "One chunk's bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn chunk(
     State(state): State<HubState>,
     headers: HeaderMap,

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 /// `GET /v1/states?stream=S&after=N`: what the rule packs made of the
 /// caller's own ops of stream `S` after seq `N`.
+#[utoipa::path(get, path = "/v1/states", tag = "hub", params(("stream" = Option<String>, Query, description = "Stream"), ("after" = Option<u64>, Query, description = "After this seq")), responses((status = 200, description = "Verdicts on the node's ops", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn states(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -65,6 +66,7 @@ pub(super) async fn states(
 }
 
 /// `GET /v1/reviews?open=true&kind=K&after=ID&limit=N`: review items by id.
+#[utoipa::path(get, path = "/v1/reviews", tag = "hub", params(("open" = Option<bool>, Query, description = "Only open ones"), ("kind" = Option<String>, Query, description = "Only this kind"), ("after" = Option<u64>, Query, description = "After this id"), ("limit" = Option<usize>, Query, description = "Most items")), responses((status = 200, description = "Review items", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn reviews(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -151,6 +153,7 @@ fn unknown(id: u64) -> AppError {
 
 /// `GET /v1/reviews/{id}`: one item, with the logged op and the
 /// quarantined material side by side, sensitive fields redacted.
+#[utoipa::path(get, path = "/v1/reviews/{id}", tag = "hub", params(("id" = u64, Path, description = "Review item")), responses((status = 200, description = "One review item with what it is about", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn review(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -175,6 +178,7 @@ pub(super) async fn review(
 /// for a conflict `{"value": V, "note": N}`: an operator or admin closes the
 /// item; the act goes to the audit stream (and a conflict's value to every
 /// replica, as an op of the hub).
+#[utoipa::path(post, path = "/v1/reviews/{id}/resolve", tag = "hub", params(("id" = u64, Path, description = "Review item")), request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "Closed, with the act that records it", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn resolve(
     State(state): State<HubState>,
     headers: HeaderMap,

@@ -147,6 +147,7 @@ pub fn cidr_contains(cidr: &str, ip: std::net::IpAddr) -> bool {
 }
 
 /// `GET /api/v1/inventory/ping`: the till's heartbeat.
+#[utoipa::path(get, path = "/api/v1/inventory/ping", tag = "legacy", responses((status = 200, description = "The till heartbeat", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(super) async fn inventory_ping(State(state): State<HubState>) -> axum::Json<Value> {
     axum::Json(json!({"status": "ok", "server_time_ms": state.hub.clock().now_ms()}))
 }
@@ -203,6 +204,7 @@ fn dispensing(body: &Value) -> Result<Map<String, Value>, Vec<Violation>> {
 }
 
 /// `POST /api/v1/transactions/sync`.
+#[utoipa::path(post, path = "/api/v1/transactions/sync", tag = "legacy", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "Stored, or rejected with the reasons", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn transactions_sync(
     State(state): State<HubState>,
     headers: HeaderMap,

@@ -466,6 +466,7 @@ fn check_grants(
 }
 
 /// `POST /api/v1/mobile/sync/batch`.
+#[utoipa::path(post, path = "/api/v1/mobile/sync/batch", tag = "legacy", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "Per operation: success, conflicts, errors", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn mobile_batch(
     State(state): State<HubState>,
     headers: HeaderMap,
@@ -648,6 +649,7 @@ async fn record_force(
 }
 
 /// `GET /api/v1/mobile/equipment/building/{id}/updates?since=SECONDS`.
+#[utoipa::path(get, path = "/api/v1/mobile/equipment/building/{id}/updates", tag = "legacy", params(("id" = String, Path, description = "Building"), ("since" = Option<u64>, Query, description = "Unix seconds")), responses((status = 200, description = "Equipment changed since, and deletes", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn mobile_updates(
     State(state): State<HubState>,
     headers: HeaderMap,

@@ -146,6 +146,7 @@ fn action_key(op: &cairn_core::op::Op) -> Option<String> {
 }
 
 /// `POST /api/v1/mro/sync`.
+#[utoipa::path(post, path = "/api/v1/mro/sync", tag = "legacy", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 200, description = "Stored", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn mro_sync(
     State(state): State<HubState>,
     headers: HeaderMap,

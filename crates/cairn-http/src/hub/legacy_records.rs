@@ -103,6 +103,7 @@ fn worker_key(op: &cairn_core::op::Op) -> Option<String> {
 }
 
 /// `POST /api/v1/mro/records`.
+#[utoipa::path(post, path = "/api/v1/mro/records", tag = "legacy", params(("X-Idempotency-Key" = Option<String>, Header, description = "SHA-256 of work order, part serial and technician")), request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 201, description = "Stored", body = serde_json::Value), (status = 200, description = "A repeat, answered as before", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(super) async fn mro_records(
     State(state): State<HubState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

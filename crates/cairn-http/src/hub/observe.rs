@@ -309,6 +309,7 @@ impl Observed {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(super) async fn metrics(State(state): State<HubState>) -> Result<Response, AppError> {
     let now = state.hub.clock().now_ms();
     let observing = state.clone();
@@ -317,6 +318,7 @@ pub(super) async fn metrics(State(state): State<HubState>) -> Result<Response, A
 }
 
 /// `GET /readyz`: the store answers and the signer can sign its log.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = serde_json::Value), (status = 503, description = "Not ready", body = serde_json::Value), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)))]
 pub(super) async fn readyz(State(state): State<HubState>) -> Response {
     let hub = state.hub.clone();
     match blocking(move || {
@@ -337,6 +339,7 @@ pub(super) async fn readyz(State(state): State<HubState>) -> Response {
 }
 
 /// `POST /v1/node/status`: a node's own status after a sync round.
+#[utoipa::path(post, path = "/v1/node/status", tag = "operations", request_body(content = serde_json::Value, content_type = "application/json", description = "A JSON object"), responses((status = 204, description = "Noted"), (status = "4XX", description = "Refused: every field and rule broken", body = crate::openapi::ErrorBody), (status = "5XX", description = "A fault or a bound on the server side: retry", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn node_status(
     State(state): State<HubState>,
     headers: HeaderMap,
