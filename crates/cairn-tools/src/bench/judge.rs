@@ -132,6 +132,15 @@ fn measure(args: &JudgeBenchArgs) -> anyhow::Result<(Vec<Figure>, serde_json::Va
         .dry_run(&pack, |_| {})
         .map_err(|error| anyhow::anyhow!(error))?;
     let dry = started.elapsed();
+    // The compliance report over the whole history, as PDF, sealed; its
+    // own peak memory (the process's peak is reset first).
+    eprintln!("bench: a report over the history");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let started = Instant::now();
+    let made = store.report(&cairn_hub::report::ReportQuery::default())?;
+    let (pdf, _) = store.sealed_report(&made, cairn_hub_sqlite::reports::ReportFormat::Pdf)?;
+    let reported = started.elapsed();
+    let report_rss = super::peak_rss_bytes();
     let ops = pass.judged as usize;
     let figures = vec![
         Figure::new("history pushed in process", pushed, built, Vec::new()),
@@ -147,12 +156,21 @@ fn measure(args: &JudgeBenchArgs) -> anyhow::Result<(Vec<Figure>, serde_json::Va
             dry,
             Vec::new(),
         ),
+        Figure::new(
+            "compliance report (PDF, sealed) over the history",
+            made.records as usize,
+            reported,
+            Vec::new(),
+        ),
     ];
     let details = json!({
         "rejected_by_the_active_packs": pass.rejected,
         "dry_run_newly_rejected": report.newly_rejected,
         "dry_run_share": report.share,
         "dry_run_would_be_refused": report.exceeds_tolerance(),
+        "report_seconds": reported.as_secs_f64(),
+        "report_peak_rss_bytes": report_rss,
+        "report_pdf_bytes": pdf.len(),
     });
     Ok((figures, details))
 }
