@@ -59,23 +59,7 @@ async fn legacy_clients_against_a_real_hub() {
         &hub_dir,
         &["--json", "hub", "init", "--origin", "test.hub"],
     ));
-    let fields = json!({"name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
-        "certificate_expiry": "2030-06-30", "authorized_actions": ["inspection", "repair"]});
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "registry",
-            "put",
-            "authorized_technicians",
-            "TECH-IA-4412",
-            "--fields",
-            &fields.to_string(),
-            "--by",
-            "qm",
-        ],
-    ));
+    common::register_technician(&hub_dir);
     let till = enroll(
         &hub_dir,
         "till-9",

@@ -87,23 +87,7 @@ async fn metrics_parse_and_move_as_records_are_pushed_rejected_and_resolved() {
         &hub_dir,
         &["--json", "hub", "init", "--origin", "test.hub"],
     ));
-    let fields = json!({"name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
-        "certificate_expiry": "2030-06-30", "authorized_actions": ["inspection"]});
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "registry",
-            "put",
-            "authorized_technicians",
-            "TECH-IA-4412",
-            "--fields",
-            &fields.to_string(),
-            "--by",
-            "qm",
-        ],
-    ));
+    common::register_technician(&hub_dir);
     let site = enrolled_node(dir, &hub_dir, "site-1", "site=hangar-7");
     let hub = tokio::task::block_in_place(|| Edge::start_hub(&hub_dir));
     let edge = tokio::task::block_in_place(|| {

@@ -119,23 +119,7 @@ fn a_report_matches_the_database_verifies_and_refuses_any_changed_byte() {
         &["--json", "hub", "init", "--origin", "test.hub"],
     ));
     let hub_key = initialized["public_key"].as_str().unwrap().to_string();
-    let fields = json!({"name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
-        "certificate_expiry": "2030-06-30", "authorized_actions": ["inspection"]});
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "registry",
-            "put",
-            "authorized_technicians",
-            "TECH-IA-4412",
-            "--fields",
-            &fields.to_string(),
-            "--by",
-            "qm",
-        ],
-    ));
+    common::register_technician(&hub_dir);
     let hangar = enrolled_node(dir, &hub_dir, "site-1", "site=hangar-7");
     let till = enrolled_node(dir, &hub_dir, "till-1", "pharmacy=main-st");
     let actions = (0..20)

@@ -270,3 +270,25 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Registers TECH-IA-4412 (IA certificate until 2030, inspections and
+/// repairs) in the registry of the hub at `hub_dir`, by `qm`.
+pub fn register_technician(hub_dir: &Path) {
+    let fields = json!({"name": "Dana Okafor", "certificate": "IA", "certificate_number": "IA-1",
+        "certificate_expiry": "2030-06-30", "authorized_actions": ["inspection", "repair"]});
+    ok(&cairn(
+        hub_dir,
+        &[
+            "--json",
+            "hub",
+            "registry",
+            "put",
+            "authorized_technicians",
+            "TECH-IA-4412",
+            "--fields",
+            &fields.to_string(),
+            "--by",
+            "qm",
+        ],
+    ));
+}
