@@ -1,4 +1,5 @@
-//! The node's own status, told to the hub after each background round
+//! The node's own status, told to the hub with its background rounds (at
+//! most once a second)
 //! (`POST /v1/node/status`): what the hub's fleet page and metrics show of
 //! this node. Best effort: a report that does not arrive is sent again
 //! with the next round's.

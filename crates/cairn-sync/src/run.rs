@@ -62,6 +62,9 @@ impl Jitter {
     }
 }
 
+/// Least time between two status reports to the hub, ms.
+const REPORT_EVERY_MS: u64 = 1_000;
+
 /// Most artifact bytes one background round fetches.
 const ARTIFACT_ROUND_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -114,6 +117,7 @@ pub async fn run(
         last_error: None,
         online: false,
         last_seen: (false, "closed"),
+        last_report_ms: 0,
     };
     loop {
         let now = now_ms();
@@ -144,6 +148,8 @@ struct Background<'a> {
     online: bool,
     /// Online and breaker state as last logged.
     last_seen: (bool, &'static str),
+    /// When the node last told the hub its status, ms.
+    last_report_ms: u64,
 }
 
 impl Background<'_> {
@@ -175,6 +181,12 @@ impl Background<'_> {
             clock: self.hub_clock.clone(),
         };
         let (store, stuck) = (self.store, &self.stuck);
+        // The status goes to the hub at most once a second, however short
+        // the rounds.
+        let report_due = now_ms().saturating_sub(self.last_report_ms) >= REPORT_EVERY_MS;
+        if report_due {
+            self.last_report_ms = now_ms();
+        }
         let round = async {
             let report = push_all(
                 store,
@@ -211,7 +223,7 @@ impl Background<'_> {
                 }
             }
             // How this node stands, for the hub's fleet page and metrics.
-            if let Err(error) = crate::report::report_status(store, &hub).await {
+            if report_due && let Err(error) = crate::report::report_status(store, &hub).await {
                 tracing::debug!(error = %format!("{error:#}"), "status report not delivered");
             }
             anyhow::Ok(report)

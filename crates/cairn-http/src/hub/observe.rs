@@ -1,7 +1,7 @@
 //! What the hub shows of itself and its fleet: `GET /metrics` (OpenMetrics),
 //! `/healthz`, `/readyz`, and `POST /v1/node/status`, where each edge
 //! reports its own status (queue per stream, oldest pending op, breaker,
-//! online, alerts) after every sync round. The reports live in memory
+//! online, alerts) with its sync rounds (at most once a second). The reports live in memory
 //! (`Fleet`): they are what nodes said last, not records, and a restarted
 //! hub learns them again at the next round of each node.
 
