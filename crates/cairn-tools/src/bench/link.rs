@@ -39,6 +39,9 @@ pub struct LinkBenchArgs {
     /// Most seconds the sync client may take.
     #[arg(long, default_value_t = 300)]
     pub client_seconds: u64,
+    /// Bytes of the artifact fetched over the link (0 skips that run).
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub artifact_bytes: usize,
 }
 
 /// Runs `cairn bench link`: pushes through an emulated satellite link.
@@ -57,7 +60,9 @@ pub fn link(args: &LinkBenchArgs, json_output: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let table = rows
+    let (pushes, artifacts): (Vec<&Value>, Vec<&Value>) =
+        rows.iter().partition(|row| row.get("encoding").is_some());
+    let table = pushes
         .iter()
         .map(|row| {
             vec![
@@ -83,6 +88,18 @@ pub fn link(args: &LinkBenchArgs, json_output: bool) -> anyhow::Result<()> {
             table
         )
     );
+    for row in &artifacts {
+        println!(
+            "{}: {} bytes in {:.1} s over {} attempt(s); downlink used {:.0} %, the blob's own rate {:.0} % of the link; {:.0} bytes on the link beyond the blob",
+            output::cell(&row["run"]),
+            row["bytes"],
+            row["seconds"].as_f64().unwrap_or(0.0),
+            row["attempts"],
+            100.0 * row["downlink_utilization"].as_f64().unwrap_or(0.0),
+            100.0 * row["blob_rate_share"].as_f64().unwrap_or(0.0),
+            row["bytes_beyond_the_blob"].as_f64().unwrap_or(0.0),
+        );
+    }
     if let (Some(json_bytes), Some(binary_bytes)) = (
         rows[1]["bytes_per_op"].as_f64(),
         rows[0]["bytes_per_op"].as_f64(),
@@ -270,6 +287,17 @@ fn measure_link(args: &LinkBenchArgs) -> anyhow::Result<Vec<Value>> {
                 "bytes_per_op": up / args.client_ops as f64,
                 "uplink_utilization": up / (seconds * bytes_per_sec as f64),
             }));
+        }
+        if args.artifact_bytes > 0 {
+            let artifacts = super::artifact_link::run(
+                &proxy,
+                &hub_dir,
+                &edge,
+                hub_key,
+                (args.artifact_bytes, bytes_per_sec),
+            )
+            .await?;
+            rows.extend(artifacts);
         }
         anyhow::Ok(rows)
     });

@@ -6,6 +6,7 @@
 //! a long history), `link` (an emulated satellite link). Every loop is bounded by a count and a time;
 //! nothing here asserts speed.
 
+mod artifact_link;
 mod comply;
 mod edge;
 mod judge;
