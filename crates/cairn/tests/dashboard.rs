@@ -236,3 +236,49 @@ async fn fleet_page_render_time_with_1000_nodes() {
         times[times.len() * 99 / 100]
     );
 }
+
+#[tokio::test]
+async fn a_node_reports_only_its_own_status() {
+    let hub = hub();
+    let node = cairn_core::identity::NodeIdentity::from_seed("site-1", [3; 32]);
+    let scopes = [("site".to_string(), "hangar-7".to_string())].into();
+    hub.store
+        .hub()
+        .enroll("site-1", node.public_key(), &scopes, false, "test")
+        .unwrap();
+    let now = cairn_edge::clock::now_ms() / 1000;
+    let claims = cairn_core::token::Claims {
+        sub: "site-1".into(),
+        aud: "test.hub".into(),
+        role: "node".into(),
+        iat: now,
+        exp: now + 300,
+    };
+    let token = cairn_core::token::sign(&claims, &node);
+    let post = |body: serde_json::Value, token: Option<String>| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/node/status")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
+        hub.app.clone().oneshot(request)
+    };
+    let refused = post(json!({"node": "site-1"}), None).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let other = post(json!({"node": "site-2"}), Some(token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status().as_u16(),
+        422,
+        "a node reports its own status"
+    );
+    let noted = post(json!({"node": "site-1", "streams": []}), Some(token))
+        .await
+        .unwrap();
+    assert_eq!(noted.status().as_u16(), 204);
+    assert!(hub.observed.fleet.reports().contains_key("site-1"));
+}
