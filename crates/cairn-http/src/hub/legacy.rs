@@ -36,6 +36,23 @@ pub struct Slot {
     pub(super) keys: tokio::sync::Mutex<Option<Keys>>,
 }
 
+impl Slot {
+    /// The client's record of keys, locked (its requests go one at a
+    /// time) and read from its streams on first use.
+    pub(super) async fn loaded_keys(
+        &self,
+        state: &HubState,
+        key_of: fn(&Op) -> Option<String>,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<Keys>>, AppError> {
+        let mut keys = self.keys.lock().await;
+        if keys.is_none() {
+            let (hub, name) = (state.hub.clone(), self.client.name.clone());
+            *keys = Some(blocking(move || known_keys(&hub, &name, key_of)).await?);
+        }
+        Ok(keys)
+    }
+}
+
 /// The hub's legacy clients, by the hash of their bearer token.
 #[derive(Default)]
 pub struct LegacyClients {
@@ -257,11 +274,7 @@ pub(super) async fn transactions_sync(
             )
         })?;
     let payload_hash = Hash::of(&bytes);
-    let mut keys = slot.keys.lock().await;
-    if keys.is_none() {
-        let (hub, name) = (state.hub.clone(), slot.client.name.clone());
-        *keys = Some(blocking(move || known_keys(&hub, &name, pharmacy_key)).await?);
-    }
+    let mut keys = slot.loaded_keys(&state, pharmacy_key).await?;
     if let Some((hash, answer)) = keys.as_ref().and_then(|known| known.get(&key)) {
         if *hash == payload_hash {
             return Ok((StatusCode::OK, axum::Json(answer.clone())));

@@ -11,8 +11,8 @@
 //! rejects it: a review item at the hub), so the hangar's triage and the
 //! hub's queue see the same record.
 
-use super::legacy::{append_keyed, known_keys, repeat_answer, stored_answer, violations_json};
-use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
+use super::legacy::{append_keyed, repeat_answer, stored_answer, violations_json};
+use super::{HubState, SMALL_BODY_BYTES_MAX};
 use crate::body::body_json;
 use crate::error::AppError;
 use axum::body::Body;
@@ -209,11 +209,7 @@ pub(super) async fn mro_sync(
         },
     )?;
     let key = Hash::of(&bytes).to_hex();
-    let mut keys = slot.keys.lock().await;
-    if keys.is_none() {
-        let (hub, name) = (state.hub.clone(), slot.client.name.clone());
-        *keys = Some(blocking(move || known_keys(&hub, &name, action_key)).await?);
-    }
+    let mut keys = slot.loaded_keys(&state, action_key).await?;
     if let Some((_, answer)) = keys.as_ref().and_then(|known| known.get(&key)) {
         return stored_answer(repeat_answer(answer, &checked.violations), StatusCode::OK);
     }

@@ -12,8 +12,8 @@
 //! idempotency window it is 409 naming both hashes. A record the rules
 //! refuse is logged for review and answered 422 naming each rule.
 
-use super::legacy::{append_keyed, known_keys, repeat_answer, stored_answer, violations_json};
-use super::{HubState, SMALL_BODY_BYTES_MAX, blocking};
+use super::legacy::{append_keyed, repeat_answer, stored_answer, violations_json};
+use super::{HubState, SMALL_BODY_BYTES_MAX};
 use crate::body::body_json;
 use crate::error::AppError;
 use axum::body::Body;
@@ -172,11 +172,7 @@ pub(super) async fn mro_records(
         .idempotency
         .as_ref()
         .map_or(0, |rule| rule.window_ms());
-    let mut keys = slot.keys.lock().await;
-    if keys.is_none() {
-        let (hub, name) = (state.hub.clone(), slot.client.name.clone());
-        *keys = Some(blocking(move || known_keys(&hub, &name, worker_key)).await?);
-    }
+    let mut keys = slot.loaded_keys(&state, worker_key).await?;
     if let Some(seen) = seen_before(
         keys.as_ref().and_then(|known| known.get(&key)),
         (hash, &checked.violations),
