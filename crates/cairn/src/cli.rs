@@ -74,6 +74,15 @@ fn open(cli: &Cli) -> Result<EdgeStore, Failure> {
         .map_err(Failure::from)
 }
 
+/// A runtime for one command's requests.
+fn one_shot_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+        .map_err(Failure::from)
+}
+
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Edge(command) => edge(&cli, command),

@@ -161,18 +161,8 @@ fn fetch(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let _not_serving = serve_lock(&cli.data)?;
     let store = open(cli)?;
     let (client, hub_url, hub_key) = connect(&store, args)?;
-    let link = cairn_sync::HubLink {
-        client: &client,
-        url: &hub_url,
-        key: hub_key
-            .as_ref()
-            .map(|(origin, key)| (origin.as_str(), *key)),
-        clock: Default::default(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let link = hub_link(&client, &hub_url, &hub_key);
+    let runtime = one_shot_runtime()?;
     let fetched = runtime
         .block_on(async {
             cairn_sync::pull_all(&store, &link).await?;

@@ -12,10 +12,7 @@ pub(super) fn enroll_at_hub(
 ) -> Result<Value, Failure> {
     let url = hub.trim_end_matches('/').to_string();
     let client = cairn_http::tls::client(&url, pin, None).map_err(pin_failure)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = one_shot_runtime()?;
     let answer: anyhow::Result<(u16, Value)> = runtime.block_on(async {
         let response = client
             .post(format!("{url}/v1/enroll"))

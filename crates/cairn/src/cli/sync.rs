@@ -16,23 +16,12 @@ pub(super) fn sync(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         }
         bar
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = one_shot_runtime()?;
     let (client, hub_url, hub_key) = connect(&store, args)?;
-    let key = hub_key
-        .as_ref()
-        .map(|(origin, key)| (origin.as_str(), *key));
-    let link = cairn_sync::HubLink {
-        client: &client,
-        url: &hub_url,
-        key,
-        clock: Default::default(),
-    };
+    let link = hub_link(&client, &hub_url, &hub_key);
     let result = runtime.block_on(async {
         if args.accept_log_rollback {
-            let audience = cairn_sync::hub_audience(&client, &hub_url, key).await?;
+            let audience = cairn_sync::hub_audience(&client, &hub_url, link.key).await?;
             for (stream, head) in
                 cairn_sync::hub_log::accept_rollback(&store, &link, &audience).await?
             {
@@ -143,23 +132,27 @@ pub(super) fn connect(
     Ok((client, hub_url, hub_key))
 }
 
+/// How a command reaches the hub `connect` named.
+pub(super) fn hub_link<'a>(
+    client: &'a reqwest::Client,
+    url: &'a str,
+    key: &'a Option<HubKey>,
+) -> cairn_sync::HubLink<'a> {
+    cairn_sync::HubLink {
+        client,
+        url,
+        key: key.as_ref().map(|(origin, key)| (origin.as_str(), *key)),
+        clock: Default::default(),
+    }
+}
+
 /// `cairn edge recover`: takes this node's streams back from the hub.
 pub(super) fn recover(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let _not_serving = serve_lock(&cli.data)?;
     let store = open(cli)?;
     let (client, hub_url, hub_key) = connect(&store, args)?;
-    let link = cairn_sync::HubLink {
-        client: &client,
-        url: &hub_url,
-        key: hub_key
-            .as_ref()
-            .map(|(origin, key)| (origin.as_str(), *key)),
-        clock: Default::default(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let link = hub_link(&client, &hub_url, &hub_key);
+    let runtime = one_shot_runtime()?;
     let report = runtime
         .block_on(cairn_sync::recover(&store, &link))
         .map_err(|error| Failure {

@@ -98,10 +98,7 @@ pub(super) fn write(cli: &super::Cli, body: Value) -> Result<(), Failure> {
 /// Sends the write to the running server and reports its answer as if it
 /// had been written here.
 fn through_server(cli: &super::Cli, url: &str, body: &Value) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = super::one_shot_runtime()?;
     let (status, answer) = runtime.block_on(async {
         let response = cairn_http::tls::builder()
             .timeout(std::time::Duration::from_secs(60))
