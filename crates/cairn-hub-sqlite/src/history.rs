@@ -2,7 +2,7 @@
 //! dashboards and metrics (what size, which root, when signed).
 
 use crate::HubStore;
-use cairn_hub::backend::HubBackend;
+use cairn_hub::backend::LogTx;
 use cairn_sqlite::StoreError;
 
 /// One signed checkpoint of the log.
@@ -19,17 +19,14 @@ pub struct CheckpointRow {
 impl HubStore {
     /// The newest `limit` signed checkpoints, newest first.
     pub fn checkpoint_history(&self, limit: usize) -> Result<Vec<CheckpointRow>, StoreError> {
-        let tx = self.hub().backend().read()?;
-        let mut statement = tx.conn().prepare_cached(
-            "SELECT size, root, created_ms FROM log_checkpoints ORDER BY size DESC LIMIT ?1",
-        )?;
-        let rows = statement.query_map([limit as i64], |row| {
-            Ok(CheckpointRow {
-                size: row.get::<_, i64>(0)? as u64,
-                root: hex::encode(row.get::<_, Vec<u8>>(1)?),
-                created_ms: row.get::<_, i64>(2)? as u64,
+        let notes = self.read()?.log_notes(i64::MAX as u64, limit)?;
+        Ok(notes
+            .into_iter()
+            .map(|note| CheckpointRow {
+                size: note.size,
+                root: note.root.to_hex(),
+                created_ms: note.created_ms,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect())
     }
 }

@@ -18,10 +18,9 @@ pub mod history;
 pub mod legacy;
 pub mod reports;
 mod sqlite;
-mod verify;
 
+pub use cairn_hub::verify::{FAULTS_MAX, HubVerifyReport};
 pub use sqlite::{SqlTx, SqliteBackend};
-pub use verify::{FAULTS_MAX, HubVerifyReport};
 
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
@@ -515,6 +514,17 @@ impl HubStore {
                 None => Ok(None),
             },
         }
+    }
+
+    /// Verifies the whole log (`cairn_hub::verify`): faults are in the
+    /// report; an error means the store could not be read.
+    pub fn verify(&self) -> Result<HubVerifyReport, StoreError> {
+        let tx = self.read()?;
+        Ok(cairn_hub::verify::verify_log(
+            &tx,
+            self.origin(),
+            &self.public_key(),
+        )?)
     }
 
     /// Log size, streams, quarantine and alerts (`cairn_hub::status`).

@@ -6,8 +6,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
+    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -358,24 +358,98 @@ impl LogTx for SqlTx<'_> {
         let mut statement = self
             .conn()
             .prepare_cached(
-                "SELECT leaf, stream_id, seq, node, scope, op, received_ms FROM log
+                "SELECT leaf, stream_id, seq, node, scope, op, received_ms, op_hash FROM log
                  WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf LIMIT ?3",
             )
             .map_err(fault)?;
         let rows = statement
             .query_map(params![from as i64, to as i64, limit as i64], |row| {
-                Ok(LoggedOp {
-                    leaf: row.get::<_, i64>(0)? as u64,
-                    stream_id: row.get(1)?,
-                    seq: row.get::<_, i64>(2)? as u64,
-                    node: row.get(3)?,
-                    scope: row.get(4)?,
-                    bytes: row.get(5)?,
-                    received_ms: row.get::<_, i64>(6)? as u64,
-                })
+                Ok((
+                    LoggedOp {
+                        leaf: row.get::<_, i64>(0)? as u64,
+                        stream_id: row.get(1)?,
+                        seq: row.get::<_, i64>(2)? as u64,
+                        node: row.get(3)?,
+                        scope: row.get(4)?,
+                        bytes: row.get(5)?,
+                        op_hash: Hash::ZERO,
+                        received_ms: row.get::<_, i64>(6)? as u64,
+                    },
+                    row.get::<_, Vec<u8>>(7)?,
+                ))
             })
             .map_err(fault)?;
-        rows.collect::<Result<_, _>>().map_err(fault)
+        let mut leaves = Vec::new();
+        for row in rows {
+            let (mut logged, hash) = row.map_err(fault)?;
+            logged.op_hash = hash_of(&hash, || format!("log leaf {}", logged.leaf))?;
+            leaves.push(logged);
+        }
+        Ok(leaves)
+    }
+
+    fn log_notes(&self, below: u64, limit: usize) -> Result<Vec<LogNote>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT size, root, note, created_ms FROM log_checkpoints
+                 WHERE size < ?1 ORDER BY size DESC LIMIT ?2",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map(
+                params![below.min(i64::MAX as u64) as i64, limit as i64],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)? as u64,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)? as u64,
+                    ))
+                },
+            )
+            .map_err(fault)?;
+        let mut notes = Vec::new();
+        for row in rows {
+            let (size, root, note, created_ms) = row.map_err(fault)?;
+            let root = hash_of(&root, || format!("root of log checkpoint {size}"))?;
+            notes.push(LogNote {
+                size,
+                root,
+                note,
+                created_ms,
+            });
+        }
+        Ok(notes)
+    }
+
+    fn origin_checkpoints_of(
+        &self,
+        id: StreamId,
+    ) -> Result<Vec<(u64, Option<OriginCheckpoint>)>, StorageError> {
+        type Row = (i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT c.seq, c.signature, c.public_key, l.op_hash FROM origin_checkpoints c
+                 LEFT JOIN log l ON l.stream_id = c.stream_id AND l.seq = c.seq
+                 WHERE c.stream_id = ?1 ORDER BY c.seq",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([id], |row| -> rusqlite::Result<Row> {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(fault)?;
+        let mut checkpoints = Vec::new();
+        for row in rows {
+            let (seq, signature, public_key, head) = row.map_err(fault)?;
+            checkpoints.push((
+                seq as u64,
+                cairn_hub::backend::origin_checkpoint_of(&signature, &public_key, head.as_deref()),
+            ));
+        }
+        Ok(checkpoints)
     }
 
     fn stream_ops(

@@ -117,8 +117,23 @@ pub struct LoggedOp {
     pub scope: String,
     /// The op as encoded.
     pub bytes: Vec<u8>,
+    /// Its `op_hash` as the log stored it (the tree's leaf is made of it).
+    pub op_hash: Hash,
     /// When the hub logged it, ms.
     pub received_ms: u64,
+}
+
+/// A signed log checkpoint as kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogNote {
+    /// The log size it signs.
+    pub size: u64,
+    /// The root at that size, as stored beside the note.
+    pub root: Hash,
+    /// The signed note.
+    pub note: String,
+    /// When it was signed, hub time, ms.
+    pub created_ms: u64,
 }
 
 /// A checkpoint an origin node signed over a stream's accepted ops.
@@ -130,6 +145,20 @@ pub struct OriginCheckpoint {
     pub public_key: [u8; 32],
     /// `op_hash` of the op at the checkpoint's seq.
     pub head: Hash,
+}
+
+/// An origin checkpoint from its stored parts: `None` when one does not
+/// decode or the log holds no op at its seq (`head` is that op's hash).
+pub fn origin_checkpoint_of(
+    signature: &[u8],
+    public_key: &[u8],
+    head: Option<&[u8]>,
+) -> Option<OriginCheckpoint> {
+    Some(OriginCheckpoint {
+        signature: signature.try_into().ok()?,
+        public_key: public_key.try_into().ok()?,
+        head: Hash::from_slice(head?)?,
+    })
 }
 
 /// A one-time enrollment token as stored (only its hash names it).
@@ -224,6 +253,9 @@ pub trait LogTx: crate::comply::ComplianceStore {
     fn log_note(&self, size: u64) -> Result<Option<String>, StorageError>;
     /// Keeps a signed log checkpoint (the first one of a size stays).
     fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError>;
+    /// The signed log checkpoints of sizes below `below`, newest first, at
+    /// most `limit`.
+    fn log_notes(&self, below: u64, limit: usize) -> Result<Vec<LogNote>, StorageError>;
     /// The scope labels `node` is granted (`None` when it is not enrolled).
     fn grants(&self, node: &str) -> Result<Option<BTreeMap<String, String>>, StorageError>;
     /// The leaves `[from, to)`, at most `limit` of them, in leaf order.
@@ -245,6 +277,12 @@ pub trait LogTx: crate::comply::ComplianceStore {
         id: StreamId,
         seq: u64,
     ) -> Result<Option<OriginCheckpoint>, StorageError>;
+    /// Every origin checkpoint kept for a stream, by seq: `None` for one
+    /// that does not decode or names a seq the log does not hold.
+    fn origin_checkpoints_of(
+        &self,
+        id: StreamId,
+    ) -> Result<Vec<(u64, Option<OriginCheckpoint>)>, StorageError>;
     /// The seq of the `hub:audit` act that enrolled `node` with `public_key`.
     fn enrollment_act(
         &self,

@@ -25,6 +25,7 @@ pub mod report;
 pub mod signer;
 pub mod status;
 pub mod tree;
+pub mod verify;
 
 pub use audit::{AUDIT_COLLECTION, AUDIT_STREAM, HUB_NODE};
 pub use error::{PushError, StorageError};

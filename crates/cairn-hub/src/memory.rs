@@ -9,8 +9,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
+    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -81,7 +81,7 @@ pub struct State {
     /// Origin checkpoints kept, by stream and seq: signature and key.
     pub origin_checkpoints: BTreeMap<(StreamId, u64), ([u8; 64], [u8; 32])>,
     /// Signed log checkpoints by size.
-    pub notes: BTreeMap<u64, String>,
+    pub notes: BTreeMap<u64, LogNote>,
     /// Verdicts, the judge's ledger and the review queue.
     pub compliance: comply::ComplianceData,
 }
@@ -426,16 +426,32 @@ impl LogTx for MemoryTx<'_> {
     }
 
     fn log_note(&self, size: u64) -> Result<Option<String>, StorageError> {
-        self.read("log_note", |state| state.notes.get(&size).cloned())
+        self.read("log_note", |state| {
+            state.notes.get(&size).map(|kept| kept.note.clone())
+        })
     }
 
     fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError> {
         self.write("put_log_note", |state| {
+            state.notes.entry(note.size).or_insert_with(|| LogNote {
+                size: note.size,
+                root: note.root,
+                note: note.note.to_string(),
+                created_ms: note.created_ms,
+            });
+            Ok(())
+        })
+    }
+
+    fn log_notes(&self, below: u64, limit: usize) -> Result<Vec<LogNote>, StorageError> {
+        self.read("log_notes", |state| {
             state
                 .notes
-                .entry(note.size)
-                .or_insert_with(|| note.note.to_string());
-            Ok(())
+                .range(..below)
+                .rev()
+                .take(limit)
+                .map(|(_, note)| note.clone())
+                .collect()
         })
     }
 
@@ -458,6 +474,7 @@ impl LogTx for MemoryTx<'_> {
                     node: leaf.node.clone(),
                     scope: leaf.scope.clone(),
                     bytes: leaf.bytes.clone(),
+                    op_hash: leaf.op_hash,
                     received_ms: leaf.received_ms,
                 })
                 .collect()
@@ -499,6 +516,31 @@ impl LogTx for MemoryTx<'_> {
                 .range((id, seq)..=(id, u64::MAX))
                 .next()
                 .map(|((_, seq), _)| *seq)
+        })
+    }
+
+    fn origin_checkpoints_of(
+        &self,
+        id: StreamId,
+    ) -> Result<Vec<(u64, Option<OriginCheckpoint>)>, StorageError> {
+        self.read("origin_checkpoints_of", |state| {
+            state
+                .origin_checkpoints
+                .range((id, 0)..=(id, u64::MAX))
+                .map(|(&(_, seq), &(signature, public_key))| {
+                    let head = state
+                        .log
+                        .iter()
+                        .find(|leaf| leaf.stream_id == id && leaf.seq == seq)
+                        .map(|leaf| leaf.op_hash);
+                    let checkpoint = head.map(|head| OriginCheckpoint {
+                        signature,
+                        public_key,
+                        head,
+                    });
+                    (seq, checkpoint)
+                })
+                .collect()
         })
     }
 
