@@ -18,9 +18,11 @@ pub mod history;
 pub mod legacy;
 pub mod reports;
 mod sqlite;
+mod store_backend;
 
 pub use cairn_hub::verify::{FAULTS_MAX, HubVerifyReport};
 pub use sqlite::{SqlTx, SqliteBackend};
+pub use store_backend::{StoreBackend, StoreTx};
 
 use cairn_core::hash::Hash;
 use cairn_core::identity::NodeIdentity;
@@ -137,16 +139,32 @@ pub use cairn_hub::admin::{EnrollError, Resolution, ResolveError, STAFF_ROLES};
 
 pub use cairn_hub::status::{HubStatus, NodeClock, QuarantineItem, STATUS_QUARANTINE_MAX};
 
-/// An open hub store: the hub's logic over its SQLite backend, and the
-/// hub's own SQL (enrollment, pulls, snapshots, status) not yet behind the
-/// backend trait.
+/// An open hub store: the hub's logic over its database (SQLite in the
+/// hub's directory, or PostgreSQL: [`StoreBackend`]), with the hub's key
+/// and the files its directory keeps.
 pub struct HubStore {
-    hub: Hub<SqliteBackend>,
-    /// The hub's directory (its key, database, TLS and legacy clients).
+    hub: Hub<StoreBackend>,
+    /// The hub's directory (its key, database or database URL, TLS, legacy
+    /// clients and artifact blobs).
     dir: PathBuf,
     /// Declared after `hub`, so it is dropped after it: its thread ends
-    /// once the connection (which holds its wake-up) is closed.
-    _checkpointer: WalCheckpointer,
+    /// once the connection (which holds its wake-up) is closed. SQLite only.
+    _checkpointer: Option<WalCheckpointer>,
+}
+
+/// The file in a hub's directory naming the PostgreSQL database it runs on.
+fn database_url_path(dir: &Path) -> PathBuf {
+    dir.join("database")
+}
+
+/// The PostgreSQL database `dir`'s hub runs on, if it runs on one.
+pub fn database_url(dir: &Path) -> Result<Option<String>, StoreError> {
+    let path = database_url_path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(url) => Ok(Some(url.trim().to_string())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(StoreError::io(&path, error)),
+    }
 }
 
 fn hub_key_path(dir: &Path) -> PathBuf {
@@ -169,11 +187,7 @@ impl HubStore {
     /// it).
     pub fn init_with(dir: &Path, origin: &str, custom_packs: &[String]) -> Result<(), StoreError> {
         let sources = pack_sources(custom_packs)?;
-        if origin.is_empty() || origin.contains('\n') || origin.len() > 256 {
-            return Err(StoreError::Config(
-                "origin must be one line of 1 to 256 bytes".into(),
-            ));
-        }
+        check_origin(origin)?;
         std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
         if hub_key_path(dir).exists() || hub_db_path(dir).exists() {
             return Err(StoreError::Config(format!(
@@ -194,28 +208,86 @@ impl HubStore {
         store_packs(&tx, &sources)?;
         tx.commit()?;
         drop(conn);
-        // Packs other than the built-in versions go to the edges through
-        // the log, so they judge by the same versions as the hub.
-        let builtin: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
-            .iter()
-            .map(|(_, source)| *source)
-            .collect();
-        let custom: Vec<(RulePack, String)> = sources
-            .into_iter()
-            .filter(|(_, source)| !builtin.contains(&source.as_str()))
-            .collect();
-        if !custom.is_empty() {
-            HubStore::open(dir)?
-                .hub()
-                .publish_packs(&custom)
-                .map_err(|error| StoreError::Config(error.to_string()))?;
+        publish_custom_packs(dir, sources)
+    }
+
+    /// Creates a hub whose log lives in the empty PostgreSQL database at
+    /// `url`: the hub's key and the database's URL in `dir`, the tables
+    /// and the packs in the database. Several hub processes then serve it
+    /// (each from a copy of `dir`, or a directory they share).
+    pub fn init_postgres(
+        dir: &Path,
+        origin: &str,
+        custom_packs: &[String],
+        url: &str,
+    ) -> Result<(), StoreError> {
+        let sources = pack_sources(custom_packs)?;
+        check_origin(origin)?;
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
+        if hub_key_path(dir).exists() || hub_db_path(dir).exists() {
+            return Err(StoreError::Config(format!(
+                "{} already holds a Cairn hub",
+                dir.display()
+            )));
         }
-        Ok(())
+        let identity = NodeIdentity::from_seed("hub", cairn_sqlite::random_seed()?);
+        let packs: Vec<(String, String, String, String)> = sources
+            .iter()
+            .map(|(pack, source)| {
+                let hash = pack.source_hash.to_hex();
+                (
+                    pack.name.clone(),
+                    pack.version.clone(),
+                    source.clone(),
+                    hash,
+                )
+            })
+            .collect();
+        let now_ms = cairn_sqlite::clock::now_ms();
+        // The key first: a database whose hub has no key could never sign.
+        cairn_sqlite::write_private(&hub_key_path(dir), identity.to_key_file().as_bytes())?;
+        let created =
+            cairn_hub_postgres::create_schema(url, origin, &identity.public_key(), &packs, now_ms);
+        if let Err(error) = created {
+            let _ = std::fs::remove_file(hub_key_path(dir));
+            return Err(StoreError::Config(error.to_string()));
+        }
+        cairn_sqlite::write_private(&database_url_path(dir), url.as_bytes())?;
+        publish_custom_packs(dir, sources)
     }
 
     /// Opens an initialized hub.
     pub fn open(dir: &Path) -> Result<HubStore, StoreError> {
         HubStore::open_with_clock(dir, cairn_sqlite::clock::system())
+    }
+
+    /// Opens `dir`'s hub on the PostgreSQL database at `url` (several hub
+    /// processes serve one database; each names it).
+    pub fn open_postgres(dir: &Path, url: &str) -> Result<HubStore, StoreError> {
+        HubStore::open_postgres_with_clock(dir, url, cairn_sqlite::clock::system())
+    }
+
+    /// [`HubStore::open_postgres`] with the time taken from `clock`.
+    pub fn open_postgres_with_clock(
+        dir: &Path,
+        url: &str,
+        clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
+    ) -> Result<HubStore, StoreError> {
+        let identity = read_identity(dir)?;
+        let backend = cairn_hub_postgres::PgBackend::connect(url)?;
+        let (origin, key) = cairn_hub_postgres::hub_meta(&backend)?;
+        if key != hex::encode(identity.public_key()) {
+            return Err(StoreError::Config(format!(
+                "the database at {url} holds another hub's log (its key is {key})"
+            )));
+        }
+        HubStore::over(
+            dir,
+            StoreBackend::Postgres(backend),
+            (identity, origin),
+            clock,
+            None,
+        )
     }
 
     /// [`HubStore::open`] with the time taken from `clock` (tokens' expiry,
@@ -224,10 +296,10 @@ impl HubStore {
         dir: &Path,
         clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
     ) -> Result<HubStore, StoreError> {
-        let key_text = std::fs::read_to_string(hub_key_path(dir))
-            .map_err(|error| StoreError::io(&hub_key_path(dir), error))?;
-        let identity = NodeIdentity::from_key_file(&key_text)
-            .map_err(|error| StoreError::Config(error.to_string()))?;
+        if let Some(url) = database_url(dir)? {
+            return HubStore::open_postgres_with_clock(dir, &url, clock);
+        }
+        let identity = read_identity(dir)?;
         if !hub_db_path(dir).exists() {
             return Err(StoreError::Config(format!(
                 "{} holds no hub; run `cairn hub init` first",
@@ -257,11 +329,24 @@ impl HubStore {
         let checkpointer = WalCheckpointer::start(&hub_db_path(dir), &mut conn)?;
         let reader = cairn_sqlite::open(&hub_db_path(dir))?;
         reader.pragma_update(None, "query_only", true)?;
-        let hub = Hub::new(
-            SqliteBackend::new(conn, reader),
-            LogSigner::new(identity, origin),
+        HubStore::over(
+            dir,
+            StoreBackend::Sqlite(SqliteBackend::new(conn, reader)),
+            (identity, origin),
             clock,
-        );
+            Some(checkpointer),
+        )
+    }
+
+    /// The hub over `backend`, judging by the packs it stores.
+    fn over(
+        dir: &Path,
+        backend: StoreBackend,
+        (identity, origin): (NodeIdentity, String),
+        clock: std::sync::Arc<dyn cairn_core::clock::Clock>,
+        checkpointer: Option<WalCheckpointer>,
+    ) -> Result<HubStore, StoreError> {
+        let hub = Hub::new(backend, LogSigner::new(identity, origin), clock);
         let stored = cairn_hub::comply::acts::stored_packs(&hub.backend().read()?)?;
         Ok(HubStore {
             dir: dir.to_path_buf(),
@@ -303,7 +388,7 @@ impl HubStore {
     }
 
     /// The hub itself: compliance (judging, reviews, packs) goes through it.
-    pub fn hub(&self) -> &Hub<SqliteBackend> {
+    pub fn hub(&self) -> &Hub<StoreBackend> {
         &self.hub
     }
 
@@ -330,7 +415,7 @@ impl HubStore {
     /// run through it sees the same commit, so a pull that reads the log's
     /// size and then its leaves never meets a push that committed in
     /// between (which it once reported as damage).
-    fn read(&self) -> Result<SqlTx<'_>, StoreError> {
+    fn read(&self) -> Result<StoreTx<'_>, StoreError> {
         Ok(self.hub.backend().read()?)
     }
 
@@ -531,6 +616,43 @@ impl HubStore {
     pub fn status(&self) -> Result<HubStatus, StoreError> {
         Ok(self.hub.status()?)
     }
+}
+
+/// The origin line names the log: one line of 1 to 256 bytes.
+fn check_origin(origin: &str) -> Result<(), StoreError> {
+    if origin.is_empty() || origin.contains('\n') || origin.len() > 256 {
+        return Err(StoreError::Config(
+            "origin must be one line of 1 to 256 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The hub's identity from its key file in `dir`.
+fn read_identity(dir: &Path) -> Result<NodeIdentity, StoreError> {
+    let key_text = std::fs::read_to_string(hub_key_path(dir))
+        .map_err(|error| StoreError::io(&hub_key_path(dir), error))?;
+    NodeIdentity::from_key_file(&key_text).map_err(|error| StoreError::Config(error.to_string()))
+}
+
+/// Packs other than the built-in versions go to the edges through the
+/// log, so they judge by the same versions as the hub.
+fn publish_custom_packs(dir: &Path, sources: Vec<(RulePack, String)>) -> Result<(), StoreError> {
+    let builtin: Vec<&str> = cairn_core::pack::BUILTIN_PACKS
+        .iter()
+        .map(|(_, source)| *source)
+        .collect();
+    let custom: Vec<(RulePack, String)> = sources
+        .into_iter()
+        .filter(|(_, source)| !builtin.contains(&source.as_str()))
+        .collect();
+    if !custom.is_empty() {
+        HubStore::open(dir)?
+            .hub()
+            .publish_packs(&custom)
+            .map_err(|error| StoreError::Config(error.to_string()))?;
+    }
+    Ok(())
 }
 
 /// An administrative act's outcome as the store's error: a refusal is a

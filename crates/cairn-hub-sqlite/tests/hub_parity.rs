@@ -2,7 +2,8 @@
 //! hub's pipeline on SQLite and on the in-memory backend give the same
 //! answers, byte for byte (verdicts, leaves, receipts, signed checkpoints),
 //! so what tests show on memory (the fault injection of
-//! `cairn-hub/tests/faults.rs`) holds for the SQLite hub.
+//! `cairn-hub/tests/faults.rs`) holds for the SQLite hub. The same story
+//! runs on PostgreSQL (issue 14) when `CAIRN_PG_URL` names a server.
 
 mod common;
 
@@ -32,6 +33,35 @@ fn the_memory_backend_answers_as_sqlite_does() {
     std::fs::write(dir.path().join("hub.key"), hub_key.to_key_file()).unwrap();
     let clock = Arc::new(ManualClock::at(NOW_MS));
     let sqlite = HubStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    answers_alike(&sqlite, hub_key, clock);
+}
+
+#[test]
+fn the_memory_backend_answers_as_postgres_does() {
+    let Some(server) = common::postgres_server() else {
+        return;
+    };
+    let hub_key = NodeIdentity::from_seed("hub", [9; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::new_database(&server);
+    HubStore::init_postgres(dir.path(), "test.hub", &[], &url).unwrap();
+    // The fixed key, in the directory and in the database's record of it.
+    std::fs::write(dir.path().join("hub.key"), hub_key.to_key_file()).unwrap();
+    cairn_hub_postgres::PgBackend::connect(&url)
+        .unwrap()
+        .batch(&format!(
+            "UPDATE meta SET value = '{}' WHERE key = 'hub_key'",
+            hex::encode(hub_key.public_key())
+        ))
+        .unwrap();
+    let clock = Arc::new(ManualClock::at(NOW_MS));
+    let postgres = HubStore::open_postgres_with_clock(dir.path(), &url, clock.clone()).unwrap();
+    answers_alike(&postgres, hub_key, clock);
+    assert!(postgres.verify().unwrap().faults.is_empty());
+}
+
+/// The story, on `store` and on memory: every answer alike.
+fn answers_alike(sqlite: &HubStore, hub_key: NodeIdentity, clock: Arc<ManualClock>) {
     let memory = Hub::new(
         MemoryBackend::new(),
         LogSigner::new(hub_key, "test.hub".into()),

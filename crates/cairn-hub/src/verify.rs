@@ -94,8 +94,21 @@ pub fn verify_log(
     }
     report.streams = chains.walks.len() as u64;
 
-    // Heads as recorded, and each signed; the stream's origin checkpoints.
-    for (node, stream, row) in &streams {
+    check_streams(tx, &streams, &chains, hub_key, &mut report)?;
+    check_log_notes(tx, &chains.tree, origin, hub_key, &mut report)?;
+    Ok(report)
+}
+
+/// Each stream's recorded head is the last op walked and is signed; each
+/// origin checkpoint verifies with a key the hub enrolled for its node.
+fn check_streams(
+    tx: &dyn LogTx,
+    streams: &[(String, String, crate::backend::StreamRow)],
+    chains: &Chains,
+    hub_key: &[u8; 32],
+    report: &mut HubVerifyReport,
+) -> Result<(), StorageError> {
+    for (node, stream, row) in streams {
         let name = format!("{node}:{stream}");
         let checkpoints = tx.origin_checkpoints_of(row.id)?;
         if row.head.seq > 0 {
@@ -146,7 +159,18 @@ pub fn verify_log(
         }
     }
 
-    // Signed log checkpoints: signature and root, newest first.
+    Ok(())
+}
+
+/// Every signed log checkpoint verifies with the hub's key and its root is
+/// the tree of the leaves walked, newest first.
+fn check_log_notes(
+    tx: &dyn LogTx,
+    tree: &MemoryTree,
+    origin: &str,
+    hub_key: &[u8; 32],
+    report: &mut HubVerifyReport,
+) -> Result<(), StorageError> {
     let mut below = i64::MAX as u64;
     loop {
         let notes = tx.log_notes(below, PAGE)?;
@@ -162,7 +186,6 @@ pub fn verify_log(
                     signed.size
                 )),
                 Ok(signed) => {
-                    let tree = &chains.tree;
                     if size > tree.size() || merkle::root(tree, size) != Some(signed.root) {
                         report.fault(format!(
                             "log checkpoint {size}: its root is not the tree of the log's first {size} leaves"
@@ -174,7 +197,7 @@ pub fn verify_log(
         }
         below = oldest;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// What the walk over the leaves keeps.

@@ -61,8 +61,13 @@ fn every_module_says_why_it_exists() {
 
 #[test]
 fn no_sql_outside_the_store() {
-    // SQL lives in the crates named for SQLite and in the edge store.
-    let stores = ["cairn-sqlite", "cairn-hub-sqlite", "cairn-edge"];
+    // SQL lives in the crates named for their database and in the edge store.
+    let stores = [
+        "cairn-sqlite",
+        "cairn-hub-sqlite",
+        "cairn-hub-postgres",
+        "cairn-edge",
+    ];
     for file in crates()
         .iter()
         .filter(|krate| !stores.contains(&krate.as_str()))
@@ -148,7 +153,7 @@ fn long_functions(lines: &[&str], max: usize) -> Vec<(String, usize)> {
 /// reason it is still long and the seam it will be cut along. This list may
 /// only shrink: a new long file or function fails the test, and so does an
 /// entry without a reason.
-const LONG_TODAY: [(&str, &str); 14] = [
+const LONG_TODAY: [(&str, &str); 13] = [
     (
         "cairn-core/src/pack.rs: fn check_value",
         "one match over every field type; to split per type with the rule engine of issue 11",
@@ -164,10 +169,6 @@ const LONG_TODAY: [(&str, &str); 14] = [
     (
         "cairn-edge/src/verify.rs: fn verify",
         "one pass over every stream, checking each op against the rows it wrote; per-check functions next",
-    ),
-    (
-        "cairn-hub-sqlite/src/verify.rs: fn verify",
-        "re-derives log, tree, heads and checkpoints in one read transaction; per-check functions next",
     ),
     (
         "cairn-edge/src/writer/prepare.rs: fn prepare_one",

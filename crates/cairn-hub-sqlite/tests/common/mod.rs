@@ -1,4 +1,5 @@
 //! Pushes built by hand for the hub store's tests.
+#![allow(dead_code)]
 
 use cairn_core::chain::StreamHead;
 use cairn_core::identity::NodeIdentity;
@@ -44,4 +45,36 @@ pub fn push_after(
         ops,
         checkpoint: identity.sign_checkpoint("standard", head.seq, head.hash),
     }
+}
+
+/// The PostgreSQL server tests may make databases on (`CAIRN_PG_URL`, which
+/// `.ci/run` sets). Without it the PostgreSQL half of a test is skipped,
+/// said on stderr; under CI (`CI` set) that is a failure, not a skip.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("CAIRN_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CAIRN_PG_URL is not set: .ci/run starts a PostgreSQL server for these tests")
+        }
+        _ => {
+            eprintln!("CAIRN_PG_URL is not set: the PostgreSQL half of this test is skipped");
+            None
+        }
+    }
+}
+
+/// A fresh database on `server`, its URL.
+pub fn new_database(server: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "cairn_t{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    cairn_hub_postgres::create_database(server, &name).expect("a test database")
 }

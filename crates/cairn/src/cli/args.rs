@@ -289,6 +289,12 @@ pub enum HubCommand {
         /// Judge by every `*.toml` rule pack in this directory too.
         #[arg(long)]
         pack_dir: Option<PathBuf>,
+        /// Keep the log in this empty PostgreSQL database
+        /// (`postgres://user@host:port/db`) instead of SQLite in the hub's
+        /// directory; the directory keeps the key and the URL, and several
+        /// `hub serve` processes may share the database.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Register a node's public key and the scopes it is granted.
     Enroll {
@@ -349,6 +355,11 @@ pub enum HubCommand {
         /// A node that has not reported for this long shows offline, ms.
         #[arg(long, default_value_t = cairn_http::hub::observe::OFFLINE_AFTER_MS)]
         offline_after_ms: u64,
+        /// Serve the hub whose log is in this PostgreSQL database (made by
+        /// `hub init --database`; the directory holds its key): several
+        /// processes may serve one database at once.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Log size and root, streams, quarantine and alerts.
     Status,

@@ -69,7 +69,7 @@ pub(super) fn review(cli: &Cli, command: &ReviewCommand) -> Result<(), Failure> 
     }
 }
 
-type HubOnSqlite = cairn_hub::Hub<cairn_hub_sqlite::SqliteBackend>;
+type HubOnSqlite = cairn_hub::Hub<cairn_hub_sqlite::StoreBackend>;
 
 /// `cairn review list`.
 fn list(cli: &Cli, hub: &HubOnSqlite, filter: &ReviewFilter) -> Result<(), Failure> {

@@ -151,19 +151,22 @@ fn hub_init(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         tls_names,
         pack_files,
         pack_dir,
+        database,
     } = command
     else {
         unreachable!("dispatched on HubCommand::Init")
     };
     let custom = crate::cli::pack::read_pack_files(pack_files, pack_dir.as_deref())?;
-    cairn_hub_sqlite::HubStore::init_with(&cli.data, origin, &custom).map_err(
-        |error| match error {
-            cairn_edge::StoreError::Config(message) => {
-                Failure::invalid(None, &[Violation::new("init", "config", message)])
-            }
-            other => Failure::fault(anyhow::anyhow!(other)),
-        },
-    )?;
+    let created = match database {
+        Some(url) => cairn_hub_sqlite::HubStore::init_postgres(&cli.data, origin, &custom, url),
+        None => cairn_hub_sqlite::HubStore::init_with(&cli.data, origin, &custom),
+    };
+    created.map_err(|error| match error {
+        cairn_edge::StoreError::Config(message) => {
+            Failure::invalid(None, &[Violation::new("init", "config", message)])
+        }
+        other => Failure::fault(anyhow::anyhow!(other)),
+    })?;
     let hub = open_hub(cli)?;
     let names = if tls_names.is_empty() {
         vec!["localhost".to_string(), "127.0.0.1".to_string()]
@@ -267,6 +270,7 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         read_timeout_ms,
         without_judge,
         offline_after_ms,
+        database,
     } = command
     else {
         unreachable!("dispatched on HubCommand::Serve")
@@ -276,7 +280,11 @@ fn hub_serve(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         ..cairn_http::hub::HUB_LIMITS
     };
     crate::init_tracing();
-    let hub = std::sync::Arc::new(open_hub(cli)?);
+    let hub = std::sync::Arc::new(match database {
+        Some(url) => cairn_hub_sqlite::HubStore::open_postgres(&cli.data, url)
+            .with_context(|| format!("cannot open the hub of {} on {url}", cli.data.display()))?,
+        None => open_hub(cli)?,
+    });
     let tls = if *tls {
         // Hubs made before TLS existed get their certificate now.
         cairn_http::tls::ensure_certificate(

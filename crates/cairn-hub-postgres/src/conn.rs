@@ -1,0 +1,183 @@
+//! Connections to PostgreSQL, driven from synchronous code.
+//!
+//! The hub's backend seam is synchronous (the writer thread, the judge and
+//! blocking handlers call it), and tokio-postgres is asynchronous. The
+//! `postgres` crate bridges the two by blocking on a runtime of its own in
+//! every call, which panics when the caller is a thread of another tokio
+//! runtime (the HTTP server's). So, written here: each connection's I/O task
+//! runs on one small runtime thread the backend owns ([`Driver`]), and a
+//! caller waits for a query's answer with `futures_executor::block_on`,
+//! which needs no runtime and works from any thread.
+
+use cairn_hub::StorageError;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+/// Parameters of a statement.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// A database error as the hub's storage error: a fault (retry), or a full
+/// disk; never a verdict about anyone's data.
+pub(crate) fn fault(error: tokio_postgres::Error) -> StorageError {
+    let text = match error.as_db_error() {
+        Some(db) => format!("database: {}: {}", db.code().code(), db.message()),
+        None => format!("database: {error}"),
+    };
+    match error.code() {
+        Some(code) if *code == SqlState::DISK_FULL => StorageError::Full(text),
+        _ => StorageError::Fault(text),
+    }
+}
+
+/// The runtime thread every connection of a backend does its I/O on.
+pub(crate) struct Driver {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Driver {
+    /// Starts the thread.
+    pub(crate) fn start() -> Result<Driver, StorageError> {
+        let (ready, handle) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("cairn-postgres".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(runtime.handle().clone()));
+                // Runs the connections until the backend is dropped; then
+                // dropping the runtime closes them.
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|error| StorageError::Fault(format!("postgres driver thread: {error}")))?;
+        let handle = handle
+            .recv()
+            .map_err(|_| StorageError::Internal("postgres driver thread ended".into()))?
+            .map_err(StorageError::Fault)?;
+        Ok(Driver {
+            handle,
+            stop: Some(stop),
+        })
+    }
+
+    /// Opens a connection to `url`, its I/O task on the driver's thread.
+    pub(crate) fn connect(&self, url: &str) -> Result<PgConn, StorageError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| StorageError::Fault(format!("database url: {error}")))?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    let _ = sender.send(Ok(client));
+                    // Ends when the client is dropped or the server goes.
+                    let _ = connection.await;
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(fault(error)));
+                }
+            }
+        });
+        let client = receiver
+            .recv()
+            .map_err(|_| StorageError::Internal("postgres driver thread ended".into()))??;
+        Ok(PgConn {
+            client,
+            statements: RefCell::new(HashMap::new()),
+        })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// One connection, with the statements it has prepared.
+pub(crate) struct PgConn {
+    client: Client,
+    statements: RefCell<HashMap<String, Statement>>,
+}
+
+impl PgConn {
+    /// True once the server or the network ended the connection.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn statement(&self, sql: &str) -> Result<Statement, StorageError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = futures_executor::block_on(self.client.prepare(sql)).map_err(fault)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs statements that take no parameters (transaction control, DDL).
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), StorageError> {
+        futures_executor::block_on(self.client.batch_execute(sql)).map_err(fault)
+    }
+
+    /// Every row of a query.
+    pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StorageError> {
+        let statement = self.statement(sql)?;
+        futures_executor::block_on(self.client.query(&statement, params)).map_err(fault)
+    }
+
+    /// The first row of a query, if any.
+    pub(crate) fn one(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StorageError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Runs a statement; how many rows it changed.
+    pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
+        let statement = self.statement(sql)?;
+        futures_executor::block_on(self.client.execute(&statement, params)).map_err(fault)
+    }
+
+    /// The types a statement's parameters take (the migration converts
+    /// SQLite's values to them).
+    pub(crate) fn param_types(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<tokio_postgres::types::Type>, StorageError> {
+        Ok(self.statement(sql)?.params().to_vec())
+    }
+}
+
+/// Column `index` of `row`, or damage naming `what`.
+pub(crate) fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+    row: &'r Row,
+    index: usize,
+) -> Result<T, StorageError> {
+    row.try_get(index)
+        .map_err(|error| StorageError::Damaged(format!("column {index}: {error}")))
+}
+
+/// Column `index` of `row` as a count, index or time (stored as BIGINT).
+pub(crate) fn get_u64(row: &Row, index: usize) -> Result<u64, StorageError> {
+    get::<i64>(row, index).map(|value| value as u64)
+}
+
+/// A nullable BIGINT column as an optional count.
+pub(crate) fn get_opt_u64(row: &Row, index: usize) -> Result<Option<u64>, StorageError> {
+    get::<Option<i64>>(row, index).map(|value| value.map(|value| value as u64))
+}
