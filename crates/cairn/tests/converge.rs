@@ -353,6 +353,9 @@ fn forge(
 /// own signed stream. Nothing of either page is merged.
 #[test]
 fn a_hub_that_rewrites_an_op_cannot_make_a_node_take_it() {
+    if common::sqlite_file_only("the hub's log is rewritten in hub.db") {
+        return;
+    }
     let work = tempfile::tempdir().unwrap();
     let hub_dir = work.path().join("hub");
     let hub_key = ok(&cairn(

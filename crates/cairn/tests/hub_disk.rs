@@ -69,6 +69,9 @@ fn push_body(node: &NodeIdentity, count: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_9_14_a_full_disk_on_the_hub_is_a_507_naming_storage() {
+    if common::sqlite_file_only("hub.db is on a small tmpfs that fills") {
+        return;
+    }
     let work = tempfile::tempdir().unwrap();
     let mount = work.path().join("disk");
     let _tmpfs = Tmpfs::mount(&mount, "6m");

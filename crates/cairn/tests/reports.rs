@@ -111,6 +111,9 @@ fn report(hub_dir: &Path, format: &str, out: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn a_report_matches_the_database_verifies_and_refuses_any_changed_byte() {
+    if common::sqlite_file_only("the figures are counted in hub.db") {
+        return;
+    }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let hub_dir = dir.join("hub");

@@ -13,14 +13,62 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
 }
 
-/// Runs `cairn --data DIR args...`.
+/// Runs `cairn --data DIR args...`. With `CAIRN_TEST_HUB=postgres`, a
+/// `hub init` makes its hub on a fresh PostgreSQL database of the server
+/// `CAIRN_PG_URL` names, so the same tests run the hub on PostgreSQL (every
+/// later command finds the database through the hub's directory).
 pub fn cairn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--data")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("cairn runs")
+    let database = hub_database(args);
+    let mut command = Command::new(bin());
+    command.arg("--data").arg(dir).args(args);
+    if let Some(url) = &database {
+        command.args(["--database", url]);
+    }
+    command.output().expect("cairn runs")
+}
+
+/// A fresh database for a `hub init` when the tests run hubs on PostgreSQL.
+fn hub_database(args: &[&str]) -> Option<String> {
+    let init = args.windows(2).any(|pair| pair == ["hub", "init"]);
+    if !init || args.contains(&"--database") || !hubs_on_postgres() {
+        return None;
+    }
+    Some(new_database())
+}
+
+/// True when `CAIRN_TEST_HUB=postgres`: hubs the tests make run on
+/// PostgreSQL.
+pub fn hubs_on_postgres() -> bool {
+    std::env::var("CAIRN_TEST_HUB").is_ok_and(|hub| hub == "postgres")
+}
+
+/// True (said on stderr) when the tests run hubs on PostgreSQL and this
+/// test works on the SQLite hub's file itself (copies it, edits it with
+/// SQL, fills its disk): such a test has nothing to say about PostgreSQL.
+pub fn sqlite_file_only(what: &str) -> bool {
+    let skip = hubs_on_postgres();
+    if skip {
+        eprintln!("SQLite only ({what}): skipped with CAIRN_TEST_HUB=postgres");
+    }
+    skip
+}
+
+/// A fresh database on the server `CAIRN_PG_URL` names, its URL.
+pub fn new_database() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = std::env::var("CAIRN_PG_URL")
+        .expect("CAIRN_PG_URL names the PostgreSQL server (.ci/run starts one)");
+    let name = format!(
+        "cairn_t{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    cairn_hub_postgres::create_database(&server, &name).expect("a test database")
 }
 
 /// Runs `cairn` with bytes on stdin.
