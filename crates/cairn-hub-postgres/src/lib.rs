@@ -30,6 +30,7 @@
 mod comply;
 mod conn;
 mod log;
+pub mod migrate;
 pub mod schema;
 
 use cairn_hub::StorageError;
@@ -200,15 +201,7 @@ pub fn create_schema(
 ) -> Result<(), StorageError> {
     let backend = PgBackend::connect(url)?;
     let tx = backend.write()?;
-    let taken = tx.conn().one(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'meta'",
-        &[],
-    )?;
-    if taken.map(|row| conn::get_u64(&row, 0)).transpose()? != Some(0) {
-        return Err(StorageError::Fault(
-            "database: it already holds a Cairn hub (a table named meta)".into(),
-        ));
-    }
+    refuse_a_hub(&tx)?;
     tx.conn().batch(schema::DDL)?;
     for (key, value) in [
         ("origin", origin.to_string()),
@@ -228,6 +221,29 @@ pub fn create_schema(
         )?;
     }
     cairn_hub::backend::LogTx::commit(tx)
+}
+
+/// True when the database already holds a Cairn hub (a table named meta).
+pub fn holds_a_hub(backend: &PgBackend) -> Result<bool, StorageError> {
+    holds_meta(&backend.read()?)
+}
+
+fn holds_meta(tx: &PgTx<'_>) -> Result<bool, StorageError> {
+    let taken = tx.conn().one(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'meta'",
+        &[],
+    )?;
+    Ok(taken.map(|row| conn::get_u64(&row, 0)).transpose()? != Some(0))
+}
+
+/// Refuses a database that already holds a Cairn hub.
+fn refuse_a_hub(tx: &PgTx<'_>) -> Result<(), StorageError> {
+    if holds_meta(tx)? {
+        return Err(StorageError::Fault(
+            "database: it already holds a Cairn hub (a table named meta)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What `meta` says of the hub in the database: (origin, hub key hex);

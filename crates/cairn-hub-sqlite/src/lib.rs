@@ -16,6 +16,7 @@ pub mod bundle;
 mod comply;
 pub mod history;
 pub mod legacy;
+pub mod migrate;
 pub mod reports;
 mod sqlite;
 mod store_backend;

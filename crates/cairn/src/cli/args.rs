@@ -361,6 +361,19 @@ pub enum HubCommand {
         #[arg(long, value_name = "URL")]
         database: Option<String>,
     },
+    /// Move this hub (on SQLite) to an empty PostgreSQL database: every
+    /// table in one transaction, the source unchanged; the new hub's
+    /// directory (key, TLS, legacy clients, artifacts, the database URL) is
+    /// made at --into. Exit 0 once both logs have the same size and root and
+    /// the new one verifies. Stop the hub first.
+    Migrate {
+        /// The empty PostgreSQL database, `postgres://user@host:port/db`.
+        #[arg(long, value_name = "URL")]
+        database: String,
+        /// The new hub's directory (must not exist or be empty).
+        #[arg(long)]
+        into: PathBuf,
+    },
     /// Log size and root, streams, quarantine and alerts.
     Status,
     /// Re-verify the whole log: every op's hashes, every stream's chain and

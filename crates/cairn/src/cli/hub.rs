@@ -38,6 +38,7 @@ pub(super) fn hub(cli: &Cli, command: &HubCommand) -> Result<(), Failure> {
         HubCommand::Serve { .. } => hub_serve(cli, command),
         HubCommand::Revoke { .. } => hub_revoke(cli, command),
         HubCommand::Verify => hub_verify(cli),
+        HubCommand::Migrate { database, into } => hub_migrate(cli, database, into),
         HubCommand::Resolve { .. } => hub_resolve(cli, command),
         HubCommand::Import { .. } => hub_import(cli, command),
         HubCommand::ExportAcks { node, out } => {
@@ -382,6 +383,37 @@ fn hub_verify(cli: &Cli) -> Result<(), Failure> {
         println!(
             "intact: {} leaves, {} streams, {} origin checkpoints and {} signed log checkpoints verified",
             report.leaves, report.streams, report.origin_checkpoints, report.log_checkpoints
+        );
+    }
+    Ok(())
+}
+
+/// `cairn hub migrate`.
+fn hub_migrate(cli: &Cli, url: &str, into: &std::path::Path) -> Result<(), Failure> {
+    let migration =
+        cairn_hub_sqlite::migrate::migrate_to_postgres(&cli.data, into, url).map_err(|error| {
+            match error {
+                cairn_edge::StoreError::Config(message) => {
+                    Failure::invalid(None, &[Violation::new("migrate", "config", message)])
+                }
+                cairn_edge::StoreError::Damaged(message) => Failure {
+                    code: exit::TAMPERED,
+                    json: json!({"migrated": false, "error": message}),
+                    text: format!("NOT MIGRATED: {message}"),
+                },
+                other => Failure::fault(anyhow::anyhow!(other)),
+            }
+        })?;
+    if cli.json {
+        output::json(&json!({"migrated": true, "migration": migration}));
+    } else {
+        let rows: u64 = migration.rows.iter().map(|(_, count)| count).sum();
+        println!(
+            "migrated {rows} rows into {}; log of {} leaves, root {} on both; {} signed log checkpoints verified",
+            into.display(),
+            migration.log_size,
+            migration.root,
+            migration.verified.log_checkpoints
         );
     }
     Ok(())
