@@ -100,7 +100,6 @@ fn copy_tables(
         let mut statement = snapshot.prepare(&format!("SELECT * FROM {table}"))?;
         let columns: Vec<String> = statement
             .column_names()
-            .into_iter()
             .map(str::to_string)
             .collect();
         let mut rows = statement.query([])?;
