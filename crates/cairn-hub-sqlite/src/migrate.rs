@@ -98,10 +98,7 @@ fn copy_tables(
     let mut copied = Vec::new();
     for table in schema::TABLES {
         let mut statement = snapshot.prepare(&format!("SELECT * FROM {table}"))?;
-        let columns: Vec<String> = statement
-            .column_names()
-            .map(str::to_string)
-            .collect();
+        let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
         let mut rows = statement.query([])?;
         let mut count = 0;
         while let Some(row) = rows.next()? {

@@ -119,6 +119,16 @@ pub(super) fn start_bench_hub(
     sims: &[SimNode],
     judge: bool,
 ) -> anyhow::Result<(std::process::Child, String)> {
+    enroll_bench_nodes(hub_dir, sims)?;
+    spawn_bench_hub(hub_dir, judge)
+}
+
+/// Enrolls the simulated nodes at the hub in `hub_dir` and registers the
+/// technician their records name.
+pub(super) fn enroll_bench_nodes<'a>(
+    hub_dir: &Path,
+    sims: impl IntoIterator<Item = &'a SimNode>,
+) -> anyhow::Result<()> {
     {
         let hub = cairn_hub_sqlite::HubStore::open(hub_dir)?;
         for sim in sims {
@@ -145,6 +155,15 @@ pub(super) fn start_bench_hub(
             )
             .map_err(|error| anyhow::anyhow!("{error}"))?;
     }
+    Ok(())
+}
+
+/// Starts `cairn hub serve` on the hub in `hub_dir` (its database, SQLite
+/// or PostgreSQL, as the directory says): the process and its URL.
+pub(super) fn spawn_bench_hub(
+    hub_dir: &Path,
+    judge: bool,
+) -> anyhow::Result<(std::process::Child, String)> {
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command
         .arg("--data")

@@ -7,6 +7,7 @@
 //! nothing here asserts speed.
 
 mod artifact_link;
+mod backends;
 mod comply;
 mod edge;
 mod judge;
@@ -32,6 +33,14 @@ pub(crate) const BATCH_RECORDS: usize = 1_000;
 pub(crate) const RAW_BATCH_ROWS: usize = 1_000;
 /// Target payload size, bytes (SPEC section 9 uses records of about 500 bytes).
 pub(crate) const RECORD_BYTES: usize = 500;
+
+/// The peak resident set of process `pid` (`VmHWM`), bytes.
+pub(crate) fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
 
 /// One measured figure.
 #[derive(Clone, Debug, serde::Serialize)]

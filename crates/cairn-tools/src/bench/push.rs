@@ -39,6 +39,11 @@ pub struct PushBenchArgs {
     /// (0 skips the peer; it needs Node.js and npm).
     #[arg(long, default_value_t = 10_000)]
     pub peer_docs: usize,
+    /// Also run the same workload on hubs over PostgreSQL, one process and
+    /// three sharing a database, beside the SQLite hub: a PostgreSQL server
+    /// the benchmark makes its databases on (`postgres://user@host:port/db`).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// PouchDB batch sizes tried for the peer figure (100 is PouchDB's default).
@@ -350,6 +355,60 @@ async fn reconnect(
     Ok(node)
 }
 
+/// Every node of `herd` reconnecting at once with `per_node` queued ops,
+/// as edges push them (see [`reconnect`]), node `n` through `urls[n %
+/// len]`: the figure of every push's latency.
+pub(super) async fn reconnect_all(
+    client: &reqwest::Client,
+    urls: &[String],
+    herd: Vec<SimNode>,
+    per_node: usize,
+) -> anyhow::Result<Figure> {
+    let nodes = herd.len();
+    let herd: Vec<_> = herd
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut sim)| {
+            // An edge signs a checkpoint when it writes (one per group
+            // commit), so each op here gets its checkpoint before the
+            // clock starts and a batch may end at any of them.
+            let ops = sim
+                .chain(per_node)
+                .into_iter()
+                .map(|(op, head)| {
+                    let checkpoint = sim
+                        .identity
+                        .sign_checkpoint("standard", head.seq, head.hash);
+                    (op, checkpoint)
+                })
+                .collect();
+            let token = sim.token("bench.hub");
+            (sim, ops, token, index as u64 + 1)
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = herd
+        .into_iter()
+        .map(|(sim, ops, token, seed)| {
+            let url = urls[seed as usize % urls.len()].clone();
+            tokio::spawn(reconnect(client.clone(), url, sim, ops, token, seed))
+        })
+        .collect();
+    let (mut drained, mut latencies, mut pushes) = (0usize, Vec::new(), 0usize);
+    for task in tasks {
+        let node = task.await??;
+        drained += node.accepted;
+        pushes += node.latencies.len();
+        latencies.extend(node.latencies);
+    }
+    Ok(Figure::new(
+        format!("{nodes} nodes x {per_node} ops as edges reconnect, binary+zstd ({pushes} pushes)"),
+        drained,
+        started.elapsed(),
+        latencies,
+    ))
+}
+
 /// What pushing one backlog took.
 pub(super) struct BacklogRun {
     /// Ops the hub accepted.
@@ -412,6 +471,11 @@ pub fn push(args: &PushBenchArgs, json_output: bool) -> anyhow::Result<()> {
     let result = measure_push(args).and_then(|(mut figures, mut extra)| {
         let peer = measure_peer(args, &figures, &mut extra)?;
         figures.extend(peer);
+        if let Some(server) = &args.database {
+            let (backends, details) = super::backends::measure_backends(args, server)?;
+            figures.extend(backends);
+            extra["backends"] = details;
+        }
         let (compliance, details) = super::comply::measure_compliance(args)?;
         figures.extend(compliance);
         extra["compliance"] = details;
@@ -649,57 +713,18 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
             "bench: {} nodes reconnecting with {} ops each, as edges push them",
             args.nodes, args.per_node
         );
-        let herd: Vec<_> = (1..=args.nodes)
-            .map(|index| {
-                let mut sim = spend(&mut sims, index);
-                // An edge signs a checkpoint when it writes (one per group
-                // commit), so each op here gets its checkpoint before the
-                // clock starts and a batch may end at any of them.
-                let ops = sim
-                    .chain(args.per_node)
-                    .into_iter()
-                    .map(|(op, head)| {
-                        let checkpoint = sim
-                            .identity
-                            .sign_checkpoint("standard", head.seq, head.hash);
-                        (op, checkpoint)
-                    })
-                    .collect();
-                let token = sim.token(origin);
-                (sim, ops, token, index as u64)
-            })
+        let herd: Vec<SimNode> = (1..=args.nodes)
+            .map(|index| spend(&mut sims, index))
             .collect();
-        let started = Instant::now();
-        let tasks: Vec<_> = herd
-            .into_iter()
-            .map(|(sim, ops, token, seed)| {
-                tokio::spawn(reconnect(
-                    client.clone(),
-                    push_url.clone(),
-                    sim,
-                    ops,
-                    token,
-                    seed,
-                ))
-            })
-            .collect();
-        let (mut drained, mut latencies, mut pushes) = (0usize, Vec::new(), 0usize);
-        for task in tasks {
-            let node = task.await??;
-            drained += node.accepted;
-            pushes += node.latencies.len();
-            latencies.extend(node.latencies);
-        }
-        let elapsed = started.elapsed();
-        figures.push(Figure::new(
-            format!(
-                "{} nodes x {} ops as edges reconnect, binary+zstd ({pushes} pushes)",
-                args.nodes, args.per_node
-            ),
-            drained,
-            elapsed,
-            latencies,
-        ));
+        figures.push(
+            reconnect_all(
+                &client,
+                std::slice::from_ref(&push_url),
+                herd,
+                args.per_node,
+            )
+            .await?,
+        );
         // A long outage's backlog.
         if args.drain_ops > 0 {
             eprintln!("bench: draining {} ops after an outage", args.drain_ops);
@@ -720,15 +745,7 @@ fn measure_push(args: &PushBenchArgs) -> anyhow::Result<(Vec<Figure>, Value)> {
         }
         anyhow::Ok((figures, (bytes_per_op, binary_bytes_per_op)))
     });
-    let hub_rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024);
+    let hub_rss = super::peak_rss(pid);
     let _ = child.kill();
     let _ = child.wait();
     let (figures, (bytes_per_op, binary_bytes_per_op)) = result?;
