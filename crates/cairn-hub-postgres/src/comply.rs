@@ -32,7 +32,7 @@ impl Ledger for PgTx<'_> {
     }
 
     fn put_claim(&self, key: &Hash, claim: Claim) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO claims (key, leaf, written_ms) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO UPDATE SET leaf = $2, written_ms = $3",
             &[
@@ -74,7 +74,7 @@ impl Ledger for PgTx<'_> {
             .fields
             .as_ref()
             .map(|fields| serde_json::Value::Object(fields.as_ref().clone()).to_string());
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO registry (collection, key, wall_ms, counter, node, fields)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (collection, key) DO UPDATE
@@ -92,7 +92,7 @@ impl Ledger for PgTx<'_> {
     }
 
     fn await_follow_up(&self, item: &Awaited) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO awaited (leaf, key, rule, who, due_ms) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (leaf) DO UPDATE SET key = $2, rule = $3, who = $4, due_ms = $5",
             &[
@@ -112,7 +112,7 @@ impl Ledger for PgTx<'_> {
 
     fn stop_waiting(&self, leaf: u64) -> Result<(), StorageError> {
         self.conn()
-            .execute("DELETE FROM awaited WHERE leaf = $1", &[&(leaf as i64)])?;
+            .defer("DELETE FROM awaited WHERE leaf = $1", &[&(leaf as i64)])?;
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl Ledger for PgTx<'_> {
         key: &str,
         state: &[u8],
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO entities (collection, key, state) VALUES ($1, $2, $3)
              ON CONFLICT (collection, key) DO UPDATE SET state = $3",
             &[&collection, &key, &state],
@@ -146,7 +146,7 @@ impl Ledger for PgTx<'_> {
     }
 
     fn add_entity_op(&self, collection: &str, key: &str, leaf: u64) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO entity_ops (collection, key, leaf) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             &[&collection, &key, &(leaf as i64)],
         )?;
@@ -299,7 +299,7 @@ impl ComplianceStore for PgTx<'_> {
     }
 
     fn set_judged_through(&self, leaf: u64) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "UPDATE meta SET value = $1 WHERE key = 'judged_through'",
             &[&leaf.to_string()],
         )?;
@@ -313,7 +313,7 @@ impl ComplianceStore for PgTx<'_> {
             serde_json::to_string(&row.judgement.violations)
                 .map_err(|error| StorageError::Internal(error.to_string()))?
         };
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO verdicts (begin_leaf, end_leaf, state, pack, version, violations, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
@@ -465,7 +465,7 @@ impl ComplianceStore for PgTx<'_> {
         source: &str,
         at_ms: u64,
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO packs (name, version, source, source_hash, activated_ms)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (name) DO UPDATE
@@ -482,7 +482,7 @@ impl ComplianceStore for PgTx<'_> {
     }
 
     fn record_push(&self, attempt: &PushAttempt) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO push_attempts (at_ms, node, stream, accepted, duplicate, quarantined, refused)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[

@@ -8,13 +8,23 @@
 //! runs on one small runtime thread the backend owns ([`Driver`]), and a
 //! caller waits for a query's answer with `futures_executor::block_on`,
 //! which needs no runtime and works from any thread.
+//!
+//! Writes whose answer nobody reads (a leaf, tree nodes, a verdict) are
+//! deferred: each is checked and encoded at once, kept, and sent with the
+//! others in one pipelined burst before the next read, savepoint or commit
+//! ([`PgConn::defer`]). A group of a thousand ops then costs a few round
+//! trips instead of thousands, and a deferred write that fails still fails
+//! the transaction before anything commits.
 
 use cairn_hub::StorageError;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row, Statement};
+
+/// Deferred writes sent at once at most (a burst's memory stays bounded).
+const DEFERRED_MAX: usize = 4_096;
 
 /// Parameters of a statement.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -96,6 +106,7 @@ impl Driver {
         Ok(PgConn {
             client,
             statements: RefCell::new(HashMap::new()),
+            deferred: RefCell::new(Vec::new()),
         })
     }
 }
@@ -108,10 +119,39 @@ impl Drop for Driver {
     }
 }
 
-/// One connection, with the statements it has prepared.
+/// One connection, with the statements it has prepared and the writes it
+/// has deferred.
 pub(crate) struct PgConn {
     client: Client,
     statements: RefCell<HashMap<String, Statement>>,
+    deferred: RefCell<Vec<(Statement, Vec<Encoded>)>>,
+}
+
+/// A parameter already in PostgreSQL's binary form (checked against its
+/// column's type when it was deferred).
+#[derive(Debug)]
+struct Encoded(Option<Vec<u8>>);
+
+impl ToSql for Encoded {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            None => Ok(IsNull::Yes),
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                Ok(IsNull::No)
+            }
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl PgConn {
@@ -131,13 +171,76 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// Runs statements that take no parameters (transaction control, DDL).
+    /// Runs a write whose answer nobody reads later: its parameters are
+    /// checked and encoded now, the statement sent with the other deferred
+    /// ones before the next read, savepoint or commit.
+    pub(crate) fn defer(&self, sql: &str, params: Params<'_>) -> Result<(), StorageError> {
+        let statement = self.statement(sql)?;
+        let types = statement.params();
+        if types.len() != params.len() {
+            return Err(StorageError::Internal(format!(
+                "{sql}: {} parameters for {} places",
+                params.len(),
+                types.len()
+            )));
+        }
+        let mut encoded = Vec::with_capacity(params.len());
+        for (param, kind) in params.iter().zip(types) {
+            let mut out = bytes::BytesMut::new();
+            let null = param
+                .to_sql_checked(kind, &mut out)
+                .map_err(|error| StorageError::Internal(format!("{sql}: {error}")))?;
+            encoded.push(Encoded(match null {
+                IsNull::Yes => None,
+                IsNull::No => Some(out.to_vec()),
+            }));
+        }
+        let full = {
+            let mut deferred = self.deferred.borrow_mut();
+            deferred.push((statement, encoded));
+            deferred.len() >= DEFERRED_MAX
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends every deferred write in one pipelined burst and waits for all.
+    fn flush(&self) -> Result<(), StorageError> {
+        let pending = std::mem::take(&mut *self.deferred.borrow_mut());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let client = &self.client;
+        // Polled together, the writes are all sent before the first answer
+        // is awaited: tokio-postgres pipelines them on the connection.
+        let writes = pending.iter().map(|(statement, params)| async move {
+            let params: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|param| param as &(dyn ToSql + Sync))
+                .collect();
+            client.execute(statement, &params).await
+        });
+        futures_executor::block_on(futures_util::future::try_join_all(writes)).map_err(fault)?;
+        Ok(())
+    }
+
+    /// Drops the deferred writes unsent (the transaction is rolled back).
+    pub(crate) fn discard(&self) {
+        self.deferred.borrow_mut().clear();
+    }
+
+    /// Runs statements that take no parameters (transaction control, DDL),
+    /// after the deferred writes.
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StorageError> {
+        self.flush()?;
         futures_executor::block_on(self.client.batch_execute(sql)).map_err(fault)
     }
 
-    /// Every row of a query.
+    /// Every row of a query, after the deferred writes.
     pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StorageError> {
+        self.flush()?;
         let statement = self.statement(sql)?;
         futures_executor::block_on(self.client.query(&statement, params)).map_err(fault)
     }
@@ -147,8 +250,9 @@ impl PgConn {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
-    /// Runs a statement; how many rows it changed.
+    /// Runs a statement after the deferred writes; how many rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
+        self.flush()?;
         let statement = self.statement(sql)?;
         futures_executor::block_on(self.client.execute(&statement, params)).map_err(fault)
     }

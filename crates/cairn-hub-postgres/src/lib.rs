@@ -90,6 +90,7 @@ impl PgBackend {
             slot.conn = Some(self.driver.connect(&self.url)?);
         }
         let conn = slot.conn.as_ref().expect("connected above");
+        conn.discard();
         let begin = if write {
             // The lock comes first: everything the transaction reads is
             // what every earlier appender committed.
@@ -179,10 +180,11 @@ impl Drop for PgTx<'_> {
         if self.open {
             // Uncommitted: undone. A connection that cannot even roll back
             // is dropped, and the slot connects again on next use.
-            if let Some(conn) = self.slot.conn.as_ref()
-                && conn.batch("ROLLBACK").is_err()
-            {
-                self.slot.conn = None;
+            if let Some(conn) = self.slot.conn.as_ref() {
+                conn.discard();
+                if conn.batch("ROLLBACK").is_err() {
+                    self.slot.conn = None;
+                }
             }
         }
     }

@@ -85,7 +85,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn set_stream(&self, id: StreamId, head: StreamHead, held: bool) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "UPDATE streams SET head_seq = $1, head_hash = $2, held = $3 WHERE id = $4",
             &[&(head.seq as i64), &head.hash.0.as_slice(), &held, &id],
         )?;
@@ -114,7 +114,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn append(&self, row: &LeafRow<'_>) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO log (leaf, stream_id, seq, op_hash, op, node, scope, received_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &(row.leaf as i64),
@@ -153,7 +153,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn put_tree_node(&self, level: u32, index: u64, hash: Hash) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO tree (level, idx, hash) VALUES ($1, $2, $3)",
             &[&(level as i32), &(index as i64), &hash.0.as_slice()],
         )?;
@@ -179,7 +179,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn alert(&self, alert: &AlertRow<'_>) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO alerts (kind, node, stream, message, created_ms) VALUES ($1, $2, $3, $4, $5)",
             &[&alert.kind, &alert.node, &alert.stream, &alert.message, &(alert.created_ms as i64)],
         )?;
@@ -198,7 +198,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn set_clock(&self, node: &str, pushed_ms: u64, offset_ms: i64) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "UPDATE nodes SET pushed_ms = $1, clock_offset_ms = $2 WHERE node = $3",
             &[&(pushed_ms as i64), &offset_ms, &node],
         )?;
@@ -211,7 +211,7 @@ impl LogTx for PgTx<'_> {
         checkpoint: &Checkpoint,
         public_key: &[u8; 32],
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO origin_checkpoints (stream_id, seq, signature, public_key) VALUES ($1, $2, $3, $4)",
             &[&id, &(checkpoint.seq as i64), &checkpoint.signature.as_slice(), &public_key.as_slice()],
         )?;
@@ -227,7 +227,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn put_log_note(&self, note: &NoteRow<'_>) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO log_checkpoints (size, root, note, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
             &[&(note.size as i64), &note.root.0.as_slice(), &note.note, &(note.created_ms as i64)],
         )?;
@@ -384,7 +384,7 @@ impl LogTx for PgTx<'_> {
         scopes: &BTreeMap<String, String>,
         now_ms: u64,
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO nodes (node, public_key, scopes, enrolled_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (node) DO UPDATE SET public_key = $2, scopes = $3",
             &[
@@ -402,7 +402,7 @@ impl LogTx for PgTx<'_> {
         node: &str,
         scopes: &BTreeMap<String, String>,
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "UPDATE nodes SET scopes = $1 WHERE node = $2",
             &[&scopes_json(scopes)?, &node],
         )?;
@@ -415,7 +415,7 @@ impl LogTx for PgTx<'_> {
         public_key: &[u8; 32],
         audit_seq: u64,
     ) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO node_keys (node, public_key, audit_seq) VALUES ($1, $2, $3)
              ON CONFLICT (node, public_key) DO UPDATE SET audit_seq = $3",
             &[&node, &public_key.as_slice(), &(audit_seq as i64)],
@@ -432,7 +432,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn put_token(&self, token_hash: &Hash, token: &EnrollToken) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "INSERT INTO enrollments (token_hash, node, scopes, expires_ms, rekey) VALUES ($1, $2, $3, $4, $5)",
             &[
                 &token_hash.0.as_slice(),
@@ -467,7 +467,7 @@ impl LogTx for PgTx<'_> {
     }
 
     fn use_token(&self, token_hash: &Hash, now_ms: u64) -> Result<(), StorageError> {
-        self.conn().execute(
+        self.conn().defer(
             "UPDATE enrollments SET used_ms = $1 WHERE token_hash = $2",
             &[&(now_ms as i64), &token_hash.0.as_slice()],
         )?;
