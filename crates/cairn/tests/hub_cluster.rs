@@ -423,3 +423,89 @@ async fn the_database_arbitrates_what_two_hubs_receive_at_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_activated_beside_running_hubs_is_what_every_hub_judges_by() {
+    if postgres().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let technician = serde_json::json!({
+        "name": "Dana Okafor",
+        "certificate": "IA",
+        "certificate_number": "IA-3309121",
+        "certificate_expiry": "2030-01-31",
+        "authorized_actions": ["inspection", "repair"],
+    });
+    // Stricter than the built-in version the three hubs started with: at
+    // most 8 hours per action. Forced from the command line, beside them.
+    let stricter = include_str!("../../cairn-core/packs/mro.toml")
+        .replace("version = \"1.1.0\"", "version = \"1.2.0\"")
+        .replace(
+            "hours = { type = \"number\", min = 0, max = 10000 }",
+            "hours = { type = \"number\", min = 0, max = 8 }",
+        );
+    let pack = work.path().join("mro-1.2.0.toml");
+    std::fs::write(&pack, stricter).unwrap();
+    tokio::task::block_in_place(|| {
+        ok(&cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "hub",
+                "registry",
+                "put",
+                "authorized_technicians",
+                "TECH-IA-4412",
+                "--fields",
+                &technician.to_string(),
+                "--by",
+                "quality-manager",
+            ],
+        ));
+        ok(&cairn(
+            &hub_dir,
+            &[
+                "--json",
+                "pack",
+                "activate",
+                pack.to_str().unwrap(),
+                "--force",
+                "--by",
+                "qm",
+            ],
+        ));
+        // A 12.5-hour action through each hub: 1.1.0 would persist it.
+        for (n, hub) in hubs.iter().enumerate() {
+            let node =
+                common::enrolled_node(work.path(), &hub_dir, &format!("h{n}"), "site=hangar-7");
+            let mut record = action(&format!("WO-long-{n}"));
+            record["hours"] = serde_json::json!(12.5);
+            ok(&cairn(
+                &node,
+                &[
+                    "--json",
+                    "record",
+                    "add",
+                    "maintenance_actions",
+                    &record.to_string(),
+                ],
+            ));
+            ok(&cairn(&node, &["--json", "sync", "--hub", &hub.url]));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = ok(&cairn(&hub_dir, &["--json", "hub", "status"]));
+            if status["states"]["rejected"] == 3 {
+                assert_eq!(status["packs"]["mro"], "1.2.0", "{status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "every hub judges by the version activated beside it: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}

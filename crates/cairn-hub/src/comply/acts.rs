@@ -10,6 +10,7 @@ use super::{Packs, State};
 use crate::audit;
 use crate::backend::{HubBackend, LogTx};
 use crate::{Hub, StorageError};
+use cairn_core::hash::Hash;
 use cairn_core::pack::RulePack;
 use serde_json::json;
 
@@ -105,10 +106,13 @@ impl<B: HubBackend> Hub<B> {
     /// read transaction, stored in a short write transaction (see
     /// [`run::plan`] and [`run::apply`]).
     pub fn judge_pending(&self, limit: usize) -> Result<Pass, StorageError> {
-        let packs = self.packs();
         let now = self.clock().now_ms();
         // Judged on the reader; only the results take the writer lock.
-        let plan = run::plan(&self.backend().read()?, &packs, now, limit)?;
+        let plan = {
+            let tx = self.backend().read()?;
+            let packs = self.stored_packs_taken_up(&tx)?;
+            run::plan(&tx, &packs, now, limit)?
+        };
         if plan.is_empty() {
             // Caught up: no write transaction, no lock taken.
             return Ok(Pass {
@@ -117,6 +121,39 @@ impl<B: HubBackend> Hub<B> {
             });
         }
         self.in_write(|tx, now| run::apply(tx, &plan, now))
+    }
+
+    /// The packs to judge by: the ones the store holds. Another hub process
+    /// sharing the database, or a CLI act beside this one, may have
+    /// activated a version since this process last looked; it is taken up
+    /// here, before the pass (comparing the stored sources' hashes is a
+    /// read of a few kilobytes).
+    fn stored_packs_taken_up(&self, tx: &dyn LogTx) -> Result<std::sync::Arc<Packs>, StorageError> {
+        let current = self.packs();
+        let sources = tx.pack_sources()?;
+        let known: std::collections::BTreeSet<Hash> = current
+            .packs()
+            .iter()
+            .map(|pack| pack.source_hash)
+            .collect();
+        let stored: std::collections::BTreeSet<Hash> = sources
+            .iter()
+            .map(|source| Hash::of(source.as_bytes()))
+            .collect();
+        if stored.is_empty() || stored == known {
+            return Ok(current);
+        }
+        match stored_packs(tx)? {
+            Some(packs) => {
+                tracing::info!(
+                    packs = packs.packs().len(),
+                    "took up the rule packs the store holds now"
+                );
+                self.set_packs(packs);
+                Ok(self.packs())
+            }
+            None => Ok(current),
+        }
     }
 
     /// Judges until every logged op is judged.
