@@ -509,3 +509,92 @@ async fn a_pack_activated_beside_running_hubs_is_what_every_hub_judges_by() {
         }
     });
 }
+
+/// Ends every session of the database at `url` but the caller's, as an
+/// administrator's `pg_terminate_backend` or a database failover does;
+/// how many there were.
+fn drop_every_connection(url: &str) -> u64 {
+    let output = Command::new("psql")
+        .arg(url)
+        .args([
+            "-qAtc",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ])
+        .output()
+        .expect("psql runs (Debian's postgresql-client)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_drops_cost_retries_never_records() {
+    if postgres().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let url = std::fs::read_to_string(hub_dir.join("database")).unwrap();
+    let nodes: Vec<PathBuf> = tokio::task::block_in_place(|| {
+        (0..6)
+            .map(|n| {
+                common::enrolled_node(work.path(), &hub_dir, &format!("d{n}"), "site=hangar-7")
+            })
+            .collect()
+    });
+    let mut written = 0;
+    for round in 0..6 {
+        tokio::task::block_in_place(|| {
+            let syncs: Vec<_> = nodes
+                .iter()
+                .enumerate()
+                .map(|(n, node)| {
+                    add(node, round * 10, 10);
+                    written += 10;
+                    start_sync(node, &hubs[n % HUBS].url)
+                })
+                .collect();
+            // Every hub's sessions end while pushes are on the way.
+            std::thread::sleep(Duration::from_millis(30 * round as u64));
+            // At least each hub's writer, connected since it started or
+            // since the last round.
+            assert!(drop_every_connection(&url) >= HUBS as u64);
+            wait_all(syncs);
+        });
+    }
+    tokio::task::block_in_place(|| {
+        for _pass in 0..2 {
+            for (n, node) in nodes.iter().enumerate() {
+                sync_until_done(node, &hubs[n % HUBS].url);
+            }
+        }
+        let status = ok(&cairn(&hub_dir, &["--json", "hub", "status"]));
+        let audit = status["streams"]["hub:audit"][0].as_u64().unwrap();
+        assert_eq!(
+            status["log_size"].as_u64().unwrap() - audit,
+            written as u64,
+            "every record logged once: {status}"
+        );
+        assert_eq!(
+            status["quarantined"], 0,
+            "a dropped connection is no verdict: {status}"
+        );
+        for node in &nodes {
+            let status = json_out(&cairn(node, &["--json", "status"]));
+            assert_eq!(status["pending_total"], 0, "{status}");
+            let listed = json_out(&cairn(
+                node,
+                &["--json", "record", "list", "maintenance_actions"],
+            ));
+            assert_eq!(listed["records"].as_array().unwrap().len(), written);
+        }
+        assert_eq!(cairn(&hub_dir, &["hub", "verify"]).status.code(), Some(0));
+    });
+}
