@@ -49,6 +49,12 @@ fn postgres() -> Option<String> {
 /// A hub on a fresh database, served by `HUBS` processes; returns its
 /// directory (shared by the processes: key, URL) and the processes.
 fn cluster(work: &Path) -> (PathBuf, Vec<Edge>) {
+    cluster_with(work, |_| ())
+}
+
+/// [`cluster`], with `before` run on the hub's directory before the
+/// processes start (clients of the hub's directory are read at start).
+fn cluster_with(work: &Path, before: impl FnOnce(&Path)) -> (PathBuf, Vec<Edge>) {
     let hub_dir = work.join("hub");
     let url = common::new_database();
     ok(&cairn(
@@ -63,6 +69,7 @@ fn cluster(work: &Path) -> (PathBuf, Vec<Edge>) {
             &url,
         ],
     ));
+    before(&hub_dir);
     let hubs = (0..HUBS)
         .map(|_| {
             Edge::start_with(
@@ -596,5 +603,84 @@ async fn connections_the_database_drops_cost_retries_never_records() {
             assert_eq!(listed["records"].as_array().unwrap().len(), written);
         }
         assert_eq!(cairn(&hub_dir, &["hub", "verify"]).status.code(), Some(0));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_clients_resend_through_another_hub_is_a_repeat() {
+    if postgres().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut token = String::new();
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| {
+        cluster_with(work.path(), |hub_dir| {
+            let enrolled = ok(&cairn(
+                hub_dir,
+                &[
+                    "--json",
+                    "hub",
+                    "enroll",
+                    "till-9",
+                    "--legacy",
+                    "pharmacy",
+                    "--scope",
+                    "pharmacy=main-st",
+                ],
+            ));
+            token = enrolled["token"].as_str().unwrap().to_string();
+        })
+    });
+    let client = cairn_http::tls::builder().build().unwrap();
+    let send = |hub: usize, body: Value| {
+        let (client, token) = (client.clone(), token.clone());
+        let url = format!("{}/api/v1/transactions/sync", hubs[hub].url);
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let sale = |key: &str, quantity: u64| {
+        serde_json::json!({
+            "ndc": "0093-7180-01", "quantity": quantity, "schedule": "IV",
+            "prescription_id": format!("RX-{key}"), "pharmacist_npi": "1234567890",
+            "dispensed_at_utc": "2026-11-20T08:00:00+00:00", "idempotency_key": key,
+        })
+    };
+    // Each sale through one hub, its resend through the others, in turn.
+    for (n, key) in ["k-1", "k-2", "k-3"].iter().enumerate() {
+        let (status, first) = send(n % HUBS, sale(key, 30)).await;
+        assert_eq!(
+            (status, first["status"].as_str()),
+            (200, Some("accepted")),
+            "{first}"
+        );
+        for other in 1..HUBS {
+            let (status, again) = send((n + other) % HUBS, sale(key, 30)).await;
+            assert_eq!(status, 200, "a resend is acknowledged: {again}");
+            assert_eq!(again["record"], first["record"], "the same op, not another: {again}");
+        }
+        // The same key with another record, through yet another hub.
+        let (status, conflict) = send((n + 1) % HUBS, sale(key, 31)).await;
+        assert_eq!(status, 409, "{conflict}");
+    }
+    tokio::task::block_in_place(|| {
+        let status = ok(&cairn(&hub_dir, &["--json", "hub", "status"]));
+        let logged: u64 = status["streams"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.starts_with("till-9:"))
+            .map(|(_, stream)| stream[0].as_u64().unwrap())
+            .sum();
+        assert_eq!(logged, 3, "three sales, each logged once: {status}");
+        assert_eq!(status["quarantined"], 0, "{status}");
     });
 }

@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What a client's requests need between them: its record of idempotency
-/// keys (read from its streams at first use), behind a lock that also
-/// keeps its appends in order.
+/// keys (caught up with its streams at each request), behind a lock that
+/// also keeps its appends in order.
 pub struct Slot {
     pub(super) client: LegacyClient,
     pub(super) keys: tokio::sync::Mutex<Option<Keys>>,
@@ -38,17 +38,25 @@ pub struct Slot {
 
 impl Slot {
     /// The client's record of keys, locked (its requests go one at a
-    /// time) and read from its streams on first use.
+    /// time here) and caught up with its streams: what another hub process
+    /// sharing the database logged for the client since is known too.
     pub(super) async fn loaded_keys(
         &self,
         state: &HubState,
         key_of: fn(&Op) -> Option<String>,
     ) -> Result<tokio::sync::MutexGuard<'_, Option<Keys>>, AppError> {
         let mut keys = self.keys.lock().await;
-        if keys.is_none() {
-            let (hub, name) = (state.hub.clone(), self.client.name.clone());
-            *keys = Some(blocking(move || known_keys(&hub, &name, key_of)).await?);
-        }
+        // Taken out while it is read: a read that fails leaves none, and
+        // the next request reads the client's streams from the start.
+        let mut known = keys.take().unwrap_or_default();
+        let (hub, name) = (state.hub.clone(), self.client.name.clone());
+        *keys = Some(
+            blocking(move || {
+                catch_up(&hub, &name, key_of, &mut known)?;
+                Ok(known)
+            })
+            .await?,
+        );
         Ok(keys)
     }
 }
@@ -337,8 +345,26 @@ pub(super) async fn append(
         .ok_or_else(|| AppError::Server("the hub answered no result".into()))
 }
 
-/// A client's record of its keys: the answer each was given.
-pub(super) type Keys = HashMap<String, (Hash, Value)>;
+/// A client's record of its keys: the answer each was given, and how far
+/// each of its streams has been read into it.
+#[derive(Default)]
+pub(super) struct Keys {
+    answers: HashMap<String, (Hash, Value)>,
+    read_through: HashMap<String, u64>,
+}
+
+impl Keys {
+    /// The answer `key` was given, with its record's hash.
+    pub(super) fn get(&self, key: &str) -> Option<&(Hash, Value)> {
+        self.answers.get(key)
+    }
+
+    /// Keeps the answer a request gave for `key` once its op was logged
+    /// (reading that op back later keeps this answer).
+    pub(super) fn insert(&mut self, key: String, answer: (Hash, Value)) {
+        self.answers.insert(key, answer);
+    }
+}
 
 /// [`append`], dropping the client's record of keys when it fails: the op
 /// may have committed before the fault, and the resend must find it (the
@@ -448,20 +474,21 @@ fn pharmacy_key(op: &Op) -> Option<String> {
     payload["idempotency_key"].as_str().map(String::from)
 }
 
-/// The keys the client's records hold (`key_of` their payload), with the
-/// answer a repeat gets.
-pub(super) fn known_keys(
+/// Reads into `keys` the client's ops logged since it last read its
+/// streams (`key_of` their payload gives each record's key), with the
+/// answer a repeat gets; an answer a request already keeps stays.
+pub(super) fn catch_up(
     hub: &cairn_hub_sqlite::HubStore,
     name: &str,
     key_of: fn(&Op) -> Option<String>,
-) -> Result<Keys, AppError> {
+    keys: &mut Keys,
+) -> Result<(), AppError> {
     let fault = |error: String| AppError::Server(error);
-    let mut keys = HashMap::new();
     let streams = hub
         .stream_heads(name)
         .map_err(|error| fault(error.to_string()))?;
     for (stream, (head, _)) in streams {
-        let mut from = 1;
+        let mut from = keys.read_through.get(&stream).map_or(1, |seq| seq + 1);
         while from <= head {
             let page = hub
                 .own_ops(name, &stream, from, cairn_hub_sqlite::PUSH_OPS_MAX)
@@ -480,12 +507,15 @@ pub(super) fn known_keys(
                         "status": "stored",
                         "record": format!("{name}:{stream}:{}", op.seq),
                     });
-                    keys.insert(key.to_string(), (Hash::of(&op.draft.payload), answer));
+                    keys.answers
+                        .entry(key)
+                        .or_insert((Hash::of(&op.draft.payload), answer));
                 }
             }
         }
+        keys.read_through.insert(stream, from - 1);
     }
-    Ok(keys)
+    Ok(())
 }
 
 /// A repeat's answer: as first given, or, for a record read back from the

@@ -16,7 +16,7 @@
 //! naming a building outside the client's grants makes the whole request
 //! 403, nothing written.
 
-use super::legacy::{Keys, Slot, Write, append_writes, known_keys};
+use super::legacy::{Keys, Slot, Write, append_writes, catch_up};
 use super::{HubState, blocking};
 use crate::body::body_json;
 use crate::error::AppError;
@@ -337,7 +337,7 @@ fn decide(
             op.local_ms,
             &payload,
         );
-        if known.contains_key(&identity) {
+        if known.get(&identity).is_some() {
             decisions.push(Decision::Done);
             continue;
         }
@@ -504,7 +504,10 @@ pub(super) async fn mobile_batch(
     // operations stay its own while this one is decided and written.
     let mut keys = slot.keys.lock().await;
     let (mut held, head, known) = read_held(&state, &slot, &operations, keys.take()).await?;
-    check_grants(&slot.client, &operations, &held).inspect_err(|_| *keys = Some(known.clone()))?;
+    if let Err(refused) = check_grants(&slot.client, &operations, &held) {
+        *keys = Some(known);
+        return Err(refused);
+    }
     let decisions = decide(&state, &slot.client, &operations, &known, &mut held, head);
     *keys = Some(known);
     let answer = write_decisions(&state, &slot, &operations, decisions, &mut keys).await?;
@@ -540,10 +543,8 @@ async fn read_held(
             .map_err(|error| AppError::Server(error.to_string()))?
             .get(MOBILE_STREAM)
             .map_or(0, |(seq, _)| *seq);
-        let known = match known {
-            Some(known) => known,
-            None => known_keys(&hub, &name, op_identity)?,
-        };
+        let mut known = known.unwrap_or_default();
+        catch_up(&hub, &name, op_identity, &mut known)?;
         Ok((held, head, known))
     })
     .await
