@@ -59,6 +59,7 @@ fn push(
         decoded: None,
         checkpoint_key: None,
         node_time_ms: None,
+        built_on: None,
         node: identity.node.clone(),
         stream: "standard".into(),
         ops,

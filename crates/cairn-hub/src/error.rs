@@ -50,6 +50,19 @@ pub enum PushError {
         /// The push's first seq.
         got: u64,
     },
+    /// The ops were built by the hub on a stream head that another hub
+    /// process moved since (a legacy client's records, which the hub signs
+    /// on the client's behalf): nothing was stored, and no equivocation
+    /// raised; the caller builds them again on the new head.
+    #[error("{stream}: built on seq {built_on}, the head is seq {head} now; build them again")]
+    HeadMoved {
+        /// `node:stream`.
+        stream: String,
+        /// The head's seq the ops were built on.
+        built_on: u64,
+        /// The head's seq now.
+        head: u64,
+    },
     /// A storage fault; nothing was persisted.
     #[error("{0}")]
     Store(#[from] StorageError),

@@ -69,6 +69,7 @@ pub fn push_from_binary(bytes: &[u8], compressed: bool) -> Result<PushRequest, V
         decoded: None,
         checkpoint_key: None,
         node_time_ms: None,
+        built_on: None,
         checkpoint: Checkpoint {
             node: wire.node.clone(),
             stream: wire.stream.clone(),
@@ -118,6 +119,7 @@ pub fn push_from_json(value: &Value) -> Result<PushRequest, Vec<Violation>> {
             decoded: None,
             checkpoint_key: None,
             node_time_ms: None,
+            built_on: None,
             checkpoint: Checkpoint {
                 node: node.clone(),
                 stream: stream.clone(),

@@ -43,6 +43,12 @@ pub struct PushRequest {
     /// The node's own clock when it sent the push, ms (the hub records how
     /// far it is from its own).
     pub node_time_ms: Option<u64>,
+    /// For ops the hub built and signed itself on a stream head it read (a
+    /// legacy client's records): that head. When the stream's head is
+    /// another by the push's transaction (another hub process appended in
+    /// between), the push is refused whole (`PushError::HeadMoved`) rather
+    /// than taken for an equivocation. `None` for a node's own pushes.
+    pub built_on: Option<StreamHead>,
 }
 
 /// What one push of a group did, before the group's checkpoint exists.
@@ -219,6 +225,15 @@ fn push_one(
         Some(decoded) if decoded.len() == request.ops.len() => decoded,
         _ => push::decode_push(&request.ops),
     };
+    if let Some(built_on) = request.built_on
+        && built_on != stream.head
+    {
+        return Err(PushError::HeadMoved {
+            stream: format!("{}:{}", request.node, request.stream),
+            built_on: built_on.seq,
+            head: stream.head.seq,
+        });
+    }
     check_order(request, &stream, &decoded)?;
     let outcome = push::verify_decoded(
         &view,

@@ -79,3 +79,40 @@ fn the_queue_applies_pushes_sent_out_of_order_in_order() {
     );
     assert_eq!(hub.backend().state().log.len(), 7);
 }
+
+#[test]
+fn ops_the_hub_built_on_a_head_that_moved_are_refused_not_an_equivocation() {
+    let hub = hub();
+    let (mut ours, mut theirs) = (StreamHead::EMPTY, StreamHead::EMPTY);
+    // Two hub processes built a client's next op on the same head; the
+    // other one's push committed first.
+    let mut first = request(&mut theirs, 1);
+    first.built_on = Some(StreamHead::EMPTY);
+    let mut second = common::push("a", &mut ours, 1, "other");
+    second.built_on = Some(StreamHead::EMPTY);
+    assert!(hub.push(first).is_ok());
+    let refused = hub.push(second).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            PushError::HeadMoved {
+                built_on: 0,
+                head: 1,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let state = hub.backend().state();
+    assert_eq!(state.log.len(), 1, "nothing stored");
+    assert!(state.quarantine.is_empty(), "no equivocation");
+    assert!(state.alerts.is_empty());
+    assert!(state.streams.iter().all(|(_, _, row)| !row.held));
+    // Built again on the head as it is, it goes in.
+    let mut again = common::push("a", &mut theirs, 1, "other");
+    again.built_on = Some(StreamHead {
+        seq: 1,
+        hash: state.streams[0].2.head.hash,
+    });
+    assert!(hub.push(again).unwrap().results[0].status == cairn_proto::OpStatus::Accepted);
+}

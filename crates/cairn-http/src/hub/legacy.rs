@@ -416,6 +416,11 @@ pub(super) async fn append_writes(
             seq: *seq,
             hash: *hash,
         });
+    // Another hub process may append to the client's stream before this
+    // push's transaction: then it is refused (5xx, the client resends and
+    // finds its record or gets it appended on the new head), never taken
+    // for an equivocation of the client's.
+    let built_on = head;
     let mut seqs = Vec::with_capacity(writes.len());
     let mut ops = Vec::with_capacity(writes.len());
     for write in writes {
@@ -442,6 +447,7 @@ pub(super) async fn append_writes(
             decoded: None,
             checkpoint_key: None,
             node_time_ms: None,
+            built_on: Some(built_on),
             node: client.name.clone(),
             stream: stream.to_string(),
             ops,

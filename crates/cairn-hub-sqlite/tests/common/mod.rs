@@ -40,6 +40,7 @@ pub fn push_after(
         decoded: None,
         checkpoint_key: None,
         node_time_ms: None,
+        built_on: None,
         node: identity.node.clone(),
         stream: "standard".into(),
         ops,

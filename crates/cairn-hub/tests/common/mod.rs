@@ -19,6 +19,7 @@ pub fn push(node: &str, head: &mut StreamHead, count: usize, tag: &str) -> PushR
         decoded: None,
         checkpoint_key: None,
         node_time_ms: None,
+        built_on: None,
         node: node.into(),
         stream: "standard".into(),
         ops,

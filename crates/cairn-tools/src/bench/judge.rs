@@ -93,6 +93,7 @@ fn measure(args: &JudgeBenchArgs) -> anyhow::Result<(Vec<Figure>, serde_json::Va
             decoded: None,
             checkpoint_key: None,
             node_time_ms: None,
+            built_on: None,
             node: sim.identity.node.clone(),
             stream: "standard".into(),
             ops,
