@@ -9,12 +9,12 @@
 //! caller waits for a query's answer with `futures_executor::block_on`,
 //! which needs no runtime and works from any thread.
 //!
-//! Writes whose answer nobody reads (a leaf, tree nodes, a verdict) are
-//! deferred: each is checked and encoded at once, kept, and sent with the
-//! others in one pipelined burst before the next read, savepoint or commit
-//! ([`PgConn::defer`]). A group of a thousand ops then costs a few round
-//! trips instead of thousands, and a deferred write that fails still fails
-//! the transaction before anything commits.
+//! Statements whose answer nobody reads (a leaf, tree nodes, a verdict,
+//! `BEGIN`, a savepoint) are deferred: each is checked and encoded at once,
+//! kept, and sent with the others and the next read, in order, in one
+//! pipelined burst ([`PgConn::defer`]). A push then costs a few round trips
+//! instead of one per statement, and a deferred statement that fails still
+//! fails the transaction before anything commits.
 
 use cairn_hub::StorageError;
 use std::cell::RefCell;
@@ -206,15 +206,17 @@ impl PgConn {
         Ok(())
     }
 
-    /// Sends every deferred write in one pipelined burst and waits for all.
-    fn flush(&self) -> Result<(), StorageError> {
+    /// Sends every deferred write, then `last`, in one pipelined burst, and
+    /// waits for all: `last`'s answer.
+    fn after_deferred<T>(
+        &self,
+        last: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StorageError> {
         let pending = std::mem::take(&mut *self.deferred.borrow_mut());
-        if pending.is_empty() {
-            return Ok(());
-        }
         let client = &self.client;
-        // Polled together, the writes are all sent before the first answer
-        // is awaited: tokio-postgres pipelines them on the connection.
+        // Polled together, in order, the requests are all sent before the
+        // first answer is awaited (tokio-postgres sends a request when its
+        // future is first polled): one round trip for the lot.
         let writes = pending.iter().map(|(statement, params)| async move {
             let params: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
@@ -222,8 +224,18 @@ impl PgConn {
                 .collect();
             client.execute(statement, &params).await
         });
-        futures_executor::block_on(futures_util::future::try_join_all(writes)).map_err(fault)?;
-        Ok(())
+        let burst =
+            futures_util::future::try_join(futures_util::future::try_join_all(writes), last);
+        let (_, answer) = futures_executor::block_on(burst).map_err(fault)?;
+        Ok(answer)
+    }
+
+    /// Sends every deferred write and waits for them.
+    pub(crate) fn flush(&self) -> Result<(), StorageError> {
+        if self.deferred.borrow().is_empty() {
+            return Ok(());
+        }
+        self.after_deferred(std::future::ready(Ok(())))
     }
 
     /// Drops the deferred writes unsent (the transaction is rolled back).
@@ -231,18 +243,17 @@ impl PgConn {
         self.deferred.borrow_mut().clear();
     }
 
-    /// Runs statements that take no parameters (transaction control, DDL),
-    /// after the deferred writes.
+    /// Runs statements that take no parameters (DDL, a savepoint's
+    /// rollback), after the deferred writes.
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StorageError> {
         self.flush()?;
         futures_executor::block_on(self.client.batch_execute(sql)).map_err(fault)
     }
 
-    /// Every row of a query, after the deferred writes.
+    /// Every row of a query, sent with the deferred writes before it.
     pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StorageError> {
-        self.flush()?;
         let statement = self.statement(sql)?;
-        futures_executor::block_on(self.client.query(&statement, params)).map_err(fault)
+        self.after_deferred(self.client.query(&statement, params))
     }
 
     /// The first row of a query, if any.
@@ -250,11 +261,11 @@ impl PgConn {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
-    /// Runs a statement after the deferred writes; how many rows it changed.
+    /// Runs a statement, sent with the deferred writes before it; how many
+    /// rows it changed.
     pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StorageError> {
-        self.flush()?;
         let statement = self.statement(sql)?;
-        futures_executor::block_on(self.client.execute(&statement, params)).map_err(fault)
+        self.after_deferred(self.client.execute(&statement, params))
     }
 
     /// The types a statement's parameters take (the migration converts

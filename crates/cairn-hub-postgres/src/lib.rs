@@ -91,22 +91,14 @@ impl PgBackend {
         }
         let conn = slot.conn.as_ref().expect("connected above");
         conn.discard();
-        let begin = if write {
+        // Sent with the transaction's first statement, not on their own.
+        if write {
             // The lock comes first: everything the transaction reads is
             // what every earlier appender committed.
-            format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({LOG_LOCK})"
-            )
+            conn.defer("BEGIN ISOLATION LEVEL READ COMMITTED", &[])?;
+            conn.defer("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])?;
         } else {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_string()
-        };
-        if let Err(error) = conn.batch(&begin) {
-            // A connection that could not begin is not reused as it is.
-            let _ = conn.batch("ROLLBACK");
-            if conn.is_closed() {
-                slot.conn = None;
-            }
-            return Err(error);
+            conn.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &[])?;
         }
         Ok(PgTx { slot, open: true })
     }

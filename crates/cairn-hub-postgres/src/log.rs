@@ -584,11 +584,11 @@ impl LogTx for PgTx<'_> {
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {
-        self.conn().batch("SAVEPOINT push")
+        self.conn().defer("SAVEPOINT push", &[])
     }
 
     fn release_savepoint(&self) -> Result<(), StorageError> {
-        self.conn().batch("RELEASE SAVEPOINT push")
+        self.conn().defer("RELEASE SAVEPOINT push", &[])
     }
 
     fn rollback_savepoint(&self) -> Result<(), StorageError> {
@@ -602,7 +602,11 @@ impl LogTx for PgTx<'_> {
             // by the drop on a connection whose state is unknown; the
             // server ends the transaction itself.
             self.open = false;
-            if let Err(error) = self.conn().batch("COMMIT") {
+            let committed = self
+                .conn()
+                .defer("COMMIT", &[])
+                .and_then(|()| self.conn().flush());
+            if let Err(error) = committed {
                 self.slot.conn = None;
                 return Err(error);
             }

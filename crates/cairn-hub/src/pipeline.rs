@@ -225,15 +225,6 @@ fn push_one(
         Some(decoded) if decoded.len() == request.ops.len() => decoded,
         _ => push::decode_push(&request.ops),
     };
-    if let Some(built_on) = request.built_on
-        && built_on != stream.head
-    {
-        return Err(PushError::HeadMoved {
-            stream: format!("{}:{}", request.node, request.stream),
-            built_on: built_on.seq,
-            head: stream.head.seq,
-        });
-    }
     check_order(request, &stream, &decoded)?;
     let outcome = push::verify_decoded(
         &view,
@@ -283,12 +274,22 @@ fn push_one(
 }
 
 /// A push that starts past the head is out of order, not damaged: it is
-/// refused whole (the writer first lets it wait for its predecessor).
+/// refused whole (the writer first lets it wait for its predecessor). So
+/// is one the hub built on a head that has moved since (`built_on`).
 fn check_order(
     request: &PushRequest,
     stream: &Stream,
     decoded: &[push::Decoded],
 ) -> Result<(), PushError> {
+    if let Some(built_on) = request.built_on
+        && built_on != stream.head
+    {
+        return Err(PushError::HeadMoved {
+            stream: format!("{}:{}", request.node, request.stream),
+            built_on: built_on.seq,
+            head: stream.head.seq,
+        });
+    }
     if let Some(Ok(first)) = decoded.first()
         && !stream.held
         && first.draft.node == request.node
