@@ -79,7 +79,8 @@ impl Filler<'_> {
             .map(|((value, kind), column)| convert(value, kind, table, column))
             .collect::<Result<Vec<_>, _>>()?;
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|value| value.as_ref()).collect();
-        self.tx.execute(sql, &params)?;
+        // Deferred: rows go in pipelined bursts, not a round trip each.
+        self.tx.conn().defer(sql, &params)?;
         Ok(())
     }
 
