@@ -281,6 +281,22 @@ pub fn create_database(server_url: &str, name: &str) -> Result<String, StorageEr
     Ok(url_with_database(server_url, name))
 }
 
+/// Creates an empty database of a name no other made by this function
+/// takes (`prefix`, the process id, a counter and the time), and returns
+/// its URL: one per hub a test or benchmark makes.
+pub fn create_fresh_database(server_url: &str, prefix: &str) -> Result<String, StorageError> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let name = format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    create_database(server_url, &name)
+}
+
 /// `url` naming database `name` instead of its own.
 pub fn url_with_database(url: &str, name: &str) -> String {
     match url.split_once("://") {

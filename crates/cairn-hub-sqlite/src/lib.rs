@@ -188,15 +188,7 @@ impl HubStore {
     /// it).
     pub fn init_with(dir: &Path, origin: &str, custom_packs: &[String]) -> Result<(), StoreError> {
         let sources = pack_sources(custom_packs)?;
-        check_origin(origin)?;
-        std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
-        if hub_key_path(dir).exists() || hub_db_path(dir).exists() {
-            return Err(StoreError::Config(format!(
-                "{} already holds a Cairn hub",
-                dir.display()
-            )));
-        }
-        let identity = NodeIdentity::from_seed("hub", cairn_sqlite::random_seed()?);
+        let identity = new_hub(dir, origin)?;
         cairn_sqlite::write_private(&hub_key_path(dir), identity.to_key_file().as_bytes())?;
         let mut conn = cairn_sqlite::open(&hub_db_path(dir))?;
         let tx = conn.transaction()?;
@@ -223,15 +215,7 @@ impl HubStore {
         url: &str,
     ) -> Result<(), StoreError> {
         let sources = pack_sources(custom_packs)?;
-        check_origin(origin)?;
-        std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
-        if hub_key_path(dir).exists() || hub_db_path(dir).exists() {
-            return Err(StoreError::Config(format!(
-                "{} already holds a Cairn hub",
-                dir.display()
-            )));
-        }
-        let identity = NodeIdentity::from_seed("hub", cairn_sqlite::random_seed()?);
+        let identity = new_hub(dir, origin)?;
         let packs: Vec<(String, String, String, String)> = sources
             .iter()
             .map(|(pack, source)| {
@@ -619,14 +603,22 @@ impl HubStore {
     }
 }
 
-/// The origin line names the log: one line of 1 to 256 bytes.
-fn check_origin(origin: &str) -> Result<(), StoreError> {
+/// A new hub's identity, once `origin` is checked (one line of 1 to 256
+/// bytes: it names the log) and `dir` is made and holds no hub yet.
+fn new_hub(dir: &Path, origin: &str) -> Result<NodeIdentity, StoreError> {
     if origin.is_empty() || origin.contains('\n') || origin.len() > 256 {
         return Err(StoreError::Config(
             "origin must be one line of 1 to 256 bytes".into(),
         ));
     }
-    Ok(())
+    std::fs::create_dir_all(dir).map_err(|error| StoreError::io(dir, error))?;
+    if hub_key_path(dir).exists() || hub_db_path(dir).exists() {
+        return Err(StoreError::Config(format!(
+            "{} already holds a Cairn hub",
+            dir.display()
+        )));
+    }
+    Ok(NodeIdentity::from_seed("hub", cairn_sqlite::random_seed()?))
 }
 
 /// The hub's identity from its key file in `dir`.

@@ -32,20 +32,6 @@ use std::time::{Duration, Instant};
 const NODES: usize = 50;
 const HUBS: usize = 3;
 
-/// The PostgreSQL server, or `None` (said) when there is none outside CI.
-fn postgres() -> Option<String> {
-    match std::env::var("CAIRN_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CAIRN_PG_URL is not set: .ci/run starts a PostgreSQL server for this test")
-        }
-        _ => {
-            eprintln!("CAIRN_PG_URL is not set: the PostgreSQL hub tests are skipped");
-            None
-        }
-    }
-}
-
 /// A hub on a fresh database, served by `HUBS` processes; returns its
 /// directory (shared by the processes: key, URL) and the processes.
 fn cluster(work: &Path) -> (PathBuf, Vec<Edge>) {
@@ -86,24 +72,6 @@ fn cluster_with(work: &Path, before: impl FnOnce(&Path)) -> (PathBuf, Vec<Edge>)
         })
         .collect();
     (hub_dir, hubs)
-}
-
-/// Adds `count` maintenance actions on the node in `dir`, numbered from
-/// `from` (work orders of one node's own: each is a distinct job).
-fn add(dir: &Path, from: usize, count: usize) {
-    let node = dir.file_name().unwrap().to_string_lossy().to_string();
-    for n in from..from + count {
-        ok(&cairn(
-            dir,
-            &[
-                "--json",
-                "record",
-                "add",
-                "maintenance_actions",
-                &action(&format!("WO-{node}-{n}")).to_string(),
-            ],
-        ));
-    }
 }
 
 /// Starts `cairn sync --hub URL` on the node in `dir`.
@@ -160,7 +128,7 @@ fn sync_until_done(dir: &Path, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hubs_on_one_database_lose_nothing_through_faults_and_kills() {
-    if postgres().is_none() {
+    if common::postgres_server().is_none() {
         return;
     }
     let rounds: usize = common::env_or("CAIRN_CLUSTER_ROUNDS", 24);
@@ -216,7 +184,12 @@ async fn three_hubs_on_one_database_lose_nothing_through_faults_and_kills() {
         tokio::task::block_in_place(|| {
             for &node in &chosen {
                 let count = 1 + random(3) as usize;
-                add(&nodes[node], written[node], count);
+                let tag = nodes[node]
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                common::add_actions(&nodes[node], &tag, written[node], count);
                 written[node] += count;
                 let hub = random(HUBS as u64) as usize;
                 syncs.push(start_sync(&nodes[node], &via[hub]));
@@ -323,7 +296,7 @@ fn push_body(node: &NodeIdentity, count: usize, tag: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_arbitrates_what_two_hubs_receive_at_once() {
-    if postgres().is_none() {
+    if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -433,18 +406,11 @@ async fn the_database_arbitrates_what_two_hubs_receive_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pack_activated_beside_running_hubs_is_what_every_hub_judges_by() {
-    if postgres().is_none() {
+    if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
-    let technician = serde_json::json!({
-        "name": "Dana Okafor",
-        "certificate": "IA",
-        "certificate_number": "IA-3309121",
-        "certificate_expiry": "2030-01-31",
-        "authorized_actions": ["inspection", "repair"],
-    });
     // Stricter than the built-in version the three hubs started with: at
     // most 8 hours per action. Forced from the command line, beside them.
     let stricter = include_str!("../../cairn-core/packs/mro.toml")
@@ -456,21 +422,7 @@ async fn a_pack_activated_beside_running_hubs_is_what_every_hub_judges_by() {
     let pack = work.path().join("mro-1.2.0.toml");
     std::fs::write(&pack, stricter).unwrap();
     tokio::task::block_in_place(|| {
-        ok(&cairn(
-            &hub_dir,
-            &[
-                "--json",
-                "hub",
-                "registry",
-                "put",
-                "authorized_technicians",
-                "TECH-IA-4412",
-                "--fields",
-                &technician.to_string(),
-                "--by",
-                "quality-manager",
-            ],
-        ));
+        common::register_technician(&hub_dir);
         ok(&cairn(
             &hub_dir,
             &[
@@ -543,7 +495,7 @@ fn drop_every_connection(url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_database_drops_cost_retries_never_records() {
-    if postgres().is_none() {
+    if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -563,7 +515,8 @@ async fn connections_the_database_drops_cost_retries_never_records() {
                 .iter()
                 .enumerate()
                 .map(|(n, node)| {
-                    add(node, round * 10, 10);
+                    let tag = node.file_name().unwrap().to_string_lossy().to_string();
+                    common::add_actions(node, &tag, round * 10, 10);
                     written += 10;
                     start_sync(node, &hubs[n % HUBS].url)
                 })
@@ -608,7 +561,7 @@ async fn connections_the_database_drops_cost_retries_never_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_clients_resend_through_another_hub_is_a_repeat() {
-    if postgres().is_none() {
+    if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -10,23 +10,25 @@
 
 mod common;
 
-use common::{Edge, action, cairn, enrolled_node, json_out, ok};
+use common::{Edge, cairn, enrolled_node, json_out, ok};
 use serde_json::Value;
 use std::path::Path;
 
-fn add(dir: &Path, tag: &str, count: usize) {
-    for n in 0..count {
-        ok(&cairn(
-            dir,
-            &[
-                "--json",
-                "record",
-                "add",
-                "maintenance_actions",
-                &action(&format!("WO-{tag}-{n}")).to_string(),
-            ],
-        ));
-    }
+/// `cairn hub migrate` of the hub in `from` to `url`, into `into`.
+fn migrate(from: &Path, url: &str, into: &Path) -> std::process::Output {
+    let into = into.to_str().unwrap();
+    cairn(
+        from,
+        &[
+            "--json",
+            "hub",
+            "migrate",
+            "--database",
+            url,
+            "--into",
+            into,
+        ],
+    )
 }
 
 fn status(hub_dir: &Path) -> Value {
@@ -35,12 +37,7 @@ fn status(hub_dir: &Path) -> Value {
 
 #[test]
 fn a_migrated_hub_has_the_source_root_and_serves_on() {
-    if std::env::var("CAIRN_PG_URL").is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CAIRN_PG_URL is not set: .ci/run starts a PostgreSQL server for this test"
-        );
-        eprintln!("CAIRN_PG_URL is not set: the migration test is skipped");
+    if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -56,8 +53,8 @@ fn a_migrated_hub_has_the_source_root_and_serves_on() {
     let a = enrolled_node(work.path(), &old, "hangar-a", "site=hangar-7");
     let b = enrolled_node(work.path(), &old, "hangar-b", "site=hangar-7");
     let hub = Edge::start_hub(&old);
-    add(&a, "a", 30);
-    add(&b, "b", 20);
+    common::add_actions(&a, "a", 0, 30);
+    common::add_actions(&b, "b", 0, 20);
     for node in [&a, &b] {
         ok(&cairn(node, &["--json", "sync", "--hub", &hub.url]));
     }
@@ -72,18 +69,7 @@ fn a_migrated_hub_has_the_source_root_and_serves_on() {
     let busy = work.path().join("busy");
     std::fs::create_dir_all(&busy).unwrap();
     std::fs::write(busy.join("note"), "mine").unwrap();
-    let refused = cairn(
-        &old,
-        &[
-            "--json",
-            "hub",
-            "migrate",
-            "--database",
-            &url,
-            "--into",
-            busy.to_str().unwrap(),
-        ],
-    );
+    let refused = migrate(&old, &url, &busy);
     assert_eq!(
         refused.status.code(),
         Some(3),
@@ -92,50 +78,17 @@ fn a_migrated_hub_has_the_source_root_and_serves_on() {
     );
 
     let new = work.path().join("new");
-    let moved = json_out(&cairn(
-        &old,
-        &[
-            "--json",
-            "hub",
-            "migrate",
-            "--database",
-            &url,
-            "--into",
-            new.to_str().unwrap(),
-        ],
-    ));
+    let moved = json_out(&migrate(&old, &url, &new));
     assert_eq!(moved["migrated"], true, "{moved}");
     assert_eq!(moved["migration"]["root"], before["root"], "{moved}");
     assert_eq!(moved["migration"]["log_size"], before["log_size"]);
-    let again = cairn(
-        &old,
-        &[
-            "--json",
-            "hub",
-            "migrate",
-            "--database",
-            &url,
-            "--into",
-            work.path().join("again").to_str().unwrap(),
-        ],
-    );
+    let again = migrate(&old, &url, &work.path().join("again"));
     assert_eq!(
         again.status.code(),
         Some(3),
         "a database that holds a hub is refused"
     );
-    let twice = cairn(
-        &new,
-        &[
-            "--json",
-            "hub",
-            "migrate",
-            "--database",
-            &url,
-            "--into",
-            work.path().join("twice").to_str().unwrap(),
-        ],
-    );
+    let twice = migrate(&new, &url, &work.path().join("twice"));
     assert_eq!(
         twice.status.code(),
         Some(3),
@@ -164,7 +117,7 @@ fn a_migrated_hub_has_the_source_root_and_serves_on() {
 
     // The nodes go on through the new hub: it must extend what they hold.
     let hub = Edge::start_hub(&new);
-    add(&a, "a2", 5);
+    common::add_actions(&a, "a2", 0, 5);
     ok(&cairn(&a, &["--json", "sync", "--hub", &hub.url]));
     ok(&cairn(&b, &["--json", "sync", "--hub", &hub.url]));
     let listed = json_out(&cairn(

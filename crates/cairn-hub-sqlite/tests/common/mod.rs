@@ -66,16 +66,5 @@ pub fn postgres_server() -> Option<String> {
 
 /// A fresh database on `server`, its URL.
 pub fn new_database(server: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        "cairn_t{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    cairn_hub_postgres::create_database(server, &name).expect("a test database")
+    cairn_hub_postgres::create_fresh_database(server, "cairn_t").expect("a test database")
 }

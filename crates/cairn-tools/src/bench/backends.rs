@@ -57,8 +57,7 @@ pub(super) fn measure_backends(
     for (index, setup) in SETUPS.iter().enumerate() {
         let hub_dir = args.dir.join(format!("backend-{index}"));
         if setup.postgres {
-            let name = format!("cairn_bench_{}_{index}", std::process::id());
-            let url = cairn_hub_postgres::create_database(server, &name)?;
+            let url = cairn_hub_postgres::create_fresh_database(server, "cairn_bench")?;
             cairn_hub_sqlite::HubStore::init_postgres(&hub_dir, "bench.hub", &[], &url)?;
         } else {
             cairn_hub_sqlite::HubStore::init(&hub_dir, "bench.hub")?;

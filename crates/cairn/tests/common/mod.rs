@@ -53,22 +53,44 @@ pub fn sqlite_file_only(what: &str) -> bool {
     skip
 }
 
+/// The PostgreSQL server tests may make databases on (`CAIRN_PG_URL`,
+/// which `.ci/run` starts), or `None`, said on stderr, when there is none
+/// outside CI; under CI (`CI` set) no server is a failure, not a skip.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("CAIRN_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CAIRN_PG_URL is not set: .ci/run starts a PostgreSQL server for these tests")
+        }
+        _ => {
+            eprintln!("CAIRN_PG_URL is not set: the PostgreSQL hub tests are skipped");
+            None
+        }
+    }
+}
+
 /// A fresh database on the server `CAIRN_PG_URL` names, its URL.
 pub fn new_database() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let server = std::env::var("CAIRN_PG_URL")
         .expect("CAIRN_PG_URL names the PostgreSQL server (.ci/run starts one)");
-    let name = format!(
-        "cairn_t{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    cairn_hub_postgres::create_database(&server, &name).expect("a test database")
+    cairn_hub_postgres::create_fresh_database(&server, "cairn_t").expect("a test database")
+}
+
+/// Adds `count` maintenance actions on the node in `dir`, work orders
+/// `WO-{tag}-{n}` for `n` from `from` (distinct jobs, each its own record).
+pub fn add_actions(dir: &Path, tag: &str, from: usize, count: usize) {
+    for n in from..from + count {
+        ok(&cairn(
+            dir,
+            &[
+                "--json",
+                "record",
+                "add",
+                "maintenance_actions",
+                &action(&format!("WO-{tag}-{n}")).to_string(),
+            ],
+        ));
+    }
 }
 
 /// Runs `cairn` with bytes on stdin.
