@@ -34,7 +34,17 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 pub(crate) fn fault(error: tokio_postgres::Error) -> StorageError {
     let text = match error.as_db_error() {
         Some(db) => format!("database: {}: {}", db.code().code(), db.message()),
-        None => format!("database: {error}"),
+        None => {
+            // The driver's own text names the kind ("error connecting to
+            // server"); the cause says why (refused, timed out, ...).
+            let mut text = format!("database: {error}");
+            let mut cause = std::error::Error::source(&error);
+            while let Some(inner) = cause {
+                text.push_str(&format!(": {inner}"));
+                cause = inner.source();
+            }
+            text
+        }
     };
     match error.code() {
         Some(code) if *code == SqlState::DISK_FULL => StorageError::Full(text),

@@ -34,8 +34,9 @@ pub enum StoreError {
     /// The disk is full: nothing was written, the store is intact.
     #[error("storage full: {0}")]
     StorageFull(String),
-    /// A fault the hub's logic met in its backend.
-    #[error("{0}")]
+    /// A fault the hub's logic met in its backend (said once: it is the
+    /// whole error, not a cause of another).
+    #[error(transparent)]
     Storage(#[from] cairn_hub::StorageError),
 }
 

@@ -666,3 +666,100 @@ async fn a_legacy_clients_resend_through_another_hub_is_a_repeat() {
         assert_eq!(status["alerts"], serde_json::json!([]), "{status}");
     });
 }
+
+#[test]
+fn a_database_unreachable_missing_or_another_hubs_is_named() {
+    let Some(server) = common::postgres_server() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let said = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    // Nothing listens there: a fault naming the database and why.
+    let port = common::free_port();
+    let nowhere = format!("postgres://postgres@127.0.0.1:{port}/cairn");
+    let refused = cairn(
+        &work.path().join("a"),
+        &[
+            "hub",
+            "init",
+            "--origin",
+            "test.hub",
+            "--database",
+            &nowhere,
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{}", said(&refused));
+    assert!(said(&refused).contains("refused"), "{}", said(&refused));
+    assert!(
+        !work.path().join("a").join("hub.key").exists(),
+        "nothing left behind"
+    );
+    // A database that does not exist is named by PostgreSQL's own words.
+    let missing = cairn_hub_postgres::url_with_database(&server, "cairn_no_such_database");
+    let refused = cairn(
+        &work.path().join("b"),
+        &[
+            "hub",
+            "init",
+            "--origin",
+            "test.hub",
+            "--database",
+            &missing,
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("does not exist"),
+        "{}",
+        said(&refused)
+    );
+    // A directory whose key is not the database's hub's.
+    let (hub_dir, hubs) = cluster(work.path());
+    drop(hubs);
+    let url = std::fs::read_to_string(hub_dir.join("database")).unwrap();
+    let other = work.path().join("other");
+    ok(&cairn(
+        &other,
+        &["--json", "hub", "init", "--origin", "test.hub"],
+    ));
+    let wrong = cairn(
+        &other,
+        &[
+            "hub",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &url,
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", said(&wrong));
+    assert!(
+        said(&wrong).contains("another hub's log"),
+        "{}",
+        said(&wrong)
+    );
+    let unreachable = cairn(
+        &hub_dir,
+        &[
+            "hub",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &nowhere,
+        ],
+    );
+    assert_eq!(unreachable.status.code(), Some(1), "{}", said(&unreachable));
+    assert!(
+        said(&unreachable).contains("Connection refused"),
+        "{}",
+        said(&unreachable)
+    );
+}
