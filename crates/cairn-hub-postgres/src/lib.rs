@@ -80,10 +80,26 @@ impl PgBackend {
         })
     }
 
-    fn begin<'c>(
+    fn begin<'c>(&self, slot: MutexGuard<'c, Slot>, write: bool) -> Result<PgTx<'c>, StorageError> {
+        match write {
+            // The lock comes first: everything the transaction reads is
+            // what every earlier appender committed.
+            true => self.begin_with(slot, "BEGIN ISOLATION LEVEL READ COMMITTED", true),
+            false => self.begin_with(
+                slot,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                false,
+            ),
+        }
+    }
+
+    /// Begins `begin` on the slot's connection (connected again when the
+    /// server or the network ended it), taking the log's lock if `lock`.
+    fn begin_with<'c>(
         &self,
         mut slot: MutexGuard<'c, Slot>,
-        write: bool,
+        begin: &str,
+        lock: bool,
     ) -> Result<PgTx<'c>, StorageError> {
         if slot.conn.as_ref().is_none_or(PgConn::is_closed) {
             slot.conn = None;
@@ -92,13 +108,9 @@ impl PgBackend {
         let conn = slot.conn.as_ref().expect("connected above");
         conn.discard();
         // Sent with the transaction's first statement, not on their own.
-        if write {
-            // The lock comes first: everything the transaction reads is
-            // what every earlier appender committed.
-            conn.defer("BEGIN ISOLATION LEVEL READ COMMITTED", &[])?;
+        conn.defer(begin, &[])?;
+        if lock {
             conn.defer("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])?;
-        } else {
-            conn.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &[])?;
         }
         Ok(PgTx { slot, open: true })
     }
@@ -120,6 +132,16 @@ impl HubBackend for PgBackend {
             .lock()
             .map_err(|_| StorageError::Internal("hub writer lock poisoned".into()))?;
         self.begin(slot, true)
+    }
+
+    fn write_beside_log(&self) -> Result<PgTx<'_>, StorageError> {
+        // The writer connection, without the log's lock: nothing is
+        // appended, so no other process's appends need to wait for it.
+        let slot = self
+            .writer
+            .lock()
+            .map_err(|_| StorageError::Internal("hub writer lock poisoned".into()))?;
+        self.begin_with(slot, "BEGIN ISOLATION LEVEL READ COMMITTED", false)
     }
 
     fn read(&self) -> Result<PgTx<'_>, StorageError> {

@@ -9,8 +9,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    Alert, AlertRow, EnrollToken, LeafRow, LogNote, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, FleetReport, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
+    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
@@ -581,6 +581,33 @@ impl LogTx for PgTx<'_> {
             &[&node, &stream, &hash.0.as_slice()],
         )?;
         row.map(|row| get(&row, 0)).transpose()
+    }
+
+    fn put_fleet_report(&self, report: &FleetReport) -> Result<(), StorageError> {
+        self.conn().defer(
+            "INSERT INTO fleet_reports (name, kind, status, received_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name, kind) DO UPDATE SET status = excluded.status, received_ms = excluded.received_ms
+             WHERE fleet_reports.received_ms < excluded.received_ms",
+            &[&report.name, &report.kind, &report.status, &(report.received_ms as i64)],
+        )
+    }
+
+    fn fleet_reports(&self) -> Result<Vec<FleetReport>, StorageError> {
+        let rows = self.conn().query(
+            "SELECT name, kind, status, received_ms FROM fleet_reports
+             ORDER BY name COLLATE \"C\", kind COLLATE \"C\"",
+            &[],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(FleetReport {
+                    name: get(row, 0)?,
+                    kind: get(row, 1)?,
+                    status: get(row, 2)?,
+                    received_ms: get_u64(row, 3)?,
+                })
+            })
+            .collect()
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

@@ -164,6 +164,13 @@ CREATE TABLE entity_ops (
     leaf       BIGINT NOT NULL,
     PRIMARY KEY (collection, key, leaf)
 );
+CREATE TABLE fleet_reports (
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (name, kind)
+);
 CREATE TABLE push_attempts (
     id          BIGSERIAL PRIMARY KEY,
     at_ms       BIGINT NOT NULL,
@@ -198,6 +205,7 @@ pub const TABLES: &[&str] = &[
     "entities",
     "entity_ops",
     "push_attempts",
+    "fleet_reports",
 ];
 
 /// The tables whose ids PostgreSQL numbers (their sequences follow a

@@ -14,6 +14,7 @@
 pub mod artifacts;
 pub mod bundle;
 mod comply;
+mod fleet;
 pub mod history;
 pub mod legacy;
 pub mod migrate;
@@ -130,6 +131,18 @@ CREATE TABLE alerts (
     stream     TEXT NOT NULL,
     message    TEXT NOT NULL,
     created_ms INTEGER NOT NULL
+) STRICT;
+";
+
+/// What nodes and legacy clients last showed of themselves, for every hub
+/// process (created on open when missing: hubs made before it lack it).
+const FLEET_DDL: &str = "
+CREATE TABLE IF NOT EXISTS fleet_reports (
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, kind)
 ) STRICT;
 ";
 
@@ -309,6 +322,7 @@ impl HubStore {
             conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |row| {
                 row.get(0)
             })?;
+        conn.execute_batch(FLEET_DDL)?;
         // The WAL is folded into the database beside the pushes, not inside
         // the commit of whichever push crosses the threshold.
         let checkpointer = WalCheckpointer::start(&hub_db_path(dir), &mut conn)?;

@@ -14,8 +14,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
-    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, FleetReport, HubBackend, LeafRow, LogNote, LogTx, LoggedOp,
+    NoteRow, OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_hub::comply::store::{
     Closure, ComplianceStore, PushAttempt, Review, ReviewFilter, ReviewRow, VerdictRow,
@@ -54,6 +54,13 @@ impl HubBackend for StoreBackend {
         match self {
             StoreBackend::Sqlite(backend) => backend.read().map(StoreTx::Sqlite),
             StoreBackend::Postgres(backend) => backend.read().map(StoreTx::Postgres),
+        }
+    }
+
+    fn write_beside_log(&self) -> Result<StoreTx<'_>, StorageError> {
+        match self {
+            StoreBackend::Sqlite(backend) => backend.write_beside_log().map(StoreTx::Sqlite),
+            StoreBackend::Postgres(backend) => backend.write_beside_log().map(StoreTx::Postgres),
         }
     }
 }
@@ -445,6 +452,14 @@ impl LogTx for StoreTx<'_> {
         hash: &Hash,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         forward!(self, tx => tx.quarantined_material(node, stream, hash))
+    }
+
+    fn put_fleet_report(&self, report: &FleetReport) -> Result<(), StorageError> {
+        forward!(self, tx => tx.put_fleet_report(report))
+    }
+
+    fn fleet_reports(&self) -> Result<Vec<FleetReport>, StorageError> {
+        forward!(self, tx => tx.fleet_reports())
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

@@ -136,6 +136,20 @@ pub struct LogNote {
     pub created_ms: u64,
 }
 
+/// What a node or a legacy client last showed of itself, kept for every hub
+/// process sharing the store (not a record: the newest replaces it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetReport {
+    /// The node or legacy client.
+    pub name: String,
+    /// `node` (a status report) or `legacy` (a legacy client's request).
+    pub kind: String,
+    /// The node's status as it sent it (JSON text); `null` for a request.
+    pub status: String,
+    /// When the hub received it, ms.
+    pub received_ms: u64,
+}
+
 /// A checkpoint an origin node signed over a stream's accepted ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OriginCheckpoint {
@@ -339,6 +353,11 @@ pub trait LogTx: crate::comply::ComplianceStore {
         stream: &str,
         hash: &Hash,
     ) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Keeps a fleet report unless a newer one of the same name and kind is
+    /// kept already.
+    fn put_fleet_report(&self, report: &FleetReport) -> Result<(), StorageError>;
+    /// Every fleet report kept, by name and kind.
+    fn fleet_reports(&self) -> Result<Vec<FleetReport>, StorageError>;
     /// Opens a savepoint: one push of a group.
     fn savepoint(&self) -> Result<(), StorageError>;
     /// Keeps what was done since the savepoint.
@@ -365,4 +384,11 @@ pub trait HubBackend: Send + Sync {
     /// A read transaction: one consistent view of the last commit, which
     /// never waits for a writer.
     fn read(&self) -> Result<Self::Tx<'_>, StorageError>;
+
+    /// A write transaction for what is not the log (fleet reports): on a
+    /// backend whose `write` orders appends across processes, it need not
+    /// wait for that order. It appends nothing.
+    fn write_beside_log(&self) -> Result<Self::Tx<'_>, StorageError> {
+        self.write()
+    }
 }

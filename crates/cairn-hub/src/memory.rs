@@ -9,8 +9,8 @@
 
 use crate::StorageError;
 use crate::backend::{
-    Alert, AlertRow, EnrollToken, HubBackend, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
-    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, FleetReport, HubBackend, LeafRow, LogNote, LogTx, LoggedOp,
+    NoteRow, OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_core::chain::StreamHead;
 use cairn_core::hash::Hash;
@@ -21,70 +21,8 @@ use std::sync::{Mutex, MutexGuard};
 
 pub mod comply;
 
-/// One leaf of the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Leaf {
-    /// Its stream.
-    pub stream_id: StreamId,
-    /// Its seq in the stream.
-    pub seq: u64,
-    /// Its `op_hash`.
-    pub op_hash: Hash,
-    /// The node that wrote it.
-    pub node: String,
-    /// Its scope labels as stored (`cairn_core::names::scope_text`).
-    pub scope: String,
-    /// The op as encoded.
-    pub bytes: Vec<u8>,
-    /// When the hub logged it, ms.
-    pub received_ms: u64,
-}
-
-/// One quarantined item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Quarantined {
-    /// The seq it claims.
-    pub seq: Option<u64>,
-    /// The material.
-    pub bytes: Vec<u8>,
-    /// Why.
-    pub reason: String,
-    /// When, hub time, ms.
-    pub received_ms: u64,
-    /// Its place in the order items arrived.
-    pub order: u64,
-}
-
-/// Everything the backend holds. Public so tests can compare states.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct State {
-    /// Enrolled nodes and their keys.
-    pub nodes: BTreeMap<String, [u8; 32]>,
-    /// Enrolled nodes' granted scope labels.
-    pub grants: BTreeMap<String, BTreeMap<String, String>>,
-    /// Which `hub:audit` act enrolled each (node, key).
-    pub node_keys: BTreeMap<(String, [u8; 32]), u64>,
-    /// One-time enrollment tokens by hash.
-    pub tokens: BTreeMap<Hash, EnrollToken>,
-    /// Per node: when it last pushed and its clock offset.
-    pub clocks: BTreeMap<String, (u64, i64)>,
-    /// Streams by id (`id - 1` is the index): node, stream, row.
-    pub streams: Vec<(String, String, StreamRow)>,
-    /// The log, in leaf order.
-    pub log: Vec<Leaf>,
-    /// The stored tree nodes.
-    pub tree: BTreeMap<(u32, u64), Hash>,
-    /// Quarantine, by node, stream and material hash.
-    pub quarantine: BTreeMap<(String, String, Hash), Quarantined>,
-    /// Alerts: kind, node, stream, message.
-    pub alerts: Vec<(String, String, String, String)>,
-    /// Origin checkpoints kept, by stream and seq: signature and key.
-    pub origin_checkpoints: BTreeMap<(StreamId, u64), ([u8; 64], [u8; 32])>,
-    /// Signed log checkpoints by size.
-    pub notes: BTreeMap<u64, LogNote>,
-    /// Verdicts, the judge's ledger and the review queue.
-    pub compliance: comply::ComplianceData,
-}
+mod state;
+pub use state::{Leaf, Quarantined, State};
 
 /// Which call fails, and how many were made.
 #[derive(Debug, Default)]
@@ -516,6 +454,26 @@ impl LogTx for MemoryTx<'_> {
                 .range((id, seq)..=(id, u64::MAX))
                 .next()
                 .map(|((_, seq), _)| *seq)
+        })
+    }
+
+    fn put_fleet_report(&self, report: &FleetReport) -> Result<(), StorageError> {
+        self.write("put_fleet_report", |state| {
+            let id = (report.name.clone(), report.kind.clone());
+            let newer = state
+                .fleet
+                .get(&id)
+                .is_none_or(|kept| kept.received_ms < report.received_ms);
+            if newer {
+                state.fleet.insert(id, report.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn fleet_reports(&self) -> Result<Vec<FleetReport>, StorageError> {
+        self.read("fleet_reports", |state| {
+            state.fleet.values().cloned().collect()
         })
     }
 

@@ -30,49 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 50;
-const HUBS: usize = 3;
-
-/// A hub on a fresh database, served by `HUBS` processes; returns its
-/// directory (shared by the processes: key, URL) and the processes.
-fn cluster(work: &Path) -> (PathBuf, Vec<Edge>) {
-    cluster_with(work, |_| ())
-}
-
-/// [`cluster`], with `before` run on the hub's directory before the
-/// processes start (clients of the hub's directory are read at start).
-fn cluster_with(work: &Path, before: impl FnOnce(&Path)) -> (PathBuf, Vec<Edge>) {
-    let hub_dir = work.join("hub");
-    let url = common::new_database();
-    ok(&cairn(
-        &hub_dir,
-        &[
-            "--json",
-            "hub",
-            "init",
-            "--origin",
-            "test.hub",
-            "--database",
-            &url,
-        ],
-    ));
-    before(&hub_dir);
-    let hubs = (0..HUBS)
-        .map(|_| {
-            Edge::start_with(
-                &hub_dir,
-                &[
-                    "hub",
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--database",
-                    &url,
-                ],
-            )
-        })
-        .collect();
-    (hub_dir, hubs)
-}
+const HUBS: usize = common::HUBS;
 
 /// Starts `cairn sync --hub URL` on the node in `dir`.
 fn start_sync(dir: &Path, url: &str) -> std::process::Child {
@@ -136,7 +94,7 @@ async fn three_hubs_on_one_database_lose_nothing_through_faults_and_kills() {
     println!("cluster seed {seed} (replay with CAIRN_CLUSTER_SEED={seed}), {rounds} rounds");
     let mut random = common::seeded(seed);
     let work = tempfile::tempdir().unwrap();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| common::cluster(work.path()));
     let nodes: Vec<PathBuf> = tokio::task::block_in_place(|| {
         (0..NODES)
             .map(|n| {
@@ -300,7 +258,7 @@ async fn the_database_arbitrates_what_two_hubs_receive_at_once() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| common::cluster(work.path()));
     const PAIRS: usize = 12;
     let nodes: Vec<NodeIdentity> = (0..2 * PAIRS)
         .map(|n| NodeIdentity::from_seed(&format!("p{n:02}"), [n as u8 + 1; 32]))
@@ -410,7 +368,7 @@ async fn a_pack_activated_beside_running_hubs_is_what_every_hub_judges_by() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| common::cluster(work.path()));
     // Stricter than the built-in version the three hubs started with: at
     // most 8 hours per action. Forced from the command line, beside them.
     let stricter = include_str!("../../cairn-core/packs/mro.toml")
@@ -499,7 +457,7 @@ async fn connections_the_database_drops_cost_retries_never_records() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| cluster(work.path()));
+    let (hub_dir, hubs) = tokio::task::block_in_place(|| common::cluster(work.path()));
     let url = std::fs::read_to_string(hub_dir.join("database")).unwrap();
     let nodes: Vec<PathBuf> = tokio::task::block_in_place(|| {
         (0..6)
@@ -557,209 +515,4 @@ async fn connections_the_database_drops_cost_retries_never_records() {
         }
         assert_eq!(cairn(&hub_dir, &["hub", "verify"]).status.code(), Some(0));
     });
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_legacy_clients_resend_through_another_hub_is_a_repeat() {
-    if common::postgres_server().is_none() {
-        return;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let mut token = String::new();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| {
-        cluster_with(work.path(), |hub_dir| {
-            let enrolled = ok(&cairn(
-                hub_dir,
-                &[
-                    "--json",
-                    "hub",
-                    "enroll",
-                    "till-9",
-                    "--legacy",
-                    "pharmacy",
-                    "--scope",
-                    "pharmacy=main-st",
-                ],
-            ));
-            token = enrolled["token"].as_str().unwrap().to_string();
-        })
-    });
-    let client = cairn_http::tls::builder().build().unwrap();
-    let send = |hub: usize, body: Value| {
-        let (client, token) = (client.clone(), token.clone());
-        let url = format!("{}/api/v1/transactions/sync", hubs[hub].url);
-        async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
-    let sale = |key: &str, quantity: u64| {
-        serde_json::json!({
-            "ndc": "0093-7180-01", "quantity": quantity, "schedule": "IV",
-            "prescription_id": format!("RX-{key}"), "pharmacist_npi": "1234567890",
-            "dispensed_at_utc": "2026-11-20T08:00:00+00:00", "idempotency_key": key,
-        })
-    };
-    // Each sale through one hub, its resend through the others, in turn.
-    for (n, key) in ["k-1", "k-2", "k-3"].iter().enumerate() {
-        let (status, first) = send(n % HUBS, sale(key, 30)).await;
-        assert_eq!(
-            (status, first["status"].as_str()),
-            (200, Some("accepted")),
-            "{first}"
-        );
-        for other in 1..HUBS {
-            let (status, again) = send((n + other) % HUBS, sale(key, 30)).await;
-            assert_eq!(status, 200, "a resend is acknowledged: {again}");
-            assert_eq!(
-                again["record"], first["record"],
-                "the same op, not another: {again}"
-            );
-        }
-        // The same key with another record, through yet another hub.
-        let (status, conflict) = send((n + 1) % HUBS, sale(key, 31)).await;
-        assert_eq!(status, 409, "{conflict}");
-    }
-    // Two sales of the till at once through two hubs, twenty times: each
-    // hub builds the till's next op on the head it read; the one whose
-    // push comes second is refused (5xx, the till resends), never logged
-    // as an equivocation of the till's.
-    const RACES: usize = 20;
-    let mut retried = 0;
-    for race in 0..RACES {
-        let (one, other) = (format!("a-{race}"), format!("b-{race}"));
-        let (first, second) = tokio::join!(send(0, sale(&one, 5)), send(1, sale(&other, 5)));
-        for ((status, _), key, hub) in [(first, &one, 0), (second, &other, 1)] {
-            let mut status = status;
-            let mut tries = 0;
-            while status != 200 {
-                assert!(status >= 500 && tries < 10, "{key}: {status}");
-                (status, _) = send(hub, sale(key, 5)).await;
-                tries += 1;
-                retried += 1;
-            }
-        }
-    }
-    println!("{retried} resends after a race");
-    tokio::task::block_in_place(|| {
-        let status = ok(&cairn(&hub_dir, &["--json", "hub", "status"]));
-        let logged: u64 = status["streams"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| name.starts_with("till-9:"))
-            .map(|(_, stream)| stream[0].as_u64().unwrap())
-            .sum();
-        assert_eq!(
-            logged,
-            3 + 2 * RACES as u64,
-            "each sale logged once: {status}"
-        );
-        assert_eq!(status["quarantined"], 0, "no equivocation: {status}");
-        assert_eq!(status["alerts"], serde_json::json!([]), "{status}");
-    });
-}
-
-#[test]
-fn a_database_unreachable_missing_or_another_hubs_is_named() {
-    let Some(server) = common::postgres_server() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
-    let said = |output: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    };
-    // Nothing listens there: a fault naming the database and why.
-    let port = common::free_port();
-    let nowhere = format!("postgres://postgres@127.0.0.1:{port}/cairn");
-    let refused = cairn(
-        &work.path().join("a"),
-        &[
-            "hub",
-            "init",
-            "--origin",
-            "test.hub",
-            "--database",
-            &nowhere,
-        ],
-    );
-    assert_eq!(refused.status.code(), Some(3), "{}", said(&refused));
-    assert!(said(&refused).contains("refused"), "{}", said(&refused));
-    assert!(
-        !work.path().join("a").join("hub.key").exists(),
-        "nothing left behind"
-    );
-    // A database that does not exist is named by PostgreSQL's own words.
-    let missing = cairn_hub_postgres::url_with_database(&server, "cairn_no_such_database");
-    let refused = cairn(
-        &work.path().join("b"),
-        &[
-            "hub",
-            "init",
-            "--origin",
-            "test.hub",
-            "--database",
-            &missing,
-        ],
-    );
-    assert_eq!(refused.status.code(), Some(3), "{}", said(&refused));
-    assert!(
-        said(&refused).contains("does not exist"),
-        "{}",
-        said(&refused)
-    );
-    // A directory whose key is not the database's hub's.
-    let (hub_dir, hubs) = cluster(work.path());
-    drop(hubs);
-    let url = std::fs::read_to_string(hub_dir.join("database")).unwrap();
-    let other = work.path().join("other");
-    ok(&cairn(
-        &other,
-        &["--json", "hub", "init", "--origin", "test.hub"],
-    ));
-    let wrong = cairn(
-        &other,
-        &[
-            "hub",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            &url,
-        ],
-    );
-    assert_eq!(wrong.status.code(), Some(1), "{}", said(&wrong));
-    assert!(
-        said(&wrong).contains("another hub's log"),
-        "{}",
-        said(&wrong)
-    );
-    let unreachable = cairn(
-        &hub_dir,
-        &[
-            "hub",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            &nowhere,
-        ],
-    );
-    assert_eq!(unreachable.status.code(), Some(1), "{}", said(&unreachable));
-    assert!(
-        said(&unreachable).contains("Connection refused"),
-        "{}",
-        said(&unreachable)
-    );
 }

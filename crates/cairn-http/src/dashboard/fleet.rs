@@ -17,9 +17,12 @@ pub(super) async fn page(State(state): State<HubState>, headers: HeaderMap) -> R
         Ok(who) => who,
         Err(redirect) => return redirect.into_response(),
     };
-    let hub = state.hub.clone();
+    let reading = state.clone();
     match blocking(move || {
-        hub.status()
+        crate::hub::observe::take_up_shared(&reading)?;
+        reading
+            .hub
+            .status()
             .map_err(|error| AppError::Server(error.to_string()))
     })
     .await

@@ -236,10 +236,7 @@ pub(super) async fn transactions_sync(
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let slot = state.legacy.authenticate(&headers, LegacyKind::Pharmacy)?;
-    state
-        .observed
-        .fleet
-        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
+    super::observe::legacy_request(&state, &slot.client.name);
     let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
     let data = dispensing(&body.value).map_err(|violations| AppError::invalid(None, violations))?;
     let key = data["idempotency_key"]

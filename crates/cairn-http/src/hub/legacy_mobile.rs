@@ -473,10 +473,7 @@ pub(super) async fn mobile_batch(
     body: Body,
 ) -> Result<axum::Json<Value>, AppError> {
     let slot = state.legacy.authenticate(&headers, LegacyKind::Mobile)?;
-    state
-        .observed
-        .fleet
-        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
+    super::observe::legacy_request(&state, &slot.client.name);
     let body = body_json(&state.bodies, &headers, body, BATCH_BODY_BYTES_MAX).await?;
     let list = body
         .value
@@ -658,10 +655,7 @@ pub(super) async fn mobile_updates(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, AppError> {
     let slot = state.legacy.authenticate(&headers, LegacyKind::Mobile)?;
-    state
-        .observed
-        .fleet
-        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
+    super::observe::legacy_request(&state, &slot.client.name);
     let now = state.hub.clock().now_ms();
     let since_s = match query.get("since").map(|text| text.parse::<u64>()) {
         None => 0,

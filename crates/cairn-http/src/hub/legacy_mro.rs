@@ -153,10 +153,7 @@ pub(super) async fn mro_sync(
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Value>), AppError> {
     let slot = state.legacy.authenticate(&headers, LegacyKind::MroSync)?;
-    state
-        .observed
-        .fleet
-        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
+    super::observe::legacy_request(&state, &slot.client.name);
     let body = body_json(&state.bodies, &headers, body, SMALL_BODY_BYTES_MAX).await?;
     let (Some(payload), Some(hash)) = (
         body.value["payload"].as_object(),

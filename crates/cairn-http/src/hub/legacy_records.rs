@@ -124,10 +124,7 @@ pub(super) async fn mro_records(
                 ),
             )
         })?;
-    state
-        .observed
-        .fleet
-        .legacy_request(&slot.client.name, state.hub.clock().now_ms());
+    super::observe::legacy_request(&state, &slot.client.name);
     let key = headers
         .get("x-idempotency-key")
         .and_then(|value| value.to_str().ok())

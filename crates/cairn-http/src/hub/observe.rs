@@ -3,7 +3,10 @@
 //! reports its own status (queue per stream, oldest pending op, breaker,
 //! online, alerts) with its sync rounds (at most once a second). The reports live in memory
 //! (`Fleet`): they are what nodes said last, not records, and a restarted
-//! hub learns them again at the next round of each node.
+//! hub learns them again at the next round of each node. When several hub
+//! processes share the store (PostgreSQL), each also keeps them there, at
+//! most every [`SHARED_EVERY_MS`] per node, and takes up the others' before
+//! it shows the fleet, so every process shows every node.
 
 use super::{HubState, authenticate, blocking};
 use crate::body::body_json;
@@ -14,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cairn_core::pack::Violation;
+use cairn_hub::backend::FleetReport;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,10 +42,16 @@ pub struct NodeReport {
 /// A node silent this long is offline unless the hub is told otherwise, ms.
 pub const OFFLINE_AFTER_MS: u64 = 60_000;
 
+/// How often a process keeps a node's or legacy client's report in a store
+/// other processes share, at most, ms: their fleet views are this fresh.
+pub const SHARED_EVERY_MS: u64 = 5_000;
+
 /// The fleet as its nodes and legacy clients last showed themselves.
 pub struct Fleet {
     reports: Mutex<BTreeMap<String, NodeReport>>,
     legacy: Mutex<BTreeMap<String, u64>>,
+    /// When each (name, kind) was last kept in the shared store, ms.
+    shared: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// A node whose last report is older than this is offline, ms.
     pub offline_after_ms: u64,
 }
@@ -51,6 +61,7 @@ impl Default for Fleet {
         Fleet {
             reports: Mutex::default(),
             legacy: Mutex::default(),
+            shared: Mutex::default(),
             offline_after_ms: OFFLINE_AFTER_MS,
         }
     }
@@ -80,6 +91,101 @@ impl Fleet {
     pub fn legacy_requests(&self) -> BTreeMap<String, u64> {
         lock(&self.legacy).clone()
     }
+
+    /// True when `name`'s report of `kind` is due to be kept in the shared
+    /// store at `now_ms` (noted as kept).
+    fn share_due(&self, name: &str, kind: &'static str, now_ms: u64) -> bool {
+        let mut shared = lock(&self.shared);
+        let last = shared.entry((name.to_string(), kind)).or_insert(0);
+        let due = now_ms.saturating_sub(*last) >= SHARED_EVERY_MS;
+        if due {
+            *last = now_ms;
+        }
+        due
+    }
+
+    /// Takes up the reports other processes kept in the shared store: a
+    /// newer one replaces what this process heard itself.
+    pub fn take_up(&self, stored: Vec<FleetReport>) {
+        for report in stored {
+            match report.kind.as_str() {
+                "node" => {
+                    let Ok(status) = serde_json::from_str::<Value>(&report.status) else {
+                        continue;
+                    };
+                    let mut reports = lock(&self.reports);
+                    let newer = reports
+                        .get(&report.name)
+                        .is_none_or(|kept| kept.received_ms < report.received_ms);
+                    if newer {
+                        reports.insert(
+                            report.name,
+                            NodeReport {
+                                received_ms: report.received_ms,
+                                status,
+                            },
+                        );
+                    }
+                }
+                "legacy" => {
+                    let mut legacy = lock(&self.legacy);
+                    let last = legacy.entry(report.name).or_insert(0);
+                    *last = (*last).max(report.received_ms);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Notes a node's status report, and keeps it for the other processes when
+/// the store is shared and it is due.
+fn node_reported(state: &HubState, node: &str, status: Value) {
+    let now = state.hub.clock().now_ms();
+    let text = status.to_string();
+    state.observed.fleet.report(node, status, now);
+    share(state, (node, "node"), text, now);
+}
+
+/// Notes a legacy client's request, and keeps it for the other processes
+/// when the store is shared and it is due.
+pub(crate) fn legacy_request(state: &HubState, client: &str) {
+    let now = state.hub.clock().now_ms();
+    state.observed.fleet.legacy_request(client, now);
+    share(state, (client, "legacy"), "null".into(), now);
+}
+
+/// Keeps a report in the shared store, off the request's path (a report
+/// that cannot be kept is said in the log; it is not a record).
+fn share(state: &HubState, (name, kind): (&str, &'static str), status: String, now_ms: u64) {
+    if !state.hub.is_shared() || !state.observed.fleet.share_due(name, kind, now_ms) {
+        return;
+    }
+    let hub = state.hub.clone();
+    let report = FleetReport {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        status,
+        received_ms: now_ms,
+    };
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = hub.put_fleet_report(&report) {
+            tracing::warn!(name = %report.name, %error, "a fleet report was not kept in the shared store");
+        }
+    });
+}
+
+/// Takes up the reports other processes kept, when the store is shared
+/// (a blocking read: call it where the store is read).
+pub(crate) fn take_up_shared(state: &HubState) -> Result<(), AppError> {
+    if state.hub.is_shared() {
+        let stored = state
+            .hub
+            .fleet_reports()
+            .map_err(|error| AppError::Server(error.to_string()))?;
+        state.observed.fleet.take_up(stored);
+    }
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -268,6 +374,7 @@ impl Observed {
                 .get_or_create(&labels)
                 .set(clock.clock_offset_ms);
         }
+        take_up_shared(state)?;
         self.refresh_fleet(now_ms);
         Ok(())
     }
@@ -358,9 +465,6 @@ pub(super) async fn node_status(
             )],
         ));
     }
-    state
-        .observed
-        .fleet
-        .report(&node, body.value, state.hub.clock().now_ms());
+    node_reported(&state, &node, body.value);
     Ok(StatusCode::NO_CONTENT)
 }

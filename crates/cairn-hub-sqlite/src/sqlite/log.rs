@@ -8,8 +8,8 @@ use cairn_core::hash::Hash;
 use cairn_core::identity::Checkpoint;
 use cairn_hub::StorageError;
 use cairn_hub::backend::{
-    Alert, AlertRow, EnrollToken, LeafRow, LogNote, LogTx, LoggedOp, NoteRow, OriginCheckpoint,
-    QuarantineEntry, QuarantineRow, StreamId, StreamRow,
+    Alert, AlertRow, EnrollToken, FleetReport, LeafRow, LogNote, LogTx, LoggedOp, NoteRow,
+    OriginCheckpoint, QuarantineEntry, QuarantineRow, StreamId, StreamRow,
 };
 use cairn_sqlite::sqlite_fault as fault;
 use rusqlite::params;
@@ -691,6 +691,41 @@ impl LogTx for SqlTx<'_> {
             });
         }
         Ok(items)
+    }
+
+    fn put_fleet_report(&self, report: &FleetReport) -> Result<(), StorageError> {
+        self.run(
+            "INSERT INTO fleet_reports (name, kind, status, received_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name, kind) DO UPDATE SET status = excluded.status, received_ms = excluded.received_ms
+             WHERE fleet_reports.received_ms < excluded.received_ms",
+            params![
+                report.name,
+                report.kind,
+                report.status,
+                report.received_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn fleet_reports(&self) -> Result<Vec<FleetReport>, StorageError> {
+        let mut statement = self
+            .conn()
+            .prepare_cached(
+                "SELECT name, kind, status, received_ms FROM fleet_reports ORDER BY name, kind",
+            )
+            .map_err(fault)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(FleetReport {
+                    name: row.get(0)?,
+                    kind: row.get(1)?,
+                    status: row.get(2)?,
+                    received_ms: row.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(fault)?;
+        rows.collect::<Result<_, _>>().map_err(fault)
     }
 
     fn savepoint(&self) -> Result<(), StorageError> {

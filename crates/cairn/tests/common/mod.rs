@@ -362,3 +362,48 @@ pub fn register_technician(hub_dir: &Path) {
         ],
     ));
 }
+
+/// Hub processes [`cluster`] starts.
+pub const HUBS: usize = 3;
+
+/// A hub on a fresh PostgreSQL database, served by [`HUBS`] processes; returns its
+/// directory (shared by the processes: key, URL) and the processes.
+pub fn cluster(work: &Path) -> (PathBuf, Vec<Edge>) {
+    cluster_with(work, |_| ())
+}
+
+/// [`cluster`], with `before` run on the hub's directory before the
+/// processes start (clients of the hub's directory are read at start).
+pub fn cluster_with(work: &Path, before: impl FnOnce(&Path)) -> (PathBuf, Vec<Edge>) {
+    let hub_dir = work.join("hub");
+    let url = new_database();
+    ok(&cairn(
+        &hub_dir,
+        &[
+            "--json",
+            "hub",
+            "init",
+            "--origin",
+            "test.hub",
+            "--database",
+            &url,
+        ],
+    ));
+    before(&hub_dir);
+    let hubs = (0..HUBS)
+        .map(|_| {
+            Edge::start_with(
+                &hub_dir,
+                &[
+                    "hub",
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--database",
+                    &url,
+                ],
+            )
+        })
+        .collect();
+    (hub_dir, hubs)
+}
