@@ -135,19 +135,24 @@ impl HubBackend for PgBackend {
     }
 
     fn write_beside_log(&self) -> Result<PgTx<'_>, StorageError> {
-        // The writer connection, without the log's lock: nothing is
-        // appended, so no other process's appends need to wait for it.
-        let slot = self
-            .writer
-            .lock()
-            .map_err(|_| StorageError::Internal("hub writer lock poisoned".into()))?;
+        // On a connection of the readers', without the log's lock: nothing
+        // is appended, so neither this process's group commit nor another
+        // process's appends wait for it.
+        let slot = self.reader_slot()?;
         self.begin_with(slot, "BEGIN ISOLATION LEVEL READ COMMITTED", false)
     }
 
     fn read(&self) -> Result<PgTx<'_>, StorageError> {
-        // A free reader if there is one, else wait for the next in turn.
-        let slot = self
-            .readers
+        let slot = self.reader_slot()?;
+        self.begin(slot, false)
+    }
+}
+
+impl PgBackend {
+    /// A free reader's connection if there is one, else the next in turn's
+    /// once it is free.
+    fn reader_slot(&self) -> Result<MutexGuard<'_, Slot>, StorageError> {
+        self.readers
             .iter()
             .find_map(|reader| reader.try_lock().ok())
             .map(Ok)
@@ -155,8 +160,7 @@ impl HubBackend for PgBackend {
                 let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
                 self.readers[turn].lock()
             })
-            .map_err(|_| StorageError::Internal("hub reader lock poisoned".into()))?;
-        self.begin(slot, false)
+            .map_err(|_| StorageError::Internal("hub reader lock poisoned".into()))
     }
 }
 
