@@ -13,31 +13,36 @@ use common::{HUBS, cairn, now_s, ok, token_at};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// A cluster (`common::cluster`) whose hub has seed 003's till `till-9`
+/// enrolled before its processes start; returns its bearer token too.
+fn cluster_with_till(work: &std::path::Path) -> (std::path::PathBuf, Vec<common::Edge>, String) {
+    let mut token = String::new();
+    let (hub_dir, hubs) = common::cluster_with(work, |hub_dir| {
+        let enrolled = ok(&cairn(
+            hub_dir,
+            &[
+                "--json",
+                "hub",
+                "enroll",
+                "till-9",
+                "--legacy",
+                "pharmacy",
+                "--scope",
+                "pharmacy=main-st",
+            ],
+        ));
+        token = enrolled["token"].as_str().unwrap().to_string();
+    });
+    (hub_dir, hubs, token)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_clients_resend_through_another_hub_is_a_repeat() {
     if common::postgres_server().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut token = String::new();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| {
-        common::cluster_with(work.path(), |hub_dir| {
-            let enrolled = ok(&cairn(
-                hub_dir,
-                &[
-                    "--json",
-                    "hub",
-                    "enroll",
-                    "till-9",
-                    "--legacy",
-                    "pharmacy",
-                    "--scope",
-                    "pharmacy=main-st",
-                ],
-            ));
-            token = enrolled["token"].as_str().unwrap().to_string();
-        })
-    });
+    let (hub_dir, hubs, token) = tokio::task::block_in_place(|| cluster_with_till(work.path()));
     let client = cairn_http::tls::builder().build().unwrap();
     let send = |hub: usize, body: Value| {
         let (client, token) = (client.clone(), token.clone());
@@ -224,25 +229,8 @@ async fn every_hub_shows_every_node_and_client_that_reported_to_any() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let mut till_token = String::new();
-    let (hub_dir, hubs) = tokio::task::block_in_place(|| {
-        common::cluster_with(work.path(), |hub_dir| {
-            let enrolled = ok(&cairn(
-                hub_dir,
-                &[
-                    "--json",
-                    "hub",
-                    "enroll",
-                    "till-9",
-                    "--legacy",
-                    "pharmacy",
-                    "--scope",
-                    "pharmacy=main-st",
-                ],
-            ));
-            till_token = enrolled["token"].as_str().unwrap().to_string();
-        })
-    });
+    let (hub_dir, hubs, till_token) =
+        tokio::task::block_in_place(|| cluster_with_till(work.path()));
     let node = NodeIdentity::from_seed("site-1", [7; 32]);
     let staff = tokio::task::block_in_place(|| {
         let key = hex::encode(node.public_key());
